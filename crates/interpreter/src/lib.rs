@@ -1,0 +1,1 @@
+//! mrpt-interpreter: session context -> tool choice (rule-based, or an OpenAI-compatible model).
