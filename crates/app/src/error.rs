@@ -1,0 +1,58 @@
+//! The one mapping from failures to HTTP answers (house rule 4): input errors echo their reason,
+//! internal errors are logged with their context and answered generically.
+
+use http::StatusCode;
+
+/// Every way a request can fail, by the status it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Unprocessable(String),
+    /// Something on our side failed; `context` goes to the log, never to the client.
+    #[error("internal error: {context}")]
+    Internal { context: String },
+}
+
+impl ApiError {
+    pub fn internal(context: impl std::fmt::Display) -> Self {
+        ApiError::Internal {
+            context: context.to_string(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message the client sees.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal { .. } => {
+                "The server failed while handling this request; it has been logged. Please try again."
+                    .to_string()
+            }
+            other => other.to_string(),
+        }
+    }
+}
