@@ -1,1 +1,66 @@
-//! mrpt-maps: choropleth maps and charts as SVG inside self-contained HTML. Pure; no I/O.
+//! mrpt-maps: choropleth maps and charts as SVG inside self-contained HTML documents.
+//!
+//! Owns: projecting ward boundaries (WGS84 lon/lat) to SVG, simplifying and quantising them so
+//! that national inputs stay small, colour classes and legends, tooltips, and the HTML shell
+//! with its one inline stylesheet and one inline script (see [`content_security_policy`]).
+//!
+//! Must not depend on: any internal crate, the file system, the network, a clock or randomness.
+//! Every function takes values and returns a `String`; the caller writes the file atomically
+//! and serves it. Output is deterministic for a given input.
+//!
+//! The documents load nothing: no CDN, no fonts, no map tiles, no external URL at all. They work
+//! offline and under [`content_security_policy`], which the server should send with them.
+//! Tooltips: every ward's `<path>` (every chart row's `<g>`) carries a `data-i` attribute (its
+//! index in the input) and an SVG `<title>`, which browsers show on hover; the script shows the
+//! same text on tap. A map of several layers (side by side) keeps one copy of each boundary in a
+//! hidden `<svg class="shapes">` (`<path id="s{i}">`) and draws `<use href="#s{i}" data-i="{i}">`.
+//!
+//! The ITN map's form posts to [`ITN_UPDATE_ENDPOINT`] with `fetch` (same origin, cookies
+//! included), header `Content-Type: application/json`, body
+//! `{"total_nets": int, "urban_threshold": number, "avg_household_size": number,
+//! "method": "composite"|"pca", "strategy"?: string}`. On a 2xx answer with
+//! `{"status":"success", "map_url"|"map_path": "/…"}` the page navigates there (same-origin
+//! paths only); otherwise it shows `message` or `error` from the JSON body.
+
+mod charts;
+mod colour;
+mod csp;
+mod geometry;
+mod html;
+mod input;
+mod maps;
+
+pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
+pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
+pub use geometry::Projection;
+pub use input::{
+    BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Method, MultiPolygon, Polygon, Ring,
+    Vulnerability, WardInput,
+};
+pub use maps::{
+    ITN_UPDATE_ENDPOINT, render_itn_map, render_side_by_side, render_variable_map,
+    render_vulnerability_map,
+};
+
+/// Why a map or chart could not be drawn.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("there are no wards to draw")]
+    NoWards,
+    #[error("no ward has a boundary to draw")]
+    NoGeometry,
+    #[error("ward {ward:?} has an invalid coordinate ({lon}, {lat}); expected WGS84 degrees")]
+    InvalidCoordinate { ward: String, lon: f64, lat: f64 },
+    #[error("no ward has {what}")]
+    MissingValues { what: String },
+    #[error("{what}: expected {expected} values (one per ward), got {got}")]
+    LengthMismatch {
+        what: &'static str,
+        expected: usize,
+        got: usize,
+    },
+    #[error("page {page} does not exist; there are {pages} page(s), numbered from 1")]
+    PageOutOfRange { page: usize, pages: usize },
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+}

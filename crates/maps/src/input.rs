@@ -1,0 +1,127 @@
+//! What the caller hands in: wards with optional WGS84 boundaries and the values to draw.
+
+use serde::{Deserialize, Serialize};
+
+/// One ring as `[longitude, latitude]` pairs in degrees (WGS84). Closed or not: a repeated
+/// closing point is ignored.
+pub type Ring = Vec<[f64; 2]>;
+/// A polygon: the outer ring first, then its holes. Orientation does not matter (even-odd fill).
+pub type Polygon = Vec<Ring>;
+/// A ward boundary: one or more polygons.
+pub type MultiPolygon = Vec<Polygon>;
+
+/// Which vulnerability ranking a map or chart shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Median of the composite models (`composite_score`, `composite_rank`).
+    Composite,
+    /// Weighted principal components (`pca_score`, `pca_rank`).
+    Pca,
+}
+
+impl Method {
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Method::Composite => "Composite",
+            Method::Pca => "PCA",
+        }
+    }
+}
+
+/// A ward's score, rank (1 = most vulnerable) and category for one method.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vulnerability {
+    pub score: f64,
+    pub rank: u32,
+    pub category: String,
+}
+
+/// A ward's line of the ITN plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItnWard {
+    /// `None` when the ward had no population and was excluded or given a mean population.
+    #[serde(default)]
+    pub population: Option<f64>,
+    pub nets_needed: u64,
+    pub nets_allocated: u64,
+    pub coverage_percent: f64,
+    /// e.g. "Full Coverage", "Rural Priority (Partial)"; empty when not allocated.
+    #[serde(default)]
+    pub phase: String,
+    /// 1 = rural tier, 2 = urban surplus tier (rural-first strategy); `None` for the rank strategy.
+    #[serde(default)]
+    pub tier: Option<u8>,
+    #[serde(default)]
+    pub urban_pct: Option<f64>,
+}
+
+/// One ward: its name, its boundary (if known) and whatever values exist for it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WardInput {
+    pub name: String,
+    /// `None` (or empty) when the ward has no boundary: it is listed under the map, not drawn.
+    #[serde(default)]
+    pub geometry: Option<MultiPolygon>,
+    #[serde(default)]
+    pub composite: Option<Vulnerability>,
+    #[serde(default)]
+    pub pca: Option<Vulnerability>,
+    /// `None` when the ward is not in the ITN plan (e.g. no population match).
+    #[serde(default)]
+    pub itn: Option<ItnWard>,
+}
+
+impl WardInput {
+    pub(crate) fn vulnerability(&self, method: Method) -> Option<&Vulnerability> {
+        match method {
+            Method::Composite => self.composite.as_ref(),
+            Method::Pca => self.pca.as_ref(),
+        }
+    }
+}
+
+/// Everything the maps need; build it once per session and pass it to each renderer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MapInput {
+    /// Shown in titles, e.g. "Kano". Optional.
+    #[serde(default)]
+    pub area: Option<String>,
+    pub wards: Vec<WardInput>,
+}
+
+/// Plan-level figures and the parameters the ITN form is pre-filled with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItnSummary {
+    pub total_nets: u64,
+    pub allocated: u64,
+    pub remaining: u64,
+    /// Share of the population covered, in percent.
+    pub coverage_percent: f64,
+    pub avg_household_size: f64,
+    pub urban_threshold: f64,
+    pub method: Method,
+    /// "rank" or "rural_first"; `None` leaves the choice to the server.
+    #[serde(default)]
+    pub strategy: Option<String>,
+}
+
+/// Per-ward model scores for the box plot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BoxWard {
+    pub name: String,
+    /// One score per composite model (`model_1…`); non-finite values are ignored.
+    pub scores: Vec<f64>,
+    #[serde(default)]
+    pub rank: Option<u32>,
+    #[serde(default)]
+    pub category: Option<String>,
+}
+
+/// Input of [`crate::render_box_plot`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BoxPlotInput {
+    #[serde(default)]
+    pub area: Option<String>,
+    pub wards: Vec<BoxWard>,
+}

@@ -1,0 +1,3 @@
+//! Shared fixtures for the tests and the benchmark.
+
+pub mod hexgrid;
