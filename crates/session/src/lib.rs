@@ -1,4 +1,36 @@
 //! mrpt-session: the only code that touches `instance/`.
 //!
-//! Owns: session ids, the folder layout, state derived from disk, atomic writes, cross-process locks.
-//! Must not depend on any other internal crate.
+//! Owns: session ids, the folder layout of `instance/uploads/<id>/`, state derived from disk on
+//! every call, atomic writes, cross-process locks, and the commit protocols that keep uploads,
+//! analyses and ITN results consistent across worker processes that share nothing but the
+//! filesystem. There is no in-process cache of session state of any kind: every public call
+//! reads the disk.
+//!
+//! Must not depend on any other internal crate; it knows file names and protocols, not what the
+//! files contain.
+
+// Tests may unwrap (helper rules); library code may not.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod analysis;
+mod artifact;
+mod durable;
+mod error;
+pub mod fault;
+mod id;
+mod manifest;
+mod store;
+
+#[cfg(test)]
+mod tests;
+
+pub use analysis::{
+    AnalysisInputs, AnalysisOutcome, AnalysisRequest, AnalysisResult, AnalysisStaging,
+    AnalysisView, RunError,
+};
+pub use artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath};
+pub use durable::AtomicFile;
+pub use error::{Error, Result};
+pub use id::SessionId;
+pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, UploadRecord};
+pub use store::{SessionState, Store, Upload, UploadInfo};

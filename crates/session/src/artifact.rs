@@ -1,0 +1,283 @@
+use std::fmt;
+
+use crate::error::{Error, Result};
+
+/// Every file the service keeps for a session. File names are those of `api.md` and
+/// `analysis.md` §1.5, which older tools and deployments rely on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Artifact {
+    RawCsv,
+    RawXlsx,
+    RawShapefile,
+    Population,
+    UnifiedGeoparquet,
+    UnifiedCsv,
+    /// Composite rankings, `analysis_vulnerability_rankings.csv`.
+    Rankings,
+    /// PCA rankings, `analysis_vulnerability_rankings_pca.csv`.
+    RankingsPca,
+    CleanedData,
+    NormalizedData,
+    CompositeScores,
+    /// The second copy of the composite scores the Python system wrote, `composite_scores.csv`.
+    CompositeScoresCopy,
+    ModelFormulas,
+    PcaScores,
+    PcaVariableImportance,
+    PcaExplainedVariance,
+    VariableMetadata,
+    ItnResults,
+    /// A map or chart under `visualizations/`.
+    Visualization(RelPath),
+    /// A download package under `exports/`.
+    Export(RelPath),
+    /// Chat history and pending UI state (`conversation.json`).
+    Conversation,
+}
+
+/// What part of the protocol writes an artifact; decides where it is stored and what commit
+/// makes it current.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// Written by an upload, current once the upload commits (a new generation).
+    Input,
+    /// `population.csv`, committed on its own into the current generation.
+    Population,
+    /// Written by an analysis, current once the analysis commits.
+    AnalysisOutput,
+    /// Written by ITN planning, current while its analysis is.
+    Itn,
+    /// Plain files under `visualizations/` or `exports/`, written atomically one by one.
+    Loose,
+    /// Session-lifetime document updated under the session lock.
+    Document,
+}
+
+/// The analysis outputs whose presence marks a folder as analysed (api.md).
+pub const ANALYSIS_EVIDENCE: [Artifact; 4] = [
+    Artifact::UnifiedGeoparquet,
+    Artifact::UnifiedCsv,
+    Artifact::Rankings,
+    Artifact::RankingsPca,
+];
+
+/// Every artifact with a fixed name in the folder root, in a stable order.
+pub const FIXED: [Artifact; 19] = [
+    Artifact::RawCsv,
+    Artifact::RawXlsx,
+    Artifact::RawShapefile,
+    Artifact::Population,
+    Artifact::UnifiedGeoparquet,
+    Artifact::UnifiedCsv,
+    Artifact::Rankings,
+    Artifact::RankingsPca,
+    Artifact::CleanedData,
+    Artifact::NormalizedData,
+    Artifact::CompositeScores,
+    Artifact::CompositeScoresCopy,
+    Artifact::ModelFormulas,
+    Artifact::PcaScores,
+    Artifact::PcaVariableImportance,
+    Artifact::PcaExplainedVariance,
+    Artifact::VariableMetadata,
+    Artifact::ItnResults,
+    Artifact::Conversation,
+];
+
+impl Artifact {
+    /// The file name (for fixed artifacts) or the path relative to the session folder.
+    pub fn file_name(&self) -> String {
+        match self {
+            Artifact::Visualization(rel) => format!("visualizations/{rel}"),
+            Artifact::Export(rel) => format!("exports/{rel}"),
+            fixed => fixed.fixed_name().unwrap_or_default().to_owned(),
+        }
+    }
+
+    pub(crate) fn fixed_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Artifact::RawCsv => "raw_data.csv",
+            Artifact::RawXlsx => "raw_data.xlsx",
+            Artifact::RawShapefile => "raw_shapefile.zip",
+            Artifact::Population => "population.csv",
+            Artifact::UnifiedGeoparquet => "unified_dataset.geoparquet",
+            Artifact::UnifiedCsv => "unified_dataset.csv",
+            Artifact::Rankings => "analysis_vulnerability_rankings.csv",
+            Artifact::RankingsPca => "analysis_vulnerability_rankings_pca.csv",
+            Artifact::CleanedData => "analysis_cleaned_data.csv",
+            Artifact::NormalizedData => "analysis_normalized_data.csv",
+            Artifact::CompositeScores => "analysis_composite_scores.csv",
+            Artifact::CompositeScoresCopy => "composite_scores.csv",
+            Artifact::ModelFormulas => "model_formulas.csv",
+            Artifact::PcaScores => "analysis_pca_scores.csv",
+            Artifact::PcaVariableImportance => "pca_variable_importance.json",
+            Artifact::PcaExplainedVariance => "pca_explained_variance.json",
+            Artifact::VariableMetadata => "unified_variable_metadata.json",
+            Artifact::ItnResults => "itn_distribution_results.json",
+            Artifact::Conversation => "conversation.json",
+            Artifact::Visualization(_) | Artifact::Export(_) => return None,
+        })
+    }
+
+    /// The fixed artifact with this file name, if any (for download routes that name a file).
+    pub fn from_file_name(name: &str) -> Option<Artifact> {
+        FIXED.iter().find(|a| a.fixed_name() == Some(name)).cloned()
+    }
+
+    /// A visualization named by a URL path (`/serve_viz_file/<sid>/<path>`); a leading
+    /// `visualizations/` is accepted and stripped.
+    pub fn visualization(path: &str) -> Result<Artifact> {
+        let rel = path.strip_prefix("visualizations/").unwrap_or(path);
+        RelPath::parse(rel).map(Artifact::Visualization)
+    }
+
+    /// An export named by a URL path; a leading `exports/` is accepted and stripped.
+    pub fn export(path: &str) -> Result<Artifact> {
+        let rel = path.strip_prefix("exports/").unwrap_or(path);
+        RelPath::parse(rel).map(Artifact::Export)
+    }
+
+    pub fn kind(&self) -> ArtifactKind {
+        match self {
+            Artifact::RawCsv | Artifact::RawXlsx | Artifact::RawShapefile => ArtifactKind::Input,
+            Artifact::Population => ArtifactKind::Population,
+            Artifact::ItnResults => ArtifactKind::Itn,
+            Artifact::Visualization(_) | Artifact::Export(_) => ArtifactKind::Loose,
+            Artifact::Conversation => ArtifactKind::Document,
+            _ => ArtifactKind::AnalysisOutput,
+        }
+    }
+}
+
+impl fmt::Display for Artifact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.file_name())
+    }
+}
+
+/// A user-supplied relative path that is safe to join under `visualizations/` or `exports/`:
+/// 1 to 4 components of `[A-Za-z0-9._-]` (at most 128 bytes each), none starting with `.`, no
+/// separators other than `/`. So no `..`, no absolute paths, no NUL, no hidden files, no
+/// backslashes. Symlinks are refused again when the file is opened.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RelPath(String);
+
+impl RelPath {
+    const MAX_DEPTH: usize = 4;
+    const MAX_COMPONENT: usize = 128;
+
+    pub fn parse(text: &str) -> Result<RelPath> {
+        let refuse = |reason| Error::UnsafePath {
+            path: text.to_owned(),
+            reason,
+        };
+        if text.is_empty() {
+            return Err(refuse("empty path"));
+        }
+        if text.starts_with('/') {
+            return Err(refuse("absolute path"));
+        }
+        let components: Vec<&str> = text.split('/').collect();
+        if components.len() > Self::MAX_DEPTH {
+            return Err(refuse("too many path components"));
+        }
+        for component in components {
+            if component.is_empty() {
+                return Err(refuse("empty path component"));
+            }
+            if component == "." || component == ".." {
+                return Err(refuse("relative path component"));
+            }
+            if component.starts_with('.') {
+                return Err(refuse("hidden file"));
+            }
+            if component.len() > Self::MAX_COMPONENT {
+                return Err(refuse("path component too long"));
+            }
+            let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
+            if !component.bytes().all(allowed) {
+                return Err(refuse("characters outside [A-Za-z0-9._-]"));
+            }
+        }
+        Ok(RelPath(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub(crate) fn components(&self) -> impl Iterator<Item = &str> {
+        self.0.split('/')
+    }
+}
+
+impl fmt::Display for RelPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_names_round_trip() {
+        for artifact in FIXED {
+            let name = artifact.file_name();
+            assert_eq!(Artifact::from_file_name(&name), Some(artifact));
+        }
+        assert_eq!(
+            Artifact::Rankings.file_name(),
+            "analysis_vulnerability_rankings.csv"
+        );
+        assert_eq!(Artifact::from_file_name("manifest.json"), None);
+    }
+
+    #[test]
+    fn url_paths_become_loose_artifacts() {
+        assert_eq!(
+            Artifact::visualization("visualizations/itn.html")
+                .unwrap()
+                .file_name(),
+            "visualizations/itn.html"
+        );
+        assert_eq!(
+            Artifact::export("report.zip").unwrap().file_name(),
+            "exports/report.zip"
+        );
+        assert!(Artifact::visualization("visualizations/../manifest.json").is_err());
+        assert!(Artifact::export("../raw_data.csv").is_err());
+    }
+
+    #[test]
+    fn rel_path_refuses_escapes() {
+        let bad = [
+            "",
+            "/etc/passwd",
+            "../x.html",
+            "a/../../x",
+            "a/./b",
+            "a//b",
+            "a/",
+            ".hidden",
+            "a\\..\\b",
+            "a\0b",
+            "C:x",
+            "a b.html",
+            "a/b/c/d/e",
+            "%2e%2e/x",
+            "caf\u{e9}.html",
+        ];
+        for text in bad {
+            assert!(RelPath::parse(text).is_err(), "{text:?}");
+        }
+        for good in [
+            "itn_map_20250101_120000.html",
+            "charts/box-plot.v2.html",
+            "a/b/c/d",
+        ] {
+            assert!(RelPath::parse(good).is_ok(), "{good:?}");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Named crash points in the commit protocols. Compiled to nothing unless the crate is built for
+//! its own tests or with the `fault-injection` feature; then `MRPT_FAULT=<point>[,<point>...]`
+//! aborts the process (no destructors, no unlocks: like SIGKILL) when it reaches a listed point.
+
+/// Every point, so tests can iterate over them.
+pub const POINTS: [&str; 11] = [
+    "upload-after-first-input",
+    "upload-before-commit",
+    "upload-after-manifest",
+    "analysis-started",
+    "analysis-after-first-output",
+    "analysis-before-commit",
+    "analysis-after-data-rename",
+    "analysis-after-manifest",
+    "analysis-mid-publish",
+    "itn-before-commit",
+    "itn-after-manifest",
+];
+
+#[cfg(any(test, feature = "fault-injection"))]
+pub(crate) fn point(name: &str) {
+    debug_assert!(POINTS.contains(&name), "unknown fault point {name}");
+    if let Ok(wanted) = std::env::var("MRPT_FAULT")
+        && wanted.split(',').any(|p| p == name)
+    {
+        std::process::abort();
+    }
+}
+
+#[cfg(not(any(test, feature = "fault-injection")))]
+#[inline(always)]
+pub(crate) fn point(_name: &str) {}

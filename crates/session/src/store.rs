@@ -1,0 +1,801 @@
+//! The session store: folder layout, state derivation, and the commit protocols for uploads,
+//! population files, ITN results, clears, loose files and the conversation document.
+//!
+//! Layout of `<instance>/uploads/<id>/`:
+//! - `manifest.json`: the authority on what is current (see `manifest.rs`).
+//! - `.data/<token>/`: immutable directories of committed files, named by the manifest.
+//! - `.staging/<token>/`: work in progress; counts for nothing and is swept.
+//! - `.lock`: flock for every read-modify-write of the manifest (held for milliseconds).
+//! - `.analysis.lock`: flock held for a whole analysis, so one runs per session at a time.
+//! - the api.md file names in the root (`raw_data.csv`, `analysis_vulnerability_rankings.csv`,
+//!   ...): mirrors (hard links) of the current files for older tools; never read by this crate
+//!   when a manifest exists.
+//! - `visualizations/`, `exports/`: loose files, each written atomically, removed by a new
+//!   upload or a clear.
+//! - `conversation.json`: chat history and pending UI state.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath};
+use crate::durable::{
+    AtomicFile, LockGuard, TEMP_PREFIX, parent, remove_any, sync_dir, write_atomic,
+};
+use crate::error::{Error, Result};
+use crate::fault;
+use crate::id::{SessionId, random_hex};
+use crate::manifest::{ItnRecord, Manifest, PopulationRecord, UploadRecord, now_ms};
+
+pub(crate) const LOCK: &str = ".lock";
+pub(crate) const ANALYSIS_LOCK: &str = ".analysis.lock";
+pub(crate) const DATA: &str = ".data";
+pub(crate) const STAGING: &str = ".staging";
+const VISUALIZATIONS: &str = "visualizations";
+const EXPORTS: &str = "exports";
+/// Staging debris older than this is assumed abandoned by a dead worker.
+const STALE_STAGING: Duration = Duration::from_secs(3600);
+
+/// Handle on `<instance>/uploads/`. Holds no session state: every call reads the disk, so any
+/// number of processes may use their own `Store` on the same instance directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    uploads: PathBuf,
+}
+
+/// A session's state as derived from disk during this call.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct SessionState {
+    pub session_id: String,
+    /// Upload generation: incremented by every upload and every clear.
+    pub generation: u64,
+    /// `raw_data.csv` or `raw_data.xlsx` is current.
+    pub data_loaded: bool,
+    pub csv_loaded: bool,
+    pub shapefile_loaded: bool,
+    pub population_loaded: bool,
+    /// The current upload has a committed analysis with at least one of the four evidence files.
+    pub analysis_complete: bool,
+    /// ITN results exist for the current analysis.
+    pub itn_complete: bool,
+    pub analysis_id: Option<String>,
+    pub variables_used: Vec<String>,
+    /// `"csv_shapefile"` or `"csv_only"` when data is loaded.
+    pub upload_type: Option<String>,
+    /// What the app recorded with the upload (`UploadInfo::info`).
+    pub upload_info: Value,
+    /// What the app recorded with the analysis (`AnalysisResult::summary`).
+    pub analysis_summary: Value,
+    /// File names of the current fixed artifacts (api.md names).
+    pub files: Vec<String>,
+    /// Analyses that started computing / committed over the session's life (exactly-once proof).
+    pub analyses_started: u64,
+    pub analyses_committed: u64,
+    /// The folder was written by the Python system and has no manifest yet.
+    pub legacy: bool,
+}
+
+/// An upload being written; nothing in it counts until [`Store::commit_upload`].
+#[derive(Debug)]
+pub struct Upload {
+    pub(crate) session: SessionId,
+    pub(crate) session_dir: PathBuf,
+    pub(crate) token: String,
+    pub(crate) staging: PathBuf,
+    pub(crate) files: Vec<String>,
+}
+
+/// What the app records with an upload.
+#[derive(Clone, Debug, Default)]
+pub struct UploadInfo {
+    /// `"csv_shapefile"` or `"csv_only"`; derived from the staged files when empty.
+    pub upload_type: String,
+    /// Free-form facts for `/session_info` (original names, row/column counts, ward matching).
+    pub info: Value,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<instance_dir>/uploads/`.
+    pub fn open(instance_dir: impl AsRef<Path>) -> Result<Store> {
+        let uploads = instance_dir.as_ref().join("uploads");
+        fs::create_dir_all(&uploads).map_err(Error::io("create", &uploads))?;
+        Ok(Store { uploads })
+    }
+
+    /// Mints a new id and creates its folder; the folder's existence is what makes an id
+    /// "minted by the server".
+    pub fn create_session(&self) -> Result<SessionId> {
+        loop {
+            let id = SessionId::mint()?;
+            let dir = self.uploads.join(id.as_str());
+            match fs::create_dir(&dir) {
+                Ok(()) => {}
+                // 128 random bits never collide in practice; loop rather than reason about it.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(Error::io("create", dir)(e)),
+            }
+            Manifest::empty().store(&dir)?;
+            sync_dir(&self.uploads)?;
+            return Ok(id);
+        }
+    }
+
+    /// Parses an untrusted id and checks that this server minted it.
+    pub fn session(&self, text: &str) -> Result<SessionId> {
+        let id = SessionId::parse(text)?;
+        self.session_dir(&id)?;
+        Ok(id)
+    }
+
+    /// The folder of a minted session. Never creates anything.
+    pub(crate) fn session_dir(&self, id: &SessionId) -> Result<PathBuf> {
+        let dir = self.uploads.join(id.as_str());
+        match fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.is_dir() => Ok(dir),
+            Ok(_) => Err(Error::SessionNotFound(id.to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(Error::SessionNotFound(id.to_string()))
+            }
+            Err(e) => Err(Error::io("inspect", dir)(e)),
+        }
+    }
+
+    /// Session state derived from disk now.
+    pub fn status(&self, id: &SessionId) -> Result<SessionState> {
+        let dir = self.session_dir(id)?;
+        let m = Manifest::load(&dir)?;
+        let has = |a: &Artifact| m.locate(a).is_some();
+        let analysis = m.current_analysis();
+        let files = FIXED
+            .iter()
+            .filter(|a| has(a))
+            .map(Artifact::file_name)
+            .collect();
+        Ok(SessionState {
+            session_id: id.to_string(),
+            generation: m.generation,
+            data_loaded: has(&Artifact::RawCsv) || has(&Artifact::RawXlsx),
+            csv_loaded: has(&Artifact::RawCsv) || has(&Artifact::RawXlsx),
+            shapefile_loaded: has(&Artifact::RawShapefile),
+            population_loaded: has(&Artifact::Population),
+            analysis_complete: analysis.is_some(),
+            itn_complete: m.current_itn().is_some(),
+            analysis_id: analysis.map(|a| a.analysis_id.clone()),
+            variables_used: analysis
+                .map(|a| a.variables_used.clone())
+                .unwrap_or_default(),
+            upload_type: m.upload.as_ref().map(|u| u.upload_type.clone()),
+            upload_info: m
+                .upload
+                .as_ref()
+                .map(|u| u.info.clone())
+                .unwrap_or(Value::Null),
+            analysis_summary: analysis.map(|a| a.summary.clone()).unwrap_or(Value::Null),
+            files,
+            analyses_started: m.analyses_started,
+            analyses_committed: m.analyses_committed,
+            legacy: m.derived_from_legacy,
+        })
+    }
+
+    // ---- uploads -------------------------------------------------------------------------
+
+    /// Starts staging an upload. Write the inputs with [`Upload::write`], then
+    /// [`Store::commit_upload`]; dropping the `Upload` discards it.
+    pub fn begin_upload(&self, id: &SessionId) -> Result<Upload> {
+        let session_dir = self.session_dir(id)?;
+        let token = format!("u-{}", random_hex::<16>()?);
+        let staging = make_staging(&session_dir, &token)?;
+        Ok(Upload {
+            session: id.clone(),
+            session_dir,
+            token,
+            staging,
+            files: Vec::new(),
+        })
+    }
+
+    /// Makes a staged upload the session's data: a new generation, with no analysis, no ITN, no
+    /// population, no visualizations and no exports. Returns the new generation.
+    pub fn commit_upload(&self, mut upload: Upload, info: UploadInfo) -> Result<u64> {
+        let dir = upload.session_dir.clone();
+        // A clear or another upload may race with us; that is fine (last commit wins), but the
+        // session must still exist.
+        self.session_dir(&upload.session)?;
+        if !upload
+            .files
+            .iter()
+            .any(|f| f == "raw_data.csv" || f == "raw_data.xlsx")
+        {
+            return Err(Error::NoData(upload.session.to_string()));
+        }
+        sync_tree(&upload.staging)?;
+        fault::point("upload-before-commit");
+        let upload_type = if info.upload_type.is_empty() {
+            if upload.files.iter().any(|f| f == "raw_shapefile.zip") {
+                "csv_shapefile"
+            } else {
+                "csv_only"
+            }
+            .to_owned()
+        } else {
+            info.upload_type
+        };
+
+        let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+        let mut m = Manifest::load(&dir)?;
+        let data_dir = promote(&dir, &upload.staging, &upload.token)?;
+        upload.staging = data_dir; // nothing left to discard on drop
+        m.format = crate::manifest::FORMAT;
+        m.generation += 1;
+        m.upload = Some(UploadRecord {
+            dir: Some(upload.token.clone()),
+            files: std::mem::take(&mut upload.files),
+            upload_type,
+            committed_at_ms: now_ms(),
+            info: info.info,
+        });
+        m.population = None;
+        m.analysis = None;
+        m.itn = None;
+        m.store(&dir)?;
+        fault::point("upload-after-manifest");
+        publish(&dir, &m, "")?;
+        // Maps and packages of the previous data must not be served as this data's (H5b).
+        discard_subdir(&dir, VISUALIZATIONS)?;
+        discard_subdir(&dir, EXPORTS)?;
+        collect_garbage(&dir, &m)?;
+        Ok(m.generation)
+    }
+
+    /// Stores `population.csv` for the current generation. It replaces any previous population
+    /// file and drops ITN results (they were computed with the old one).
+    pub fn commit_population(&self, id: &SessionId, bytes: &[u8], info: Value) -> Result<()> {
+        let dir = self.session_dir(id)?;
+        let token = format!("p-{}", random_hex::<16>()?);
+        let staging = make_staging(&dir, &token)?;
+        let result = (|| {
+            write_new(&staging.join(Artifact::Population.file_name()), bytes)?;
+            sync_tree(&staging)?;
+            let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+            let mut m = Manifest::load(&dir)?;
+            if m.upload.is_none() {
+                return Err(Error::NoData(id.to_string()));
+            }
+            promote(&dir, &staging, &token)?;
+            m.population = Some(PopulationRecord {
+                dir: Some(token.clone()),
+                generation: m.generation,
+                committed_at_ms: now_ms(),
+                info,
+            });
+            m.itn = None;
+            m.store(&dir)?;
+            publish(&dir, &m, "")?;
+            collect_garbage(&dir, &m)
+        })();
+        let _ = remove_any(&staging);
+        result
+    }
+
+    // ---- ITN -----------------------------------------------------------------------------
+
+    /// Stores ITN results for `analysis_id`, which must be the current analysis (else
+    /// [`Error::StaleAnalysis`] and nothing is stored). `analysis_id` and
+    /// `analysis_generation` are added to `results` when it is an object. `maps` are
+    /// visualizations/exports (e.g. the ITN map) written only if the check passes, so a plan
+    /// for superseded data leaves no map behind.
+    pub fn commit_itn(
+        &self,
+        id: &SessionId,
+        analysis_id: &str,
+        results: &Value,
+        maps: &[(Artifact, &[u8])],
+    ) -> Result<ItnRecord> {
+        let dir = self.session_dir(id)?;
+        if let Some((artifact, _)) = maps.iter().find(|(a, _)| a.kind() != ArtifactKind::Loose) {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as an ITN map",
+            });
+        }
+        let token = format!("i-{}", random_hex::<16>()?);
+        let staging = make_staging(&dir, &token)?;
+        let result = (|| {
+            let generation = Manifest::load(&dir)?.generation;
+            let mut doc = results.clone();
+            if let Value::Object(map) = &mut doc {
+                map.insert("analysis_id".into(), Value::from(analysis_id));
+                map.insert("analysis_generation".into(), Value::from(generation));
+            }
+            let path = staging.join(Artifact::ItnResults.file_name());
+            let bytes = serde_json::to_vec_pretty(&doc).map_err(|source| Error::Manifest {
+                path: path.clone(),
+                source,
+            })?;
+            write_new(&path, &bytes)?;
+            sync_tree(&staging)?;
+            fault::point("itn-before-commit");
+
+            let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+            let mut m = Manifest::load(&dir)?;
+            let current = m.current_analysis().map(|a| a.analysis_id.clone());
+            if current.as_deref() != Some(analysis_id) || m.generation != generation {
+                return Err(Error::StaleAnalysis {
+                    offered: analysis_id.to_owned(),
+                    current,
+                });
+            }
+            for (artifact, bytes) in maps {
+                write_loose(&dir, artifact, bytes)?;
+            }
+            promote(&dir, &staging, &token)?;
+            let record = ItnRecord {
+                analysis_id: analysis_id.to_owned(),
+                generation: m.generation,
+                dir: Some(token.clone()),
+                committed_at_ms: now_ms(),
+            };
+            m.itn = Some(record.clone());
+            m.store(&dir)?;
+            fault::point("itn-after-manifest");
+            publish(&dir, &m, "")?;
+            collect_garbage(&dir, &m)?;
+            Ok(record)
+        })();
+        let _ = remove_any(&staging);
+        result
+    }
+
+    // ---- clear ---------------------------------------------------------------------------
+
+    /// Makes the session report no data (H9): a new generation with nothing in it; inputs,
+    /// results, visualizations, exports and the conversation are removed. The id stays valid
+    /// (empty); the app hands the browser a fresh id from [`Store::create_session`].
+    pub fn clear_session(&self, id: &SessionId) -> Result<()> {
+        let dir = self.session_dir(id)?;
+        let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+        let mut m = Manifest::load(&dir)?;
+        m.format = crate::manifest::FORMAT;
+        m.generation += 1;
+        m.upload = None;
+        m.population = None;
+        m.analysis = None;
+        m.itn = None;
+        m.store(&dir)?;
+        publish(&dir, &m, "")?;
+        discard_subdir(&dir, VISUALIZATIONS)?;
+        discard_subdir(&dir, EXPORTS)?;
+        remove_any(&dir.join(Artifact::Conversation.file_name()))?;
+        collect_garbage(&dir, &m)
+    }
+
+    // ---- reading -------------------------------------------------------------------------
+
+    /// Opens the current version of an artifact. Fixed artifacts resolve through the manifest
+    /// (so a file of an older generation is [`Error::ArtifactNotFound`]); visualizations and
+    /// exports resolve safely under their folder (no symlinks, nothing outside the session).
+    pub fn open_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<File> {
+        let dir = self.session_dir(id)?;
+        match artifact.kind() {
+            ArtifactKind::Loose => {
+                let path = loose_path(&dir, artifact)?;
+                let path = checked_existing(&dir, &path, artifact)?;
+                File::open(&path).map_err(Error::io("open", path))
+            }
+            ArtifactKind::Document => {
+                let path = dir.join(artifact.file_name());
+                open_regular(&path, artifact)
+            }
+            _ => {
+                // A concurrent commit may collect the directory we just looked up; the new
+                // manifest then tells us where the current file is.
+                for _ in 0..4 {
+                    let m = Manifest::load(&dir)?;
+                    let path = match m.locate(artifact) {
+                        None => return Err(Error::ArtifactNotFound(artifact.file_name())),
+                        Some(Some(token)) => dir.join(DATA).join(token).join(artifact.file_name()),
+                        Some(None) => dir.join(artifact.file_name()),
+                    };
+                    match open_regular(&path, artifact) {
+                        Err(Error::ArtifactNotFound(_)) => continue,
+                        other => return other,
+                    }
+                }
+                Err(Error::ArtifactNotFound(artifact.file_name()))
+            }
+        }
+    }
+
+    pub fn read_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<Vec<u8>> {
+        let mut file = self.open_artifact(id, artifact)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)
+            .map_err(Error::io("read", artifact.file_name()))?;
+        Ok(bytes)
+    }
+
+    /// Lists the files under `visualizations/` (relative names), for `/session_info`.
+    pub fn list_visualizations(&self, id: &SessionId) -> Result<Vec<String>> {
+        let dir = self.session_dir(id)?;
+        let root = dir.join(VISUALIZATIONS);
+        let mut out = Vec::new();
+        list_files(&root, "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
+    // ---- loose files and the conversation --------------------------------------------------
+
+    /// Creates a visualization or export that replaces its target atomically on
+    /// [`AtomicFile::commit`].
+    pub fn create_file(&self, id: &SessionId, artifact: &Artifact) -> Result<AtomicFile> {
+        create_loose(&self.session_dir(id)?, artifact)
+    }
+
+    /// Writes a visualization or export atomically.
+    pub fn write_file(&self, id: &SessionId, artifact: &Artifact, bytes: &[u8]) -> Result<()> {
+        write_loose(&self.session_dir(id)?, artifact, bytes)
+    }
+
+    pub fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
+        let dir = self.session_dir(id)?;
+        read_json(&dir.join(Artifact::Conversation.file_name()))
+    }
+
+    /// Read-modify-write of `conversation.json` under the session lock, so two workers'
+    /// turns never overwrite each other. `update` must not call back into the `Store` for this
+    /// session (the lock is held while it runs).
+    pub fn update_conversation<F>(&self, id: &SessionId, update: F) -> Result<Value>
+    where
+        F: FnOnce(Option<Value>) -> Value,
+    {
+        let dir = self.session_dir(id)?;
+        let path = dir.join(Artifact::Conversation.file_name());
+        let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+        let next = update(read_json(&path)?);
+        let bytes = serde_json::to_vec(&next).map_err(|source| Error::Manifest {
+            path: path.clone(),
+            source,
+        })?;
+        write_atomic(&path, &bytes)?;
+        Ok(next)
+    }
+}
+
+impl Upload {
+    /// Stages one input file (`RawCsv`, `RawXlsx` or `RawShapefile`).
+    pub fn write(&mut self, artifact: &Artifact, bytes: &[u8]) -> Result<()> {
+        if artifact.kind() != ArtifactKind::Input {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "in an upload",
+            });
+        }
+        let name = artifact.file_name();
+        // One data file per generation: a CSV replaces a staged XLSX and vice versa.
+        let other = match artifact {
+            Artifact::RawCsv => Some(Artifact::RawXlsx),
+            Artifact::RawXlsx => Some(Artifact::RawCsv),
+            _ => None,
+        };
+        if let Some(other) = other {
+            let other = other.file_name();
+            remove_any(&self.staging.join(&other))?;
+            self.files.retain(|f| *f != other);
+        }
+        write_new(&self.staging.join(&name), bytes)?;
+        if !self.files.contains(&name) {
+            self.files.push(name);
+        }
+        fault::point("upload-after-first-input");
+        Ok(())
+    }
+
+    pub fn session(&self) -> &SessionId {
+        &self.session
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Uncommitted: the staging directory goes; committed: `staging` now names the data dir
+        // and must stay.
+        if self.staging.starts_with(self.session_dir.join(STAGING)) {
+            let _ = remove_any(&self.staging);
+        }
+    }
+}
+
+// ---- protocol pieces shared with the analysis module --------------------------------------
+
+pub(crate) fn make_staging(session_dir: &Path, token: &str) -> Result<PathBuf> {
+    let root = session_dir.join(STAGING);
+    fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+    let dir = root.join(token);
+    fs::create_dir(&dir).map_err(Error::io("create", &dir))?;
+    Ok(dir)
+}
+
+/// Writes a file inside a staging directory. No rename needed: the directory as a whole becomes
+/// visible by one rename at commit, after [`sync_tree`].
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut file = File::create(path).map_err(Error::io("create", path))?;
+    file.write_all(bytes).map_err(Error::io("write", path))
+}
+
+/// fsync every file in a staging directory and the directory itself, whoever wrote them.
+pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let path = entry.map_err(Error::io("list", dir))?.path();
+        File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(Error::io("fsync", &path))?;
+    }
+    sync_dir(dir)
+}
+
+/// Moves a staging directory into `.data/` (under the session lock). Until a manifest names it,
+/// it is garbage.
+pub(crate) fn promote(session_dir: &Path, staging: &Path, token: &str) -> Result<PathBuf> {
+    let data = session_dir.join(DATA);
+    fs::create_dir_all(&data).map_err(Error::io("create", &data))?;
+    let target = data.join(token);
+    fs::rename(staging, &target).map_err(Error::io("rename into place", &target))?;
+    // The manifest that names `target` is written next; the rename must be durable first.
+    // The staging side needs no fsync: if its entry reappears after a power cut, it is debris.
+    sync_dir(&data)?;
+    Ok(target)
+}
+
+/// Makes the root mirrors match the manifest: hard links to the current files, removal of the
+/// rest. Only for older tools; this crate never reads them while a manifest exists, so a crash
+/// half-way leaves nothing that counts, and the next commit repairs it.
+pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str) -> Result<()> {
+    let mut first = true;
+    for artifact in FIXED.iter().filter(|a| a.kind() != ArtifactKind::Document) {
+        let name = artifact.file_name();
+        let mirror = session_dir.join(&name);
+        match m.locate(artifact) {
+            Some(None) => {} // a Python-system file in place: it is its own mirror
+            Some(Some(token)) => {
+                let source = session_dir.join(DATA).join(token).join(&name);
+                let temp = session_dir.join(format!("{TEMP_PREFIX}{name}-{}", random_hex::<8>()?));
+                if fs::hard_link(&source, &temp).is_err() {
+                    fs::copy(&source, &temp).map_err(Error::io("copy", &source))?;
+                }
+                fs::rename(&temp, &mirror).map_err(Error::io("rename into place", &mirror))?;
+                if std::mem::take(&mut first) && !first_mirror_fault.is_empty() {
+                    fault::point(first_mirror_fault);
+                }
+            }
+            None => remove_any(&mirror)?,
+        }
+    }
+    // No fsync: mirrors are best effort by design; the manifest write already was durable.
+    Ok(())
+}
+
+/// Removes `.data/` directories the manifest does not name, and abandoned staging and temp
+/// files. Called under the session lock after a commit.
+pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
+    let keep = m.referenced_dirs();
+    let data = session_dir.join(DATA);
+    if let Ok(entries) = fs::read_dir(&data) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if !keep.iter().any(|k| name.to_str() == Some(k)) {
+                remove_any(&entry.path())?;
+            }
+        }
+    }
+    let now = SystemTime::now();
+    let is_stale = |path: &Path| {
+        fs::symlink_metadata(path)
+            .and_then(|meta| meta.modified())
+            .ok()
+            .and_then(|t| now.duration_since(t).ok())
+            .is_some_and(|age| age > STALE_STAGING)
+    };
+    if let Ok(entries) = fs::read_dir(session_dir.join(STAGING)) {
+        for entry in entries.flatten() {
+            if is_stale(&entry.path()) {
+                remove_any(&entry.path())?;
+            }
+        }
+    }
+    if let Ok(entries) = fs::read_dir(session_dir) {
+        for entry in entries.flatten() {
+            let temp = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+            if temp && is_stale(&entry.path()) {
+                remove_any(&entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn create_loose(session_dir: &Path, artifact: &Artifact) -> Result<AtomicFile> {
+    // `loose_path` refuses every kind but visualizations and exports.
+    let path = loose_path(session_dir, artifact)?;
+    ensure_dirs(session_dir, parent(&path)?)?;
+    AtomicFile::create(&path)
+}
+
+fn write_loose(session_dir: &Path, artifact: &Artifact, bytes: &[u8]) -> Result<()> {
+    let mut file = create_loose(session_dir, artifact)?;
+    file.write_all(bytes)
+        .map_err(Error::io("write", artifact.file_name()))?;
+    file.commit()
+}
+
+/// Moves a subdirectory out of sight with one rename, then deletes it.
+fn discard_subdir(session_dir: &Path, name: &str) -> Result<()> {
+    let path = session_dir.join(name);
+    if fs::symlink_metadata(&path).is_err() {
+        return Ok(());
+    }
+    let root = session_dir.join(STAGING);
+    fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+    let trash = root.join(format!("trash-{}", random_hex::<8>()?));
+    fs::rename(&path, &trash).map_err(Error::io("move aside", &path))?;
+    sync_dir(session_dir)?;
+    remove_any(&trash)
+}
+
+fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {
+    let (sub, rel): (&str, &RelPath) = match artifact {
+        Artifact::Visualization(rel) => (VISUALIZATIONS, rel),
+        Artifact::Export(rel) => (EXPORTS, rel),
+        other => {
+            return Err(Error::WrongArtifactKind {
+                artifact: other.file_name(),
+                context: "as a loose file",
+            });
+        }
+    };
+    let mut path = session_dir.join(sub);
+    for component in rel.components() {
+        path.push(component);
+    }
+    Ok(path)
+}
+
+/// Walks from the session folder to `path` refusing symlinks, so nothing outside the session
+/// can be reached even if a link were planted; then checks the target is a regular file.
+fn checked_existing(session_dir: &Path, path: &Path, artifact: &Artifact) -> Result<PathBuf> {
+    let refuse = |reason| Error::UnsafePath {
+        path: artifact.file_name(),
+        reason,
+    };
+    let rel = path
+        .strip_prefix(session_dir)
+        .map_err(|_| refuse("outside the session"))?;
+    let mut cursor = session_dir.to_path_buf();
+    let depth = rel.components().count();
+    for (i, component) in rel.components().enumerate() {
+        cursor.push(component);
+        let meta = match fs::symlink_metadata(&cursor) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::ArtifactNotFound(artifact.file_name()));
+            }
+            Err(e) => return Err(Error::io("inspect", &cursor)(e)),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(refuse("symbolic link"));
+        }
+        let last = i + 1 == depth;
+        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
+            return Err(Error::ArtifactNotFound(artifact.file_name()));
+        }
+    }
+    // Belt and braces: the resolved file must still be inside the resolved session folder.
+    let real = cursor
+        .canonicalize()
+        .map_err(Error::io("resolve", &cursor))?;
+    let real_session = session_dir
+        .canonicalize()
+        .map_err(Error::io("resolve", session_dir))?;
+    if !real.starts_with(&real_session) {
+        return Err(refuse("outside the session"));
+    }
+    Ok(cursor)
+}
+
+/// Creates the directories between the session folder and `dir`, refusing symlinks.
+fn ensure_dirs(session_dir: &Path, dir: &Path) -> Result<()> {
+    let rel = dir
+        .strip_prefix(session_dir)
+        .map_err(|_| Error::UnsafePath {
+            path: dir.display().to_string(),
+            reason: "outside the session",
+        })?;
+    let mut cursor = session_dir.to_path_buf();
+    for component in rel.components() {
+        cursor.push(component);
+        match fs::symlink_metadata(&cursor) {
+            Ok(meta) if meta.is_dir() && !meta.file_type().is_symlink() => {}
+            Ok(_) => {
+                return Err(Error::UnsafePath {
+                    path: cursor.display().to_string(),
+                    reason: "not a plain directory",
+                });
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&cursor) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io("create", &cursor)(e)),
+            },
+            Err(e) => return Err(Error::io("inspect", &cursor)(e)),
+        }
+    }
+    Ok(())
+}
+
+fn open_regular(path: &Path, artifact: &Artifact) -> Result<File> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_file() => File::open(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::ArtifactNotFound(artifact.file_name())
+            } else {
+                Error::io("open", path)(e)
+            }
+        }),
+        Ok(_) => Err(Error::ArtifactNotFound(artifact.file_name())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(Error::ArtifactNotFound(artifact.file_name()))
+        }
+        Err(e) => Err(Error::io("inspect", path)(e)),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| Error::Manifest {
+                path: path.to_owned(),
+                source,
+            }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path)(e)),
+    }
+}
+
+fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("list", dir)(e)),
+    };
+    for entry in entries.flatten() {
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        let rel = if prefix.is_empty() {
+            name
+        } else {
+            format!("{prefix}/{name}")
+        };
+        if file_type.is_dir() {
+            list_files(&entry.path(), &rel, out)?;
+        } else if file_type.is_file() {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
