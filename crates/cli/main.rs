@@ -1,14 +1,26 @@
 //! The `prefork` binary. `main` only dispatches: argument parsing and each command live in their
-//! own module.
+//! own module. Without a subcommand it runs the server.
 
 mod analyze;
+mod args;
+mod config;
+mod serve;
 mod synth;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "prefork", version, about = "A prefork HTTP server and the malaria risk prioritisation service")]
+#[command(
+    name = "prefork",
+    version,
+    about = "A prefork HTTP server and the malaria risk prioritisation service",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    #[command(flatten)]
+    serve: args::ServeArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -21,11 +33,11 @@ enum Command {
     Synth(synth::Args),
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    let cli: Cli = args::parse_or_exit();
     match cli.command {
-        Some(Command::Analyze(args)) => analyze::run(args),
-        Some(Command::Synth(args)) => synth::run(args),
-        None => anyhow::bail!("the server is not built yet"),
+        Some(Command::Analyze(args)) => args::exit_code(analyze::run(args)),
+        Some(Command::Synth(args)) => args::exit_code(synth::run(args)),
+        None => serve::run(cli.serve),
     }
 }

@@ -20,6 +20,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Temporarily unable (another worker holds the session's analysis); retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
     /// Something on our side failed; `context` goes to the log, never to the client.
     #[error("internal error: {context}")]
     Internal { context: String },
@@ -41,6 +44,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -53,6 +57,29 @@ impl ApiError {
                     .to_string()
             }
             other => other.to_string(),
+        }
+    }
+}
+
+impl From<mrpt_session::Error> for ApiError {
+    fn from(err: mrpt_session::Error) -> Self {
+        use mrpt_session::Error as E;
+        let message = err.to_string();
+        match err {
+            E::MalformedSessionId | E::UnsafePath { .. } => ApiError::BadRequest(message),
+            E::SessionNotFound(_) => ApiError::NotFound(format!(
+                "{message}: start one with POST /api/session (or reload the page)"
+            )),
+            E::ArtifactNotFound(_) => ApiError::NotFound(message),
+            E::NoData(_) | E::NoAnalysis(_) | E::Superseded { .. } | E::StaleAnalysis { .. } => {
+                ApiError::Conflict(message)
+            }
+            E::Busy(_) => ApiError::Unavailable(message),
+            E::IncompleteAnalysis
+            | E::WrongArtifactKind { .. }
+            | E::Io { .. }
+            | E::Manifest { .. }
+            | E::Entropy(_) => ApiError::internal(message),
         }
     }
 }

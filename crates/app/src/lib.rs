@@ -6,7 +6,11 @@
 //! disk through `mrpt-session`; nothing about a session is kept in this process between requests.
 
 mod error;
+mod identity;
 mod reply;
+mod request_body;
+mod sessions;
+mod ui;
 
 use std::path::PathBuf;
 
@@ -42,12 +46,15 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot open the session store: {0}")]
+    Store(#[from] mrpt_session::Error),
 }
 
 /// The service: one per worker process, built after fork.
 #[derive(Debug, Clone)]
 pub struct App {
     config: AppConfig,
+    store: mrpt_session::Store,
 }
 
 impl App {
@@ -57,7 +64,8 @@ impl App {
             path: uploads.clone(),
             source,
         })?;
-        Ok(App { config })
+        let store = mrpt_session::Store::open(&config.instance_dir)?;
+        Ok(App { config, store })
     }
 
     pub fn config(&self) -> &AppConfig {
@@ -88,21 +96,60 @@ impl App {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let segments: Vec<&str> = req
-            .uri()
-            .path()
-            .trim_start_matches('/')
-            .split('/')
-            .collect();
-        match (req.method(), segments.as_slice()) {
-            (&Method::GET, ["ping"]) | (&Method::HEAD, ["ping"]) => {
-                Ok(reply::json(http::StatusCode::OK, &serde_json::json!({"status": "ok"})))
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let method = parts.method.clone();
+        let is = |m: &Method| method == *m || (*m == Method::GET && method == Method::HEAD);
+        match segments.as_slice() {
+            ["ping"] if is(&Method::GET) => Ok(reply::json(
+                http::StatusCode::OK,
+                &serde_json::json!({"status": "ok"}),
+            )),
+            [""] if is(&Method::GET) => ui::index(self, &parts.headers).await,
+            ["static", file] if is(&Method::GET) => ui::asset(file),
+            ["api", "session"] if method == Method::POST => sessions::create(self).await,
+            ["api", "session", "status"] if is(&Method::GET) => {
+                sessions::status(self, &parts.headers).await
             }
-            _ => Err(ApiError::NotFound(format!(
-                "no route for {} {}",
-                req.method(),
-                req.uri().path()
-            ))),
+            ["session_info"] if is(&Method::GET) => sessions::info(self, &parts.headers).await,
+            ["clear_session"] if method == Method::POST => {
+                sessions::clear(self, &parts.headers).await
+            }
+            _ => {
+                let _ = body;
+                Err(ApiError::NotFound(format!("no route for {method} {path}")))
+            }
         }
+    }
+
+    /// The session named by the request, which must exist.
+    async fn session_of(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Result<mrpt_session::SessionId, ApiError> {
+        let Some(text) = identity::requested_session(headers) else {
+            return Err(ApiError::BadRequest(
+                "no session: start one with POST /api/session (or open the page), then send its id \
+                 in the session_id cookie or the X-Session-ID header"
+                    .to_string(),
+            ));
+        };
+        let store = self.store.clone();
+        blocking(move || store.session(&text).map_err(ApiError::from)).await
+    }
+}
+
+/// Run filesystem or CPU work off the async threads.
+async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result,
+        Err(join) => Err(ApiError::internal(format!(
+            "a blocking task failed: {join}"
+        ))),
     }
 }

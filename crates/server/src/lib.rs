@@ -1,4 +1,166 @@
-//! prefork-server: the master process and its workers (gunicorn semantics).
+//! prefork-server: the master process and its workers, with gunicorn's semantics.
 //!
-//! Owns: binding, forking, supervision, signals, heartbeats, reload, upgrade, the hyper accept loop.
-//! Must not depend on any mrpt-* crate: it serves whatever service it is handed.
+//! Owns: binding listeners, forking workers, supervising them (reap, respawn, heartbeat timeouts,
+//! boot failures), signals as named intents, the pidfile, the error and access logs, and each
+//! worker's tokio + hyper HTTP/1.1 accept loop with graceful drain.
+//!
+//! Must not depend on any mrpt-* crate: it serves whatever [`Handler`] it is handed, built per
+//! worker by a [`HandlerFactory`]. It reads no environment variables and no config files: the
+//! caller passes [`Settings`] and a [`Reloader`] that produces new ones on SIGHUP.
+//!
+//! The master stays single-threaded (no tokio, no logging thread) so that `fork` is sound; each
+//! worker builds its own current-thread runtime after the fork.
+
+mod bind;
+mod heartbeat;
+mod logging;
+mod master;
+mod pidfile;
+mod signals;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
+mod worker;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use bind::BindAddr;
+pub use logging::{Level, LogTarget};
+pub use signals::Intent;
+
+/// The body type every handler answers with.
+pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
+
+/// A service the workers run. The server puts the client's [`std::net::SocketAddr`] into the
+/// request extensions (absent for unix-socket clients) and writes the access log itself.
+pub trait Handler: Send + Sync + 'static {
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Pin<Box<dyn Future<Output = http::Response<ResponseBody>> + Send>>;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = http::Response<ResponseBody>> + Send + 'static,
+{
+    fn call(
+        &self,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> Pin<Box<dyn Future<Output = http::Response<ResponseBody>> + Send>> {
+        Box::pin(self(req))
+    }
+}
+
+/// Builds the handler inside each worker, after the fork and inside the worker's runtime, so the
+/// handler may spawn tasks and open files of its own. An error is a worker boot failure (the worker
+/// exits with code 3; repeated boot failures stop the master with exit code 3).
+pub type HandlerFactory = Box<dyn Fn() -> Result<Arc<dyn Handler>, String> + Send + Sync>;
+
+/// Called by the master on SIGHUP: re-read the configuration and hand back the new settings and a
+/// factory for the new workers. An error keeps the running configuration and workers.
+pub type Reloader = Box<dyn FnMut() -> Result<(Settings, HandlerFactory), String>>;
+
+/// A body made of one in-memory chunk.
+pub fn full_body(bytes: impl Into<bytes::Bytes>) -> ResponseBody {
+    use http_body_util::BodyExt;
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Everything the master needs to run. Durations of zero disable the matching check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub workers: usize,
+    pub binds: Vec<BindAddr>,
+    /// A ready worker whose heartbeat is older than this is aborted (SIGABRT, then SIGKILL).
+    pub timeout: Duration,
+    /// A worker that has not reported ready within this is killed and counts as a boot failure.
+    pub boot_timeout: Duration,
+    pub graceful_timeout: Duration,
+    /// Idle time allowed on a keep-alive connection; zero turns keep-alive off.
+    pub keep_alive: Duration,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub backlog: i32,
+    pub pidfile: Option<PathBuf>,
+    pub access_log: Option<LogTarget>,
+    pub error_log: LogTarget,
+    pub log_level: Level,
+    /// Where the unlinked heartbeat files live; `None` = /dev/shm when present, else the temp dir.
+    pub heartbeat_dir: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            workers: 6,
+            binds: vec![BindAddr::Tcp("127.0.0.1:8000".to_owned())],
+            timeout: Duration::from_secs(30),
+            boot_timeout: Duration::from_secs(120),
+            graceful_timeout: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(5),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            backlog: 2048,
+            pidfile: None,
+            access_log: None,
+            error_log: LogTarget::Stderr,
+            log_level: Level::Info,
+            heartbeat_dir: None,
+        }
+    }
+}
+
+/// Exit status of a master that stopped because workers kept failing to boot.
+pub const EXIT_WORKER_BOOT_ERROR: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid bind address {addr:?}: {reason}")]
+    BadBindAddr { addr: String, reason: String },
+    #[error("can't connect to {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("already running on PID {pid} (or pid file '{}' is stale)", path.display())]
+    AlreadyRunning { pid: i32, path: PathBuf },
+    #[error("pid file '{}': {source}", path.display())]
+    Pidfile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("log file '{}': {source}", path.display())]
+    LogFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("heartbeat file in '{}': {source}", dir.display())]
+    Heartbeat {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signal setup: {0}")]
+    Signals(#[source] nix::Error),
+    #[error("fork: {0}")]
+    Fork(#[source] nix::Error),
+}
+
+/// Runs the master until it stops. Returns the process exit status (0 after TERM/INT/QUIT,
+/// [`EXIT_WORKER_BOOT_ERROR`] when workers keep failing to boot); an `Err` means the server
+/// could not start (bind, pidfile, log file) and nothing is left running.
+///
+/// Must be called while the process is single-threaded: it forks.
+pub fn run(settings: Settings, factory: HandlerFactory, reload: Reloader) -> Result<u8, Error> {
+    master::Master::start(settings, factory, reload)?.run()
+}

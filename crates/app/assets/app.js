@@ -1,0 +1,239 @@
+// The browser client. Talks only to this server's API (api.md); no external assets.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const maps = new Map(); // title -> url, shown as tabs
+
+function show(el, text, isError) {
+  el.textContent = text;
+  el.classList.toggle("error", !!isError);
+}
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  let data = {};
+  try { data = await response.json(); } catch (_) { data = { message: "unexpected answer (" + response.status + ")" }; }
+  if (!response.ok || data.status === "error") {
+    throw new Error(data.message || ("request failed with status " + response.status));
+  }
+  return data;
+}
+
+async function refreshStatus() {
+  try {
+    const s = await api("GET", "/api/session/status");
+    for (const li of document.querySelectorAll("#status-list li")) {
+      li.classList.toggle("on", !!s[li.dataset.key]);
+    }
+    $("session-id").textContent = s.session_id || "-";
+    $("worker-pid").textContent = s.worker_pid || "-";
+    $("analysis-button").disabled = !s.data_loaded;
+    $("itn-button").disabled = !s.analysis_complete;
+    return s;
+  } catch (err) {
+    return null;
+  }
+}
+
+function addMap(title, url) {
+  if (!url) return;
+  maps.set(title, url);
+  const tabs = $("map-tabs");
+  tabs.textContent = "";
+  for (const [t, u] of maps) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = t;
+    b.addEventListener("click", () => selectMap(t, u));
+    tabs.appendChild(b);
+  }
+  selectMap(title, url);
+}
+
+function selectMap(title, url) {
+  $("map-frame").src = url;
+  for (const b of $("map-tabs").children) b.classList.toggle("active", b.textContent === title);
+}
+
+function addVisualizations(list) {
+  for (const v of list || []) addMap(v.title || v.type || "map", v.url || v.path);
+}
+
+function addDownload(name, url) {
+  const li = document.createElement("li");
+  const a = document.createElement("a");
+  a.href = url;
+  a.textContent = name;
+  a.setAttribute("download", "");
+  li.appendChild(a);
+  $("download-list").appendChild(li);
+}
+
+function upload(event) {
+  event.preventDefault();
+  const csv = $("csv-file").files[0];
+  if (!csv) return;
+  const form = new FormData();
+  form.append("csv_file", csv);
+  const shp = $("shapefile").files[0];
+  if (shp) form.append("shapefile", shp);
+  const xhr = new XMLHttpRequest();
+  const bar = $("upload-progress");
+  bar.hidden = false;
+  bar.value = 0;
+  $("upload-button").disabled = true;
+  xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; });
+  xhr.addEventListener("loadend", async () => {
+    $("upload-button").disabled = false;
+    bar.hidden = true;
+    let data = {};
+    try { data = JSON.parse(xhr.responseText); } catch (_) { data = { status: "error", message: "upload failed (" + xhr.status + ")" }; }
+    if (xhr.status !== 200 || data.status !== "success") {
+      show($("upload-result"), data.message || "upload failed", true);
+    } else {
+      const s = data.data_summary || {};
+      const m = data.ward_matching || {};
+      let text = "Loaded " + s.total_rows + " wards and " + s.total_columns + " columns.";
+      if (data.upload_type === "csv_shapefile") {
+        text += "\nWards matched to the shapefile: " + m.matched + ".";
+        if (m.unmatched && m.unmatched.length) text += "\nNot matched: " + m.unmatched.join(", ");
+      }
+      show($("upload-result"), text, false);
+      maps.clear();
+      $("map-tabs").textContent = "";
+      $("download-list").textContent = "";
+    }
+    refreshStatus();
+  });
+  xhr.open("POST", "/upload_both_files");
+  xhr.send(form);
+}
+
+async function runAnalysis() {
+  const out = $("action-result");
+  $("analysis-button").disabled = true;
+  show(out, "Running the risk analysis...", false);
+  try {
+    const r = await api("POST", "/run_analysis", {});
+    const top = (r.composite && r.composite.top_wards) || [];
+    let text = (r.reused ? "The analysis was already done for this upload (" : "Analysis complete (") + r.analysis_id + ").\n";
+    text += "Variables: " + (r.variables_used || []).join(", ") + "\n";
+    text += "Most vulnerable wards: " + top.slice(0, 5).map((w) => w.ward_name || w.WardName || w).join(", ");
+    if (r.warnings && r.warnings.length) text += "\nNote: " + r.warnings.join("\nNote: ");
+    show(out, text, false);
+    addVisualizations(r.visualizations);
+  } catch (err) {
+    show(out, err.message, true);
+  }
+  refreshStatus();
+}
+
+async function planItn(event) {
+  event.preventDefault();
+  const out = $("action-result");
+  const body = {
+    total_nets: parseInt($("total-nets").value, 10),
+    avg_household_size: parseFloat($("household-size").value),
+    urban_threshold: parseFloat($("urban-threshold").value),
+    method: $("itn-method").value,
+  };
+  show(out, "Planning the distribution...", false);
+  try {
+    const r = await api("POST", "/api/itn/update-distribution", body);
+    const s = r.stats || {};
+    show(out, "Nets allocated: " + s.allocated + " of " + s.total_nets + " to " + s.prioritized_wards +
+      " wards; population covered: " + s.covered_population + " (" + s.coverage_percent + "%).", false);
+    addMap("ITN plan", r.map_path);
+  } catch (err) {
+    show(out, err.message, true);
+  }
+  refreshStatus();
+}
+
+function chatLine(text, who) {
+  const div = document.createElement("div");
+  div.className = "msg " + who;
+  div.textContent = text;
+  $("chat-log").appendChild(div);
+  $("chat-log").scrollTop = $("chat-log").scrollHeight;
+  return div;
+}
+
+async function sendChat(event) {
+  event.preventDefault();
+  const input = $("chat-input");
+  const message = input.value.trim();
+  if (!message) return;
+  input.value = "";
+  chatLine(message, "user");
+  const line = chatLine("...", "bot");
+  try {
+    const response = await fetch("/send_message_streaming", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ message }),
+    });
+    if (!response.ok || !response.body) throw new Error("the assistant is not available (" + response.status + ")");
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "";
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, cut);
+        buffer = buffer.slice(cut + 2);
+        for (const l of frame.split("\n")) {
+          if (!l.startsWith("data:")) continue;
+          let data;
+          try { data = JSON.parse(l.slice(5)); } catch (_) { continue; }
+          if (data.content) { text += data.content; line.textContent = text; }
+          if (data.visualizations) addVisualizations(data.visualizations);
+          if (data.status === "error") line.classList.add("error");
+        }
+      }
+    }
+  } catch (err) {
+    line.textContent = err.message;
+    line.classList.add("error");
+  }
+  refreshStatus();
+}
+
+async function buildReport() {
+  try {
+    const r = await api("POST", "/generate_report");
+    addDownload("Analysis package (zip)", r.download_url);
+  } catch (err) {
+    addDownload("Failed: " + err.message, "#");
+  }
+}
+
+async function clearSession() {
+  try { await api("POST", "/clear_session"); } catch (_) { /* status shows the result */ }
+  maps.clear();
+  $("map-tabs").textContent = "";
+  $("map-frame").removeAttribute("src");
+  $("download-list").textContent = "";
+  show($("upload-result"), "", false);
+  show($("action-result"), "", false);
+  refreshStatus();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("upload-form").addEventListener("submit", upload);
+  $("analysis-button").addEventListener("click", runAnalysis);
+  $("itn-form").addEventListener("submit", planItn);
+  $("chat-form").addEventListener("submit", sendChat);
+  $("report-button").addEventListener("click", buildReport);
+  $("clear-button").addEventListener("click", clearSession);
+  refreshStatus();
+});

@@ -1,0 +1,321 @@
+//! The configuration: one serde tree with defaults, `validate()` and unknown keys refused.
+//! Precedence, highest first: command line, `PREFORK_*` environment (both via clap), the config
+//! file (`-c`, else `config/default.toml` when present), built-in defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::args::ServeArgs;
+
+/// The file used when no `-c` is given, relative to the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub workers: usize,
+    pub bind: Vec<String>,
+    pub timeout: u64,
+    pub boot_timeout: u64,
+    pub graceful_timeout: u64,
+    pub keep_alive: u64,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub backlog: u32,
+    pub pidfile: Option<PathBuf>,
+    pub access_logfile: Option<String>,
+    pub error_logfile: String,
+    pub log_level: String,
+    pub worker_tmp_dir: Option<PathBuf>,
+    pub instance_dir: PathBuf,
+    pub app: AppSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            workers: 6,
+            bind: vec!["127.0.0.1:8000".to_owned()],
+            timeout: 30,
+            boot_timeout: 120,
+            graceful_timeout: 30,
+            keep_alive: 5,
+            max_requests: 0,
+            max_requests_jitter: 0,
+            backlog: 2048,
+            pidfile: None,
+            access_logfile: None,
+            error_logfile: "-".to_owned(),
+            log_level: "info".to_owned(),
+            worker_tmp_dir: None,
+            instance_dir: PathBuf::from("instance"),
+            app: AppSettings::default(),
+        }
+    }
+}
+
+/// The `[app]` table: settings the application reads (the server ignores them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppSettings {
+    /// Largest accepted upload body, in bytes.
+    pub max_upload_bytes: u64,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        AppSettings {
+            max_upload_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+impl AppSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.max_upload_bytes == 0 {
+            bail!("app.max_upload_bytes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("config file {}", path.display()))?;
+        toml::from_str(&text).map_err(|e| {
+            // toml's message spans several lines (a source excerpt); keep it to one.
+            let msg = e.message().to_owned();
+            let at = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].lines().count().max(1);
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            anyhow::anyhow!("config file {}{at}: {msg}", path.display())
+        })
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.workers == 0 {
+            bail!("workers must be at least 1");
+        }
+        if self.bind.is_empty() {
+            bail!("bind needs at least one address");
+        }
+        for b in &self.bind {
+            b.parse::<prefork_server::BindAddr>()?;
+        }
+        if self.backlog == 0 || self.backlog > i32::MAX as u32 {
+            bail!("backlog must be between 1 and {}", i32::MAX);
+        }
+        self.log_level
+            .parse::<prefork_server::Level>()
+            .map_err(anyhow::Error::msg)?;
+        if self.error_logfile.is_empty() {
+            bail!("error_logfile must be \"-\" or a path");
+        }
+        if self.access_logfile.as_deref() == Some("") {
+            bail!("access_logfile must be \"-\" or a path");
+        }
+        if self.instance_dir.as_os_str().is_empty() {
+            bail!("instance_dir must not be empty");
+        }
+        self.app.validate()
+    }
+
+    /// Overlays what the command line (or the environment, through clap) set.
+    fn apply(&mut self, args: &ServeArgs) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *slot = v.clone();
+            }
+        }
+        set(&mut self.workers, &args.workers);
+        if !args.bind.is_empty() {
+            self.bind = args.bind.clone();
+        }
+        set(&mut self.timeout, &args.timeout);
+        set(&mut self.boot_timeout, &args.boot_timeout);
+        set(&mut self.graceful_timeout, &args.graceful_timeout);
+        set(&mut self.keep_alive, &args.keep_alive);
+        set(&mut self.max_requests, &args.max_requests);
+        set(&mut self.max_requests_jitter, &args.max_requests_jitter);
+        set(&mut self.backlog, &args.backlog);
+        if args.pid.is_some() {
+            self.pidfile = args.pid.clone();
+        }
+        if args.access_logfile.is_some() {
+            self.access_logfile = args.access_logfile.clone();
+        }
+        set(&mut self.error_logfile, &args.error_logfile);
+        set(&mut self.log_level, &args.log_level);
+        if args.worker_tmp_dir.is_some() {
+            self.worker_tmp_dir = args.worker_tmp_dir.clone();
+        }
+        set(&mut self.instance_dir, &args.instance_dir);
+    }
+
+    /// What the master needs; call after `validate()`.
+    pub fn server_settings(&self) -> anyhow::Result<prefork_server::Settings> {
+        use prefork_server::LogTarget;
+        let target = |s: &str, dash: LogTarget| {
+            if s == "-" {
+                dash
+            } else {
+                LogTarget::File(PathBuf::from(s))
+            }
+        };
+        Ok(prefork_server::Settings {
+            workers: self.workers,
+            binds: self
+                .bind
+                .iter()
+                .map(|b| b.parse())
+                .collect::<Result<_, _>>()?,
+            timeout: Duration::from_secs(self.timeout),
+            boot_timeout: Duration::from_secs(self.boot_timeout),
+            graceful_timeout: Duration::from_secs(self.graceful_timeout),
+            keep_alive: Duration::from_secs(self.keep_alive),
+            max_requests: self.max_requests,
+            max_requests_jitter: self.max_requests_jitter,
+            backlog: i32::try_from(self.backlog).context("backlog")?,
+            pidfile: self.pidfile.clone(),
+            access_log: self
+                .access_logfile
+                .as_deref()
+                .map(|s| target(s, LogTarget::Stdout)),
+            error_log: target(&self.error_logfile, LogTarget::Stderr),
+            log_level: self.log_level.parse().map_err(anyhow::Error::msg)?,
+            heartbeat_dir: self.worker_tmp_dir.clone(),
+        })
+    }
+}
+
+/// File (or defaults), then command line and environment on top, then validation.
+pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+    let file = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+    };
+    let mut config = match &file {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply(args);
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn manifest_path(rel: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    #[test]
+    fn example_and_default_files_load_and_validate() {
+        let example = Config::from_file(&manifest_path("config/example.toml")).unwrap();
+        example.validate().unwrap();
+        let default = Config::from_file(&manifest_path("config/default.toml")).unwrap();
+        default.validate().unwrap();
+        assert_eq!(
+            default,
+            Config::default(),
+            "default.toml must say what the defaults are"
+        );
+    }
+
+    #[test]
+    fn example_lists_every_key() {
+        let text = std::fs::read_to_string(manifest_path("config/example.toml")).unwrap();
+        let full = Config {
+            pidfile: Some("x".into()),
+            access_logfile: Some("-".into()),
+            worker_tmp_dir: Some("/dev/shm".into()),
+            ..Config::default()
+        };
+        let value = toml::Value::try_from(&full).unwrap();
+        let table = value.as_table().unwrap();
+        for (key, v) in table {
+            if let Some(sub) = v.as_table() {
+                assert!(
+                    text.contains(&format!("[{key}]")),
+                    "example.toml lacks [{key}]"
+                );
+                for subkey in sub.keys() {
+                    assert!(
+                        text.contains(&format!("{subkey} =")),
+                        "example.toml lacks {key}.{subkey}"
+                    );
+                }
+            } else {
+                assert!(
+                    text.contains(&format!("{key} =")),
+                    "example.toml lacks {key}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_one_line_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "workers = 2\nwrokers = 3\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("wrokers") && !e.contains('\n'), "{e}");
+        std::fs::write(&p, "[app]\nmax_upload_bytes = \"big\"\n").unwrap();
+        let e = Config::from_file(&p).unwrap_err().to_string();
+        assert!(e.contains("line 2") && !e.contains('\n'), "{e}");
+
+        let bad = [
+            Config {
+                bind: vec!["unix:".into()],
+                ..Config::default()
+            },
+            Config {
+                log_level: "loud".into(),
+                ..Config::default()
+            },
+            Config {
+                workers: 0,
+                ..Config::default()
+            },
+            Config {
+                app: AppSettings {
+                    max_upload_bytes: 0,
+                },
+                ..Config::default()
+            },
+        ];
+        for c in bad {
+            assert!(c.validate().is_err(), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn command_line_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "workers = 2\ntimeout = 7\n").unwrap();
+        let args = ServeArgs {
+            config: Some(p),
+            workers: Some(4),
+            ..ServeArgs::default()
+        };
+        let c = load(&args).unwrap();
+        assert_eq!((c.workers, c.timeout), (4, 7));
+        let s = c.server_settings().unwrap();
+        assert_eq!(s.workers, 4);
+        assert_eq!(s.timeout, Duration::from_secs(7));
+        assert_eq!(s.error_log, prefork_server::LogTarget::Stderr);
+    }
+}
