@@ -1,0 +1,679 @@
+//! Plain-language answers from tool results: what a programme officer reads after a tool ran,
+//! with the figures from the results and no jargon that is not explained.
+
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+use crate::context::{RankedWard, SessionContext, Stage, WardDetail};
+use crate::tools::{ExplainTopic, MapMethod, RankMethod, ToolCall};
+
+/// Result of the risk analysis run (or reused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisSummary {
+    pub analysis_id: String,
+    pub variables: Vec<String>,
+    /// Best first.
+    pub top_wards: Vec<RankedWard>,
+    pub ward_count: u32,
+    /// True when an identical earlier run was reused instead of computing again.
+    pub reused: bool,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItnStats {
+    pub total_nets: u64,
+    pub allocated: u64,
+    pub remaining: u64,
+    pub wards_covered: u32,
+    #[serde(default)]
+    pub fully_covered_wards: Option<u32>,
+    #[serde(default)]
+    pub partially_covered_wards: Option<u32>,
+    pub population_total: u64,
+    pub population_covered: u64,
+    pub coverage_percent: f64,
+    #[serde(default)]
+    pub avg_household_size: Option<f64>,
+    #[serde(default)]
+    pub method: RankMethod,
+    #[serde(default)]
+    pub map_url: Option<String>,
+}
+
+/// A generated map or chart the UI can show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Visualization {
+    pub title: String,
+    pub url: String,
+    #[serde(default)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    pub pages: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopWardsResult {
+    pub wards: Vec<RankedWard>,
+    pub total_wards: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ColumnSummary {
+    pub name: String,
+    pub numeric: bool,
+    pub completeness_pct: f64,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataSummary {
+    pub rows: u64,
+    pub wards: u32,
+    pub columns: Vec<ColumnSummary>,
+    #[serde(default)]
+    pub state_name: Option<String>,
+    #[serde(default)]
+    pub shapefile_loaded: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportInfo {
+    pub url: String,
+    pub filename: String,
+    /// True when the package is the ITN plan rather than the analysis.
+    pub itn: bool,
+}
+
+/// What the app got from executing a [`ToolCall`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ToolOutcome {
+    Analysis(AnalysisSummary),
+    Itn(ItnStats),
+    Visualizations {
+        items: Vec<Visualization>,
+    },
+    TopWards(TopWardsResult),
+    WardDetail(WardDetail),
+    Comparison {
+        a: WardDetail,
+        b: WardDetail,
+    },
+    DataSummary(DataSummary),
+    Export(ExportInfo),
+    /// The tool failed; `message` is shown to the user as the reason.
+    Error {
+        message: String,
+    },
+    /// Nothing to report (explanations need no execution).
+    NoOutput,
+}
+
+/// "120000" -> "120,000".
+pub fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+fn pretty_variable(name: &str) -> String {
+    name.replace('_', " ")
+}
+
+fn ward_table(out: &mut String, wards: &[RankedWard]) {
+    for w in wards {
+        let _ = writeln!(
+            out,
+            "{}. {} - score {:.3} ({})",
+            w.rank, w.name, w.score, w.category
+        );
+    }
+}
+
+/// Compose the answer to one executed tool call.
+pub fn compose_answer(call: &ToolCall, outcome: &ToolOutcome, ctx: &SessionContext) -> String {
+    if let ToolOutcome::Error { message } = outcome {
+        return format!(
+            "I couldn't complete that ({}): {message}",
+            tool_purpose(call)
+        );
+    }
+    match (call, outcome) {
+        (ToolCall::ExplainMethod { topic }, _) => explain(*topic, ctx),
+        (ToolCall::RunAnalysis { .. }, ToolOutcome::Analysis(s)) => analysis_answer(s),
+        (
+            ToolCall::PlanItn {
+                urban_threshold, ..
+            },
+            ToolOutcome::Itn(s),
+        ) => itn_answer(s, *urban_threshold),
+        (
+            ToolCall::VulnerabilityMap { .. }
+            | ToolCall::ItnMap
+            | ToolCall::BoxPlot { .. }
+            | ToolCall::VariableMap { .. },
+            ToolOutcome::Visualizations { items },
+        ) => visualization_answer(call, items),
+        (
+            ToolCall::TopWards {
+                n,
+                bottom,
+                decile,
+                method,
+            },
+            ToolOutcome::TopWards(r),
+        ) => top_wards_answer(*n, *bottom, *decile, *method, r),
+        (ToolCall::WardDetail { .. }, ToolOutcome::WardDetail(d)) => ward_detail_answer(d),
+        (ToolCall::CompareWards { .. }, ToolOutcome::Comparison { a, b }) => {
+            comparison_answer(a, b)
+        }
+        (ToolCall::DataSummary, ToolOutcome::DataSummary(d)) => data_summary_answer(d),
+        (ToolCall::ExportPackage, ToolOutcome::Export(e)) => {
+            let what = if e.itn {
+                "ITN distribution plan"
+            } else {
+                "risk analysis results"
+            };
+            format!(
+                "Your download package with the {what} is ready: [{}]({}). It holds the ranked ward table, the maps and a short summary you can share.",
+                e.filename, e.url
+            )
+        }
+        (_, ToolOutcome::NoOutput) => format!("Done: {}.", tool_purpose(call)),
+        _ => format!(
+            "The {} finished, but its result was not in the expected form, so I can't describe it.",
+            tool_purpose(call)
+        ),
+    }
+}
+
+fn tool_purpose(call: &ToolCall) -> &'static str {
+    match call {
+        ToolCall::RunAnalysis { .. } => "risk analysis",
+        ToolCall::PlanItn { .. } => "ITN distribution plan",
+        ToolCall::VulnerabilityMap { .. } => "vulnerability map",
+        ToolCall::ItnMap => "ITN map",
+        ToolCall::BoxPlot { .. } => "box plot",
+        ToolCall::VariableMap { .. } => "variable map",
+        ToolCall::TopWards { .. } => "ward ranking",
+        ToolCall::WardDetail { .. } => "ward details",
+        ToolCall::CompareWards { .. } => "ward comparison",
+        ToolCall::ExplainMethod { .. } => "method explanation",
+        ToolCall::DataSummary => "data summary",
+        ToolCall::ExportPackage => "download package",
+    }
+}
+
+fn analysis_answer(s: &AnalysisSummary) -> String {
+    let mut out = String::new();
+    if s.reused {
+        let _ = writeln!(
+            out,
+            "These results come from the analysis already run on this data (analysis {}), so nothing was recomputed.",
+            s.analysis_id
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "The malaria risk analysis is complete (analysis {}). All {} wards were ranked from highest to lowest risk.",
+            s.analysis_id, s.ward_count
+        );
+    }
+    if !s.variables.is_empty() {
+        let vars: Vec<String> = s.variables.iter().map(|v| pretty_variable(v)).collect();
+        let _ = writeln!(
+            out,
+            "It combined {} variables: {}.",
+            s.variables.len(),
+            vars.join(", ")
+        );
+    }
+    if !s.top_wards.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nHighest-risk wards (composite score, 0 = lowest, 1 = highest):"
+        );
+        ward_table(&mut out, &s.top_wards);
+    }
+    for w in &s.warnings {
+        let _ = writeln!(out, "\nNote: {w}");
+    }
+    let _ = write!(
+        out,
+        "\nNext you can view the vulnerability map, ask why a ward ranks where it does, or plan ITN distribution (tell me how many nets you have)."
+    );
+    out
+}
+
+fn itn_answer(s: &ItnStats, urban_threshold: Option<f64>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "ITN distribution plan ready: {} of {} nets allocated across {} wards in order of malaria risk ({}).",
+        thousands(s.allocated),
+        thousands(s.total_nets),
+        s.wards_covered,
+        s.method.label()
+    );
+    let _ = writeln!(
+        out,
+        "These nets cover about {} of {} people ({:.1}% of the population).",
+        thousands(s.population_covered),
+        thousands(s.population_total),
+        s.coverage_percent
+    );
+    if let (Some(full), Some(part)) = (s.fully_covered_wards, s.partially_covered_wards) {
+        let _ = writeln!(
+            out,
+            "{full} wards are fully covered and {part} partially covered."
+        );
+    }
+    if s.remaining > 0 {
+        let _ = writeln!(
+            out,
+            "{} nets are left over after every ward reached full coverage.",
+            thousands(s.remaining)
+        );
+    } else if s.coverage_percent < 100.0 {
+        let _ = writeln!(
+            out,
+            "All nets were used; the remaining lower-risk wards would need more nets for full coverage."
+        );
+    }
+    let mut assumptions = Vec::new();
+    if let Some(h) = s.avg_household_size {
+        assumptions.push(format!("{h} people per household"));
+    }
+    if let Some(t) = urban_threshold {
+        assumptions.push(format!("urban threshold {t}%"));
+    }
+    if !assumptions.is_empty() {
+        let _ = writeln!(out, "Assumptions: {}.", assumptions.join(", "));
+    }
+    if let Some(url) = &s.map_url {
+        let _ = writeln!(out, "See the distribution on the ITN map: {url}");
+    }
+    out.trim_end().to_string()
+}
+
+fn visualization_answer(call: &ToolCall, items: &[Visualization]) -> String {
+    if items.is_empty() {
+        return format!("The {} produced nothing to show.", tool_purpose(call));
+    }
+    let mut out = String::new();
+    let intro = match call {
+        ToolCall::VulnerabilityMap {
+            method: MapMethod::Both,
+        } => "Here are the composite and PCA vulnerability maps side by side. Darker wards are at higher malaria risk; wards that are dark on both maps are the most robust priorities.".to_string(),
+        ToolCall::VulnerabilityMap { method } => format!(
+            "Here is the vulnerability map ({}). Darker wards are at higher malaria risk.",
+            match method {
+                MapMethod::Pca => "PCA",
+                _ => "composite score",
+            }
+        ),
+        ToolCall::ItnMap => {
+            "Here is the ITN distribution map: it shows how many nets each ward receives and its coverage.".to_string()
+        }
+        ToolCall::BoxPlot { page } => format!(
+            "Here are the ward score box plots (page {page}). Wards are in rank order; a narrow box means the ranking is stable across methods."
+        ),
+        ToolCall::VariableMap { variable } => format!(
+            "Here is the map of {} across wards. Darker wards have higher values.",
+            pretty_variable(variable)
+        ),
+        _ => "Here is the result.".to_string(),
+    };
+    let _ = writeln!(out, "{intro}");
+    for v in items {
+        match (v.page, v.pages) {
+            (Some(p), Some(n)) => {
+                let _ = writeln!(out, "- {} (page {p} of {n}): {}", v.title, v.url);
+            }
+            _ => {
+                let _ = writeln!(out, "- {}: {}", v.title, v.url);
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn top_wards_answer(
+    n: u32,
+    bottom: bool,
+    decile: bool,
+    method: RankMethod,
+    r: &TopWardsResult,
+) -> String {
+    let mut out = String::new();
+    let which = if bottom { "lowest" } else { "highest" };
+    let head = if decile {
+        format!(
+            "The {} tenth of wards ({} of {}) by {}",
+            if bottom { "bottom" } else { "top" },
+            r.wards.len(),
+            r.total_wards,
+            method.label()
+        )
+    } else {
+        format!(
+            "The {} {which}-risk wards (of {}) by {}",
+            r.wards.len().min(n as usize),
+            r.total_wards,
+            method.label()
+        )
+    };
+    let _ = writeln!(out, "{head}:");
+    ward_table(&mut out, &r.wards);
+    if !bottom {
+        let _ = write!(
+            out,
+            "These wards should come first for interventions such as ITN distribution. Ask \"why is <ward> ranked high?\" to see what drives a ward's score."
+        );
+    } else {
+        let _ = write!(
+            out,
+            "These wards have the lowest relative malaria risk in this dataset."
+        );
+    }
+    out
+}
+
+fn drivers(d: &WardDetail) -> String {
+    d.top_variables
+        .iter()
+        .take(5)
+        .map(|c| match c.raw_value {
+            Some(raw) => format!(
+                "{} (value {}, {:.2} on the 0-1 risk scale)",
+                pretty_variable(&c.variable),
+                trim_float(raw),
+                c.normalised
+            ),
+            None => format!(
+                "{} ({:.2} on the 0-1 risk scale)",
+                pretty_variable(&c.variable),
+                c.normalised
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn trim_float(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn ward_detail_answer(d: &WardDetail) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} is ranked {} of {} wards (composite score {:.3}, {}).",
+        d.ward,
+        ordinal(d.rank),
+        d.total_wards,
+        d.score,
+        d.category
+    );
+    if !d.top_variables.is_empty() {
+        let _ = writeln!(out, "What drives its score: {}.", drivers(d));
+    }
+    if let Some(pr) = d.pca_rank {
+        let agree =
+            (i64::from(pr) - i64::from(d.rank)).abs() <= i64::from(d.total_wards / 10).max(3);
+        let _ = writeln!(
+            out,
+            "With PCA it ranks {}{}. {}",
+            ordinal(pr),
+            d.pca_score
+                .map_or_else(String::new, |s| format!(" (score {s:.3})")),
+            if agree {
+                "Both methods agree, so this ranking is robust."
+            } else if pr > d.rank {
+                "PCA places it lower: its risk is broad and moderate rather than driven by a few strong factors."
+            } else {
+                "PCA places it higher: a few strongly correlated factors stand out here."
+            }
+        );
+    }
+    out.trim_end().to_string()
+}
+
+fn comparison_answer(a: &WardDetail, b: &WardDetail) -> String {
+    let (higher, lower) = if a.rank <= b.rank { (a, b) } else { (b, a) };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} is at higher risk than {}: ranked {} vs {} of {} wards (composite score {:.3} vs {:.3}; {} vs {}).",
+        higher.ward,
+        lower.ward,
+        ordinal(higher.rank),
+        ordinal(lower.rank),
+        higher.total_wards,
+        higher.score,
+        lower.score,
+        higher.category,
+        lower.category
+    );
+    for d in [a, b] {
+        if !d.top_variables.is_empty() {
+            let _ = writeln!(out, "{}: {}.", d.ward, drivers(d));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+fn data_summary_answer(d: &DataSummary) -> String {
+    let mut out = String::new();
+    let area = d
+        .state_name
+        .as_deref()
+        .map_or_else(String::new, |s| format!(" for {s}"));
+    let numeric = d.columns.iter().filter(|c| c.numeric).count();
+    let _ = writeln!(
+        out,
+        "Your data{area} has {} rows covering {} wards, with {} columns ({numeric} numeric).",
+        thousands(d.rows),
+        d.wards,
+        d.columns.len()
+    );
+    let _ = writeln!(
+        out,
+        "Ward boundaries (shapefile): {}.",
+        if d.shapefile_loaded {
+            "loaded, so maps are available"
+        } else {
+            "not loaded - upload the shapefile zip to get maps"
+        }
+    );
+    let _ = writeln!(out, "Variables:");
+    for c in &d.columns {
+        let range = match (c.min, c.max) {
+            (Some(lo), Some(hi)) => format!(", range {} to {}", trim_float(lo), trim_float(hi)),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "- {} ({}, {:.0}% complete{range})",
+            c.name,
+            if c.numeric { "numeric" } else { "text" },
+            c.completeness_pct
+        );
+    }
+    let gaps: Vec<&str> = d
+        .columns
+        .iter()
+        .filter(|c| c.completeness_pct < 100.0)
+        .map(|c| c.name.as_str())
+        .collect();
+    if !gaps.is_empty() {
+        let _ = writeln!(
+            out,
+            "Missing values in {} will be filled from neighbouring wards during the analysis.",
+            gaps.join(", ")
+        );
+    }
+    let _ = write!(
+        out,
+        "When you're ready, say \"run the malaria risk analysis\"."
+    );
+    out
+}
+
+/// Canned method explanations (they need no tool execution).
+pub fn explain(topic: ExplainTopic, ctx: &SessionContext) -> String {
+    let vars = if ctx.variables_used.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " In your analysis the variables were: {}.",
+            ctx.variables_used
+                .iter()
+                .map(|v| pretty_variable(v))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    match topic {
+        ExplainTopic::Composite => format!(
+            "The composite score ranks wards by combining their risk factors. Each variable is first rescaled to 0-1 so that 1 always means higher malaria risk (for protective factors such as housing quality or distance to water the scale is flipped). Every combination of two or more variables forms a model whose score is the average of its rescaled values, and a ward's composite score is the median over all models - so a ward scores high when many risk factors are high at once, whichever combination you look at. Wards are then ranked from highest to lowest score (rank 1 = most vulnerable) and grouped into risk categories.{vars}"
+        ),
+        ExplainTopic::Pca => format!(
+            "Principal component analysis (PCA) is a second way to rank wards. It standardises the variables and finds the combinations that explain most of the differences between wards, then weights each variable by how much it contributes to those patterns. Where the composite score treats every variable equally, PCA lets the data decide the weights. When both methods rank a ward high, the priority is robust.{vars}"
+        ),
+        ExplainTopic::Imputation => "Missing values are filled before scoring so that no ward is dropped: a gap is filled with the average of the original values of the neighbouring wards (wards whose boundaries touch), and where a ward has no neighbours with data, with the average over all wards. Text columns take the most common value.".to_string(),
+        ExplainTopic::Normalisation => "Normalisation puts variables measured in different units (rainfall in mm, test positivity as a share, distances in km) on one 0-1 scale: the lowest ward gets 0 and the highest 1. For variables where a higher value means lower risk (such as housing quality or distance to water) the inverse is rescaled instead, so 1 always means higher malaria risk.".to_string(),
+        ExplainTopic::Itn => "Nets are allocated in order of risk rank. Each ward needs one net per 1.8 people and at least one net per household (population divided by the household size). The highest-risk ward is covered first, then the next, until the nets run out. With the rural-first strategy, wards below the urban threshold are served before urban wards, because transmission is usually higher in rural areas. The plan reports how many wards and people are covered and any nets left over.".to_string(),
+        ExplainTopic::General => format!(
+            "The analysis ranks wards by malaria risk in four steps: (1) fill missing values from neighbouring wards; (2) rescale every variable to 0-1 so that 1 means higher risk; (3) score each ward two ways - the composite score (the median over models that average the rescaled variables) and PCA (weights learned from the data); (4) rank the wards and group them into risk categories. Those rankings then drive maps and ITN planning.{vars}"
+        ),
+    }
+}
+
+/// What the assistant can do, adapted to where the session is.
+pub fn capabilities(ctx: &SessionContext) -> String {
+    match ctx.stage() {
+        Stage::NoData => "I can help you prioritise wards for malaria interventions. To start, upload your ward data (CSV or Excel) and the ward boundaries (shapefile zip). Then I can:\n- summarise the data and its variables\n- run the malaria risk analysis (composite score and PCA)\n- show vulnerability maps and maps of any variable\n- plan ITN (bed net) distribution for the nets you have\n- explain how the method works".to_string(),
+        Stage::PreAnalysis => "Your data is loaded. I can:\n- summarise it (\"what's in my data?\")\n- map a variable (\"map rainfall\")\n- run the malaria risk analysis (\"run the analysis\", optionally \"using rainfall and tpr\" or \"without elevation\")\n- explain the method (\"how is the composite score calculated?\")\nAfter the analysis you can see the vulnerability map, the highest-risk wards, why a ward ranks where it does, and plan ITN distribution.".to_string(),
+        Stage::PostAnalysis => "The analysis is complete. You can ask me to:\n- show the vulnerability map (composite, PCA or both)\n- list the top or bottom wards (\"top 10 wards\", \"top decile\")\n- explain a ward (\"why is Zango ranked first?\") or compare two wards\n- plan ITN distribution (\"I have 120,000 nets\")\n- map a variable, show box plots, or download the results package\n- explain the method".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::VariableContribution;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(120_000), "120,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn itn_answer_has_the_figures() {
+        let call = ToolCall::PlanItn {
+            total_nets: 120_000,
+            avg_household_size: Some(5.0),
+            urban_threshold: None,
+            method: RankMethod::Composite,
+            strategy: None,
+        };
+        let outcome = ToolOutcome::Itn(ItnStats {
+            total_nets: 120_000,
+            allocated: 118_500,
+            remaining: 1_500,
+            wards_covered: 42,
+            fully_covered_wards: Some(40),
+            partially_covered_wards: Some(2),
+            population_total: 3_000_000,
+            population_covered: 592_500,
+            coverage_percent: 19.75,
+            avg_household_size: Some(5.0),
+            method: RankMethod::Composite,
+            map_url: Some("/itn_embed/abc".into()),
+        });
+        let text = compose_answer(&call, &outcome, &SessionContext::default());
+        for needle in [
+            "118,500",
+            "120,000",
+            "42 wards",
+            "592,500",
+            "19.8%",
+            "1,500",
+            "/itn_embed/abc",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn ward_detail_answer_names_rank_and_drivers() {
+        let d = WardDetail {
+            ward: "Zango".into(),
+            rank: 1,
+            total_wards: 66,
+            category: "High Risk".into(),
+            score: 0.702,
+            pca_rank: Some(2),
+            pca_score: Some(0.91),
+            top_variables: vec![VariableContribution {
+                variable: "test_positivity_rate".into(),
+                raw_value: Some(0.62),
+                normalised: 0.95,
+            }],
+        };
+        let text = compose_answer(
+            &ToolCall::WardDetail {
+                ward: "Zango".into(),
+            },
+            &ToolOutcome::WardDetail(d),
+            &SessionContext::default(),
+        );
+        assert!(text.contains("ranked 1st of 66"), "{text}");
+        assert!(text.contains("test positivity rate"));
+        assert!(text.contains("0.95"));
+        assert!(text.contains("robust"));
+    }
+
+    #[test]
+    fn errors_are_explained() {
+        let text = compose_answer(
+            &ToolCall::ExportPackage,
+            &ToolOutcome::Error {
+                message: "no analysis results".into(),
+            },
+            &SessionContext::default(),
+        );
+        assert!(text.contains("couldn't complete"));
+        assert!(text.contains("no analysis results"));
+    }
+}

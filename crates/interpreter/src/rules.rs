@@ -1,0 +1,1175 @@
+//! The default interpreter: no model, no network. A message is split into clauses ("analyse and
+//! then plan ITN" is two), each clause gets one intent from phrase tables checked in a fixed
+//! order, and the arguments are pulled from the text and matched against the session's wards and
+//! columns. The result still goes through [`crate::guards::apply_guards`].
+
+use crate::answer::capabilities;
+use crate::context::{ItnDraft, Pending, SessionContext, VariableInfo};
+use crate::matching::{find_variables, find_wards, normalise, suggest_wards};
+use crate::numbers::{find_numbers, itn_numbers, tokens};
+use crate::tools::{ExplainTopic, ItnStrategy, MapMethod, RankMethod, ToolCall};
+
+/// What the rules make of a message, before the guards.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleDraft {
+    pub calls: Vec<ToolCall>,
+    pub replies: Vec<String>,
+    pub pending: Option<Pending>,
+    /// The message answered a question the assistant asked ("yes", "100000"): deterministic,
+    /// so no model is consulted.
+    pub answers_pending: bool,
+}
+
+/// A clause's text in the forms the phrase tables need.
+struct Text {
+    raw: String,
+    /// Normalised and padded with spaces, so phrases match whole words only.
+    padded: String,
+    words: Vec<String>,
+}
+
+impl Text {
+    fn new(raw: &str) -> Text {
+        let norm = normalise(raw);
+        Text {
+            raw: raw.to_string(),
+            padded: format!(" {norm} "),
+            words: norm
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_string)
+                .collect(),
+        }
+    }
+
+    fn has(&self, phrase: &str) -> bool {
+        let p = normalise(phrase);
+        !p.is_empty() && self.padded.contains(&format!(" {p} "))
+    }
+
+    fn any(&self, phrases: &[&str]) -> bool {
+        phrases.iter().any(|p| self.has(p))
+    }
+
+    fn starts(&self, prefixes: &[&str]) -> bool {
+        self.words
+            .iter()
+            .any(|w| prefixes.iter().any(|p| w.starts_with(p)))
+    }
+
+    /// The normalised text after the first of `markers`, if any.
+    fn after(&self, markers: &[&str]) -> Option<String> {
+        markers
+            .iter()
+            .filter_map(|m| {
+                let p = format!(" {} ", normalise(m));
+                self.padded.find(&p).map(|i| (i, i + p.len()))
+            })
+            .min_by_key(|(i, _)| *i)
+            .map(|(_, end)| self.padded[end..].trim().to_string())
+    }
+}
+
+const ITN_WORDS: &[&str] = &[
+    "itn",
+    "itns",
+    "llin",
+    "llins",
+    "bed net",
+    "bed nets",
+    "bednet",
+    "bednets",
+    "mosquito net",
+    "mosquito nets",
+    "nets",
+    "net distribution",
+    "net allocation",
+    "net campaign",
+];
+const MAP_PREFIXES: &[&str] = &[
+    "map",
+    "choropleth",
+    "visuali",
+    "plot",
+    "chart",
+    "graph",
+    "heatmap",
+];
+const RERUN: &[&str] = &[
+    "rerun",
+    "re run",
+    "re-run",
+    "redo",
+    "run again",
+    "run it again",
+    "again",
+    "recompute",
+    "recalculate",
+    "from scratch",
+    "start over",
+    "force",
+    "refresh",
+];
+const EXCLUDE_MARKERS: &[&str] = &[
+    "exclude",
+    "excluding",
+    "without",
+    "except",
+    "drop",
+    "dropping",
+    "remove",
+    "removing",
+    "leave out",
+    "leaving out",
+    "not using",
+    "but not",
+    "omit",
+    "omitting",
+    "take out",
+];
+const INCLUDE_MARKERS: &[&str] = &[
+    "using",
+    "use",
+    "with",
+    "only",
+    "include",
+    "including",
+    "based on",
+    "on variables",
+];
+const AND_VERBS: &[&str] = &[
+    "plan",
+    "show",
+    "map",
+    "run",
+    "analyse",
+    "analyze",
+    "give",
+    "list",
+    "compare",
+    "explain",
+    "export",
+    "download",
+    "create",
+    "make",
+    "distribute",
+    "allocate",
+    "tell",
+    "display",
+    "plot",
+    "visualise",
+    "visualize",
+    "rank",
+    "then",
+    "generate",
+    "produce",
+    "draw",
+    "what",
+    "which",
+    "how",
+    "why",
+];
+
+/// Split on "and then", "then", "after that", sentence ends, and "and"/"," before a verb.
+fn split_clauses(message: &str) -> Vec<String> {
+    let mut clauses = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    let words: Vec<&str> = message.split_whitespace().collect();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        let lower = w.to_lowercase();
+        let bare: String = lower.chars().filter(|c| c.is_alphanumeric()).collect();
+        let next_bare: String = words
+            .get(i + 1)
+            .map(|n| {
+                n.to_lowercase()
+                    .chars()
+                    .skip_while(|c| !c.is_alphanumeric())
+                    .take_while(|c| c.is_alphanumeric())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let boundary_word = matches!(bare.as_str(), "then" | "afterwards" | "afterward")
+            || (bare == "after" && next_bare == "that")
+            || (bare == "after"
+                && matches!(
+                    next_bare.as_str(),
+                    "running" | "doing" | "performing" | "you" | "analysing" | "analyzing"
+                ))
+            || (bare == "followed" && next_bare == "by")
+            || (bare == "and"
+                && (next_bare == "then" || AND_VERBS.contains(&next_bare.as_str()))
+                && !current.is_empty());
+        if boundary_word && !current.is_empty() {
+            clauses.push(current.join(" "));
+            current.clear();
+            // Swallow the connective itself.
+            if (bare == "after" && next_bare == "that")
+                || (bare == "followed" && next_bare == "by")
+                || (bare == "and" && next_bare == "then")
+            {
+                i += 1;
+            }
+            i += 1;
+            continue;
+        }
+        current.push(w);
+        let ends_sentence =
+            (w.ends_with('.') || w.ends_with('?') || w.ends_with('!') || w.ends_with(';'))
+                && !w
+                    .trim_end_matches(['.', '?', '!', ';'])
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == ',');
+        let comma_verb =
+            w.ends_with(',') && (AND_VERBS.contains(&next_bare.as_str()) || next_bare == "help");
+        if ends_sentence || comma_verb {
+            clauses.push(current.join(" "));
+            current.clear();
+        }
+        i += 1;
+    }
+    if !current.is_empty() {
+        clauses.push(current.join(" "));
+    }
+    clauses.retain(|c| !normalise(c).is_empty());
+    clauses
+}
+
+/// Longer messages are read only this far: chat requests are short, and the phrase tables should
+/// not cost more on a pasted document.
+const MAX_RULE_INPUT: usize = 2_000;
+
+fn clip(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => &text[..i],
+        None => text,
+    }
+}
+
+/// What one clause asks for.
+#[derive(Debug, Clone, PartialEq)]
+enum ClauseIntent {
+    Call(ToolCall),
+    /// ITN without a net total: ask for it.
+    AskNets(ItnDraft),
+    Reply(String),
+    Help,
+    Unknown,
+}
+
+const YES: &[&str] = &[
+    "yes",
+    "y",
+    "ok",
+    "okay",
+    "sure",
+    "proceed",
+    "continue",
+    "go",
+    "yep",
+    "yeah",
+    "affirmative",
+    "please do",
+    "go ahead",
+    "do it",
+    "run it",
+    "alright",
+    "fine",
+];
+const NO: &[&str] = &[
+    "no", "not", "dont", "don t", "do not", "cancel", "stop", "wait", "hold", "nope", "later",
+];
+
+fn is_confirmation(t: &Text) -> bool {
+    t.words.len() <= 8 && t.any(YES) && !t.any(NO)
+}
+
+fn is_refusal(t: &Text) -> bool {
+    t.words.len() <= 8 && t.any(NO)
+}
+
+/// The rule-based interpretation of one message.
+pub fn interpret(message: &str, ctx: &SessionContext) -> RuleDraft {
+    let mut draft = RuleDraft::default();
+    let trimmed = clip(message.trim(), MAX_RULE_INPUT);
+    if trimmed == "__DATA_UPLOADED__" {
+        if ctx.data_loaded {
+            draft.calls.push(ToolCall::DataSummary);
+            draft.pending = Some(Pending::RunAnalysis { then: Vec::new() });
+        } else {
+            draft.replies.push(capabilities(ctx));
+        }
+        return draft;
+    }
+    let whole = Text::new(trimmed);
+    if whole.words.is_empty() {
+        draft.replies.push(capabilities(ctx));
+        return draft;
+    }
+
+    match &ctx.pending {
+        Some(Pending::RunAnalysis { then }) if is_confirmation(&whole) => {
+            draft.calls.push(ToolCall::RunAnalysis {
+                variables: None,
+                exclude: Vec::new(),
+                force: false,
+            });
+            draft.calls.extend(then.iter().cloned());
+            draft.answers_pending = true;
+            return draft;
+        }
+        Some(Pending::RunAnalysis { .. }) if is_refusal(&whole) => {
+            draft.replies.push(
+                "No problem, I won't run the analysis now. You can explore the data first (\"what's in my data?\", \"map rainfall\") and say \"run the analysis\" whenever you're ready.".to_string(),
+            );
+            draft.answers_pending = true;
+            return draft;
+        }
+        _ => {}
+    }
+
+    let pending_nets = match &ctx.pending {
+        Some(Pending::NetTotal { draft }) => Some(draft.clone()),
+        _ => None,
+    };
+
+    let clauses = split_clauses(trimmed);
+    let single = clauses.len() == 1;
+    let mut intents: Vec<ClauseIntent> = Vec::new();
+    for clause in &clauses {
+        let text = Text::new(clause);
+        let previous_itn = intents.iter().any(|i| {
+            matches!(
+                i,
+                ClauseIntent::Call(ToolCall::PlanItn { .. }) | ClauseIntent::AskNets(_)
+            )
+        });
+        intents.push(classify(&text, ctx, pending_nets.as_ref(), previous_itn));
+    }
+
+    // A reply to "how many nets?" may be just a number, with no ITN words at all.
+    if let Some(d) = &pending_nets
+        && !intents
+            .iter()
+            .any(|i| matches!(i, ClauseIntent::Call(_) | ClauseIntent::AskNets(_)))
+    {
+        let n = itn_numbers(trimmed, true);
+        if let Some(total) = n.total_nets {
+            intents = vec![ClauseIntent::Call(itn_call(total, &n, d, &whole))];
+            draft.answers_pending = true;
+        } else if n.avg_household_size.is_some() || n.urban_threshold.is_some() {
+            let mut d = d.clone();
+            d.avg_household_size = n.avg_household_size.or(d.avg_household_size);
+            d.urban_threshold = n.urban_threshold.or(d.urban_threshold);
+            intents = vec![ClauseIntent::AskNets(d)];
+        }
+    }
+
+    let mut asked_nets = false;
+    for intent in intents {
+        match intent {
+            ClauseIntent::Call(call) => {
+                if !draft.calls.contains(&call) {
+                    draft.calls.push(call);
+                }
+            }
+            ClauseIntent::AskNets(d) => {
+                if !asked_nets {
+                    asked_nets = true;
+                    draft.replies.push(ask_nets_text(&d));
+                    draft.pending = Some(Pending::NetTotal { draft: d });
+                }
+            }
+            ClauseIntent::Reply(r) => draft.replies.push(r),
+            ClauseIntent::Help if single => draft.replies.push(capabilities(ctx)),
+            ClauseIntent::Help | ClauseIntent::Unknown => {}
+        }
+    }
+    // Analysis always runs before whatever depends on it, whatever order the user wrote.
+    if let Some(pos) = draft
+        .calls
+        .iter()
+        .position(|c| matches!(c, ToolCall::RunAnalysis { .. }))
+        && pos > 0
+    {
+        let call = draft.calls.remove(pos);
+        draft.calls.insert(0, call);
+    }
+    if draft.calls.is_empty() && draft.replies.is_empty() {
+        draft.replies.push(format!(
+            "I'm not sure what you'd like me to do with that. {}",
+            capabilities(ctx)
+        ));
+    }
+    draft
+}
+
+fn ask_nets_text(d: &ItnDraft) -> String {
+    let mut known = Vec::new();
+    if let Some(h) = d.avg_household_size {
+        known.push(format!("household size {h}"));
+    }
+    if let Some(t) = d.urban_threshold {
+        known.push(format!("urban threshold {t}%"));
+    }
+    let noted = if known.is_empty() {
+        String::new()
+    } else {
+        format!(" I've noted {}.", known.join(" and "))
+    };
+    format!(
+        "To plan the ITN distribution I need the number of nets you have available (for example \"I have 120,000 nets\").{noted} You can also give the average household size (for example \"household size 5\"); otherwise I'll use the standard 5 people per household."
+    )
+}
+
+fn itn_call(total: u64, n: &crate::numbers::ItnNumbers, draft: &ItnDraft, t: &Text) -> ToolCall {
+    let (method, strategy) = itn_method(t);
+    ToolCall::PlanItn {
+        total_nets: total,
+        avg_household_size: n.avg_household_size.or(draft.avg_household_size),
+        urban_threshold: n.urban_threshold.or(draft.urban_threshold),
+        method: method.unwrap_or(draft.method),
+        strategy: strategy.or(draft.strategy),
+    }
+}
+
+fn itn_method(t: &Text) -> (Option<RankMethod>, Option<ItnStrategy>) {
+    let method = if t.any(&["pca", "principal component"]) {
+        Some(RankMethod::Pca)
+    } else if t.has("composite") {
+        Some(RankMethod::Composite)
+    } else {
+        None
+    };
+    let strategy = if t.any(&[
+        "rural first",
+        "rural areas first",
+        "rural wards first",
+        "prioritise rural",
+        "prioritize rural",
+        "rural_first",
+    ]) {
+        Some(ItnStrategy::RuralFirst)
+    } else if t.any(&["by rank", "rank order", "strictly by rank", "in rank order"]) {
+        Some(ItnStrategy::Rank)
+    } else {
+        None
+    };
+    (method, strategy)
+}
+
+fn explain_topic(t: &Text) -> Option<ExplainTopic> {
+    let composite = t.has("composite");
+    let pca = t.any(&["pca", "principal component", "principal components"]);
+    if (composite && pca)
+        || t.any(&[
+            "methodology",
+            "method",
+            "methods",
+            "approach",
+            "how does the analysis work",
+            "how does this analysis work",
+            "how does it work",
+            "how are wards ranked",
+            "how are the wards ranked",
+            "how did you rank",
+            "how do you rank",
+            "ranking work",
+            "explain the analysis",
+            "how was the analysis done",
+            "how is risk calculated",
+            "vulnerability category",
+            "vulnerability categories",
+            "risk category",
+            "risk categories",
+            "categories",
+        ])
+    {
+        return Some(ExplainTopic::General);
+    }
+    if pca {
+        return Some(ExplainTopic::Pca);
+    }
+    if composite
+        || t.any(&[
+            "score calculated",
+            "score computed",
+            "how is the score",
+            "scores calculated",
+            "scores computed",
+        ])
+    {
+        return Some(ExplainTopic::Composite);
+    }
+    if t.starts(&["imput"])
+        || t.any(&[
+            "missing values",
+            "missing data",
+            "missing value",
+            "fill gaps",
+            "gaps filled",
+            "filled in",
+        ])
+    {
+        return Some(ExplainTopic::Imputation);
+    }
+    if t.starts(&["normali", "rescal", "standardi"]) || t.any(&["scaling", "min max", "scaled"]) {
+        return Some(ExplainTopic::Normalisation);
+    }
+    if t.any(ITN_WORDS)
+        && t.starts(&[
+            "allocat",
+            "distribut",
+            "decid",
+            "prioriti",
+            "calculat",
+            "work",
+        ])
+        && t.any(&["how", "explain", "method", "logic", "way"])
+    {
+        return Some(ExplainTopic::Itn);
+    }
+    None
+}
+
+const EXPLAIN_CUES: &[&str] = &[
+    "how",
+    "why",
+    "what is",
+    "what s",
+    "what are",
+    "what does",
+    "explain",
+    "describe",
+    "why use",
+    "why do you use",
+    "tell me about",
+    "difference between",
+    "meaning",
+    "mean",
+    "means",
+    "define",
+    "definition",
+    "understand",
+    "work",
+    "works",
+    "methodology",
+    "method",
+    "calculated",
+    "computed",
+    "difference",
+    "help me understand",
+    "walk me through",
+];
+
+fn classify(
+    t: &Text,
+    ctx: &SessionContext,
+    pending_nets: Option<&ItnDraft>,
+    previous_itn: bool,
+) -> ClauseIntent {
+    const GREETINGS: &[&str] = &[
+        "hi",
+        "hello",
+        "hey",
+        "help",
+        "good morning",
+        "good afternoon",
+        "good evening",
+        "what can you do",
+        "what can i do",
+        "what can i ask",
+        "how do i start",
+        "how do i use this",
+        "what do you do",
+        "who are you",
+        "thanks",
+        "thank you",
+        "menu",
+        "options",
+    ];
+    let wards = find_wards(&t.raw, &ctx.wards);
+
+    // Downloads.
+    if t.starts(&["download", "export"])
+        || t.any(&["zip", "package", "zip file"])
+        || (t.has("report")
+            && t.starts(&[
+                "generat", "creat", "make", "get", "give", "build", "produce",
+            ]))
+    {
+        return ClauseIntent::Call(ToolCall::ExportPackage);
+    }
+
+    // Box plots.
+    if t.any(&[
+        "box plot",
+        "box plots",
+        "boxplot",
+        "boxplots",
+        "box and whisker",
+        "whisker",
+        "whiskers",
+    ]) {
+        let page = t
+            .after(&["page"])
+            .and_then(|rest| find_numbers(&rest).first().map(|n| n.value))
+            .filter(|v| *v >= 1.0 && v.fract() == 0.0 && *v <= 10_000.0)
+            .map_or(1, |v| v as u32);
+        return ClauseIntent::Call(ToolCall::BoxPlot { page });
+    }
+
+    let map_word = t.starts(MAP_PREFIXES);
+    let itn_words = t.any(ITN_WORDS);
+    let nets_given = itn_numbers(&t.raw, itn_words).total_nets;
+    let detail_cue = t.any(&[
+        "why",
+        "rank",
+        "ranked",
+        "ranking",
+        "score",
+        "scores",
+        "category",
+        "driv",
+        "drivers",
+        "explain",
+        "tell me about",
+        "details",
+        "detail",
+        "about",
+        "how is",
+        "how vulnerable",
+        "what makes",
+        "position",
+        "where does",
+        "where is",
+        "factors",
+        "vulnerable",
+        "risk",
+        "at risk",
+        "high",
+        "low",
+        "first",
+        "last",
+        "top",
+        "so high",
+        "so low",
+        "doing",
+    ]);
+
+    // Two wards: a comparison.
+    if wards.len() >= 2 && !map_word {
+        return ClauseIntent::Call(ToolCall::CompareWards {
+            a: wards[0].ward.clone(),
+            b: wards[1].ward.clone(),
+        });
+    }
+    if t.has("compare") && wards.len() == 1 && !t.any(&["composite", "pca"]) {
+        return ClauseIntent::Reply(format!(
+            "Which ward should I compare {} with? Give me two ward names, for example \"compare {} and {}\".",
+            wards[0].ward,
+            wards[0].ward,
+            ctx.wards
+                .iter()
+                .find(|w| **w != wards[0].ward)
+                .map_or("another ward", String::as_str)
+        ));
+    }
+
+    // One ward and a question about it.
+    // One ward and anything but a map or a net plan: its rank, category and drivers answer
+    // "what is the tpr in Zango?" as well as "why is Zango first?".
+    let question = t.any(&["what", "how", "is", "show", "give", "which", "does", "do"]);
+    if wards.len() == 1
+        && !map_word
+        && !(itn_words && nets_given.is_some())
+        && (detail_cue || question || t.words.len() <= wards[0].end - wards[0].start + 1)
+    {
+        return ClauseIntent::Call(ToolCall::WardDetail {
+            ward: wards[0].ward.clone(),
+        });
+    }
+
+    // How the method works.
+    if let Some(topic) = explain_topic(t)
+        && t.any(EXPLAIN_CUES)
+        && !(topic == ExplainTopic::Itn && nets_given.is_some())
+        && !(map_word && topic != ExplainTopic::General)
+        && !(map_word && t.any(&["composite", "pca"]))
+    {
+        return ClauseIntent::Call(ToolCall::ExplainMethod { topic });
+    }
+
+    // "Why is Nowhere ranked first?" - a ward we can't find.
+    if wards.is_empty()
+        && !ctx.wards.is_empty()
+        && let Some(rest) = t.after(&[
+            "why is",
+            "why does",
+            "why was",
+            "tell me about ward",
+            "details for",
+            "details of",
+        ])
+    {
+        {
+            let stop = [
+                "so", "high", "low", "in", "at", "the", "first", "top", "ward", "is", "a", "on",
+                "number",
+            ];
+            let stop_prefix = ["rank", "scor", "categor", "consider", "listed", "placed"];
+            let name: Vec<&str> = rest
+                .split(' ')
+                .take_while(|w| !stop.contains(w) && !stop_prefix.iter().any(|p| w.starts_with(p)))
+                .collect();
+            let name = name.join(" ");
+            if !name.is_empty()
+                && name.len() <= 40
+                && !t.any(&[
+                    "wards",
+                    "these",
+                    "they",
+                    "it",
+                    "this",
+                    "that",
+                    "pca",
+                    "composite",
+                ])
+            {
+                let near = suggest_wards(&name, &ctx.wards, 3);
+                let hint = if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" Did you mean {}?", near.join(", "))
+                };
+                return ClauseIntent::Reply(format!(
+                    "I couldn't find a ward called \"{name}\" in your data.{hint}"
+                ));
+            }
+        }
+    }
+
+    // Maps.
+    let numeric: Vec<VariableInfo> = ctx.numeric_variables().cloned().collect();
+    let variables = find_variables(&t.raw, &numeric);
+    let vulnerability_words = t.starts(&[
+        "vulnerab",
+        "risk",
+        "composite",
+        "pca",
+        "priorit",
+        "hotspot",
+        "rank",
+    ]) || t.any(&["hot spot", "hot spots", "score", "scores"]);
+    let itn_map_words = t.starts(&["itn", "llin", "distribution", "allocation"])
+        || t.any(&[
+            "net distribution",
+            "nets distribution",
+            "bed net",
+            "bed nets",
+            "nets",
+        ]);
+    if map_word
+        || t.any(&[
+            "distribution of",
+            "spatial pattern",
+            "spatial distribution",
+            "where are the hotspots",
+            "hotspots",
+        ])
+        || (t.has("compare") && t.has("composite") && t.has("pca"))
+    {
+        // "map the net distribution" is the ITN map even though a column name contains "net".
+        let only_net_columns = itn_map_words
+            && variables.iter().all(|v| v.to_lowercase().contains("net"))
+            && !t.any(&["per capita", "coverage"]);
+        let explicit_variable = !variables.is_empty() && !only_net_columns;
+        if explicit_variable && !vulnerability_words {
+            return ClauseIntent::Call(ToolCall::VariableMap {
+                variable: variables[0].clone(),
+            });
+        }
+        if itn_map_words && nets_given.is_none() && !t.starts(&["vulnerab"]) {
+            return ClauseIntent::Call(ToolCall::ItnMap);
+        }
+        if map_word || vulnerability_words {
+            let method = if t.any(&["both", "side by side", "compare", "comparison"])
+                || (t.has("composite") && t.has("pca"))
+            {
+                MapMethod::Both
+            } else if t.any(&["pca", "principal component"]) {
+                MapMethod::Pca
+            } else {
+                MapMethod::Composite
+            };
+            if previous_itn && !vulnerability_words {
+                return ClauseIntent::Call(ToolCall::ItnMap);
+            }
+            if !itn_words || nets_given.is_none() {
+                return ClauseIntent::Call(ToolCall::VulnerabilityMap { method });
+            }
+        }
+    }
+
+    // ITN planning.
+    let plan_words = t.any(&["distribute", "allocate", "distribution plan", "campaign"]);
+    if itn_words || (nets_given.is_some() && (pending_nets.is_some() || plan_words)) {
+        let bare = itn_words || pending_nets.is_some();
+        let n = itn_numbers(&t.raw, bare);
+        let base = pending_nets.cloned().unwrap_or_default();
+        if let Some(total) = n.total_nets {
+            return ClauseIntent::Call(itn_call(total, &n, &base, t));
+        }
+        if t.any(&[
+            "which wards",
+            "which ward",
+            "where should",
+            "where do",
+            "most urgently",
+            "priority wards",
+        ]) {
+            return ClauseIntent::Call(ToolCall::TopWards {
+                n: top_n(t).unwrap_or(10),
+                bottom: false,
+                decile: false,
+                method: itn_method(t).0.unwrap_or_default(),
+            });
+        }
+        let (method, strategy) = itn_method(t);
+        let d = ItnDraft {
+            avg_household_size: n.avg_household_size.or(base.avg_household_size),
+            urban_threshold: n.urban_threshold.or(base.urban_threshold),
+            method: method.unwrap_or(base.method),
+            strategy: strategy.or(base.strategy),
+        };
+        return ClauseIntent::AskNets(d);
+    }
+
+    // Analysis runs.
+    let analyse_verb = t.words.iter().any(|w| {
+        matches!(
+            w.as_str(),
+            "analyse" | "analyze" | "analysing" | "analyzing" | "analysed" | "analyzed"
+        )
+    });
+    let analysis_noun = t.any(&["analysis", "assessment"]);
+    let action = t.any(&[
+        "run",
+        "do",
+        "perform",
+        "start",
+        "conduct",
+        "execute",
+        "begin",
+        "launch",
+        "carry out",
+        "kick off",
+        "go ahead",
+        "proceed",
+        "need",
+        "want",
+        "let s",
+        "lets",
+        "can you",
+        "please",
+        "could you",
+        "would like",
+        "rerun",
+        "redo",
+        "repeat",
+        "try",
+        "running",
+        "doing",
+        "performing",
+        "after",
+        "first",
+        "use",
+        "using",
+        "only",
+        "include",
+    ]);
+    let rank_request = t.any(&[
+        "rank the wards",
+        "rank wards",
+        "rank my wards",
+        "rank all wards",
+        "rank all the wards",
+        "prioritise wards",
+        "prioritize wards",
+        "prioritise the wards",
+        "prioritize the wards",
+    ]);
+    let rerun = t.any(RERUN) && (analysis_noun || analyse_verb || t.has("it") || t.has("analysis"));
+    let exclude_text = t.after(EXCLUDE_MARKERS);
+    let what_if = t.any(&[
+        "what if",
+        "suppose",
+        "what happens if",
+        "try without",
+        "how about without",
+    ]);
+    let analysis_request = analyse_verb
+        || (analysis_noun
+            && (action
+                || t.any(&[
+                    "risk analysis",
+                    "vulnerability analysis",
+                    "risk assessment",
+                    "vulnerability assessment",
+                ])))
+        || (rank_request && !ctx.analysis_complete)
+        || rerun
+        || (exclude_text.is_some()
+            && (what_if || analysis_noun || t.has("variables") || t.has("variable")));
+    if analysis_request {
+        let exclude = exclude_text
+            .as_deref()
+            .map(|rest| find_variables(rest, &ctx.variables))
+            .unwrap_or_default();
+        if let Some(rest) = &exclude_text
+            && exclude.is_empty()
+        {
+            let named: Vec<&str> = rest
+                .split(' ')
+                .filter(|w| {
+                    !matches!(
+                        *w,
+                        "the" | "a" | "variable" | "variables" | "column" | "from" | "analysis"
+                    )
+                })
+                .take(3)
+                .collect();
+            if !named.is_empty() {
+                return ClauseIntent::Reply(format!(
+                    "\"{}\" is not a column in your data, so I can't leave it out. The numeric variables are: {}.",
+                    named.join(" "),
+                    ctx.numeric_variables()
+                        .map(|v| v.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        let include_text = t.after(INCLUDE_MARKERS).map(|rest| {
+            let cut = EXCLUDE_MARKERS
+                .iter()
+                .filter_map(|m| format!(" {rest} ").find(&format!(" {} ", normalise(m))))
+                .min()
+                .unwrap_or(rest.len() + 1);
+            format!(" {rest} ")[..cut].to_string()
+        });
+        let variables = include_text
+            .map(|s| find_variables(&s, &ctx.variables))
+            .filter(|v| !v.is_empty());
+        return ClauseIntent::Call(ToolCall::RunAnalysis {
+            variables,
+            exclude,
+            force: rerun,
+        });
+    }
+
+    // Ranked lists.
+    let top_cue = t.any(&[
+        "top",
+        "bottom",
+        "highest",
+        "lowest",
+        "most at risk",
+        "most vulnerable",
+        "least",
+        "worst",
+        "riskiest",
+        "priority wards",
+        "high risk",
+        "low risk",
+        "high risk wards",
+        "decile",
+        "ranking",
+        "rankings",
+        "which wards",
+        "list wards",
+        "list the wards",
+        "ranked list",
+        "most affected",
+        "safest",
+        "best",
+        "rank the wards",
+        "rank wards",
+        "most at-risk",
+        "prioritised wards",
+        "prioritized wards",
+        "first",
+        "vulnerable wards",
+    ]) || (t.starts(&["ward"]) && t.any(&["risk", "vulnerab", "priorit"]));
+    // "Which ward has the highest rainfall?" is about one variable, not the risk ranking.
+    if top_cue && !variables.is_empty() && !vulnerability_words && !itn_words {
+        return ClauseIntent::Call(ToolCall::VariableMap {
+            variable: variables[0].clone(),
+        });
+    }
+    if top_cue && !t.any(&["what does high risk mean", "what is high risk"]) {
+        let bottom = t.any(&[
+            "bottom", "lowest", "least", "safest", "low risk", "best", "last",
+        ]);
+        let decile = t.any(&[
+            "decile",
+            "top tenth",
+            "bottom tenth",
+            "10 percent",
+            "ten percent",
+        ]) || t.raw.contains("10%");
+        let n = top_n(t).unwrap_or(10);
+        let method = if t.any(&["pca", "principal component"]) {
+            RankMethod::Pca
+        } else {
+            RankMethod::Composite
+        };
+        return ClauseIntent::Call(ToolCall::TopWards {
+            n,
+            bottom,
+            decile,
+            method,
+        });
+    }
+
+    if ctx.analysis_complete
+        && t.has("used")
+        && t.any(&["variables", "variable", "factors", "indicators", "columns"])
+        && !ctx.variables_used.is_empty()
+    {
+        return ClauseIntent::Reply(format!(
+            "The analysis{} used {} variables: {}. Say \"run the analysis using ...\" or \"what if we exclude ...\" to try a different set.",
+            ctx.analysis_id
+                .as_deref()
+                .map_or_else(String::new, |id| format!(" ({id})")),
+            ctx.variables_used.len(),
+            ctx.variables_used.join(", ")
+        ));
+    }
+
+    // The data itself.
+    if t.any(&[
+        "what s in it",
+        "what is in it",
+        "show me the data",
+        "show the data",
+        "show my data",
+        "show me my data",
+        "view the data",
+        "see the data",
+        "see my data",
+        "what s in my data",
+        "what is in my data",
+        "what s in the data",
+        "what is in the data",
+        "what variables",
+        "which variables",
+        "variables available",
+        "available variables",
+        "list variables",
+        "list the variables",
+        "columns",
+        "what columns",
+        "data summary",
+        "summary of the data",
+        "summary of my data",
+        "summarise",
+        "summarize",
+        "describe the data",
+        "describe my data",
+        "data quality",
+        "quality of the data",
+        "overview",
+        "what data",
+        "how many wards",
+        "how many rows",
+        "missing values",
+        "completeness",
+        "tell me about the data",
+        "tell me about my data",
+        "look at my data",
+        "variables do i have",
+        "what did i upload",
+        "what have i uploaded",
+        "fields",
+    ]) || (t.has("variables") && t.any(&["what", "which", "list", "show"]))
+    {
+        return ClauseIntent::Call(ToolCall::DataSummary);
+    }
+
+    if t.any(GREETINGS) {
+        return ClauseIntent::Help;
+    }
+    ClauseIntent::Unknown
+}
+
+/// "top 5", "5 most", "bottom 20", "first 3", "ten highest".
+fn top_n(t: &Text) -> Option<u32> {
+    let toks = tokens(&t.raw);
+    for n in find_numbers(&t.raw) {
+        if n.percent {
+            continue;
+        }
+        let before = n
+            .start
+            .checked_sub(1)
+            .and_then(|i| toks.get(i))
+            .map(String::as_str);
+        let after = toks.get(n.end).map(String::as_str);
+        let near = matches!(before, Some("top" | "bottom" | "first" | "last" | "the"))
+            || matches!(
+                after,
+                Some(
+                    "most"
+                        | "highest"
+                        | "lowest"
+                        | "least"
+                        | "wards"
+                        | "ward"
+                        | "riskiest"
+                        | "worst"
+                        | "best"
+                        | "high"
+                        | "low"
+                )
+            );
+        if near && n.value >= 1.0 && n.value.fract() == 0.0 && n.value <= 100_000.0 {
+            return Some(n.value as u32);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clauses_split_on_connectives_only() {
+        assert_eq!(
+            split_clauses("analyse and then plan ITN with 50k nets"),
+            ["analyse", "plan ITN with 50k nets"]
+        );
+        assert_eq!(
+            split_clauses("plan ITN with 50k nets and household size 6"),
+            ["plan ITN with 50k nets and household size 6"]
+        );
+        assert_eq!(
+            split_clauses("compare Dala and Fagge A"),
+            ["compare Dala and Fagge A"]
+        );
+        assert_eq!(
+            split_clauses("run the analysis and plan ITN with 50000 nets"),
+            ["run the analysis", "plan ITN with 50000 nets"]
+        );
+        assert_eq!(
+            split_clauses("I've uploaded my data, what's in it?"),
+            ["I've uploaded my data,", "what's in it?"]
+        );
+        assert_eq!(
+            split_clauses("I have 120,000 nets. Plan it."),
+            ["I have 120,000 nets.", "Plan it."]
+        );
+    }
+}

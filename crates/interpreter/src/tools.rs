@@ -1,0 +1,972 @@
+//! The tool catalogue: every action the assistant can take, with typed arguments, the JSON schema
+//! a model sees, and validation of a model's arguments against the catalogue and the session.
+//! Tool names live only here ([`ToolName`]); the app matches on [`ToolCall`] variants, never on
+//! name strings (H11).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::context::{SessionContext, VariableKind};
+use crate::matching::{resolve_variable, resolve_ward, suggest_wards};
+
+/// Which ranking a result is based on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RankMethod {
+    #[default]
+    Composite,
+    Pca,
+}
+
+impl RankMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RankMethod::Composite => "composite",
+            RankMethod::Pca => "pca",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RankMethod::Composite => "composite score",
+            RankMethod::Pca => "PCA score",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MapMethod {
+    #[default]
+    Composite,
+    Pca,
+    Both,
+}
+
+/// Order in which wards receive nets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItnStrategy {
+    /// Strictly by risk rank.
+    Rank,
+    /// Rural (below the urban threshold) wards first, then by rank.
+    RuralFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ExplainTopic {
+    Composite,
+    Pca,
+    Imputation,
+    Normalisation,
+    Itn,
+    #[default]
+    General,
+}
+
+/// A validated tool call. Ward and variable names are already resolved to the data's spelling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "tool", content = "arguments", rename_all = "snake_case")]
+pub enum ToolCall {
+    /// Run (or, with `force` or different variables, re-run) the risk analysis.
+    RunAnalysis {
+        /// Exactly these variables; `None` lets the analysis choose.
+        variables: Option<Vec<String>>,
+        /// Leave these out ("what if we exclude elevation?").
+        exclude: Vec<String>,
+        force: bool,
+    },
+    PlanItn {
+        total_nets: u64,
+        avg_household_size: Option<f64>,
+        urban_threshold: Option<f64>,
+        method: RankMethod,
+        strategy: Option<ItnStrategy>,
+    },
+    VulnerabilityMap {
+        method: MapMethod,
+    },
+    ItnMap,
+    /// One page of box plots (wards in rank order, a page at a time).
+    BoxPlot {
+        page: u32,
+    },
+    VariableMap {
+        variable: String,
+    },
+    TopWards {
+        n: u32,
+        bottom: bool,
+        /// The top (or bottom) tenth of wards; `n` then holds that count.
+        decile: bool,
+        method: RankMethod,
+    },
+    WardDetail {
+        ward: String,
+    },
+    CompareWards {
+        a: String,
+        b: String,
+    },
+    ExplainMethod {
+        topic: ExplainTopic,
+    },
+    DataSummary,
+    ExportPackage,
+}
+
+/// Canonical tool names: the only strings that ever name a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ToolName {
+    RunAnalysis,
+    PlanItn,
+    VulnerabilityMap,
+    ItnMap,
+    BoxPlot,
+    VariableMap,
+    TopWards,
+    WardDetail,
+    CompareWards,
+    ExplainMethod,
+    DataSummary,
+    ExportPackage,
+}
+
+impl ToolName {
+    pub const ALL: [ToolName; 12] = [
+        ToolName::RunAnalysis,
+        ToolName::PlanItn,
+        ToolName::VulnerabilityMap,
+        ToolName::ItnMap,
+        ToolName::BoxPlot,
+        ToolName::VariableMap,
+        ToolName::TopWards,
+        ToolName::WardDetail,
+        ToolName::CompareWards,
+        ToolName::ExplainMethod,
+        ToolName::DataSummary,
+        ToolName::ExportPackage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ToolName::RunAnalysis => "run_analysis",
+            ToolName::PlanItn => "plan_itn",
+            ToolName::VulnerabilityMap => "vulnerability_map",
+            ToolName::ItnMap => "itn_map",
+            ToolName::BoxPlot => "box_plot",
+            ToolName::VariableMap => "variable_map",
+            ToolName::TopWards => "top_wards",
+            ToolName::WardDetail => "ward_detail",
+            ToolName::CompareWards => "compare_wards",
+            ToolName::ExplainMethod => "explain_method",
+            ToolName::DataSummary => "data_summary",
+            ToolName::ExportPackage => "export_package",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ToolName> {
+        ToolName::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+
+    /// Whether the tool reads analysis results (and so needs a completed analysis).
+    pub fn needs_analysis(self) -> bool {
+        !matches!(
+            self,
+            ToolName::RunAnalysis
+                | ToolName::VariableMap
+                | ToolName::ExplainMethod
+                | ToolName::DataSummary
+        )
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            ToolName::RunAnalysis => {
+                "Run the malaria risk analysis (composite score and PCA) that ranks wards. Only when Analysis Complete is False, or when the user explicitly asks to re-run it or to change the variables."
+            }
+            ToolName::PlanItn => {
+                "Plan insecticide-treated net (ITN) distribution over wards in risk order. Requires a completed analysis and the total number of nets stated by the user."
+            }
+            ToolName::VulnerabilityMap => {
+                "Show the ward vulnerability map from the composite score, PCA, or both side by side."
+            }
+            ToolName::ItnMap => "Show the map of the current ITN distribution plan.",
+            ToolName::BoxPlot => "Show box plots of ward scores in rank order, one page at a time.",
+            ToolName::VariableMap => "Map one variable (column) of the data across wards.",
+            ToolName::TopWards => {
+                "List the N highest-risk (or lowest-risk with bottom=true) wards, or the top decile."
+            }
+            ToolName::WardDetail => {
+                "Explain one ward's rank, category, score and the variables that drove it."
+            }
+            ToolName::CompareWards => "Compare two wards' ranks, scores and drivers.",
+            ToolName::ExplainMethod => {
+                "Explain the method: composite score, PCA, imputation of missing values, normalisation, ITN allocation, or the general approach."
+            }
+            ToolName::DataSummary => {
+                "Summarise the uploaded data: rows, wards, variables and their completeness."
+            }
+            ToolName::ExportPackage => {
+                "Build the downloadable results package (analysis, or ITN plan when one exists)."
+            }
+        }
+    }
+
+    /// JSON schema of the arguments, as the OpenAI `tools` list wants it.
+    pub fn parameters_schema(self) -> Value {
+        let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
+        match self {
+            ToolName::RunAnalysis => json!({
+                "type": "object",
+                "properties": {
+                    "variables": {"type": "array", "items": {"type": "string"},
+                        "description": "Exact variables to use; omit to let the analysis choose."},
+                    "exclude": {"type": "array", "items": {"type": "string"},
+                        "description": "Variables to leave out."},
+                    "force": {"type": "boolean",
+                        "description": "True only when the user explicitly asked to re-run."}
+                },
+                "additionalProperties": false
+            }),
+            ToolName::PlanItn => json!({
+                "type": "object",
+                "properties": {
+                    "total_nets": {"type": "integer", "minimum": 1,
+                        "description": "Number of nets the user said they have. Never guess."},
+                    "avg_household_size": {"type": "number", "exclusiveMinimum": 0, "maximum": 50},
+                    "urban_threshold": {"type": "number", "minimum": 0, "maximum": 100,
+                        "description": "Urban percentage above which a ward counts as urban."},
+                    "method": {"type": "string", "enum": ["composite", "pca"]},
+                    "strategy": {"type": "string", "enum": ["rank", "rural_first"]}
+                },
+                "required": ["total_nets"],
+                "additionalProperties": false
+            }),
+            ToolName::VulnerabilityMap => json!({
+                "type": "object",
+                "properties": {"method": {"type": "string", "enum": ["composite", "pca", "both"]}},
+                "additionalProperties": false
+            }),
+            ToolName::BoxPlot => json!({
+                "type": "object",
+                "properties": {"page": {"type": "integer", "minimum": 1}},
+                "additionalProperties": false
+            }),
+            ToolName::VariableMap => json!({
+                "type": "object",
+                "properties": {"variable": {"type": "string",
+                    "description": "A column name of the data."}},
+                "required": ["variable"],
+                "additionalProperties": false
+            }),
+            ToolName::TopWards => json!({
+                "type": "object",
+                "properties": {
+                    "n": {"type": "integer", "minimum": 1},
+                    "bottom": {"type": "boolean"},
+                    "decile": {"type": "boolean"},
+                    "method": {"type": "string", "enum": ["composite", "pca"]}
+                },
+                "additionalProperties": false
+            }),
+            ToolName::WardDetail => json!({
+                "type": "object",
+                "properties": {"ward": {"type": "string"}},
+                "required": ["ward"],
+                "additionalProperties": false
+            }),
+            ToolName::CompareWards => json!({
+                "type": "object",
+                "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                "required": ["a", "b"],
+                "additionalProperties": false
+            }),
+            ToolName::ExplainMethod => json!({
+                "type": "object",
+                "properties": {"topic": {"type": "string",
+                    "enum": ["composite", "pca", "imputation", "normalisation", "itn", "general"]}},
+                "additionalProperties": false
+            }),
+            ToolName::ItnMap | ToolName::DataSummary | ToolName::ExportPackage => empty,
+        }
+    }
+}
+
+/// The `tools` array for an OpenAI-compatible chat completion request.
+pub fn openai_tools() -> Value {
+    Value::Array(
+        ToolName::ALL
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.as_str(),
+                        "description": t.description(),
+                        "parameters": t.parameters_schema(),
+                    }
+                })
+            })
+            .collect(),
+    )
+}
+
+impl ToolCall {
+    pub fn name(&self) -> ToolName {
+        match self {
+            ToolCall::RunAnalysis { .. } => ToolName::RunAnalysis,
+            ToolCall::PlanItn { .. } => ToolName::PlanItn,
+            ToolCall::VulnerabilityMap { .. } => ToolName::VulnerabilityMap,
+            ToolCall::ItnMap => ToolName::ItnMap,
+            ToolCall::BoxPlot { .. } => ToolName::BoxPlot,
+            ToolCall::VariableMap { .. } => ToolName::VariableMap,
+            ToolCall::TopWards { .. } => ToolName::TopWards,
+            ToolCall::WardDetail { .. } => ToolName::WardDetail,
+            ToolCall::CompareWards { .. } => ToolName::CompareWards,
+            ToolCall::ExplainMethod { .. } => ToolName::ExplainMethod,
+            ToolCall::DataSummary => ToolName::DataSummary,
+            ToolCall::ExportPackage => ToolName::ExportPackage,
+        }
+    }
+
+    /// Whether the app has to execute something; an explanation is answered from text alone
+    /// (`compose_answer(call, &ToolOutcome::NoOutput, ctx)`).
+    pub fn needs_execution(&self) -> bool {
+        !matches!(self, ToolCall::ExplainMethod { .. })
+    }
+
+    /// The arguments as the JSON object a model would send (round-trips through
+    /// [`parse_tool_call`]).
+    pub fn arguments_json(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut m)) => m.remove("arguments").unwrap_or_else(|| json!({})),
+            _ => json!({}),
+        }
+    }
+}
+
+/// Why a proposed tool call was not accepted; `reason` is fit to show the user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub tool: String,
+    pub reason: String,
+    /// The call was fine except that it lacked the net total: ask for it, don't fall back.
+    pub missing_net_total: bool,
+}
+
+impl Refusal {
+    fn new(tool: &str, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            tool: tool.to_string(),
+            reason: reason.into(),
+            missing_net_total: false,
+        }
+    }
+}
+
+/// The analysis refuses more variables than this (analysis.md §0.1).
+pub const MAX_ANALYSIS_VARIABLES: usize = 15;
+
+/// Largest net total accepted; more than the world's annual LLIN output is a typo or an attack.
+const MAX_NETS: u64 = 1_000_000_000;
+
+struct Args<'a> {
+    tool: &'a str,
+    map: serde_json::Map<String, Value>,
+}
+
+impl Args<'_> {
+    fn bad(&self, field: &str, want: &str) -> Refusal {
+        Refusal::new(self.tool, format!("argument `{field}` must be {want}"))
+    }
+
+    fn string(&self, field: &str) -> Result<Option<String>, Refusal> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+            Some(_) => Err(self.bad(field, "a string")),
+        }
+    }
+
+    fn required_string(&self, field: &str) -> Result<String, Refusal> {
+        self.string(field)?
+            .ok_or_else(|| Refusal::new(self.tool, format!("argument `{field}` is required")))
+    }
+
+    fn boolean(&self, field: &str) -> Result<bool, Refusal> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(self.bad(field, "true or false")),
+        }
+    }
+
+    fn number(&self, field: &str) -> Result<Option<f64>, Refusal> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| self.bad(field, "a finite number")),
+            // Models sometimes quote numbers; accept "120,000" but nothing fuzzier.
+            Some(Value::String(s)) => s
+                .trim()
+                .replace(',', "")
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .map(Some)
+                .ok_or_else(|| self.bad(field, "a number")),
+            Some(_) => Err(self.bad(field, "a number")),
+        }
+    }
+
+    fn string_list(&self, field: &str) -> Result<Option<Vec<String>>, Refusal> {
+        match self.map.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.trim().to_string()),
+                    _ => Err(self.bad(field, "a list of strings")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(Value::String(s)) => Ok(Some(vec![s.trim().to_string()])),
+            Some(_) => Err(self.bad(field, "a list of strings")),
+        }
+    }
+
+    fn choice<T: Copy>(&self, field: &str, options: &[(&str, T)]) -> Result<Option<T>, Refusal> {
+        match self.string(field)? {
+            None => Ok(None),
+            Some(s) => {
+                let lower = s.to_lowercase();
+                options
+                    .iter()
+                    .find(|(name, _)| *name == lower)
+                    .map(|(_, v)| Some(*v))
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+                        self.bad(field, &format!("one of {}", names.join(", ")))
+                    })
+            }
+        }
+    }
+}
+
+const RANK_METHODS: &[(&str, RankMethod)] = &[
+    ("composite", RankMethod::Composite),
+    ("pca", RankMethod::Pca),
+];
+
+/// Parse a model's tool call (name + JSON arguments string) and validate it against the
+/// catalogue and the session: unknown tool, bad types, a ward not in the data, a variable that
+/// is not a column, nets <= 0 are all refused with a reason.
+pub fn parse_tool_call(
+    name: &str,
+    arguments: &str,
+    ctx: &SessionContext,
+) -> Result<ToolCall, Refusal> {
+    let Some(tool) = ToolName::parse(name.trim()) else {
+        let shown: String = name.chars().take(60).collect();
+        return Err(Refusal::new(
+            &shown,
+            format!("`{shown}` is not a tool this assistant has"),
+        ));
+    };
+    let raw = if arguments.trim().is_empty() {
+        Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_str::<Value>(arguments).map_err(|e| {
+            Refusal::new(tool.as_str(), format!("arguments are not valid JSON: {e}"))
+        })?
+    };
+    let map = match raw {
+        Value::Object(m) => m,
+        Value::Null => serde_json::Map::new(),
+        _ => {
+            return Err(Refusal::new(
+                tool.as_str(),
+                "arguments must be a JSON object",
+            ));
+        }
+    };
+    let a = Args {
+        tool: tool.as_str(),
+        map,
+    };
+    let call = match tool {
+        ToolName::RunAnalysis => ToolCall::RunAnalysis {
+            variables: a.string_list("variables")?.filter(|v| !v.is_empty()),
+            exclude: a.string_list("exclude")?.unwrap_or_default(),
+            force: a.boolean("force")?,
+        },
+        ToolName::PlanItn => {
+            let Some(nets) = a.number("total_nets")? else {
+                return Err(Refusal {
+                    missing_net_total: true,
+                    ..Refusal::new(tool.as_str(), "the number of nets was not given")
+                });
+            };
+            if nets.fract() != 0.0 {
+                return Err(a.bad("total_nets", "a whole number of nets"));
+            }
+            if nets <= 0.0 {
+                return Err(Refusal::new(
+                    tool.as_str(),
+                    "the number of nets must be more than zero",
+                ));
+            }
+            ToolCall::PlanItn {
+                total_nets: nets as u64,
+                avg_household_size: a.number("avg_household_size")?,
+                urban_threshold: a.number("urban_threshold")?,
+                method: a.choice("method", RANK_METHODS)?.unwrap_or_default(),
+                strategy: a.choice(
+                    "strategy",
+                    &[
+                        ("rank", ItnStrategy::Rank),
+                        ("rural_first", ItnStrategy::RuralFirst),
+                    ],
+                )?,
+            }
+        }
+        ToolName::VulnerabilityMap => ToolCall::VulnerabilityMap {
+            method: a
+                .choice(
+                    "method",
+                    &[
+                        ("composite", MapMethod::Composite),
+                        ("pca", MapMethod::Pca),
+                        ("both", MapMethod::Both),
+                    ],
+                )?
+                .unwrap_or_default(),
+        },
+        ToolName::ItnMap => ToolCall::ItnMap,
+        ToolName::BoxPlot => {
+            let page = a.number("page")?.unwrap_or(1.0);
+            if page < 1.0 || page.fract() != 0.0 || page > f64::from(u32::MAX) {
+                return Err(a.bad("page", "a whole number from 1"));
+            }
+            ToolCall::BoxPlot { page: page as u32 }
+        }
+        ToolName::VariableMap => ToolCall::VariableMap {
+            variable: a.required_string("variable")?,
+        },
+        ToolName::TopWards => {
+            let n = a.number("n")?.unwrap_or(10.0);
+            if n < 1.0 || n.fract() != 0.0 || n > f64::from(u32::MAX) {
+                return Err(a.bad("n", "a whole number from 1"));
+            }
+            ToolCall::TopWards {
+                n: n as u32,
+                bottom: a.boolean("bottom")?,
+                decile: a.boolean("decile")?,
+                method: a.choice("method", RANK_METHODS)?.unwrap_or_default(),
+            }
+        }
+        ToolName::WardDetail => ToolCall::WardDetail {
+            ward: a.required_string("ward")?,
+        },
+        ToolName::CompareWards => ToolCall::CompareWards {
+            a: a.required_string("a")?,
+            b: a.required_string("b")?,
+        },
+        ToolName::ExplainMethod => ToolCall::ExplainMethod {
+            topic: a
+                .choice(
+                    "topic",
+                    &[
+                        ("composite", ExplainTopic::Composite),
+                        ("pca", ExplainTopic::Pca),
+                        ("imputation", ExplainTopic::Imputation),
+                        ("normalisation", ExplainTopic::Normalisation),
+                        ("normalization", ExplainTopic::Normalisation),
+                        ("itn", ExplainTopic::Itn),
+                        ("general", ExplainTopic::General),
+                    ],
+                )?
+                .unwrap_or_default(),
+        },
+        ToolName::DataSummary => ToolCall::DataSummary,
+        ToolName::ExportPackage => ToolCall::ExportPackage,
+    };
+    validate(call, ctx)
+}
+
+/// Check a call against the session and resolve names to the data's spelling. Used for calls
+/// from any interpreter.
+pub fn validate(call: ToolCall, ctx: &SessionContext) -> Result<ToolCall, Refusal> {
+    let tool = call.name().as_str();
+    let ward = |name: &str| -> Result<String, Refusal> {
+        if ctx.wards.is_empty() {
+            return Err(Refusal::new(
+                tool,
+                "no ward list is available for this data",
+            ));
+        }
+        resolve_ward(name, &ctx.wards).ok_or_else(|| {
+            let shown: String = name.chars().take(60).collect();
+            let near = suggest_wards(name, &ctx.wards, 3);
+            let hint = if near.is_empty() {
+                String::new()
+            } else {
+                format!(" Did you mean {}?", near.join(", "))
+            };
+            Refusal::new(
+                tool,
+                format!("there is no ward called \"{shown}\" in the data.{hint}"),
+            )
+        })
+    };
+    let variable = |name: &str| -> Result<String, Refusal> {
+        resolve_variable(name, &ctx.variables).ok_or_else(|| {
+            let shown: String = name.chars().take(60).collect();
+            Refusal::new(tool, format!("\"{shown}\" is not a column of the data"))
+        })
+    };
+    Ok(match call {
+        ToolCall::RunAnalysis {
+            variables,
+            exclude,
+            force,
+        } => {
+            let variables = match variables {
+                Some(list) => Some(dedup(
+                    list.iter().map(|v| variable(v)).collect::<Result<_, _>>()?,
+                )),
+                None => None,
+            };
+            if let Some(text) = variables.iter().flatten().find(|v| {
+                ctx.variables
+                    .iter()
+                    .any(|c| c.name == **v && c.kind == VariableKind::Text)
+            }) {
+                return Err(Refusal::new(
+                    tool,
+                    format!("\"{text}\" is a text column; the analysis needs numeric variables"),
+                ));
+            }
+            if variables
+                .as_ref()
+                .is_some_and(|v| v.len() > MAX_ANALYSIS_VARIABLES)
+            {
+                return Err(Refusal::new(
+                    tool,
+                    format!("at most {MAX_ANALYSIS_VARIABLES} variables can enter the analysis"),
+                ));
+            }
+            let exclude = dedup(
+                exclude
+                    .iter()
+                    .map(|v| variable(v))
+                    .collect::<Result<_, _>>()?,
+            );
+            if let Some(vars) = &variables
+                && vars.iter().all(|v| exclude.contains(v))
+            {
+                return Err(Refusal::new(tool, "every chosen variable is also excluded"));
+            }
+            ToolCall::RunAnalysis {
+                variables,
+                exclude,
+                force,
+            }
+        }
+        ToolCall::PlanItn {
+            total_nets,
+            avg_household_size,
+            urban_threshold,
+            method,
+            strategy,
+        } => {
+            if total_nets == 0 {
+                return Err(Refusal::new(
+                    tool,
+                    "the number of nets must be more than zero",
+                ));
+            }
+            if total_nets > MAX_NETS {
+                return Err(Refusal::new(
+                    tool,
+                    format!("{total_nets} nets is more than this planner accepts"),
+                ));
+            }
+            if let Some(h) = avg_household_size
+                && !(h > 0.0 && h <= 50.0)
+            {
+                return Err(Refusal::new(
+                    tool,
+                    "household size must be between 0 and 50",
+                ));
+            }
+            if let Some(t) = urban_threshold
+                && !(0.0..=100.0).contains(&t)
+            {
+                return Err(Refusal::new(
+                    tool,
+                    "the urban threshold is a percentage (0-100)",
+                ));
+            }
+            ToolCall::PlanItn {
+                total_nets,
+                avg_household_size,
+                urban_threshold,
+                method,
+                strategy,
+            }
+        }
+        ToolCall::VariableMap { variable: v } => ToolCall::VariableMap {
+            variable: variable(&v)?,
+        },
+        ToolCall::TopWards {
+            n,
+            bottom,
+            decile,
+            method,
+        } => {
+            let count = ctx.ward_count();
+            let n = if decile && count > 0 {
+                count.div_ceil(10) as u32
+            } else if count > 0 {
+                n.clamp(1, count as u32)
+            } else {
+                n.max(1)
+            };
+            ToolCall::TopWards {
+                n,
+                bottom,
+                decile,
+                method,
+            }
+        }
+        ToolCall::WardDetail { ward: w } => ToolCall::WardDetail { ward: ward(&w)? },
+        ToolCall::CompareWards { a, b } => {
+            let (a, b) = (ward(&a)?, ward(&b)?);
+            if a == b {
+                return Err(Refusal::new(tool, "comparing needs two different wards"));
+            }
+            ToolCall::CompareWards { a, b }
+        }
+        ToolCall::BoxPlot { page: 0 } => {
+            return Err(Refusal::new(tool, "pages start at 1"));
+        }
+        other => other,
+    })
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(list.len());
+    for v in list {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{VariableInfo, VariableKind};
+
+    fn ctx() -> SessionContext {
+        SessionContext {
+            data_loaded: true,
+            wards: vec!["Zango".into(), "Dala".into(), "Fagge A".into()],
+            variables: ["rainfall", "test_positivity_rate"]
+                .iter()
+                .map(|n| VariableInfo {
+                    name: n.to_string(),
+                    kind: VariableKind::Numeric,
+                    completeness_pct: 100.0,
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn every_tool_name_round_trips_and_has_a_schema() {
+        // H11: the names the interpreter emits are exactly the catalogue's names.
+        let tools = openai_tools();
+        let listed: Vec<&str> = tools
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["function"]["name"].as_str().unwrap())
+            .collect();
+        for t in ToolName::ALL {
+            assert_eq!(ToolName::parse(t.as_str()), Some(t));
+            assert!(listed.contains(&t.as_str()));
+            assert_eq!(t.parameters_schema()["type"], "object");
+        }
+        assert_eq!(listed.len(), ToolName::ALL.len());
+    }
+
+    #[test]
+    fn every_call_round_trips_through_the_model_path() {
+        let c = ctx();
+        let calls = vec![
+            ToolCall::RunAnalysis {
+                variables: Some(vec!["rainfall".into()]),
+                exclude: vec![],
+                force: true,
+            },
+            ToolCall::PlanItn {
+                total_nets: 10_000,
+                avg_household_size: Some(5.0),
+                urban_threshold: None,
+                method: RankMethod::Pca,
+                strategy: Some(ItnStrategy::RuralFirst),
+            },
+            ToolCall::VulnerabilityMap {
+                method: MapMethod::Both,
+            },
+            ToolCall::ItnMap,
+            ToolCall::BoxPlot { page: 2 },
+            ToolCall::VariableMap {
+                variable: "rainfall".into(),
+            },
+            ToolCall::TopWards {
+                n: 2,
+                bottom: true,
+                decile: false,
+                method: RankMethod::Composite,
+            },
+            ToolCall::WardDetail {
+                ward: "Zango".into(),
+            },
+            ToolCall::CompareWards {
+                a: "Dala".into(),
+                b: "Fagge A".into(),
+            },
+            ToolCall::ExplainMethod {
+                topic: ExplainTopic::Imputation,
+            },
+            ToolCall::DataSummary,
+            ToolCall::ExportPackage,
+        ];
+        assert_eq!(calls.len(), ToolName::ALL.len());
+        for call in calls {
+            let args = call.arguments_json().to_string();
+            let back = parse_tool_call(call.name().as_str(), &args, &c).unwrap();
+            assert_eq!(back, call, "{args}");
+        }
+    }
+
+    #[test]
+    fn hostile_and_invalid_calls_are_refused() {
+        let c = ctx();
+        let refuse = |name: &str, args: &str| parse_tool_call(name, args, &c).unwrap_err();
+        assert!(refuse("rm_rf", "{}").reason.contains("not a tool"));
+        assert!(
+            refuse("execute_sql_query", r#"{"query":"DROP TABLE df"}"#)
+                .reason
+                .contains("not a tool")
+        );
+        assert!(
+            refuse("plan_itn", r#"{"total_nets": 0}"#)
+                .reason
+                .contains("more than zero")
+        );
+        assert!(
+            refuse("plan_itn", r#"{"total_nets": -5}"#)
+                .reason
+                .contains("more than zero")
+        );
+        assert!(
+            refuse("plan_itn", r#"{"total_nets": "lots"}"#)
+                .reason
+                .contains("number")
+        );
+        assert!(
+            refuse("plan_itn", r#"{"total_nets": 1.5}"#)
+                .reason
+                .contains("whole")
+        );
+        assert!(refuse("plan_itn", "{}").missing_net_total);
+        assert!(
+            refuse(
+                "plan_itn",
+                r#"{"total_nets": 100, "avg_household_size": 0}"#
+            )
+            .reason
+            .contains("household")
+        );
+        assert!(
+            refuse("ward_detail", r#"{"ward": "Atlantis"}"#)
+                .reason
+                .contains("no ward")
+        );
+        assert!(
+            refuse("ward_detail", r#"{"ward": "Zangu"}"#)
+                .reason
+                .contains("Zango")
+        );
+        assert!(
+            refuse("variable_map", r#"{"variable": "elevation"}"#)
+                .reason
+                .contains("not a column")
+        );
+        assert!(
+            refuse("run_analysis", r#"{"variables": "rainfall; DROP"}"#)
+                .reason
+                .contains("not a column")
+        );
+        assert!(
+            refuse("top_wards", r#"{"n": "ten"}"#)
+                .reason
+                .contains("number")
+        );
+        assert!(refuse("plan_itn", "not json").reason.contains("JSON"));
+        assert!(refuse("plan_itn", "[1,2]").reason.contains("object"));
+        assert!(
+            refuse("compare_wards", r#"{"a": "Dala", "b": "dala"}"#)
+                .reason
+                .contains("two different")
+        );
+    }
+
+    #[test]
+    fn names_are_resolved_to_the_data_spelling() {
+        let c = ctx();
+        let call = parse_tool_call("ward_detail", r#"{"ward": "fagge a"}"#, &c).unwrap();
+        assert_eq!(
+            call,
+            ToolCall::WardDetail {
+                ward: "Fagge A".into()
+            }
+        );
+        let call = parse_tool_call("variable_map", r#"{"variable": "TPR"}"#, &c).unwrap();
+        assert_eq!(
+            call,
+            ToolCall::VariableMap {
+                variable: "test_positivity_rate".into()
+            }
+        );
+        let call = parse_tool_call("plan_itn", r#"{"total_nets": "120,000"}"#, &c).unwrap();
+        assert!(matches!(
+            call,
+            ToolCall::PlanItn {
+                total_nets: 120_000,
+                ..
+            }
+        ));
+        let call = parse_tool_call("top_wards", r#"{"decile": true}"#, &c).unwrap();
+        assert!(matches!(
+            call,
+            ToolCall::TopWards {
+                n: 1,
+                decile: true,
+                ..
+            }
+        ));
+    }
+}
