@@ -1,0 +1,50 @@
+use thiserror::Error;
+
+/// Everything that can stop an analysis or an ITN plan. Each variant names what failed so the
+/// app can echo it to the user (these are input errors, not internal ones).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum Error {
+    #[error("the ward table has no ward-name column (looked for WardName, ward_name, Ward, ward)")]
+    NoWardColumn,
+    #[error("column `{column}` has {found} values but the table has {expected} rows")]
+    RaggedColumn {
+        column: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error("the geometry index for row {row} points at geometry {index}, but only {count} exist")]
+    BadGeometryIndex {
+        row: usize,
+        index: usize,
+        count: usize,
+    },
+    #[error("geometry_index has {found} entries but the table has {expected} rows")]
+    GeometryIndexLength { expected: usize, found: usize },
+    #[error("the ward table is empty")]
+    NoWards,
+    #[error("at least 2 usable variables are needed, found {found}: {detail}")]
+    TooFewVariables { found: usize, detail: String },
+    #[error("{count} variables were selected; at most {max} are allowed (2^n - n - 1 models)")]
+    TooManyVariables { count: usize, max: usize },
+    #[error(
+        "{models} models x {wards} wards = {cells} scores exceeds the limit of {limit}; select fewer variables"
+    )]
+    TooManyModelScores {
+        models: usize,
+        wards: usize,
+        cells: usize,
+        limit: usize,
+    },
+    #[error("at least 2 wards are needed to rank wards, found {found}")]
+    TooFewWards { found: usize },
+    #[error("total_nets must be positive, got {0}")]
+    InvalidTotalNets(i64),
+    #[error("avg_household_size must be a positive number, got {0}")]
+    InvalidHouseholdSize(f64),
+    #[error("the ranking is empty: no ward has a numeric score")]
+    EmptyRanking,
+    #[error(
+        "no ward in the ranking matched the population table ({rankings} wards, {population} population rows)"
+    )]
+    NoPopulationMatch { rankings: usize, population: usize },
+}
