@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::linalg::pairwise_sum;
 use crate::pipeline::{AnalysisResult, Warning, WarningKind};
+use crate::table::WardTable;
 use crate::text_match::{
     fuzz_ratio_prepared, normalize_ward_name, partial_may_reach, partial_ratio, sorted_chars,
     token_sort_key, token_sort_may_reach,
@@ -177,6 +178,144 @@ const URBAN_COLUMNS: &[&str] = &[
     "UrbanPerce",
 ];
 
+/// The urban-percentage column of a table: the first of the §5 \[N\] names, else any column whose
+/// name holds "urban" and "percent"/"pct"/"%".
+fn urban_column(table: &WardTable) -> Option<Vec<Option<f64>>> {
+    URBAN_COLUMNS
+        .iter()
+        .find_map(|c| table.column(c))
+        .or_else(|| {
+            table.columns.iter().find(|c| {
+                let l = c.name.to_lowercase();
+                l.contains("urban")
+                    && (l.contains("percent") || l.contains("pct") || l.contains('%'))
+            })
+        })
+        .and_then(|c| c.data.to_f64())
+}
+
+/// The rankings ITN planning needs, from the files an analysis leaves on disk: a rankings table
+/// (`analysis_vulnerability_rankings.csv` or its `_pca` twin, as this service or the old Python
+/// system wrote it) and, when present, the ward data (`unified_dataset.csv`) for urban % and
+/// centroids, joined by ward name. Works on folders that hold the rankings file alone.
+pub fn itn_rankings_from_tables(
+    rankings: &WardTable,
+    data: Option<&WardTable>,
+    method: RankingMethod,
+) -> Result<Vec<ItnRankingRow>, Error> {
+    let names = rankings.ward_names().ok_or(Error::NoWardColumn)?;
+    let numbers = |candidates: &[&str]| {
+        candidates
+            .iter()
+            .find_map(|c| rankings.column(c))
+            .and_then(|c| c.data.to_f64())
+    };
+    let (score_names, rank_names): (&[&str], &[&str]) = match method {
+        RankingMethod::Composite => (
+            &["median_score", "composite_score", "score"],
+            &["overall_rank", "composite_rank", "rank"],
+        ),
+        RankingMethod::Pca => (
+            &["pca_score", "median_score", "score"],
+            &["pca_rank", "overall_rank", "rank"],
+        ),
+    };
+    let scores = numbers(score_names).ok_or(Error::EmptyRanking)?;
+    let ranks = numbers(rank_names).ok_or(Error::EmptyRanking)?;
+    let categories = [
+        "vulnerability_category",
+        "composite_category",
+        "pca_category",
+    ]
+    .iter()
+    .find_map(|c| rankings.column(c));
+    let codes = ["WardCode", "ward_code", "Ward_Code"]
+        .iter()
+        .find_map(|c| rankings.column(c));
+
+    // Ward data by name (first row wins, as a left join on a duplicated key would show first).
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let (data_urban, data_lat, data_lon) = match data {
+        Some(table) => {
+            if let Some(data_names) = table.ward_names() {
+                for (row, name) in data_names.into_iter().enumerate() {
+                    if let Some(name) = name {
+                        by_name.entry(name).or_insert(row);
+                    }
+                }
+            }
+            let f = |name: &str| table.column(name).and_then(|c| c.data.to_f64());
+            (urban_column(table), f("centroid_lat"), f("centroid_lon"))
+        }
+        None => (None, None, None),
+    };
+    let mut rows = Vec::with_capacity(names.len());
+    for (i, name) in names.into_iter().enumerate() {
+        let (Some(name), Some(score), Some(rank)) = (
+            name,
+            scores.get(i).copied().flatten(),
+            ranks.get(i).copied().flatten(),
+        ) else {
+            continue;
+        };
+        let data_row = by_name.get(&name).copied();
+        let at = |col: &Option<Vec<Option<f64>>>| {
+            data_row.and_then(|r| col.as_ref().and_then(|c| c.get(r).copied().flatten()))
+        };
+        let centroid = match (at(&data_lon), at(&data_lat)) {
+            (Some(lon), Some(lat)) => Some([lon, lat]),
+            _ => None,
+        };
+        rows.push(ItnRankingRow {
+            ward_name: name,
+            ward_code: codes.and_then(|c| c.data.cell_text(i)),
+            score,
+            rank: rank.max(0.0) as usize,
+            category: categories
+                .and_then(|c| c.data.cell_text(i))
+                .unwrap_or_default(),
+            urban_pct: at(&data_urban),
+            centroid,
+        });
+    }
+    if rows.is_empty() {
+        return Err(Error::EmptyRanking);
+    }
+    rows.sort_by_key(|r| r.rank);
+    Ok(rows)
+}
+
+/// Population rows from a ward data table's `Population` (else `population`) column, keyed by
+/// ward name; `None` when the table has no such numeric column.
+pub fn population_rows_from_data(table: &WardTable) -> Option<Vec<PopulationRow>> {
+    let values = ["Population", "population"]
+        .iter()
+        .find_map(|c| table.column(c))?
+        .data
+        .to_f64()?;
+    let names = table.ward_names()?;
+    let codes = ["WardCode", "ward_code", "Ward_Code"]
+        .iter()
+        .find_map(|c| table.column(c));
+    Some(
+        names
+            .into_iter()
+            .zip(values)
+            .enumerate()
+            .filter_map(|(row, (name, v))| {
+                Some(PopulationRow {
+                    ward_name: name?,
+                    admin2: None,
+                    ward_code: codes.and_then(|c| c.data.cell_text(row)),
+                    population: v?,
+                    latitude: None,
+                    longitude: None,
+                })
+            })
+            .collect(),
+    )
+}
+
 /// The rankings ITN planning needs, from an analysis. Urban % comes from `urban_pct` when given
 /// (per cleaned-table row), else from the first urban-percentage column of the cleaned table
 /// (§5 \[N\] list); `centroids` (per cleaned row, `[lon, lat]`) are optional. `None` when the PCA
@@ -188,17 +327,7 @@ pub fn itn_rankings(
     centroids: Option<&[Option<[f64; 2]>]>,
 ) -> Option<Vec<ItnRankingRow>> {
     let table = &result.cleaned;
-    let urban_col: Option<Vec<Option<f64>>> = URBAN_COLUMNS
-        .iter()
-        .find_map(|c| table.column(c))
-        .or_else(|| {
-            table.columns.iter().find(|c| {
-                let l = c.name.to_lowercase();
-                l.contains("urban")
-                    && (l.contains("percent") || l.contains("pct") || l.contains('%'))
-            })
-        })
-        .and_then(|c| c.data.to_f64());
+    let urban_col = urban_column(table);
     let codes = ["WardCode", "ward_code", "Ward_Code"]
         .iter()
         .find_map(|c| table.column(c));

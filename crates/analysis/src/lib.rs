@@ -41,7 +41,8 @@ pub use error::Error;
 pub use imputation::{ImputationMethod, ImputationReport};
 pub use itn::{
     AllocationRow, ItnOptions, ItnPlan, ItnRankingRow, ItnStats, MatchingReport, PopulationRow,
-    RankingMethod, Strategy, WardCoverageStats, itn_rankings, plan_itn, population_from_table,
+    RankingMethod, Strategy, WardCoverageStats, itn_rankings, itn_rankings_from_tables, plan_itn,
+    population_from_table, population_rows_from_data,
 };
 pub use normalisation::{Direction, DirectionSource, NormalizedColumn, VariableDirection};
 pub use output::{Cell, OutputColumn, OutputTable, output_json, output_tables, python_float_repr};

@@ -7,10 +7,13 @@
 
 mod error;
 mod identity;
+pub mod pipeline;
 mod reply;
 mod request_body;
 mod sessions;
 mod ui;
+mod visuals;
+mod workflow;
 
 use std::path::PathBuf;
 
@@ -116,11 +119,38 @@ impl App {
             ["clear_session"] if method == Method::POST => {
                 sessions::clear(self, &parts.headers).await
             }
+            ["upload_both_files"] | ["upload"] if method == Method::POST => {
+                let body = self.body(&parts.headers, body).await?;
+                workflow::upload(self, &parts.headers, body).await
+            }
+            ["upload_population"] if method == Method::POST => {
+                let body = self.body(&parts.headers, body).await?;
+                workflow::upload_population(self, &parts.headers, body).await
+            }
+            ["run_analysis"] if method == Method::POST => {
+                let body = self.body(&parts.headers, body).await?;
+                workflow::run_analysis(self, &parts.headers, body).await
+            }
+            ["api", "itn", "update-distribution"] | ["api", "itn", "plan"]
+                if method == Method::POST =>
+            {
+                let body = self.body(&parts.headers, body).await?;
+                workflow::plan_itn(self, &parts.headers, body).await
+            }
             _ => {
                 let _ = body;
                 Err(ApiError::NotFound(format!("no route for {method} {path}")))
             }
         }
+    }
+
+    /// The whole request body, within the upload limit (413 otherwise, nothing stored).
+    async fn body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        request_body::collect(headers, body, self.config.max_upload_bytes).await
     }
 
     /// The session named by the request, which must exist.

@@ -1,0 +1,193 @@
+//! Maps and ITN results: built from the current analysis's files on disk and stored under names
+//! that carry the analysis id, so a map of an older analysis can never pass for the current one.
+
+use mrpt_analysis as analysis;
+use mrpt_session::{AnalysisView, Artifact, SessionId, Store};
+use serde_json::{Value, json};
+
+use crate::ApiError;
+use crate::pipeline::{self, InputFile, ItnParams};
+
+/// The URL a session file is served at.
+pub fn viz_url(id: &SessionId, file: &str) -> String {
+    format!("/serve_viz_file/{}/visualizations/{file}", id.as_str())
+}
+
+pub fn current_analysis(store: &Store, id: &SessionId) -> Result<AnalysisView, ApiError> {
+    store.current_analysis(id)?.ok_or_else(|| {
+        ApiError::Conflict(
+            "the risk analysis has not been run for the current data: run it first \
+             (POST /run_analysis, or ask the assistant to \"run the malaria risk analysis\")"
+                .to_string(),
+        )
+    })
+}
+
+fn write_if_missing(
+    store: &Store,
+    id: &SessionId,
+    file: &str,
+    render: impl FnOnce() -> Result<String, ApiError>,
+) -> Result<(), ApiError> {
+    let artifact = Artifact::visualization(file)?;
+    match store.read_artifact(id, &artifact) {
+        Ok(_) => Ok(()),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => {
+            let html = render()?;
+            store.write_file(id, &artifact, html.as_bytes())?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn map_error(e: mrpt_maps::Error) -> ApiError {
+    ApiError::Unprocessable(format!("the map could not be drawn: {e}"))
+}
+
+/// The composite, PCA and side-by-side vulnerability maps of the current analysis (drawn once).
+pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Value>, ApiError> {
+    let view = current_analysis(store, id)?;
+    if !view.has(&Artifact::UnifiedGeoparquet) {
+        return Ok(Vec::new());
+    }
+    let aid = view.analysis_id.clone();
+    let input = std::cell::OnceCell::new();
+    let load = || -> Result<mrpt_maps::MapInput, ApiError> {
+        let bytes = view.read(&Artifact::UnifiedGeoparquet)?;
+        Ok(pipeline::map_input_from_unified(&bytes)?)
+    };
+    let mut out = Vec::new();
+    let maps: [(
+        &str,
+        &str,
+        fn(&mrpt_maps::MapInput) -> Result<String, mrpt_maps::Error>,
+    ); 3] = [
+        (
+            "Vulnerability map (composite)",
+            "vulnerability_map_composite",
+            |i| mrpt_maps::render_vulnerability_map(i, mrpt_maps::Method::Composite),
+        ),
+        ("Vulnerability map (PCA)", "vulnerability_map_pca", |i| {
+            mrpt_maps::render_vulnerability_map(i, mrpt_maps::Method::Pca)
+        }),
+        (
+            "Composite and PCA side by side",
+            "vulnerability_map_comparison",
+            mrpt_maps::render_side_by_side,
+        ),
+    ];
+    for (title, stem, render) in maps {
+        let file = format!("{stem}_{aid}.html");
+        let drawn = write_if_missing(store, id, &file, || {
+            if input.get().is_none() {
+                let _ = input.set(load()?);
+            }
+            let Some(i) = input.get() else {
+                return Err(ApiError::internal("map input missing after load"));
+            };
+            render(i).map_err(map_error)
+        });
+        match drawn {
+            Ok(()) => out.push(json!({"type": stem, "title": title, "url": viz_url(id, &file)})),
+            // PCA may be absent (too few wards); the other maps still stand.
+            Err(ApiError::Unprocessable(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+/// Plan ITN from the stored rankings, draw its map and commit both for the current analysis.
+pub fn plan_and_store_itn(
+    store: &Store,
+    id: &SessionId,
+    params: &ItnParams,
+) -> Result<Value, ApiError> {
+    let view = current_analysis(store, id)?;
+    let rankings_artifact = match params.method {
+        analysis::RankingMethod::Composite => Artifact::Rankings,
+        analysis::RankingMethod::Pca => Artifact::RankingsPca,
+    };
+    if !view.has(&rankings_artifact) {
+        return Err(ApiError::Conflict(format!(
+            "this analysis has no {} rankings; use method \"composite\"",
+            match params.method {
+                analysis::RankingMethod::Composite => "composite",
+                analysis::RankingMethod::Pca => "PCA",
+            }
+        )));
+    }
+    let rankings = view.read(&rankings_artifact)?;
+    let data = if view.has(&Artifact::UnifiedCsv) {
+        Some(view.read(&Artifact::UnifiedCsv)?)
+    } else {
+        None
+    };
+    let population = match store.read_artifact(id, &Artifact::Population) {
+        Ok(bytes) => Some(bytes),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let output = pipeline::plan_itn(
+        pipeline::ItnSources {
+            rankings: &rankings,
+            data: data.as_deref(),
+            population: population.as_deref().map(|bytes| InputFile {
+                name: "population.csv",
+                bytes,
+            }),
+        },
+        params,
+    )?;
+    let aid = view.analysis_id.clone();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    // Each plan gets its own files: a page showing an older plan keeps working.
+    let map_file = format!("itn_map_{aid}_{stamp}.html");
+    let csv_file = format!("itn_allocation_{aid}_{stamp}.csv");
+    let mut files: Vec<(Artifact, Vec<u8>)> =
+        vec![(Artifact::export(&csv_file)?, output.allocation_csv.clone())];
+    let mut map_path = Value::Null;
+    if view.has(&Artifact::UnifiedGeoparquet) {
+        let mut input =
+            pipeline::map_input_from_unified(&view.read(&Artifact::UnifiedGeoparquet)?)?;
+        pipeline::attach_itn(&mut input, &output.plan);
+        let html =
+            mrpt_maps::render_itn_map(&input, &pipeline::itn_summary(&output.plan, params.method))
+                .map_err(map_error)?;
+        files.push((Artifact::visualization(&map_file)?, html.into_bytes()));
+        map_path = json!(viz_url(id, &map_file));
+    }
+    let mut results = output.results.clone();
+    if let Value::Object(map) = &mut results {
+        map.insert("map_path".into(), map_path.clone());
+        map.insert(
+            "allocation_csv".into(),
+            json!(format!("exports/{csv_file}")),
+        );
+        map.insert("parameters".into(), json!(params));
+    }
+    let refs: Vec<(Artifact, &[u8])> = files
+        .iter()
+        .map(|(a, b)| (a.clone(), b.as_slice()))
+        .collect();
+    store.commit_itn(id, &aid, &results, &refs)?;
+    Ok(json!({
+        "status": "success",
+        "analysis_id": aid,
+        "stats": output.plan.stats,
+        "strategy": output.plan.strategy,
+        "method": params.method,
+        "urban_threshold": output.plan.urban_threshold,
+        "avg_household_size": output.plan.avg_household_size,
+        "map_path": map_path,
+        "allocation_download": format!("/export/download/{}/{csv_file}", id.as_str()),
+        "prioritized_wards": output.plan.allocations.len(),
+        "excluded_wards": output.plan.excluded_wards,
+        "matching": output.plan.matching,
+        "warnings": results.get("warnings").cloned().unwrap_or_else(|| json!([])),
+    }))
+}

@@ -1,0 +1,392 @@
+//! The workflow routes: upload, population, analysis, ITN. Each derives the session's state from
+//! disk, does CPU work off the async threads, and stores results through mrpt-session's commit
+//! protocols (so a crash or a newer upload can never leave a half or stale result that counts).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode, header};
+use mrpt_analysis as analysis;
+use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store};
+use serde_json::{Value, json};
+
+use crate::pipeline::{self, InputFile, PipelineError};
+use crate::{ApiError, App, ResponseBody, blocking, identity, reply, request_body};
+
+/// How long a request waits for another worker's analysis of the same session.
+const ANALYSIS_WAIT: Duration = Duration::from_secs(300);
+
+impl From<PipelineError> for ApiError {
+    fn from(err: PipelineError) -> Self {
+        match err {
+            PipelineError::Input(m) => ApiError::BadRequest(m),
+            PipelineError::UnsupportedType(m) => ApiError::UnsupportedMediaType(m),
+            PipelineError::Unprocessable(m) => ApiError::Unprocessable(m),
+            PipelineError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+/// The session of an upload: the one the request names, or a new one (with its cookie) when it
+/// names none, so a first upload from a fresh browser or script just works.
+async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bool), ApiError> {
+    match identity::requested_session(headers) {
+        Some(_) => Ok((app.session_of(headers).await?, false)),
+        None => {
+            let store = app.store.clone();
+            let id = blocking(move || store.create_session().map_err(ApiError::from)).await?;
+            Ok((id, true))
+        }
+    }
+}
+
+fn with_cookie(
+    mut response: Response<ResponseBody>,
+    id: &SessionId,
+    minted: bool,
+) -> Response<ResponseBody> {
+    if minted {
+        response
+            .headers_mut()
+            .insert(header::SET_COOKIE, identity::set_cookie(id.as_str()));
+    }
+    response
+}
+
+fn extension(name: &str) -> String {
+    name.rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT stored them
+/// under the .csv name and then failed to read them).
+fn is_workbook(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0])
+}
+
+/// `POST /upload_both_files` (and `/upload`).
+pub async fn upload(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let form = request_body::multipart(headers, body).await?;
+    let Some(table) = form.files.get("csv_file").cloned() else {
+        return Err(ApiError::BadRequest(
+            "the upload needs a 'csv_file' field holding the ward data (.csv or .xlsx)".to_string(),
+        ));
+    };
+    if !matches!(
+        extension(&table.file_name).as_str(),
+        "csv" | "txt" | "tsv" | "xlsx" | "xls"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{:?} is not a CSV or Excel file: upload the ward data as .csv or .xlsx",
+            table.file_name
+        )));
+    }
+    let shapefile = form
+        .files
+        .get("shapefile")
+        .cloned()
+        .filter(|f| !f.bytes.is_empty());
+    if let Some(shp) = &shapefile
+        && extension(&shp.file_name) != "zip"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{:?} is not a .zip: upload the shapefile as one zip holding its .shp, .shx and .dbf",
+            shp.file_name
+        )));
+    }
+    let (id, minted) = upload_session(app, headers).await?;
+    let store = app.store.clone();
+    let response_id = id.clone();
+    let body = blocking(move || {
+        let report = pipeline::inspect_upload(
+            InputFile { name: &table.file_name, bytes: &table.bytes },
+            shapefile.as_ref().map(|f| InputFile { name: &f.file_name, bytes: &f.bytes }),
+        )?;
+        // Checked first, stored second: a bad upload leaves the previous generation untouched.
+        let mut upload = store.begin_upload(&id)?;
+        let raw = if is_workbook(&table.bytes) { Artifact::RawXlsx } else { Artifact::RawCsv };
+        upload.write(&raw, &table.bytes)?;
+        if let Some(shp) = &shapefile {
+            upload.write(&Artifact::RawShapefile, &shp.bytes)?;
+        }
+        let info = json!({
+            "csv_filename": table.file_name,
+            "shapefile_filename": shapefile.as_ref().map(|f| f.file_name.clone()),
+            "csv_rows": report.rows,
+            "csv_columns": report.columns,
+            "shapefile_features": report.shapefile_features,
+            "available_variables": report.available_variables,
+            "ward_matching": report.ward_matching,
+            "data_summary": report.data_summary,
+        });
+        let generation = store.commit_upload(
+            upload,
+            mrpt_session::UploadInfo { upload_type: report.upload_type.to_string(), info },
+        )?;
+        Ok(json!({
+            "status": "success",
+            "session_id": id.as_str(),
+            "generation": generation,
+            "upload_type": report.upload_type,
+            "data_summary": report.data_summary,
+            "ward_matching": report.ward_matching,
+            "available_variables": report.available_variables,
+            "message": format!("Loaded {} wards and {} columns. Next: run the risk analysis.", report.rows, report.columns),
+        }))
+    })
+    .await?;
+    Ok(with_cookie(
+        reply::json(StatusCode::OK, &body),
+        &response_id,
+        minted,
+    ))
+}
+
+/// `POST /upload_population`: a WardName + Population table for ITN planning.
+pub async fn upload_population(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let form = request_body::multipart(headers, body).await?;
+    let Some(file) = form.files.get("population_file").cloned() else {
+        return Err(ApiError::BadRequest(
+            "the upload needs a 'population_file' field (.csv or .xlsx with WardName and Population)".to_string(),
+        ));
+    };
+    let id = app.session_of(headers).await?;
+    let store = app.store.clone();
+    let body = blocking(move || {
+        let table = mrpt_formats::population::read_population(&file.bytes, &file.file_name)
+            .map_err(PipelineError::from)?;
+        // Report matches against the ward names of the current upload.
+        let known = current_ward_names(&store, &id)?;
+        let wards = table.ward_names.len();
+        let csv = population_csv(&table);
+        store.commit_population(
+            &id,
+            &csv,
+            json!({"file_name": file.file_name, "wards": wards}),
+        )?;
+        let unmatched: Vec<&String> = if known.is_empty() {
+            Vec::new()
+        } else {
+            table
+                .ward_names
+                .iter()
+                .filter(|n| !known.contains(n))
+                .collect()
+        };
+        Ok(json!({
+            "status": "success",
+            "wards": wards,
+            "matched": wards - unmatched.len(),
+            "unmatched": unmatched,
+            "skipped_rows": table.skipped_rows.len(),
+        }))
+    })
+    .await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+fn current_ward_names(store: &Store, id: &SessionId) -> Result<Vec<String>, ApiError> {
+    for (artifact, name) in [
+        (Artifact::RawCsv, "raw_data.csv"),
+        (Artifact::RawXlsx, "raw_data.xlsx"),
+    ] {
+        match store.read_artifact(id, &artifact) {
+            Ok(bytes) => {
+                let wards =
+                    mrpt_formats::read_ward_table(&bytes, name).map_err(PipelineError::from)?;
+                return Ok(wards.ward_names().iter().flatten().cloned().collect());
+            }
+            Err(mrpt_session::Error::ArtifactNotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Vec::new())
+}
+
+/// Population is stored normalised (WardName, Population[, WardCode]) whatever was uploaded.
+fn population_csv(table: &mrpt_formats::population::PopulationTable) -> Vec<u8> {
+    let mut out = mrpt_formats::Table::with_rows(table.ward_names.len());
+    let names =
+        mrpt_formats::ColumnData::Text(table.ward_names.iter().cloned().map(Some).collect());
+    let pops =
+        mrpt_formats::ColumnData::Float(table.populations.iter().copied().map(Some).collect());
+    // Pushing equal-length columns into a table of that many rows cannot fail.
+    let _ = out.push("WardName", names);
+    let _ = out.push("Population", pops);
+    if let Some(codes) = &table.ward_codes {
+        let _ = out.push("WardCode", mrpt_formats::ColumnData::Text(codes.clone()));
+    }
+    mrpt_formats::write_csv(&out)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunAnalysisBody {
+    #[serde(default, alias = "variables")]
+    selected_variables: Option<Vec<String>>,
+    #[serde(default)]
+    force: bool,
+    #[serde(default)]
+    relationships: std::collections::BTreeMap<String, analysis::Direction>,
+}
+
+/// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
+pub async fn run_analysis(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let request: RunAnalysisBody = request_body::json(&body)?;
+    let id = app.session_of(headers).await?;
+    let store = app.store.clone();
+    let body = blocking(move || analyse(&store, &id, request)).await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+fn analyse(store: &Store, id: &SessionId, request: RunAnalysisBody) -> Result<Value, ApiError> {
+    let params = pipeline::AnalysisParams {
+        variables: request.selected_variables.clone().filter(|v| !v.is_empty()),
+        relationships: request.relationships.clone(),
+    };
+    let session_request = AnalysisRequest {
+        variables: params.variables.clone(),
+        options: serde_json::to_value(&params.relationships).unwrap_or(Value::Null),
+        force: request.force,
+        wait: Some(ANALYSIS_WAIT),
+    };
+    let outcome = store.run_analysis_once(id, &session_request, |inputs, staging| {
+        let (table, name) = match inputs.read(&Artifact::RawCsv).map_err(ApiError::from)? {
+            Some(bytes) => (bytes, "raw_data.csv"),
+            None => match inputs.read(&Artifact::RawXlsx).map_err(ApiError::from)? {
+                Some(bytes) => (bytes, "raw_data.xlsx"),
+                None => {
+                    return Err(ApiError::Conflict(
+                        "no ward data uploaded: upload a CSV first".into(),
+                    ));
+                }
+            },
+        };
+        let shapefile = inputs
+            .read(&Artifact::RawShapefile)
+            .map_err(ApiError::from)?;
+        let files = pipeline::run_analysis(
+            InputFile {
+                name,
+                bytes: &table,
+            },
+            shapefile.as_deref().map(|bytes| InputFile {
+                name: "raw_shapefile.zip",
+                bytes,
+            }),
+            &params,
+        )?;
+        for (file_name, bytes) in &files.files {
+            let Some(artifact) = Artifact::from_file_name(file_name) else {
+                return Err(ApiError::internal(format!(
+                    "the analysis produced an unknown file {file_name}"
+                )));
+            };
+            staging.write(&artifact, bytes).map_err(ApiError::from)?;
+        }
+        Ok(mrpt_session::AnalysisResult {
+            variables_used: files.variables_used,
+            summary: files.summary,
+        })
+    });
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(RunError::Session(e)) => return Err(e.into()),
+        Err(RunError::Compute(e)) => return Err(e),
+    };
+    let state = store.status(id)?;
+    let summary = &outcome.summary;
+    let mut visualizations = Vec::new();
+    if state.shapefile_loaded {
+        visualizations = crate::visuals::ensure_vulnerability_maps(store, id)?;
+    }
+    Ok(json!({
+        "status": "success",
+        "analysis_id": outcome.analysis_id,
+        "reused": outcome.reused,
+        "generation": outcome.generation,
+        "variables_used": outcome.variables_used,
+        "selection_method": summary.get("selection_method"),
+        "composite": summary.get("composite"),
+        "pca": summary.get("pca"),
+        "warnings": summary.get("warnings").cloned().unwrap_or_else(|| json!([])),
+        "ward_count": summary.get("ward_count"),
+        "model_count": summary.get("model_count"),
+        "analyses_started": state.analyses_started,
+        "visualizations": visualizations,
+        "message": if outcome.reused {
+            "This upload was already analysed with these variables; the existing results are returned."
+        } else {
+            "Analysis complete. Next: plan ITN distribution with the number of nets available."
+        },
+    }))
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItnBody {
+    total_nets: Option<Value>,
+    #[serde(default)]
+    avg_household_size: Option<f64>,
+    #[serde(default)]
+    urban_threshold: Option<f64>,
+    #[serde(default)]
+    method: Option<analysis::RankingMethod>,
+    #[serde(default)]
+    strategy: Option<analysis::Strategy>,
+}
+
+/// `POST /api/itn/update-distribution` (and `/api/itn/plan`). Never runs the analysis.
+pub async fn plan_itn(
+    app: &App,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let request: ItnBody = request_body::json(&body)?;
+    let total_nets = match &request.total_nets {
+        None | Some(Value::Null) => {
+            return Err(ApiError::BadRequest(
+                "total_nets is required: how many nets are available to distribute?".to_string(),
+            ));
+        }
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+            .or_else(|| {
+                v.as_str()
+                    .and_then(|s| s.replace([',', '_', ' '], "").parse().ok())
+            })
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!("total_nets must be a whole number, got {v}"))
+            })?,
+    };
+    if total_nets <= 0 {
+        return Err(ApiError::BadRequest(format!(
+            "total_nets must be a positive number of nets, got {total_nets}"
+        )));
+    }
+    let params = pipeline::ItnParams {
+        total_nets,
+        avg_household_size: request.avg_household_size,
+        urban_threshold: request.urban_threshold,
+        method: request.method.unwrap_or(analysis::RankingMethod::Composite),
+        strategy: request.strategy,
+    };
+    let id = app.session_of(headers).await?;
+    let store = app.store.clone();
+    let body = blocking(move || crate::visuals::plan_and_store_itn(&store, &id, &params)).await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}

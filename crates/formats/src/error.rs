@@ -1,0 +1,180 @@
+//! The crate's one error type. Every variant names what failed so the HTTP layer can echo it.
+
+/// Where a bad cell sits: 1-based data row (the header is row 0) and its text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BadCell {
+    pub row: usize,
+    pub value: String,
+}
+
+/// Everything that can go wrong while reading or writing a data file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{file} is empty: it holds no header and no data rows")]
+    Empty { file: String },
+
+    #[error("{file} has a header but no data rows")]
+    NoRows { file: String },
+
+    #[error("{file} looks like binary data, not a text table ({reason})")]
+    Binary { file: String, reason: String },
+
+    #[error("{file}: unsupported file type; upload a .csv, .txt, .xlsx or .xls table")]
+    UnsupportedFileType { file: String },
+
+    #[error("{file} has rows of inconsistent width: the header has {expected} fields, but {}", describe_ragged(.rows))]
+    RaggedRows {
+        file: String,
+        expected: usize,
+        /// (1-based line number, field count) of the first offending rows.
+        rows: Vec<(usize, usize)>,
+    },
+
+    #[error("{file}: CSV syntax error near line {line}: {reason}")]
+    CsvSyntax {
+        file: String,
+        line: usize,
+        reason: String,
+    },
+
+    #[error("no ward name column (expected `WardName`); columns found: {}", .found.join(", "))]
+    NoWardColumn { found: Vec<String> },
+
+    #[error("column `{column}` must be numeric but holds text: {}", describe_cells(.cells))]
+    NonNumericCells {
+        column: String,
+        /// The first offending cells (at most 20).
+        cells: Vec<BadCell>,
+    },
+
+    #[error("no column named `{column}`; columns found: {}", .found.join(", "))]
+    MissingColumn { column: String, found: Vec<String> },
+
+    #[error("duplicate ward names and no ward code column to tell them apart: {}", .names.join(", "))]
+    DuplicateWardNames { names: Vec<String> },
+
+    #[error("column `{column}` has {found} values but the table has {expected} rows")]
+    ColumnLength {
+        column: String,
+        expected: usize,
+        found: usize,
+    },
+
+    #[error("column name `{column}` appears twice")]
+    DuplicateColumn { column: String },
+
+    #[error("{file} is not a readable Excel workbook: {reason}")]
+    NotExcel { file: String, reason: String },
+
+    #[error("{file}: no worksheet holds data")]
+    NoSheet { file: String },
+
+    #[error("the upload is not a valid zip archive: {reason}")]
+    BadZip { reason: String },
+
+    #[error("the zip holds no {missing}; entries found: {}", .found.join(", "))]
+    ZipMissingPart {
+        missing: &'static str,
+        found: Vec<String>,
+    },
+
+    #[error("zip entry `{entry}` is refused: {reason}")]
+    ZipUnsafeEntry { entry: String, reason: &'static str },
+
+    #[error("zip refused as a possible zip bomb: {reason}")]
+    ZipBomb { reason: String },
+
+    #[error("{file} is corrupt: {reason}")]
+    CorruptShapefile { file: String, reason: String },
+
+    #[error(
+        "shapefile geometry type {code} ({name}) is not supported; ward boundaries must be polygons"
+    )]
+    UnsupportedShapeType { code: i32, name: &'static str },
+
+    #[error("the shapefile has {shapes} shapes but its attribute table has {records} records")]
+    RecordCountMismatch { shapes: usize, records: usize },
+
+    #[error(
+        "unsupported coordinate system in the .prj ({reason}); re-project the shapefile to WGS84 (EPSG:4326)"
+    )]
+    UnsupportedCrs { reason: String },
+
+    #[error("invalid WKB geometry in row {row}: {reason}")]
+    BadWkb { row: usize, reason: String },
+
+    #[error("{rows} rows but {geometries} geometries")]
+    GeometryCount { rows: usize, geometries: usize },
+
+    #[error("not a readable GeoParquet file: {reason}")]
+    BadGeoParquet { reason: String },
+
+    #[error("parquet/arrow failure: {0}")]
+    Parquet(String),
+
+    #[error("no population column (expected `Population`); columns found: {}", .found.join(", "))]
+    NoPopulationColumn { found: Vec<String> },
+
+    #[error("I/O failure on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when the input was at fault (the caller answers 4xx); false for failures of our own
+    /// (writing parquet, the file system), which the caller logs and answers generically.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Error::Parquet(_) | Error::Io { .. })
+    }
+}
+
+impl From<parquet::errors::ParquetError> for Error {
+    fn from(e: parquet::errors::ParquetError) -> Self {
+        Error::Parquet(e.to_string())
+    }
+}
+
+impl From<arrow_schema::ArrowError> for Error {
+    fn from(e: arrow_schema::ArrowError) -> Self {
+        Error::Parquet(e.to_string())
+    }
+}
+
+/// Runs a third-party decoder so that a panic inside it (arrow and parquet assert on some
+/// malformed files) becomes an input error instead of taking the worker down.
+pub(crate) fn contain_panic<T>(
+    on_panic: impl FnOnce(String) -> Error,
+    f: impl FnOnce() -> Result<T>,
+) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "the decoder failed".into());
+            Err(on_panic(msg))
+        }
+    }
+}
+
+fn describe_cells(cells: &[BadCell]) -> String {
+    cells
+        .iter()
+        .map(|c| format!("row {} {:?}", c.row, c.value))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe_ragged(rows: &[(usize, usize)]) -> String {
+    rows.iter()
+        .map(|(line, n)| format!("line {line} has {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
