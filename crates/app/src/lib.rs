@@ -6,6 +6,7 @@
 //! disk through `mrpt-session`; nothing about a session is kept in this process between requests.
 
 mod error;
+mod files;
 mod identity;
 pub mod pipeline;
 mod reply;
@@ -136,6 +137,15 @@ impl App {
             {
                 let body = self.body(&parts.headers, body).await?;
                 workflow::plan_itn(self, &parts.headers, body).await
+            }
+            ["serve_viz_file", sid, rest @ ..] if is(&Method::GET) && !rest.is_empty() => {
+                files::serve_viz(self, &parts.headers, sid, &rest.join("/")).await
+            }
+            ["export", "download", sid, rest @ ..] if is(&Method::GET) && !rest.is_empty() => {
+                files::download(self, &parts.headers, sid, &rest.join("/")).await
+            }
+            ["generate_report"] if method == Method::POST => {
+                files::generate_report(self, &parts.headers).await
             }
             _ => {
                 let _ = body;

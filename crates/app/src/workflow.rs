@@ -230,13 +230,13 @@ fn population_csv(table: &mrpt_formats::population::PopulationTable) -> Vec<u8> 
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RunAnalysisBody {
+pub(crate) struct RunAnalysisBody {
     #[serde(default, alias = "variables")]
-    selected_variables: Option<Vec<String>>,
+    pub selected_variables: Option<Vec<String>>,
     #[serde(default)]
-    force: bool,
+    pub force: bool,
     #[serde(default)]
-    relationships: std::collections::BTreeMap<String, analysis::Direction>,
+    pub relationships: std::collections::BTreeMap<String, analysis::Direction>,
 }
 
 /// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
@@ -252,7 +252,11 @@ pub async fn run_analysis(
     Ok(reply::json(StatusCode::OK, &body))
 }
 
-fn analyse(store: &Store, id: &SessionId, request: RunAnalysisBody) -> Result<Value, ApiError> {
+pub(crate) fn analyse(
+    store: &Store,
+    id: &SessionId,
+    request: RunAnalysisBody,
+) -> Result<Value, ApiError> {
     let params = pipeline::AnalysisParams {
         variables: request.selected_variables.clone().filter(|v| !v.is_empty()),
         relationships: request.relationships.clone(),
