@@ -1,20 +1,157 @@
-//! `prefork analyze`: the offline analysis command.
+//! `prefork analyze`: the offline analysis command. It runs the same pipeline as the server
+//! (mrpt-app's `pipeline`), so the files it writes are the files a session folder gets.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, ItnSources};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Ward data table (.csv or .xlsx).
+    /// Ward data table (.csv or .xlsx) with a WardName column.
     #[arg(long)]
     csv: PathBuf,
-    /// Zipped ward shapefile.
+    /// Zipped ward shapefile (.shp, .shx, .dbf, optional .prj).
     #[arg(long)]
     shapefile: Option<PathBuf>,
-    /// Output directory.
+    /// Variables to score, comma-separated (default: automatic selection).
+    #[arg(long, value_delimiter = ',')]
+    variables: Vec<String>,
+    /// Population table (WardName + Population, or a PBI AdminLevel3/N_FamilyMembers file) for ITN.
+    #[arg(long)]
+    population: Option<PathBuf>,
+    /// Nets available: also plan ITN distribution.
+    #[arg(long)]
+    total_nets: Option<i64>,
+    /// ITN allocation strategy (default: rural_first when the data have an urban % column).
+    #[arg(long, value_parser = ["rank", "rural_first"])]
+    strategy: Option<String>,
+    /// Ranking the ITN plan follows.
+    #[arg(long, default_value = "composite", value_parser = ["composite", "pca"])]
+    method: String,
+    /// People per household for ITN planning.
+    #[arg(long, default_value_t = 5.0)]
+    household_size: f64,
+    /// Urban percentage threshold for ITN tiers (default 30 for rank, 75 for rural_first).
+    #[arg(long)]
+    urban_threshold: Option<f64>,
+    /// Output directory (created if missing).
     #[arg(long)]
     out: PathBuf,
 }
 
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("analyze is not implemented yet ({args:?})")
+    let table = read(&args.csv)?;
+    let table_name = file_name(&args.csv);
+    let shapefile = args.shapefile.as_deref().map(read).transpose()?;
+    let params = AnalysisParams {
+        variables: (!args.variables.is_empty()).then(|| args.variables.clone()),
+        relationships: Default::default(),
+    };
+    let files = pipeline::run_analysis(
+        InputFile {
+            name: &table_name,
+            bytes: &table,
+        },
+        shapefile.as_deref().map(|bytes| InputFile {
+            name: "shapefile.zip",
+            bytes,
+        }),
+        &params,
+    )?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    for (name, bytes) in &files.files {
+        write(&args.out, name, bytes)?;
+    }
+    let summary = serde_json::to_vec_pretty(&files.summary)?;
+    write(&args.out, "analysis_summary.json", &summary)?;
+    eprintln!(
+        "Analysed {} wards with {}: {} files in {}",
+        files.summary.get("ward_count").cloned().unwrap_or_default(),
+        files.variables_used.join(", "),
+        files.files.len() + 1,
+        args.out.display()
+    );
+    for warning in &files.warnings {
+        eprintln!("Warning: {warning}");
+    }
+
+    if let Some(total_nets) = args.total_nets {
+        let method = match args.method.as_str() {
+            "pca" => mrpt_analysis::RankingMethod::Pca,
+            _ => mrpt_analysis::RankingMethod::Composite,
+        };
+        let rankings_name = match method {
+            mrpt_analysis::RankingMethod::Pca => "analysis_vulnerability_rankings_pca.csv",
+            mrpt_analysis::RankingMethod::Composite => "analysis_vulnerability_rankings.csv",
+        };
+        let find = |name: &str| {
+            files
+                .files
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, b)| b.as_slice())
+        };
+        let rankings = find(rankings_name)
+            .with_context(|| format!("the analysis produced no {rankings_name}"))?;
+        let population = args.population.as_deref().map(read).transpose()?;
+        let population_name = args
+            .population
+            .as_deref()
+            .map(file_name)
+            .unwrap_or_default();
+        let strategy = args.strategy.as_deref().map(|s| match s {
+            "rank" => mrpt_analysis::Strategy::Rank,
+            _ => mrpt_analysis::Strategy::RuralFirst,
+        });
+        let output = pipeline::plan_itn(
+            ItnSources {
+                rankings,
+                data: find("unified_dataset.csv"),
+                population: population.as_deref().map(|bytes| InputFile {
+                    name: &population_name,
+                    bytes,
+                }),
+            },
+            &ItnParams {
+                total_nets,
+                avg_household_size: Some(args.household_size),
+                urban_threshold: args.urban_threshold,
+                method,
+                strategy,
+            },
+        )?;
+        write(
+            &args.out,
+            "itn_distribution_results.json",
+            &serde_json::to_vec_pretty(&output.results)?,
+        )?;
+        write(&args.out, "itn_allocation.csv", &output.allocation_csv)?;
+        let s = &output.plan.stats;
+        eprintln!(
+            "ITN: {} of {} nets to {} wards, {} people covered ({}%)",
+            s.allocated,
+            s.total_nets,
+            s.prioritized_wards,
+            s.covered_population,
+            s.coverage_percent
+        );
+    }
+    Ok(())
 }
