@@ -40,7 +40,7 @@ async function refreshStatus() {
   }
 }
 
-function addMap(title, url) {
+function addMap(title, url, select = true) {
   if (!url) return;
   maps.set(title, url);
   const tabs = $("map-tabs");
@@ -52,7 +52,7 @@ function addMap(title, url) {
     b.addEventListener("click", () => selectMap(t, u));
     tabs.appendChild(b);
   }
-  selectMap(title, url);
+  if (select) selectMap(title, url);
 }
 
 function selectMap(title, url) {
@@ -60,8 +60,18 @@ function selectMap(title, url) {
   for (const b of $("map-tabs").children) b.classList.toggle("active", b.textContent === title);
 }
 
+// Adds every map as a tab but loads only the first: loading each in turn would abort all but
+// the last request and show the least useful map.
 function addVisualizations(list) {
-  for (const v of list || []) addMap(v.title || v.type || "map", v.url || v.path);
+  let first = null;
+  for (const v of list || []) {
+    const title = v.title || v.type || "map";
+    const url = v.url || v.path;
+    if (!url) continue;
+    addMap(title, url, false);
+    if (!first) first = [title, url];
+  }
+  if (first) selectMap(first[0], first[1]);
 }
 
 function addDownload(name, url) {
@@ -112,6 +122,31 @@ function upload(event) {
   });
   xhr.open("POST", "/upload_both_files");
   xhr.send(form);
+}
+
+// ITN planning needs ward populations when the ward data has none.
+async function uploadPopulation(event) {
+  event.preventDefault();
+  const file = $("population-file").files[0];
+  if (!file) return;
+  const out = $("action-result");
+  const form = new FormData();
+  form.append("population_file", file);
+  $("population-button").disabled = true;
+  show(out, "Uploading ward populations...", false);
+  try {
+    const response = await fetch("/upload_population", { method: "POST", credentials: "same-origin", body: form });
+    let data = {};
+    try { data = await response.json(); } catch (_) { data = { message: "unexpected answer (" + response.status + ")" }; }
+    if (!response.ok || data.status !== "success") throw new Error(data.message || "upload failed (" + response.status + ")");
+    let text = "Population loaded for " + data.wards + " wards (" + data.matched + " match the ward data).";
+    if (data.unmatched && data.unmatched.length) text += "\nNot matched: " + data.unmatched.join(", ");
+    show(out, text, false);
+  } catch (err) {
+    show(out, err.message, true);
+  }
+  $("population-button").disabled = false;
+  refreshStatus();
 }
 
 async function runAnalysis() {
@@ -231,6 +266,7 @@ async function clearSession() {
 document.addEventListener("DOMContentLoaded", () => {
   $("upload-form").addEventListener("submit", upload);
   $("analysis-button").addEventListener("click", runAnalysis);
+  $("population-form").addEventListener("submit", uploadPopulation);
   $("itn-form").addEventListener("submit", planItn);
   $("chat-form").addEventListener("submit", sendChat);
   $("report-button").addEventListener("click", buildReport);

@@ -563,16 +563,11 @@ pub fn map_input_from_unified(geoparquet: &[u8]) -> Result<mrpt_maps::MapInput, 
     for (row, name) in names.iter().enumerate() {
         out.push(mrpt_maps::WardInput {
             name: name.clone().unwrap_or_default(),
-            geometry: geometries.get(row).cloned().flatten().map(|g| {
-                g.polygons()
-                    .iter()
-                    .map(|p| {
-                        std::iter::once(p.exterior.clone())
-                            .chain(p.holes.iter().cloned())
-                            .collect()
-                    })
-                    .collect()
-            }),
+            geometry: geometries
+                .get(row)
+                .cloned()
+                .flatten()
+                .map(|g| to_map_geometry(&g)),
             composite: composite(row),
             pca: pca(row),
             itn: None,
@@ -582,6 +577,44 @@ pub fn map_input_from_unified(geoparquet: &[u8]) -> Result<mrpt_maps::MapInput, 
         area: None,
         wards: out,
     })
+}
+
+/// Add the shapefile's wards that are not on the map yet (no table row matched them), without
+/// data, so the map shows every ward of the area.
+pub fn add_unmatched_shapes(
+    input: &mut mrpt_maps::MapInput,
+    shapefile_zip: &[u8],
+) -> Result<(), PipelineError> {
+    let shapes = formats::read_shapefile_zip(shapefile_zip)?;
+    let present: std::collections::HashSet<String> =
+        input.wards.iter().map(|w| w.name.clone()).collect();
+    for (name, geometry) in shapes.ward_names().into_iter().zip(&shapes.geometries) {
+        let (Some(name), Some(geometry)) = (name, geometry) else {
+            continue;
+        };
+        if present.contains(&name) {
+            continue;
+        }
+        input.wards.push(mrpt_maps::WardInput {
+            name,
+            geometry: Some(to_map_geometry(geometry)),
+            composite: None,
+            pca: None,
+            itn: None,
+        });
+    }
+    Ok(())
+}
+
+fn to_map_geometry(g: &formats::Geometry) -> mrpt_maps::MultiPolygon {
+    g.polygons()
+        .iter()
+        .map(|p| {
+            std::iter::once(p.exterior.clone())
+                .chain(p.holes.iter().cloned())
+                .collect()
+        })
+        .collect()
 }
 
 /// Attach an ITN plan's per-ward figures to the map input (by ward name).

@@ -45,6 +45,25 @@ fn map_error(e: mrpt_maps::Error) -> ApiError {
     ApiError::Unprocessable(format!("the map could not be drawn: {e}"))
 }
 
+/// The current analysis's wards for a map, plus the shapefile's wards that no table row matched
+/// (drawn as "no data" rather than left as holes).
+pub fn map_input(
+    store: &Store,
+    id: &SessionId,
+    view: &AnalysisView,
+) -> Result<mrpt_maps::MapInput, ApiError> {
+    let mut input = pipeline::map_input_from_unified(&view.read(&Artifact::UnifiedGeoparquet)?)?;
+    let shapefile = match store.read_artifact(id, &Artifact::RawShapefile) {
+        Ok(bytes) => bytes,
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => return Ok(input),
+        Err(e) => return Err(e.into()),
+    };
+    pipeline::add_unmatched_shapes(&mut input, &shapefile)?;
+    Ok(input)
+}
+
+type Renderer = fn(&mrpt_maps::MapInput) -> Result<String, mrpt_maps::Error>;
+
 /// The composite, PCA and side-by-side vulnerability maps of the current analysis (drawn once).
 pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Value>, ApiError> {
     let view = current_analysis(store, id)?;
@@ -53,16 +72,9 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Va
     }
     let aid = view.analysis_id.clone();
     let input = std::cell::OnceCell::new();
-    let load = || -> Result<mrpt_maps::MapInput, ApiError> {
-        let bytes = view.read(&Artifact::UnifiedGeoparquet)?;
-        Ok(pipeline::map_input_from_unified(&bytes)?)
-    };
+    let load = || map_input(store, id, &view);
     let mut out = Vec::new();
-    let maps: [(
-        &str,
-        &str,
-        fn(&mrpt_maps::MapInput) -> Result<String, mrpt_maps::Error>,
-    ); 3] = [
+    let maps: [(&str, &str, Renderer); 3] = [
         (
             "Vulnerability map (composite)",
             "vulnerability_map_composite",
@@ -152,8 +164,7 @@ pub fn plan_and_store_itn(
         vec![(Artifact::export(&csv_file)?, output.allocation_csv.clone())];
     let mut map_path = Value::Null;
     if view.has(&Artifact::UnifiedGeoparquet) {
-        let mut input =
-            pipeline::map_input_from_unified(&view.read(&Artifact::UnifiedGeoparquet)?)?;
+        let mut input = map_input(store, id, &view)?;
         pipeline::attach_itn(&mut input, &output.plan);
         let html =
             mrpt_maps::render_itn_map(&input, &pipeline::itn_summary(&output.plan, params.method))

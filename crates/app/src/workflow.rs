@@ -194,7 +194,21 @@ pub async fn upload_population(
     Ok(reply::json(StatusCode::OK, &body))
 }
 
+/// The ward names a population table may use: the table's and the shapefile's.
 fn current_ward_names(store: &Store, id: &SessionId) -> Result<Vec<String>, ApiError> {
+    let mut names = table_ward_names(store, id)?;
+    match store.read_artifact(id, &Artifact::RawShapefile) {
+        Ok(bytes) => {
+            let shapes = mrpt_formats::read_shapefile_zip(&bytes).map_err(PipelineError::from)?;
+            names.extend(shapes.ward_names().into_iter().flatten());
+        }
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(names)
+}
+
+fn table_ward_names(store: &Store, id: &SessionId) -> Result<Vec<String>, ApiError> {
     for (artifact, name) in [
         (Artifact::RawCsv, "raw_data.csv"),
         (Artifact::RawXlsx, "raw_data.xlsx"),
