@@ -1,5 +1,6 @@
 //! `prefork analyze` end to end: the real binary reads the Kano inputs, writes the session files,
 //! and they agree with ChatMRPT's reference outputs (kano_auto: five named variables, ITN [J]).
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

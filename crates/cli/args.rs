@@ -56,6 +56,27 @@ pub struct ServeArgs {
     /// Runtime state directory (uploads, sessions) [config: instance_dir, "instance"]
     #[arg(long, env = "PREFORK_INSTANCE_DIR", value_name = "DIR")]
     pub instance_dir: Option<PathBuf>,
+    /// Seconds a client gets to finish a request head once it has started it [config: header_timeout, 10]
+    #[arg(long, env = "PREFORK_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Longest request line in bytes, else 400; 0 = no limit, above 8190 clamps [config: limit_request_line, 4094]
+    #[arg(long, env = "PREFORK_LIMIT_REQUEST_LINE", value_name = "BYTES")]
+    pub limit_request_line: Option<usize>,
+    /// Most header fields per request, else 431 [config: limit_request_fields, 100]
+    #[arg(long, env = "PREFORK_LIMIT_REQUEST_FIELDS", value_name = "N")]
+    pub limit_request_fields: Option<usize>,
+    /// Longest header line in bytes, else 431 [config: limit_request_field_size, 8190]
+    #[arg(long, env = "PREFORK_LIMIT_REQUEST_FIELD_SIZE", value_name = "BYTES")]
+    pub limit_request_field_size: Option<usize>,
+    /// Proxies whose X-Forwarded-For/Proto are trusted: IPs, CIDRs, or "*" [config: forwarded_allow_ips, "127.0.0.1,::1"]
+    #[arg(long, env = "PREFORK_FORWARDED_ALLOW_IPS", value_name = "LIST")]
+    pub forwarded_allow_ips: Option<String>,
+    /// Replace a worker whose resident memory exceeds this many MiB; 0 = never [config: max_worker_memory, 0]
+    #[arg(long, env = "PREFORK_MAX_WORKER_MEMORY", value_name = "MIB")]
+    pub max_worker_memory: Option<u64>,
+    /// Serve GET /metrics (Prometheus text) for the whole server [config: metrics, true]
+    #[arg(long, env = "PREFORK_METRICS", value_name = "BOOL")]
+    pub metrics: Option<bool>,
     /// TOML config file (default: config/default.toml when present)
     #[arg(
         short = 'c',

@@ -31,6 +31,14 @@ pub struct Config {
     pub log_level: String,
     pub worker_tmp_dir: Option<PathBuf>,
     pub instance_dir: PathBuf,
+    pub header_timeout: u64,
+    pub limit_request_line: usize,
+    pub limit_request_fields: usize,
+    pub limit_request_field_size: usize,
+    pub forwarded_allow_ips: String,
+    /// MiB; 0 = no limit.
+    pub max_worker_memory: u64,
+    pub metrics: bool,
     pub app: AppSettings,
 }
 
@@ -52,6 +60,13 @@ impl Default for Config {
             log_level: "info".to_owned(),
             worker_tmp_dir: None,
             instance_dir: PathBuf::from("instance"),
+            header_timeout: 10,
+            limit_request_line: 4094,
+            limit_request_fields: 100,
+            limit_request_field_size: 8190,
+            forwarded_allow_ips: "127.0.0.1,::1".to_owned(),
+            max_worker_memory: 0,
+            metrics: true,
             app: AppSettings::default(),
         }
     }
@@ -63,12 +78,17 @@ impl Default for Config {
 pub struct AppSettings {
     /// Largest accepted upload body, in bytes.
     pub max_upload_bytes: u64,
+    /// Milliseconds between `: keepalive` comments on a chat stream while a tool runs.
+    pub chat_keepalive_ms: u64,
+    pub llm: LlmSettings,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
         AppSettings {
             max_upload_bytes: 32 * 1024 * 1024,
+            chat_keepalive_ms: 5000,
+            llm: LlmSettings::default(),
         }
     }
 }
@@ -78,7 +98,73 @@ impl AppSettings {
         if self.max_upload_bytes == 0 {
             bail!("app.max_upload_bytes must be at least 1");
         }
-        Ok(())
+        if !(1..=15_000).contains(&self.chat_keepalive_ms) {
+            bail!("app.chat_keepalive_ms must be between 1 and 15000");
+        }
+        self.llm.validate()
+    }
+}
+
+/// The `[app.llm]` table: which interpreter answers chat messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// "none" (rule-based, no network) or "openai" (any OpenAI-compatible server).
+    pub backend: String,
+    pub base_url: String,
+    pub model: String,
+    /// Name of the environment variable holding the API key; empty = no key.
+    pub api_key_env: String,
+    pub timeout_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        let d = mrpt_app::OpenAiConfig::default();
+        LlmSettings {
+            backend: "none".to_owned(),
+            base_url: d.base_url,
+            model: d.model,
+            api_key_env: d.api_key_env,
+            timeout_ms: d.timeout_ms,
+        }
+    }
+}
+
+impl LlmSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        match self.backend.as_str() {
+            "none" => Ok(()),
+            "openai" => self
+                .config_with_key(None)
+                .validate()
+                .map_err(|e| anyhow::anyhow!("app.llm: {e}")),
+            other => bail!("app.llm.backend must be \"none\" or \"openai\", not {other:?}"),
+        }
+    }
+
+    fn config_with_key(&self, api_key: Option<String>) -> mrpt_app::OpenAiConfig {
+        mrpt_app::OpenAiConfig {
+            base_url: self.base_url.clone(),
+            model: self.model.clone(),
+            api_key_env: self.api_key_env.clone(),
+            api_key,
+            timeout_ms: self.timeout_ms,
+            ..mrpt_app::OpenAiConfig::default()
+        }
+    }
+
+    /// The model config for the app, with the key read from the variable `api_key_env` names
+    /// (only the cli reads the environment); `None` for the rule-based interpreter.
+    pub fn openai_config(&self) -> Option<mrpt_app::OpenAiConfig> {
+        if self.backend != "openai" {
+            return None;
+        }
+        let key = (!self.api_key_env.is_empty())
+            .then(|| std::env::var(&self.api_key_env).ok())
+            .flatten()
+            .filter(|k| !k.is_empty());
+        Some(self.config_with_key(key))
     }
 }
 
@@ -125,6 +211,11 @@ impl Config {
         if self.instance_dir.as_os_str().is_empty() {
             bail!("instance_dir must not be empty");
         }
+        if self.header_timeout == 0 {
+            bail!("header_timeout must be at least 1");
+        }
+        self.forwarded_allow_ips
+            .parse::<prefork_server::TrustedProxies>()?;
         self.app.validate()
     }
 
@@ -158,6 +249,16 @@ impl Config {
             self.worker_tmp_dir = args.worker_tmp_dir.clone();
         }
         set(&mut self.instance_dir, &args.instance_dir);
+        set(&mut self.header_timeout, &args.header_timeout);
+        set(&mut self.limit_request_line, &args.limit_request_line);
+        set(&mut self.limit_request_fields, &args.limit_request_fields);
+        set(
+            &mut self.limit_request_field_size,
+            &args.limit_request_field_size,
+        );
+        set(&mut self.forwarded_allow_ips, &args.forwarded_allow_ips);
+        set(&mut self.max_worker_memory, &args.max_worker_memory);
+        set(&mut self.metrics, &args.metrics);
     }
 
     /// What the master needs; call after `validate()`.
@@ -192,6 +293,17 @@ impl Config {
             error_log: target(&self.error_logfile, LogTarget::Stderr),
             log_level: self.log_level.parse().map_err(anyhow::Error::msg)?,
             heartbeat_dir: self.worker_tmp_dir.clone(),
+            header_timeout: Duration::from_secs(self.header_timeout),
+            limit_request_line: self.limit_request_line,
+            limit_request_fields: self.limit_request_fields,
+            limit_request_field_size: self.limit_request_field_size,
+            forwarded_allow_ips: self.forwarded_allow_ips.parse()?,
+            max_worker_memory: (self.max_worker_memory > 0)
+                .then(|| self.max_worker_memory.saturating_mul(1 << 20)),
+            metrics_dir: self
+                .metrics
+                .then(|| self.instance_dir.join("run").join("metrics")),
+            ..prefork_server::Settings::default()
         })
     }
 }
@@ -234,6 +346,45 @@ mod tests {
     }
 
     #[test]
+    fn environment_files_load_and_validate() {
+        for name in ["staging", "production"] {
+            let c = Config::from_file(&manifest_path(&format!("config/{name}.toml"))).unwrap();
+            c.validate().unwrap();
+            let s = c.server_settings().unwrap();
+            assert!(
+                s.metrics_dir.is_some() && s.max_worker_memory.is_some(),
+                "{name}"
+            );
+            assert!(
+                s.forwarded_allow_ips.trusts("10.1.2.3".parse().unwrap()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_limits_and_proxies_are_rejected() {
+        let c = Config {
+            forwarded_allow_ips: "10.0.0.0/40".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            header_timeout: 0,
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            max_worker_memory: 512,
+            ..Config::default()
+        };
+        assert_eq!(
+            c.server_settings().unwrap().max_worker_memory,
+            Some(512 << 20)
+        );
+    }
+
+    #[test]
     fn example_lists_every_key() {
         let text = std::fs::read_to_string(manifest_path("config/example.toml")).unwrap();
         let full = Config {
@@ -250,11 +401,15 @@ mod tests {
                     text.contains(&format!("[{key}]")),
                     "example.toml lacks [{key}]"
                 );
-                for subkey in sub.keys() {
-                    assert!(
-                        text.contains(&format!("{subkey} =")),
-                        "example.toml lacks {key}.{subkey}"
-                    );
+                for (subkey, sv) in sub {
+                    let present = match sv.as_table() {
+                        Some(inner) => {
+                            text.contains(&format!("[{key}.{subkey}]"))
+                                && inner.keys().all(|k| text.contains(&format!("{k} =")))
+                        }
+                        None => text.contains(&format!("{subkey} =")),
+                    };
+                    assert!(present, "example.toml lacks {key}.{subkey}");
                 }
             } else {
                 assert!(
@@ -292,6 +447,7 @@ mod tests {
             Config {
                 app: AppSettings {
                     max_upload_bytes: 0,
+                    ..AppSettings::default()
                 },
                 ..Config::default()
             },

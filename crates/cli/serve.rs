@@ -17,6 +17,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let (config, settings) = config;
+    let process = match ProcessEnv::take() {
+        Ok(p) => p,
+        Err(e) => return fail(&e),
+    };
+    let settings = process.apply(settings);
     if args.print_config {
         match toml::to_string(&config) {
             Ok(text) => {
@@ -34,11 +39,92 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let reload: prefork_server::Reloader = Box::new(move || {
         let config = config::load(&args).map_err(|e| format!("{e:#}"))?;
         let settings = config.server_settings().map_err(|e| format!("{e:#}"))?;
-        Ok((settings, handler_factory(&config)))
+        Ok((process.apply(settings), handler_factory(&config)))
     });
     match prefork_server::run(settings, factory, reload) {
         Ok(code) => ExitCode::from(code),
         Err(e) => fail(&e.into()),
+    }
+}
+
+/// What the process environment says about how we were started (systemd, a USR2 upgrade), read
+/// once here because nothing below the command line reads environment variables.
+#[derive(Clone, Default)]
+struct ProcessEnv {
+    notify_socket: Option<std::path::PathBuf>,
+    watchdog: Option<std::time::Duration>,
+    inherited_fds: Vec<i32>,
+    upgrade_parent: Option<i32>,
+    exec: Option<prefork_server::ExecSpec>,
+}
+
+impl ProcessEnv {
+    fn take() -> anyhow::Result<ProcessEnv> {
+        use anyhow::Context;
+        use prefork_server::{ENV_UPGRADE_FDS, ENV_UPGRADE_PARENT};
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let me = std::process::id();
+        let mut out = ProcessEnv {
+            notify_socket: var("NOTIFY_SOCKET").map(Into::into),
+            ..ProcessEnv::default()
+        };
+        let watchdog_for_us = var("WATCHDOG_PID").is_none_or(|p| p.parse() == Ok(me));
+        if watchdog_for_us && let Some(usec) = var("WATCHDOG_USEC") {
+            let usec: u64 = usec.parse().context("WATCHDOG_USEC")?;
+            out.watchdog = (usec > 0).then(|| std::time::Duration::from_micros(usec));
+        }
+        // A USR2 upgrade: the old master's listeners, by number (both variables, as gunicorn
+        // requires since 19.7, so a stray PREFORK_FD alone is not trusted).
+        if let (Some(fds), Some(parent)) = (var(ENV_UPGRADE_FDS), var(ENV_UPGRADE_PARENT)) {
+            out.upgrade_parent = Some(parent.parse().context(ENV_UPGRADE_PARENT)?);
+            for fd in fds.split(',') {
+                out.inherited_fds
+                    .push(fd.trim().parse().context(ENV_UPGRADE_FDS)?);
+            }
+        } else if var("LISTEN_PID").is_some_and(|p| p.parse() == Ok(me)) {
+            // systemd socket activation: LISTEN_FDS descriptors from 3 on.
+            let n: i32 = var("LISTEN_FDS")
+                .unwrap_or_default()
+                .parse()
+                .context("LISTEN_FDS")?;
+            out.inherited_fds = (3..3 + n.max(0)).collect();
+        }
+        for k in [
+            "LISTEN_PID",
+            "LISTEN_FDS",
+            "LISTEN_FDNAMES",
+            ENV_UPGRADE_FDS,
+            ENV_UPGRADE_PARENT,
+        ] {
+            // SAFETY: called from main before the server starts, while the process has one thread.
+            unsafe { std::env::remove_var(k) };
+        }
+        // USR2 runs the binary at the path we were started by (a symlink flipped by a deploy
+        // is followed), not /proc/self/exe, which names the old file.
+        let mut args = std::env::args_os();
+        let argv0 = args.next().map(std::path::PathBuf::from);
+        let cwd = std::env::current_dir().context("current directory")?;
+        let program = match argv0 {
+            Some(p) if p.components().count() > 1 => cwd.join(p),
+            _ => std::env::current_exe().context("current executable")?,
+        };
+        out.exec = Some(prefork_server::ExecSpec {
+            program,
+            args: args.collect(),
+            cwd,
+        });
+        Ok(out)
+    }
+
+    fn apply(&self, settings: prefork_server::Settings) -> prefork_server::Settings {
+        prefork_server::Settings {
+            notify_socket: self.notify_socket.clone(),
+            watchdog: self.watchdog,
+            inherited_fds: self.inherited_fds.clone(),
+            upgrade_parent: self.upgrade_parent,
+            exec: self.exec.clone(),
+            ..settings
+        }
     }
 }
 
@@ -53,6 +139,8 @@ fn handler_factory(config: &Config) -> HandlerFactory {
     let app_config = mrpt_app::AppConfig {
         instance_dir: config.instance_dir.clone(),
         max_upload_bytes: config.app.max_upload_bytes,
+        llm: config.app.llm.openai_config(),
+        chat_keepalive: std::time::Duration::from_millis(config.app.chat_keepalive_ms),
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {

@@ -43,6 +43,8 @@ pub struct ServerBuilder {
     cwd: Option<PathBuf>,
     stdin: Option<Stdio>,
     default_bind: bool,
+    program: Option<PathBuf>,
+    listen_fd: Option<i32>,
 }
 
 impl Default for ServerBuilder {
@@ -59,7 +61,24 @@ impl ServerBuilder {
             cwd: None,
             stdin: None,
             default_bind: true,
+            program: None,
+            listen_fd: None,
         }
+    }
+
+    /// Run this path instead of the built binary (a symlink to it, so a test can swap it).
+    pub fn program(mut self, path: &Path) -> Self {
+        self.program = Some(path.to_path_buf());
+        self
+    }
+
+    /// systemd socket activation: `fd` (a listening socket the test owns) becomes fd 3 of the
+    /// server, with LISTEN_FDS=1 and LISTEN_PID set to the server's own pid (through a shell
+    /// that exports LISTEN_PID=$$ and execs). No `-b` is added.
+    pub fn listen_fd(mut self, fd: i32) -> Self {
+        self.listen_fd = Some(fd);
+        self.default_bind = false;
+        self
     }
 
     pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
@@ -103,9 +122,38 @@ impl ServerBuilder {
             args.push("--instance-dir".to_owned());
             args.push(dir.path().join("instance").display().to_string());
         }
-        let mut cmd = Command::new(BIN);
-        cmd.args(&args)
-            .current_dir(&cwd)
+        let program = self.program.clone().unwrap_or_else(|| PathBuf::from(BIN));
+        let mut cmd = match self.listen_fd {
+            Some(fd) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c")
+                    .arg("LISTEN_PID=$$ LISTEN_FDS=1; export LISTEN_PID LISTEN_FDS; exec \"$0\" \"$@\"")
+                    .arg(&program)
+                    .args(&args);
+                // SAFETY: dup2 and fcntl are async-signal-safe and allocate nothing.
+                unsafe {
+                    c.pre_exec(move || {
+                        let ok = if fd == 3 {
+                            // dup2 onto itself keeps close-on-exec; clear it instead.
+                            nix::libc::fcntl(3, nix::libc::F_SETFD, 0) >= 0
+                        } else {
+                            nix::libc::dup2(fd, 3) >= 0
+                        };
+                        if !ok {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
+                c
+            }
+            None => {
+                let mut c = Command::new(&program);
+                c.args(&args);
+                c
+            }
+        };
+        cmd.current_dir(&cwd)
             .stdin(self.stdin.take().unwrap_or_else(Stdio::null))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -334,6 +382,33 @@ impl HttpResponse {
     }
 }
 
+/// Sends `request` as is on a fresh connection and reads the answer to EOF (so the request
+/// should say `Connection: close`, or the server must close).
+pub fn raw_request(addr: SocketAddr, request: &[u8]) -> std::io::Result<HttpResponse> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request)?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// `GET /metrics` as (series, value) pairs, comments skipped.
+pub fn metrics_of(addr: SocketAddr) -> Option<Vec<(String, f64)>> {
+    let r = http_get(addr, "/metrics").ok()?;
+    (r.status == 200).then(|| {
+        r.body
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k.to_owned(), v.parse().ok()?))
+            })
+            .collect()
+    })
+}
+
 /// One GET on a fresh connection (`Connection: close`), read to EOF.
 pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
@@ -418,4 +493,197 @@ pub fn run_to_exit(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// What a [`Load`] saw.
+#[derive(Debug, Default)]
+pub struct LoadStats {
+    /// Requests answered with a complete response (any status).
+    pub answered: u64,
+    /// Of those, not 2xx.
+    pub non_2xx: u64,
+    /// Connection refused.
+    pub refused: u64,
+    /// Any other failure (reset, EOF mid-response, timeout) on a fresh connection.
+    pub failed: u64,
+    /// Requests retried once on a new connection because a reused keep-alive connection was
+    /// closed before any byte of the answer (what HTTP clients do, RFC 9112 9.3.1); the retry is
+    /// counted in `answered`/`failed`.
+    pub retried_stale_keepalive: u64,
+    pub worker_pids: std::collections::HashSet<i32>,
+    pub errors: Vec<String>,
+}
+
+impl LoadStats {
+    fn merge(&mut self, o: LoadStats) {
+        self.answered += o.answered;
+        self.non_2xx += o.non_2xx;
+        self.refused += o.refused;
+        self.failed += o.failed;
+        self.retried_stale_keepalive += o.retried_stale_keepalive;
+        self.worker_pids.extend(o.worker_pids);
+        self.errors.extend(o.errors.into_iter().take(5));
+    }
+}
+
+/// A bounded, paced request loop on loopback: `keep_alive` clients reusing one connection and
+/// `close` clients opening one per request, each pausing `pause` between requests.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    progress: Arc<std::sync::atomic::AtomicU64>,
+    handles: Vec<JoinHandle<LoadStats>>,
+}
+
+impl Load {
+    pub fn start(
+        addr: SocketAddr,
+        path: &str,
+        keep_alive: usize,
+        close: usize,
+        pause: Duration,
+    ) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut handles = Vec::new();
+        for i in 0..keep_alive + close {
+            let stop = Arc::clone(&stop);
+            let progress = Arc::clone(&progress);
+            let path = path.to_owned();
+            let reuse = i < keep_alive;
+            handles.push(std::thread::spawn(move || {
+                load_client(addr, &path, reuse, pause, &stop, &progress)
+            }));
+        }
+        Load {
+            stop,
+            progress,
+            handles,
+        }
+    }
+
+    /// Requests answered so far (all clients).
+    pub fn answered(&self) -> u64 {
+        self.progress.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until `n` more requests than now have been answered.
+    pub fn wait_more(&self, n: u64, deadline: Duration) -> bool {
+        let target = self.answered() + n;
+        poll_until(deadline, || (self.answered() >= target).then_some(())).is_some()
+    }
+
+    pub fn stop(self) -> LoadStats {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut total = LoadStats::default();
+        for h in self.handles {
+            total.merge(h.join().unwrap());
+        }
+        total
+    }
+}
+
+/// Reads one response (head + Content-Length body) from a kept-alive connection.
+pub fn read_response(s: &mut TcpStream) -> std::io::Result<(Vec<u8>, HttpResponse)> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if raw.len() >= end + 4 + len {
+                let resp = parse_response(&raw[..end + 4 + len])?;
+                return Ok((raw, resp));
+            }
+        }
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("closed after {} bytes", raw.len()),
+            ));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    Ok(s)
+}
+
+fn load_client(
+    addr: SocketAddr,
+    path: &str,
+    reuse: bool,
+    pause: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    progress: &std::sync::atomic::AtomicU64,
+) -> LoadStats {
+    let mut st = LoadStats::default();
+    let mut conn: Option<TcpStream> = None;
+    let close_hdr = if reuse { "" } else { "Connection: close\r\n" };
+    let req = format!("GET {path} HTTP/1.1\r\nHost: load\r\n{close_hdr}\r\n");
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        let mut attempt = 0;
+        loop {
+            let reused = conn.is_some();
+            let mut s = match conn.take() {
+                Some(s) => s,
+                None => match connect(addr) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+                            st.refused += 1;
+                        } else {
+                            st.failed += 1;
+                        }
+                        st.errors.push(format!("connect: {e}"));
+                        break;
+                    }
+                },
+            };
+            let res = s
+                .write_all(req.as_bytes())
+                .and_then(|()| read_response(&mut s));
+            match res {
+                Ok((_, resp)) => {
+                    st.answered += 1;
+                    progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if !(200..300).contains(&resp.status) {
+                        st.non_2xx += 1;
+                    }
+                    if let Some(pid) = resp.header("x-worker-pid").and_then(|p| p.parse().ok()) {
+                        st.worker_pids.insert(pid);
+                    }
+                    let server_closes = resp
+                        .header("connection")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+                    if reuse && !server_closes {
+                        conn = Some(s);
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let nothing_read = e.kind() != std::io::ErrorKind::UnexpectedEof
+                        || e.to_string() == "closed after 0 bytes";
+                    if reused && nothing_read && attempt == 0 {
+                        st.retried_stale_keepalive += 1;
+                        attempt += 1;
+                        continue;
+                    }
+                    st.failed += 1;
+                    st.errors.push(format!("request: {e}"));
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(pause);
+    }
+    st
 }

@@ -5,6 +5,7 @@
 //! any server (and tests can call it without a socket). Every request derives session state from
 //! disk through `mrpt-session`; nothing about a session is kept in this process between requests.
 
+mod chat;
 mod error;
 mod files;
 mod identity;
@@ -22,6 +23,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 
 pub use error::ApiError;
+pub use mrpt_interpreter::OpenAiConfig;
 pub use reply::ResponseBody;
 
 /// What the app needs to know, from the binary's configuration.
@@ -31,6 +33,11 @@ pub struct AppConfig {
     pub instance_dir: PathBuf,
     /// Largest request body accepted (uploads included); larger ones get 413 and store nothing.
     pub max_upload_bytes: u64,
+    /// The chat model; `None` = the rule-based interpreter (no model, no network). The caller
+    /// fills `api_key` (this crate reads no environment).
+    pub llm: Option<mrpt_interpreter::OpenAiConfig>,
+    /// Interval of `: keepalive` comments on a chat stream while a tool runs (at most 15 s).
+    pub chat_keepalive: std::time::Duration,
 }
 
 impl Default for AppConfig {
@@ -38,6 +45,8 @@ impl Default for AppConfig {
         AppConfig {
             instance_dir: PathBuf::from("instance"),
             max_upload_bytes: 32 * 1024 * 1024,
+            llm: None,
+            chat_keepalive: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -52,6 +61,8 @@ pub enum Error {
     },
     #[error("cannot open the session store: {0}")]
     Store(#[from] mrpt_session::Error),
+    #[error("cannot set up the chat model: {0}")]
+    Interpreter(#[from] mrpt_interpreter::Error),
 }
 
 /// The service: one per worker process, built after fork.
@@ -59,6 +70,7 @@ pub enum Error {
 pub struct App {
     config: AppConfig,
     store: mrpt_session::Store,
+    interpreter: mrpt_interpreter::Interpreter,
 }
 
 impl App {
@@ -69,7 +81,15 @@ impl App {
             source,
         })?;
         let store = mrpt_session::Store::open(&config.instance_dir)?;
-        Ok(App { config, store })
+        let interpreter = match &config.llm {
+            Some(llm) => mrpt_interpreter::Interpreter::openai(llm.clone())?,
+            None => mrpt_interpreter::Interpreter::rule_based(),
+        };
+        Ok(App {
+            config,
+            store,
+            interpreter,
+        })
     }
 
     pub fn config(&self) -> &AppConfig {
@@ -137,6 +157,14 @@ impl App {
             {
                 let body = self.body(&parts.headers, body).await?;
                 workflow::plan_itn(self, &parts.headers, body).await
+            }
+            ["send_message"] if method == Method::POST => {
+                let body = self.body(&parts.headers, body).await?;
+                chat::send_message(self, &parts.headers, body).await
+            }
+            ["send_message_streaming"] if method == Method::POST => {
+                let body = self.body(&parts.headers, body).await?;
+                chat::send_message_streaming(self, &parts.headers, body).await
             }
             ["serve_viz_file", sid, rest @ ..] if is(&Method::GET) && !rest.is_empty() => {
                 files::serve_viz(self, &parts.headers, sid, &rest.join("/")).await

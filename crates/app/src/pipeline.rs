@@ -271,9 +271,11 @@ fn analysis_summary(result: &analysis::AnalysisResult, warnings: &[String]) -> V
     })
 }
 
+/// The shapefile's state name for zone detection. Only name columns count: analysis.md §2.3
+/// rule 4 says ChatMRPT never used the shapefile's `StateCode` for the zone.
 fn shapefile_state(shapes: &formats::WardShapes) -> Option<String> {
     let table = &shapes.attributes;
-    ["State", "STATE_NAME", "StateName", "StateCode"]
+    ["State", "STATE_NAME", "StateName"]
         .iter()
         .filter_map(|name| table.column(name))
         .flat_map(|c| c.data.to_text().into_iter().flatten())

@@ -135,7 +135,7 @@ pub fn find_wards(message: &str, wards: &[String]) -> Vec<WardMention> {
         .max()
         .unwrap_or(0);
     let max_width = tokens.len().min(widest);
-    let windows: Vec<Vec<Option<(String, String)>>> = (0..=max_width)
+    let windows: Vec<Vec<Option<(String, String, bool)>>> = (0..=max_width)
         .map(|width| {
             if width == 0 {
                 return Vec::new();
@@ -143,11 +143,11 @@ pub fn find_wards(message: &str, wards: &[String]) -> Vec<WardMention> {
             (0..=tokens.len() - width)
                 .map(|start| {
                     let window = &tokens[start..start + width];
-                    if STOP.contains(&window[0]) || STOP.contains(&window[width - 1]) {
-                        None
-                    } else {
-                        Some((window.join(" "), window.concat()))
-                    }
+                    // A stop word may end a ward's own name ("Fagge A"): such windows count
+                    // only when they match a name exactly.
+                    let stop_bounded =
+                        STOP.contains(&window[0]) || STOP.contains(&window[width - 1]);
+                    Some((window.join(" "), window.concat(), stop_bounded))
                 })
                 .collect()
         })
@@ -164,12 +164,13 @@ pub fn find_wards(message: &str, wards: &[String]) -> Vec<WardMention> {
                     continue;
                 }
                 for (start, window) in windows[width].iter().enumerate() {
-                    let Some((joined, compact)) = window else {
+                    let Some((joined, compact, stop_bounded)) = window else {
                         continue;
                     };
                     let score = if joined == alias {
                         1.0
-                    } else if alias_len >= 4
+                    } else if !*stop_bounded
+                        && alias_len >= 4
                         && joined.chars().count() >= 4
                         && (may_reach(joined, alias, WARD_MATCH_THRESHOLD)
                             || may_reach(compact, &alias_compact, WARD_MATCH_THRESHOLD))
@@ -469,6 +470,13 @@ mod tests {
     fn wards_found_in_order_longest_first() {
         let w = wards();
         let found = find_wards("compare Dala and Fagge A", &w);
+        let names: Vec<&str> = found.iter().map(|m| m.ward.as_str()).collect();
+        assert_eq!(names, ["Dala", "Fagge A"]);
+        // A name ending in a stop word ("A") is found whatever the order of the list (the app
+        // passes wards in rank order, where Fagge B may come first).
+        let mut reordered = w.clone();
+        reordered.reverse();
+        let found = find_wards("compare Dala and Fagge A", &reordered);
         let names: Vec<&str> = found.iter().map(|m| m.ward.as_str()).collect();
         assert_eq!(names, ["Dala", "Fagge A"]);
         let found = find_wards("why is zangoo ranked first?", &w);

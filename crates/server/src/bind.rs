@@ -113,6 +113,14 @@ impl Listener {
         }
     }
 
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
     /// Closes the master's copy; the unix socket file goes too, so new clients are refused.
     pub(crate) fn close_and_unlink(self) {
         if let Listener::Unix(_, Some(path)) = &self {
@@ -203,7 +211,7 @@ fn bind_one(addr: &BindAddr, backlog: i32) -> Result<Listener, Error> {
     }
 }
 
-fn adopt_fd(n: i32) -> std::io::Result<Listener> {
+pub(crate) fn adopt_fd(n: i32) -> std::io::Result<Listener> {
     use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
     if n < 0 {
         return Err(std::io::Error::from_raw_os_error(nix::libc::EBADF));

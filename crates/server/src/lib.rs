@@ -1,8 +1,10 @@
 //! prefork-server: the master process and its workers, with gunicorn's semantics.
 //!
 //! Owns: binding listeners, forking workers, supervising them (reap, respawn, heartbeat timeouts,
-//! boot failures), signals as named intents, the pidfile, the error and access logs, and each
-//! worker's tokio + hyper HTTP/1.1 accept loop with graceful drain.
+//! boot failures, memory limits), signals as named intents (rolling HUP reload, USR2 binary
+//! upgrade), the pidfile, sd_notify and socket activation, the error and access logs, each
+//! worker's tokio + hyper HTTP/1.1 accept loop with graceful drain, gunicorn's request limits,
+//! trusted X-Forwarded-* handling, and `GET /metrics` aggregated through per-worker files.
 //!
 //! Must not depend on any mrpt-* crate: it serves whatever [`Handler`] it is handed, built per
 //! worker by a [`HandlerFactory`]. It reads no environment variables and no config files: the
@@ -12,9 +14,13 @@
 //! worker builds its own current-thread runtime after the fork.
 
 mod bind;
+mod head_clock;
 mod heartbeat;
+mod limits;
 mod logging;
 mod master;
+mod metrics;
+mod notify;
 mod pidfile;
 mod signals;
 #[cfg(feature = "test-hooks")]
@@ -28,6 +34,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use bind::BindAddr;
+pub use limits::{ClientInfo, TrustedProxies};
 pub use logging::{Level, LogTarget};
 pub use signals::Intent;
 
@@ -35,7 +42,10 @@ pub use signals::Intent;
 pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::io::Error>;
 
 /// A service the workers run. The server puts the client's [`std::net::SocketAddr`] into the
-/// request extensions (absent for unix-socket clients) and writes the access log itself.
+/// request extensions (absent for unix-socket clients; from X-Forwarded-For, with port 0, when
+/// the peer is a trusted proxy) next to a [`ClientInfo`], and writes the access log itself. It
+/// answers `GET /metrics` without calling the handler, and records then strips the response
+/// headers `x-prefork-route` and `x-prefork-metric` (see the README).
 pub trait Handler: Send + Sync + 'static {
     fn call(
         &self,
@@ -94,7 +104,49 @@ pub struct Settings {
     pub log_level: Level,
     /// Where the unlinked heartbeat files live; `None` = /dev/shm when present, else the temp dir.
     pub heartbeat_dir: Option<PathBuf>,
+    /// Time a client gets to finish a request head once it has sent its first byte. Silence
+    /// before that is bounded by `keep_alive` (or this, when keep-alive is off).
+    pub header_timeout: Duration,
+    /// Longest request line in bytes (CRLF excluded), else 400; 0 = no limit of ours.
+    pub limit_request_line: usize,
+    /// Most header fields (Host included), else 431.
+    pub limit_request_fields: usize,
+    /// Longest header line in bytes (name, colon, value, CRLF), else 431.
+    pub limit_request_field_size: usize,
+    /// Peers whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    pub forwarded_allow_ips: TrustedProxies,
+    /// A ready worker whose resident set exceeds this many bytes is replaced gracefully.
+    pub max_worker_memory: Option<u64>,
+    /// Directory of the per-worker metric files behind `GET /metrics`; `None` = no /metrics.
+    pub metrics_dir: Option<PathBuf>,
+    /// systemd's NOTIFY_SOCKET (a path, or `@name` for the abstract namespace).
+    pub notify_socket: Option<PathBuf>,
+    /// systemd's watchdog interval (WATCHDOG_USEC): WATCHDOG=1 is sent at half of it.
+    pub watchdog: Option<Duration>,
+    /// Listening descriptors handed over by the parent (socket activation or a USR2 upgrade);
+    /// when non-empty they are served instead of binding `binds`.
+    pub inherited_fds: Vec<i32>,
+    /// Set in a master started by USR2: the old master's pid. It writes `PIDFILE.2` until the old
+    /// master exits, then takes over the pidfile ("Master has been promoted.").
+    pub upgrade_parent: Option<i32>,
+    /// How USR2 starts the new binary; `None` = USR2 is ignored.
+    pub exec: Option<ExecSpec>,
 }
+
+/// The command line a USR2 upgrade runs (the path, not /proc/self/exe, so a binary replaced on
+/// disk is the one started), from the directory the first master started in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub program: PathBuf,
+    pub args: Vec<std::ffi::OsString>,
+    pub cwd: PathBuf,
+}
+
+/// Environment variable naming the inherited listening descriptors in a USR2 child
+/// (comma-separated numbers).
+pub const ENV_UPGRADE_FDS: &str = "PREFORK_FD";
+/// Environment variable holding the old master's pid in a USR2 child.
+pub const ENV_UPGRADE_PARENT: &str = "PREFORK_PARENT_PID";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -113,6 +165,18 @@ impl Default for Settings {
             error_log: LogTarget::Stderr,
             log_level: Level::Info,
             heartbeat_dir: None,
+            header_timeout: Duration::from_secs(10),
+            limit_request_line: 4094,
+            limit_request_fields: 100,
+            limit_request_field_size: 8190,
+            forwarded_allow_ips: TrustedProxies::default(),
+            max_worker_memory: None,
+            metrics_dir: None,
+            notify_socket: None,
+            watchdog: None,
+            inherited_fds: Vec::new(),
+            upgrade_parent: None,
+            exec: None,
         }
     }
 }
@@ -154,6 +218,14 @@ pub enum Error {
     Signals(#[source] nix::Error),
     #[error("fork: {0}")]
     Fork(#[source] nix::Error),
+    #[error("invalid forwarded-allow-ips entry {entry:?}")]
+    BadTrustedProxy { entry: String },
+    #[error("metrics directory '{}': {source}", dir.display())]
+    MetricsDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Runs the master until it stops. Returns the process exit status (0 after TERM/INT/QUIT,

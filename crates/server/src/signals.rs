@@ -104,6 +104,12 @@ impl SignalSource {
         out
     }
 
+    /// The mask the process had before we blocked our signals (an exec'd child must get it back:
+    /// the signal mask survives exec).
+    pub(crate) fn previous_mask(&self) -> SigSet {
+        self.previous_mask
+    }
+
     /// In a freshly forked worker: close the fd and unblock, so tokio's handlers see the signals.
     pub(crate) fn release_in_child(self) {
         let previous = self.previous_mask;

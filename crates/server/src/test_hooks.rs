@@ -4,7 +4,8 @@
 //!
 //! `/_test/pid` -> the worker pid; `/_test/sleep?ms=N&id=X` -> logs "REQUEST STARTED X", then
 //! waits N ms asynchronously; `/_test/block?ms=N&id=X` -> logs the same, then blocks the event-loop
-//! thread for N ms.
+//! thread for N ms; `/_test/app_metric?route=R&m=M` -> answers with `x-prefork-route: R` and
+//! `x-prefork-metric: M` (the application's metrics side channel).
 
 use std::time::Duration;
 
@@ -47,6 +48,16 @@ pub(crate) async fn respond(
             log.info(format!("REQUEST STARTED {id}"));
             std::thread::sleep(Duration::from_millis(ms));
             text(StatusCode::OK, format!("blocked {ms}"))
+        }
+        // Plays an application using the metrics side channel (headers the server strips).
+        "app_metric" => {
+            let mut resp = text(StatusCode::OK, "recorded".to_owned());
+            for (header, key) in [("x-prefork-route", "route"), ("x-prefork-metric", "m")] {
+                if let Some(v) = param(req, key).and_then(|v| http::HeaderValue::from_str(v).ok()) {
+                    resp.headers_mut().insert(header, v);
+                }
+            }
+            resp
         }
         _ => text(StatusCode::NOT_FOUND, "no such test hook".to_owned()),
     })

@@ -12,7 +12,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, header};
 use hyper::body::{Body, Incoming};
@@ -26,9 +26,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::bind::Listener;
+use crate::head_clock::{HeadClock, Timed};
 use crate::heartbeat::{Heartbeat, WorkerState};
+use crate::limits::{self, ClientInfo, Limits, TrustedProxies};
 use crate::logging::{AccessRecord, Logger};
-use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody};
+use crate::metrics::{self, WorkerMetrics};
+use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody, full_body};
 
 pub(crate) struct WorkerContext {
     pub listeners: Vec<Listener>,
@@ -41,9 +44,14 @@ pub(crate) struct WorkerContext {
     pub keep_alive: Duration,
     /// 0 = unlimited; otherwise already includes this worker's jitter.
     pub max_requests: u64,
+    pub header_timeout: Duration,
+    pub limits: Limits,
+    pub trusted: TrustedProxies,
+    pub metrics: Option<WorkerMetrics>,
 }
 
 const BOOT_ERROR: i32 = EXIT_WORKER_BOOT_ERROR as i32;
+const WORKER_THREAD_STACK: usize = 8 << 20;
 
 /// Returns the process exit status.
 pub(crate) fn run(ctx: WorkerContext) -> i32 {
@@ -56,6 +64,10 @@ pub(crate) fn run(ctx: WorkerContext) -> i32 {
         .info(format!("Booting worker with pid: {}", std::process::id()));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // spawn_blocking threads get the main thread's usual 8 MiB rather than tokio's 2 MiB:
+        // the app parses and analyses there, and code that runs fine on a main thread must not
+        // overflow (and abort the worker) because it was moved off the event loop.
+        .thread_stack_size(WORKER_THREAD_STACK)
         .build()
     {
         Ok(rt) => rt,
@@ -75,6 +87,24 @@ struct Shared {
     served: AtomicU64,
     max_requests: u64,
     limit_reached: Notify,
+    limits: Limits,
+    trusted: TrustedProxies,
+    metrics: Option<Arc<WorkerMetrics>>,
+    /// Set when the worker starts draining: every response then says Connection: close.
+    draining: std::sync::atomic::AtomicBool,
+}
+
+/// How long an idle keep-alive connection is left open once the worker drains, so a client that
+/// is about to send its next request gets an answer (with Connection: close) instead of a
+/// connection closed under it.
+const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// How a connection is set up (hyper's builder options).
+#[derive(Clone, Copy)]
+struct ConnOptions {
+    keep_alive: Duration,
+    header_timeout: Duration,
+    limits: Limits,
 }
 
 fn heartbeat_period(timeout: Duration) -> Duration {
@@ -96,7 +126,17 @@ async fn serve(ctx: WorkerContext) -> i32 {
         graceful_timeout,
         keep_alive,
         max_requests,
+        header_timeout,
+        limits,
+        trusted,
+        metrics,
     } = ctx;
+    let conn_options = ConnOptions {
+        keep_alive,
+        header_timeout,
+        limits,
+    };
+    let metrics = metrics.map(Arc::new);
     let pid = std::process::id();
     let signals = (
         signal(SignalKind::terminate()),
@@ -122,6 +162,10 @@ async fn serve(ctx: WorkerContext) -> i32 {
         served: AtomicU64::new(0),
         max_requests,
         limit_reached: Notify::new(),
+        limits,
+        trusted,
+        metrics: metrics.clone(),
+        draining: std::sync::atomic::AtomicBool::new(false),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -134,7 +178,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
             Arc::clone(&shared),
             stop_rx.clone(),
             conn_done_tx.clone(),
-            keep_alive,
+            conn_options,
         )));
     }
     drop(conn_done_tx);
@@ -153,6 +197,19 @@ async fn serve(ctx: WorkerContext) -> i32 {
         master_pid,
         log.clone(),
     ));
+    if let Some(m) = &metrics {
+        let m = Arc::clone(m);
+        let log = log.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(metrics::FLUSH_EVERY);
+            loop {
+                interval.tick().await;
+                if let Err(e) = m.flush() {
+                    log.debug(format!("metrics: {e}"));
+                }
+            }
+        });
+    }
 
     loop {
         tokio::select! {
@@ -173,6 +230,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
     }
 
     let _ = heartbeat.set_state(WorkerState::Draining);
+    shared.draining.store(true, Ordering::SeqCst);
     let _ = stop_tx.send(true);
     // Awaiting the aborted tasks guarantees their listeners are closed before we drain.
     for task in accept_tasks {
@@ -197,6 +255,11 @@ async fn serve(ctx: WorkerContext) -> i32 {
             _ = term.recv() => {}
             _ = usr1.recv() => { let _ = log.reopen(); }
         }
+    }
+    if let Some(m) = &metrics
+        && let Err(e) = m.flush()
+    {
+        log.warning(format!("metrics: {e}"));
     }
     log.info(format!("Worker exiting (pid: {pid})"));
     0
@@ -230,7 +293,7 @@ async fn accept_loop(
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     done: mpsc::Sender<()>,
-    keep_alive: Duration,
+    options: ConnOptions,
 ) {
     let log = shared.log.clone();
     let backoff = || tokio::time::sleep(Duration::from_millis(100));
@@ -253,7 +316,7 @@ async fn accept_loop(
                             Arc::clone(&shared),
                             stop.clone(),
                             done.clone(),
-                            keep_alive,
+                            options,
                         ));
                     }
                     Err(e) => {
@@ -281,7 +344,7 @@ async fn accept_loop(
                             Arc::clone(&shared),
                             stop.clone(),
                             done.clone(),
-                            keep_alive,
+                            options,
                         ));
                     }
                     Err(e) => {
@@ -300,32 +363,62 @@ async fn serve_connection<S>(
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
-    keep_alive: Duration,
+    options: ConnOptions,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let log = shared.log.clone();
+    let grace = DRAIN_IDLE_GRACE.min(options.keep_alive);
     let service = service_fn(move |req| {
         let shared = Arc::clone(&shared);
         async move { Ok::<_, Infallible>(shared.respond(req, peer).await) }
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new());
-    if keep_alive.is_zero() {
-        builder.keep_alive(false);
+    builder
+        .timer(TokioTimer::new())
+        // hyper answers 431 itself past this count, exactly gunicorn's rule (Host included).
+        .max_headers(options.limits.fields)
+        .max_buf_size(options.limits.hyper_buf_size());
+    // hyper starts this timer whenever it waits for a request head, so with keep-alive it is
+    // the idle timeout; a head that has started but not finished is the HeadClock's business.
+    if options.keep_alive.is_zero() {
+        builder
+            .keep_alive(false)
+            .header_read_timeout(options.header_timeout);
     } else {
-        // hyper starts this timer whenever it waits for a request head, so it is also the
-        // idle timeout of a keep-alive connection.
-        builder.keep_alive(true).header_read_timeout(keep_alive);
+        builder
+            .keep_alive(true)
+            .header_read_timeout(options.keep_alive);
     }
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let clock = HeadClock::new();
+    let conn = builder.serve_connection(TokioIo::new(Timed::new(io, Arc::clone(&clock))), service);
     tokio::pin!(conn);
+    let slow_head = clock.overdue(options.header_timeout);
+    tokio::pin!(slow_head);
     let result = tokio::select! {
         res = conn.as_mut() => res,
+        () = &mut slow_head => {
+            log.debug(format!(
+                "Closing a connection whose request head took over {} s",
+                options.header_timeout.as_secs()
+            ));
+            return;
+        }
         stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
             let _ = stopping;
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            // Responses now carry Connection: close, so a busy connection ends by itself after
+            // its next answer; an idle one gets a short grace before hyper closes it.
+            tokio::select! {
+                res = conn.as_mut() => res,
+                () = &mut slow_head => return,
+                () = tokio::time::sleep(grace) => {
+                    conn.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        res = conn.as_mut() => res,
+                        () = &mut slow_head => return,
+                    }
+                }
+            }
         }
     };
     if let Err(e) = result {
@@ -346,21 +439,62 @@ impl Shared {
                 .info("Autorestarting worker after current request.");
             self.limit_reached.notify_one();
         }
+        let started = Instant::now();
+        if let Some(m) = &self.metrics {
+            m.started();
+        }
+        let fallback = ClientInfo {
+            peer,
+            client: peer.map(|p| p.ip()),
+            https: false,
+        };
+        let (info, early) = match self.limits.check(&req) {
+            Some(resp) => (fallback, Some(resp)),
+            None => match limits::resolve_client(&mut req, peer, &self.trusted) {
+                Ok(info) => (info, None),
+                Err(reason) => (
+                    fallback,
+                    Some(limits::error_page(http::StatusCode::BAD_REQUEST, reason)),
+                ),
+            },
+        };
         let access = self
             .log
             .access_enabled()
-            .then(|| RequestLine::of(&req, peer));
-        if let Some(peer) = peer {
-            req.extensions_mut().insert(peer);
-        }
-        #[cfg(feature = "test-hooks")]
-        let mut resp = match crate::test_hooks::respond(&req, &self.log).await {
-            Some(resp) => resp,
-            None => self.handler.call(req).await,
+            .then(|| RequestLine::of(&req, info.client));
+        let mut route = None;
+        let mut resp = match early {
+            Some(resp) => {
+                route = Some("invalid".to_owned());
+                resp
+            }
+            None => {
+                if let Some(client) = info.client {
+                    let port = peer.filter(|p| p.ip() == client).map_or(0, |p| p.port());
+                    req.extensions_mut().insert(SocketAddr::new(client, port));
+                }
+                req.extensions_mut().insert(info);
+                self.dispatch(req, &mut route).await
+            }
         };
-        #[cfg(not(feature = "test-hooks"))]
-        let mut resp = self.handler.call(req).await;
-        if last {
+        let app_metrics = resp
+            .headers_mut()
+            .remove(metrics::METRIC_HEADER)
+            .and_then(|v| v.to_str().ok().map(str::to_owned));
+        if let Some(r) = resp.headers_mut().remove(metrics::ROUTE_HEADER)
+            && let Ok(r) = r.to_str()
+        {
+            route = Some(r.to_owned());
+        }
+        if let Some(m) = &self.metrics {
+            m.finished(
+                route.as_deref().unwrap_or("other"),
+                resp.status().as_u16(),
+                started.elapsed().as_secs_f64(),
+                app_metrics.as_deref(),
+            );
+        }
+        if last || self.draining.load(Ordering::Relaxed) {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
@@ -384,6 +518,34 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// `/metrics` when enabled, the test hooks when built in, else the application.
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        route: &mut Option<String>,
+    ) -> Response<ResponseBody> {
+        if let Some(m) = &self.metrics
+            && req.uri().path() == "/metrics"
+            && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
+        {
+            *route = Some("/metrics".to_owned());
+            let mut resp = Response::new(full_body(m.render_all()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            return resp;
+        }
+        #[cfg(feature = "test-hooks")]
+        if let Some(resp) = crate::test_hooks::respond(&req, &self.log).await {
+            *route = Some(req.uri().path().to_owned());
+            return resp;
+        }
+        self.handler.call(req).await
+    }
+}
+
 /// The request fields the access log needs, captured before the handler consumes the request.
 struct RequestLine {
     remote: Option<std::net::IpAddr>,
@@ -395,14 +557,14 @@ struct RequestLine {
 }
 
 impl RequestLine {
-    fn of(req: &Request<Incoming>, peer: Option<SocketAddr>) -> RequestLine {
+    fn of(req: &Request<Incoming>, client: Option<std::net::IpAddr>) -> RequestLine {
         let header = |name| {
             req.headers()
                 .get(name)
                 .map(|v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned())
         };
         RequestLine {
-            remote: peer.map(|p| p.ip()),
+            remote: client,
             method: req.method().as_str().to_owned(),
             target: req
                 .uri()

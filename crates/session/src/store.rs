@@ -569,6 +569,9 @@ pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str
                     fs::copy(&source, &temp).map_err(Error::io("copy", &source))?;
                 }
                 fs::rename(&temp, &mirror).map_err(Error::io("rename into place", &mirror))?;
+                // rename(2) is a no-op when both names already link the same inode (an unchanged
+                // mirror): the temp name would stay behind.
+                let _ = fs::remove_file(&temp);
                 if std::mem::take(&mut first) && !first_mirror_fault.is_empty() {
                     fault::point(first_mirror_fault);
                 }

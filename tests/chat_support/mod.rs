@@ -1,0 +1,311 @@
+//! Helpers shared by the chat black-box tests (`tests/chat_*.rs`): sessions, uploads, chat
+//! messages and SSE streams against the real binary, each request on a new connection so the
+//! messages spread over the workers.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): status {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn worker_pid(&self) -> Option<i32> {
+        self.header("x-worker-pid").and_then(|v| v.parse().ok())
+    }
+}
+
+/// Undo `Transfer-Encoding: chunked`.
+pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            out.extend_from_slice(&raw[..size.min(raw.len())]);
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+pub fn parse_reply(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("incomplete response: {}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = &raw[split + 4..];
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
+    });
+    Reply {
+        status,
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
+        headers,
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to EOF.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    session: Option<&str>,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Reply {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(sid) = session {
+        head.push_str(&format!("X-Session-ID: {sid}\r\n"));
+    }
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_reply(&raw)
+}
+
+pub fn create_session(addr: SocketAddr) -> String {
+    let r = request(addr, "POST", "/api/session", None, None, b"");
+    assert_eq!(r.status, 201, "{}", r.text());
+    r.json()["session_id"].as_str().unwrap().to_owned()
+}
+
+pub fn multipart(fields: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "chat-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, file, bytes) in fields {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Upload a ward table and shapefile zip into `session`.
+pub fn upload(addr: SocketAddr, session: &str, csv: &Path, shapefile: &Path) -> Value {
+    let csv_bytes = std::fs::read(csv).unwrap();
+    let shp_bytes = std::fs::read(shapefile).unwrap();
+    let (ct, body) = multipart(&[
+        ("csv_file", "wards.csv", &csv_bytes),
+        ("shapefile", "wards_shapefile.zip", &shp_bytes),
+    ]);
+    let r = request(
+        addr,
+        "POST",
+        "/upload_both_files",
+        Some(session),
+        Some(&ct),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+pub fn upload_kano(addr: SocketAddr, session: &str) -> Value {
+    upload(
+        addr,
+        session,
+        &fixture("kano/kano_wards.csv"),
+        &fixture("kano/kano_wards_shapefile.zip"),
+    )
+}
+
+pub fn upload_kano_population(addr: SocketAddr, session: &str) -> Value {
+    let bytes = std::fs::read(fixture("reference/kano/kano_auto_population_input.csv")).unwrap();
+    let (ct, body) = multipart(&[("population_file", "population.csv", &bytes)]);
+    let r = request(
+        addr,
+        "POST",
+        "/upload_population",
+        Some(session),
+        Some(&ct),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+pub fn status(addr: SocketAddr, session: &str) -> Value {
+    let r = request(addr, "GET", "/api/session/status", Some(session), None, b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// `POST /send_message`; panics unless 200.
+pub fn send(addr: SocketAddr, session: &str, message: &str) -> Reply {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let r = request(
+        addr,
+        "POST",
+        "/send_message",
+        Some(session),
+        Some("application/json"),
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{message:?}: {}", r.text());
+    r
+}
+
+pub fn tools_of(answer: &Value) -> Vec<String> {
+    answer["tools_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// One item of an SSE body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sse {
+    Comment(String),
+    Data(Value),
+}
+
+/// Split an SSE body into comments and JSON data frames; panics on anything else.
+pub fn parse_sse(body: &str) -> Vec<Sse> {
+    assert!(
+        body.ends_with("\n\n"),
+        "stream does not end with a blank line: {body:?}"
+    );
+    body.split_terminator("\n\n")
+        .map(|event| {
+            assert!(!event.contains('\n'), "multi-line event {event:?}");
+            if let Some(c) = event.strip_prefix(':') {
+                Sse::Comment(c.trim().to_owned())
+            } else if let Some(d) = event.strip_prefix("data: ") {
+                Sse::Data(serde_json::from_str(d).unwrap_or_else(|e| panic!("{e}: {d}")))
+            } else {
+                panic!("not an SSE event: {event:?}")
+            }
+        })
+        .collect()
+}
+
+/// An SSE request read incrementally: the raw (still chunked) bytes with their arrival times.
+pub struct Stream {
+    pub socket: TcpStream,
+    pub received: Vec<(Instant, Vec<u8>)>,
+}
+
+pub fn open_stream(addr: SocketAddr, session: &str, message: &str) -> Stream {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let body = serde_json::json!({ "message": message }).to_string();
+    let head = format!(
+        "POST /send_message_streaming HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Session-ID: {session}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body.as_bytes()).unwrap();
+    Stream {
+        socket: s,
+        received: Vec::new(),
+    }
+}
+
+impl Stream {
+    /// Reads once; false at EOF.
+    pub fn read_some(&mut self) -> bool {
+        let mut buf = vec![0u8; 64 * 1024];
+        match self.socket.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.received.push((Instant::now(), buf[..n].to_vec()));
+                true
+            }
+            Err(e) => panic!("stream read failed: {e}"),
+        }
+    }
+
+    pub fn raw(&self) -> Vec<u8> {
+        self.received.iter().flat_map(|(_, b)| b.clone()).collect()
+    }
+
+    pub fn read_to_end(&mut self) -> Reply {
+        while self.read_some() {}
+        parse_reply(&self.raw())
+    }
+
+    /// Reads until the raw bytes contain `needle` (or EOF).
+    pub fn read_until(&mut self, needle: &str) -> bool {
+        loop {
+            if String::from_utf8_lossy(&self.raw()).contains(needle) {
+                return true;
+            }
+            if !self.read_some() {
+                return false;
+            }
+        }
+    }
+}
