@@ -222,13 +222,12 @@ pub fn itn_rankings_from_tables(
     };
     let scores = numbers(score_names).ok_or(Error::EmptyRanking)?;
     let ranks = numbers(rank_names).ok_or(Error::EmptyRanking)?;
-    let categories = [
-        "vulnerability_category",
-        "composite_category",
-        "pca_category",
-    ]
-    .iter()
-    .find_map(|c| rankings.column(c));
+    // A unified dataset carries both methods' categories; the rankings files one each.
+    let category_names: &[&str] = match method {
+        RankingMethod::Composite => &["composite_category", "vulnerability_category"],
+        RankingMethod::Pca => &["pca_category", "vulnerability_category"],
+    };
+    let categories = category_names.iter().find_map(|c| rankings.column(c));
     let codes = ["WardCode", "ward_code", "Ward_Code"]
         .iter()
         .find_map(|c| rankings.column(c));

@@ -93,7 +93,7 @@ pub async fn send_message_streaming(
         let sink = tx.clone();
         if let Err(err) = converse(app, id, message, prepared, Some(tx)).await {
             if let ApiError::Internal { context } = &err {
-                tracing::error!("chat stream failed: {context}");
+                crate::log_line("ERROR", &format!("chat stream failed: {context}"));
             }
             let frame = json!({
                 "content": format!("Error: {}", err.public_message()),
@@ -236,7 +236,10 @@ async fn converse(
         None => interpreter.plan(&message, &ctx).await,
     };
     for note in &plan.notes {
-        tracing::info!(session = id.as_str(), "interpreter: {note}");
+        crate::log_line(
+            "INFO",
+            &format!("session {}: interpreter: {note}", id.as_str()),
+        );
     }
 
     let mut response = plan.reply_without_tools.clone().unwrap_or_default();
@@ -757,10 +760,13 @@ fn execute(
         Ok(done) => done,
         Err(err) => {
             if let ApiError::Internal { context } = &err {
-                tracing::error!(
-                    session = id.as_str(),
-                    tool = call.name().as_str(),
-                    "chat tool failed: {context}"
+                crate::log_line(
+                    "ERROR",
+                    &format!(
+                        "session {}: chat tool {} failed: {context}",
+                        id.as_str(),
+                        call.name().as_str()
+                    ),
                 );
             }
             (

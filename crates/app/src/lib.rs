@@ -104,15 +104,26 @@ impl App {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        match self.route(req).await {
+        let mut response = match self.route(req).await {
             Ok(response) => response,
             Err(err) => {
+                let mut response = reply::error(&err);
                 if let ApiError::Internal { context } = &err {
-                    tracing::error!(%method, %path, "request failed: {context}");
+                    // The server writes this to its error log and strips it (no dependency on
+                    // the server crate; see crates/server/README.md, "Side channel").
+                    let line = format!("{method} {path}: {context}").replace(['\r', '\n'], " ");
+                    if let Ok(value) = http::HeaderValue::from_str(&line) {
+                        response.headers_mut().insert("x-prefork-error", value);
+                    }
                 }
-                reply::error(&err)
+                response
             }
-        }
+        };
+        response.headers_mut().insert(
+            "x-prefork-route",
+            http::HeaderValue::from_static(route_label(&method, &path)),
+        );
+        response
     }
 
     async fn route<B>(&self, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
@@ -206,6 +217,62 @@ impl App {
         let store = self.store.clone();
         blocking(move || store.session(&text).map_err(ApiError::from)).await
     }
+}
+
+/// The route template of a request, for the server's per-route metrics (never a raw path: ids
+/// would make the label set unbounded).
+fn route_label(method: &Method, path: &str) -> &'static str {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let post = *method == Method::POST;
+    match segments.as_slice() {
+        ["ping"] => "/ping",
+        [""] => "/",
+        ["static", ..] => "/static",
+        ["api", "session"] if post => "/api/session",
+        ["api", "session", "status"] => "/api/session/status",
+        ["session_info"] => "/session_info",
+        ["clear_session"] => "/clear_session",
+        ["upload_both_files"] | ["upload"] => "/upload_both_files",
+        ["upload_population"] => "/upload_population",
+        ["run_analysis"] => "/run_analysis",
+        ["api", "itn", _] => "/api/itn/update-distribution",
+        ["send_message"] => "/send_message",
+        ["send_message_streaming"] => "/send_message_streaming",
+        ["serve_viz_file", ..] => "/serve_viz_file",
+        ["export", "download", ..] => "/export/download",
+        ["generate_report"] => "/generate_report",
+        _ => "other",
+    }
+}
+
+/// Add an application metric observation for the server to record (`name=value`, see
+/// crates/server/README.md).
+pub(crate) fn add_metric(response: &mut Response<ResponseBody>, observation: &str) {
+    let value = match response
+        .headers()
+        .get("x-prefork-metric")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(existing) => format!("{existing}, {observation}"),
+        None => observation.to_string(),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        response.headers_mut().insert("x-prefork-metric", value);
+    }
+}
+
+/// One line on stderr in the server's log format, for failures that cannot ride on a response
+/// header (a stream already under way). Under systemd stderr is the journal.
+pub(crate) fn log_line(level: &str, message: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let stamp = pipeline::iso_from_unix(now).replace('T', " ");
+    eprintln!(
+        "[{stamp} +0000] [{}] [{level}] {message}",
+        std::process::id()
+    );
 }
 
 /// Run filesystem or CPU work off the async threads.

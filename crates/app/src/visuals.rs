@@ -117,20 +117,28 @@ pub fn plan_and_store_itn(
     params: &ItnParams,
 ) -> Result<Value, ApiError> {
     let view = current_analysis(store, id)?;
+    // The method's rankings file; an old-system folder may hold only the unified dataset,
+    // whose composite/PCA score and rank columns serve as well.
     let rankings_artifact = match params.method {
         analysis::RankingMethod::Composite => Artifact::Rankings,
         analysis::RankingMethod::Pca => Artifact::RankingsPca,
     };
-    if !view.has(&rankings_artifact) {
-        return Err(ApiError::Conflict(format!(
-            "this analysis has no {} rankings; use method \"composite\"",
-            match params.method {
-                analysis::RankingMethod::Composite => "composite",
-                analysis::RankingMethod::Pca => "PCA",
+    let source = if view.has(&rankings_artifact) {
+        rankings_artifact
+    } else if view.has(&Artifact::UnifiedCsv) {
+        Artifact::UnifiedCsv
+    } else {
+        return Err(ApiError::Conflict(match params.method {
+            analysis::RankingMethod::Pca => {
+                "this analysis has no PCA rankings; plan with method \"composite\"".to_string()
             }
-        )));
-    }
-    let rankings = view.read(&rankings_artifact)?;
+            analysis::RankingMethod::Composite => {
+                "this analysis has no composite rankings; plan with method \"pca\" or re-run the analysis"
+                    .to_string()
+            }
+        }));
+    };
+    let rankings = view.read(&source)?;
     let data = if view.has(&Artifact::UnifiedCsv) {
         Some(view.read(&Artifact::UnifiedCsv)?)
     } else {

@@ -102,6 +102,7 @@ pub async fn upload(
     let (id, minted) = upload_session(app, headers).await?;
     let store = app.store.clone();
     let response_id = id.clone();
+    let upload_bytes = table.bytes.len() + shapefile.as_ref().map_or(0, |f| f.bytes.len());
     let body = blocking(move || {
         let report = pipeline::inspect_upload(
             InputFile { name: &table.file_name, bytes: &table.bytes },
@@ -140,11 +141,12 @@ pub async fn upload(
         }))
     })
     .await?;
-    Ok(with_cookie(
-        reply::json(StatusCode::OK, &body),
-        &response_id,
-        minted,
-    ))
+    let mut response = with_cookie(reply::json(StatusCode::OK, &body), &response_id, minted);
+    crate::add_metric(
+        &mut response,
+        &format!("uploads_total=1, upload_bytes={upload_bytes}"),
+    );
+    Ok(response)
 }
 
 /// `POST /upload_population`: a WardName + Population table for ITN planning.
@@ -262,8 +264,17 @@ pub async fn run_analysis(
     let request: RunAnalysisBody = request_body::json(&body)?;
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
+    let started = std::time::Instant::now();
     let body = blocking(move || analyse(&store, &id, request)).await?;
-    Ok(reply::json(StatusCode::OK, &body))
+    let mut response = reply::json(StatusCode::OK, &body);
+    if body.get("reused") == Some(&Value::Bool(false)) {
+        let seconds = started.elapsed().as_secs_f64();
+        crate::add_metric(
+            &mut response,
+            &format!("analysis_runs_total=1, analysis_seconds={seconds:.6}"),
+        );
+    }
+    Ok(response)
 }
 
 pub(crate) fn analyse(
@@ -277,7 +288,13 @@ pub(crate) fn analyse(
     };
     let session_request = AnalysisRequest {
         variables: params.variables.clone(),
-        options: serde_json::to_value(&params.relationships).unwrap_or(Value::Null),
+        // No options is `null`, which is also what an old-system analysis was run with, so
+        // such a folder's analysis is reused rather than recomputed.
+        options: if params.relationships.is_empty() {
+            Value::Null
+        } else {
+            serde_json::to_value(&params.relationships).unwrap_or(Value::Null)
+        },
         force: request.force,
         wait: Some(ANALYSIS_WAIT),
     };

@@ -26,6 +26,8 @@ pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(250);
 /// Response headers the application may set; the server strips them before sending.
 pub(crate) const ROUTE_HEADER: &str = "x-prefork-route";
 pub(crate) const METRIC_HEADER: &str = "x-prefork-metric";
+/// Set by the application on a failed response: logged at ERROR, stripped before sending.
+pub(crate) const ERROR_HEADER: &str = "x-prefork-error";
 
 pub(crate) type Series = BTreeMap<String, f64>;
 

@@ -486,6 +486,16 @@ impl Shared {
         {
             route = Some(r.to_owned());
         }
+        // The application's own failures reach the error log through the same side channel,
+        // never the client.
+        if let Some(e) = resp.headers_mut().remove(metrics::ERROR_HEADER) {
+            self.log.error(format_args!(
+                "{} {}: {}",
+                route.as_deref().unwrap_or("other"),
+                resp.status().as_u16(),
+                String::from_utf8_lossy(e.as_bytes())
+            ));
+        }
         if let Some(m) = &self.metrics {
             m.finished(
                 route.as_deref().unwrap_or("other"),

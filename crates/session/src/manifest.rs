@@ -31,6 +31,11 @@ pub(crate) struct Manifest {
     pub population: Option<PopulationRecord>,
     pub analysis: Option<AnalysisRecord>,
     pub itn: Option<ItnRecord>,
+    /// Set by the commit of an upload or a clear until the previous generation's derived files
+    /// (root mirrors, maps, packages) are gone: a worker that dies in between leaves it set, and
+    /// the next reader finishes the job before anything of the old data can be served.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cleanup_pending: bool,
     /// True when this manifest was derived from a folder of the Python system, not read.
     #[serde(skip)]
     pub derived_from_legacy: bool,

@@ -147,7 +147,7 @@ impl Store {
     /// Session state derived from disk now.
     pub fn status(&self, id: &SessionId) -> Result<SessionState> {
         let dir = self.session_dir(id)?;
-        let m = Manifest::load(&dir)?;
+        let m = self.settle(&dir, Manifest::load(&dir)?)?;
         let has = |a: &Artifact| m.locate(a).is_some();
         let analysis = m.current_analysis();
         let files = FIXED
@@ -242,13 +242,10 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        m.cleanup_pending = true;
         m.store(&dir)?;
         fault::point("upload-after-manifest");
-        publish(&dir, &m, "")?;
-        // Maps and packages of the previous data must not be served as this data's (H5b).
-        discard_subdir(&dir, VISUALIZATIONS)?;
-        discard_subdir(&dir, EXPORTS)?;
-        collect_garbage(&dir, &m)?;
+        finish_cleanup(&dir, &mut m)?;
         Ok(m.generation)
     }
 
@@ -366,12 +363,27 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        m.cleanup_pending = true;
         m.store(&dir)?;
-        publish(&dir, &m, "")?;
-        discard_subdir(&dir, VISUALIZATIONS)?;
-        discard_subdir(&dir, EXPORTS)?;
         remove_any(&dir.join(Artifact::Conversation.file_name()))?;
-        collect_garbage(&dir, &m)
+        finish_cleanup(&dir, &mut m)
+    }
+
+    /// Finishes the cleanup an upload or clear left pending when its worker died after the
+    /// commit. Takes the session lock only if it is free: a live committer finishes on its own.
+    /// Returns the manifest as it now stands.
+    fn settle(&self, dir: &Path, m: Manifest) -> Result<Manifest> {
+        if !m.cleanup_pending {
+            return Ok(m);
+        }
+        let Some(_lock) = LockGuard::acquire_within(&dir.join(LOCK), Duration::ZERO)? else {
+            return Ok(m);
+        };
+        let mut m = Manifest::load(dir)?;
+        if m.cleanup_pending {
+            finish_cleanup(dir, &mut m)?;
+        }
+        Ok(m)
     }
 
     // ---- reading -------------------------------------------------------------------------
@@ -383,6 +395,11 @@ impl Store {
         let dir = self.session_dir(id)?;
         match artifact.kind() {
             ArtifactKind::Loose => {
+                // Maps and packages of an older generation are never served, even when the
+                // worker that committed the new one died before removing them.
+                if self.settle(&dir, Manifest::load(&dir)?)?.cleanup_pending {
+                    return Err(Error::ArtifactNotFound(artifact.file_name()));
+                }
                 let path = loose_path(&dir, artifact)?;
                 let path = checked_existing(&dir, &path, artifact)?;
                 File::open(&path).map_err(Error::io("open", path))
@@ -581,6 +598,17 @@ pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str
     }
     // No fsync: mirrors are best effort by design; the manifest write already was durable.
     Ok(())
+}
+
+/// After an upload or clear committed: root mirrors match the new manifest, the previous data's
+/// maps and packages are gone (H5b), garbage is collected, and the manifest says so.
+fn finish_cleanup(session_dir: &Path, m: &mut Manifest) -> Result<()> {
+    publish(session_dir, m, "")?;
+    discard_subdir(session_dir, VISUALIZATIONS)?;
+    discard_subdir(session_dir, EXPORTS)?;
+    collect_garbage(session_dir, m)?;
+    m.cleanup_pending = false;
+    m.store(session_dir)
 }
 
 /// Removes `.data/` directories the manifest does not name, and abandoned staging and temp
