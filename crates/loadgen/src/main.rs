@@ -1,0 +1,226 @@
+//! `prefork-load`: the load / chaos run and the offline history check. See scripts/load/README.md.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use prefork_loadgen::{ChaosConfig, Fixtures, LoadConfig, Mode, RunConfig, check, render, run};
+
+const USAGE: &str = "\
+usage:
+  prefork-load [run] --url http://127.0.0.1:PORT [--users N=60] [--think-ms MS=1000]
+               [--duration-limit S=900] [--repeat-for-s S=0] [--ramp-up-s S=10]
+               [--data DIR=tests/fixtures] [--record FILE.jsonl]
+               [--instance DIR] [--p99-limit-ms MS=500 | --no-p99-limit]
+               [--chaos --master-pid PID [--chaos-seconds S=duration] [--kill-interval-ms 500]
+                [--hup-after-s S=5 or chaos/3; <0 = none] [--seed N]]
+  prefork-load check --record FILE.jsonl [--instance DIR] [--chaos]
+
+Exit status: 0 = no violation, 1 = violations, 2 = the run could not happen.";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("prefork-load: {e:#}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+struct Flags {
+    values: Vec<(String, Option<String>)>,
+}
+
+impl Flags {
+    fn parse(args: &[String], switches: &[&str]) -> anyhow::Result<Flags> {
+        let mut values = Vec::new();
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                bail!("unexpected argument {a:?}");
+            };
+            if let Some((k, v)) = name.split_once('=') {
+                values.push((k.to_owned(), Some(v.to_owned())));
+            } else if switches.contains(&name) {
+                values.push((name.to_owned(), None));
+            } else {
+                let v = it
+                    .next()
+                    .with_context(|| format!("--{name} needs a value"))?;
+                values.push((name.to_owned(), Some(v.clone())));
+            }
+        }
+        Ok(Flags { values })
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.values.iter().any(|(k, _)| k == name)
+    }
+
+    fn num<T: std::str::FromStr>(&self, name: &str, default: T) -> anyhow::Result<T> {
+        match self.get(name) {
+            Some(v) => v
+                .parse()
+                .map_err(|_| anyhow::anyhow!("--{name}: {v:?} is not a number")),
+            None => Ok(default),
+        }
+    }
+
+    fn check_known(&self, known: &[&str]) -> anyhow::Result<()> {
+        for (k, _) in &self.values {
+            if !known.contains(&k.as_str()) {
+                bail!("unknown flag --{k}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn real_main(args: &[String]) -> anyhow::Result<bool> {
+    match args.first().map(String::as_str) {
+        Some("check") => check_main(&args[1..]),
+        Some("run") => run_main(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(true)
+        }
+        _ => run_main(args),
+    }
+}
+
+fn check_main(args: &[String]) -> anyhow::Result<bool> {
+    let flags = Flags::parse(args, &["chaos"])?;
+    flags.check_known(&["record", "instance", "chaos"])?;
+    let record = PathBuf::from(flags.get("record").context("--record is required")?);
+    let instance = flags.get("instance").map(PathBuf::from);
+    let mode = if flags.has("chaos") {
+        Mode::Chaos
+    } else {
+        Mode::Strict
+    };
+    let report = check::check(&record, instance.as_deref(), mode)?;
+    println!(
+        "checker: {} records, {} sessions, {} folders, {} files parsed, {} tolerated debris ({} loose temp files that only a next upload/clear removes), {} violations",
+        report.records,
+        report.sessions,
+        report.folders,
+        report.files_checked,
+        report.debris.len(),
+        report.unswept_temp,
+        report.violations.len()
+    );
+    for d in &report.debris {
+        println!("  debris: {d}");
+    }
+    for v in &report.violations {
+        println!("  violation: {v}");
+    }
+    Ok(report.ok())
+}
+
+/// Only loopback: this tool must never be pointed at someone else's server.
+fn loopback(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("--url must start with http://")?;
+    let hostport = rest.split('/').next().unwrap_or(rest);
+    let addr = hostport
+        .to_socket_addrs()
+        .with_context(|| format!("--url {url}: cannot resolve {hostport}"))?
+        .next()
+        .with_context(|| format!("--url {url}: no address"))?;
+    if !addr.ip().is_loopback() {
+        bail!("--url {url}: only loopback addresses (127.0.0.1) are allowed");
+    }
+    Ok(addr)
+}
+
+fn run_main(args: &[String]) -> anyhow::Result<bool> {
+    let flags = Flags::parse(args, &["chaos", "no-p99-limit"])?;
+    flags.check_known(&[
+        "url",
+        "users",
+        "think-ms",
+        "duration-limit",
+        "data",
+        "record",
+        "instance",
+        "p99-limit-ms",
+        "no-p99-limit",
+        "chaos",
+        "master-pid",
+        "chaos-seconds",
+        "kill-interval-ms",
+        "hup-after-s",
+        "seed",
+        "ramp-up-s",
+        "repeat-for-s",
+    ])?;
+    let addr = loopback(flags.get("url").context("--url is required")?)?;
+    let users: u32 = flags.num("users", 60)?;
+    if users == 0 {
+        bail!("--users must be at least 1");
+    }
+    let data = PathBuf::from(flags.get("data").unwrap_or("tests/fixtures"));
+    let fixtures = Fixtures::load(&data)?;
+    let mut load = LoadConfig::new(addr, users, fixtures);
+    load.think = Duration::from_millis(flags.num("think-ms", 1000)?);
+    load.duration_limit = Duration::from_secs_f64(flags.num("duration-limit", 900.0)?);
+    load.ramp_up = Duration::from_secs_f64(flags.num("ramp-up-s", 10.0)?);
+    load.repeat_for = Duration::from_secs_f64(flags.num("repeat-for-s", 0.0)?);
+    load.record = flags.get("record").map(PathBuf::from);
+    let chaos = if flags.has("chaos") {
+        let master_pid: i32 = flags
+            .get("master-pid")
+            .context("--chaos needs --master-pid")?
+            .parse()
+            .context("--master-pid")?;
+        let limit =
+            Duration::from_secs_f64(flags.num("chaos-seconds", load.duration_limit.as_secs_f64())?);
+        // Early by default: the load may end long before the chaos limit.
+        let default_hup = if flags.has("chaos-seconds") {
+            limit.as_secs_f64() / 3.0
+        } else {
+            5.0
+        };
+        let hup = flags.num("hup-after-s", default_hup)?;
+        Some(ChaosConfig {
+            master_pid,
+            interval: Duration::from_millis(flags.num("kill-interval-ms", 500)?),
+            limit,
+            hup_after: (hup >= 0.0).then(|| Duration::from_secs_f64(hup)),
+            seed: flags.num("seed", 1)?,
+        })
+    } else {
+        None
+    };
+    // Latency is a target of the plain load run; under chaos only correctness is judged.
+    let p99_limit = if flags.has("no-p99-limit") || (chaos.is_some() && !flags.has("p99-limit-ms"))
+    {
+        None
+    } else {
+        Some(Duration::from_millis(flags.num("p99-limit-ms", 500)?))
+    };
+    let config = RunConfig {
+        load,
+        chaos,
+        instance: flags.get("instance").map(PathBuf::from),
+        p99_limit,
+    };
+    let report = run(&config)?;
+    print!("{}", render(&report));
+    Ok(report.ok())
+}

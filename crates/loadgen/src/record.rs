@@ -1,0 +1,229 @@
+//! The history: one JSON line per request attempt, with the session state the answer reported
+//! and when. The checker reads nothing else, so a recorded run can be re-checked later.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Error;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A complete 2xx answer.
+    Ok,
+    /// A complete answer with another status.
+    Http,
+    /// No complete answer (connect, reset, EOF, timeout): a client-visible error.
+    Connection,
+}
+
+/// The session facts an answer carried (fields absent from that route's answer stay `None`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_loaded: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_complete: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub itn_complete: Option<bool>,
+    /// `Some(None)` = the answer said `null`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub analysis_id: Option<Option<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyses_started: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analyses_committed: Option<u64>,
+    /// `run_analysis` only: the answer reused a committed analysis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reused: Option<bool>,
+}
+
+impl Observed {
+    pub fn from_json(v: &Value) -> Observed {
+        let b = |k: &str| v.get(k).and_then(Value::as_bool);
+        let n = |k: &str| v.get(k).and_then(Value::as_u64);
+        Observed {
+            generation: n("generation"),
+            data_loaded: b("data_loaded"),
+            analysis_complete: b("analysis_complete"),
+            itn_complete: b("itn_complete"),
+            analysis_id: v
+                .get("analysis_id")
+                .map(|id| id.as_str().map(str::to_owned)),
+            analyses_started: n("analyses_started"),
+            analyses_committed: n("analyses_committed"),
+            reused: b("reused"),
+        }
+    }
+}
+
+/// A field that is present (even as `null`) is `Some`; serde's default would fold `null` into
+/// "absent".
+fn present<'de, D>(d: D) -> Result<Option<Option<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// One request attempt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// Order in which answers (or failures) arrived, over the whole run.
+    pub seq: u64,
+    /// Wall clock when the attempt ended, ms since the Unix epoch.
+    pub t_ms: u64,
+    pub latency_ms: f64,
+    pub user: u32,
+    /// The workflow step (`status`, `run_analysis`, ...).
+    pub route: String,
+    pub method: String,
+    pub session: Option<String>,
+    /// 1 for the first attempt; retries (idempotent requests only) count up.
+    pub attempt: u32,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_pid: Option<i32>,
+    #[serde(default)]
+    pub state: Observed,
+}
+
+/// Appends records to a JSONL file (or only keeps count when there is no file).
+pub struct Recorder {
+    seq: AtomicU64,
+    out: Option<Mutex<BufWriter<File>>>,
+    path: Option<PathBuf>,
+}
+
+impl Recorder {
+    pub fn new(path: Option<&Path>) -> Result<Recorder, Error> {
+        let out = match path {
+            Some(p) => Some(Mutex::new(BufWriter::new(File::create(p).map_err(
+                |source| Error::Record {
+                    path: p.to_owned(),
+                    source,
+                },
+            )?))),
+            None => None,
+        };
+        Ok(Recorder {
+            seq: AtomicU64::new(0),
+            out,
+            path: path.map(Path::to_owned),
+        })
+    }
+
+    /// The next sequence number and the wall clock, taken together when an attempt ends.
+    pub fn stamp(&self) -> (u64, u64) {
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        let t_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        (seq, t_ms)
+    }
+
+    pub fn write(&self, record: &Record) -> Result<(), Error> {
+        let Some(out) = &self.out else {
+            return Ok(());
+        };
+        let line = serde_json::to_string(record).map_err(|e| Error::Encode(e.to_string()))?;
+        let mut out = out.lock().map_err(|_| Error::Poisoned("the record file"))?;
+        writeln!(out, "{line}").map_err(|source| self.io_error(source))
+    }
+
+    pub fn flush(&self) -> Result<(), Error> {
+        if let Some(out) = &self.out {
+            let mut out = out.lock().map_err(|_| Error::Poisoned("the record file"))?;
+            out.flush().map_err(|source| self.io_error(source))?;
+        }
+        Ok(())
+    }
+
+    fn io_error(&self, source: std::io::Error) -> Error {
+        Error::Record {
+            path: self.path.clone().unwrap_or_default(),
+            source,
+        }
+    }
+}
+
+/// Reads a JSONL history; a line that does not parse is an error (a torn record would hide
+/// exactly what the checker looks for).
+pub fn read(path: &Path) -> Result<Vec<Record>, Error> {
+    let file = File::open(path).map_err(|source| Error::Record {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| Error::Record {
+            path: path.to_owned(),
+            source,
+        })?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(&line).map_err(|e| Error::BadRecord {
+            path: path.to_owned(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let rec = Recorder::new(Some(&path)).unwrap();
+        let (seq, t_ms) = rec.stamp();
+        let r = Record {
+            seq,
+            t_ms,
+            latency_ms: 1.5,
+            user: 3,
+            route: "status".into(),
+            method: "GET".into(),
+            session: Some("ab".into()),
+            attempt: 1,
+            outcome: Outcome::Ok,
+            http: Some(200),
+            error: None,
+            worker_pid: Some(7),
+            state: Observed::from_json(&serde_json::json!({
+                "generation": 1, "analysis_id": null, "analysis_complete": false
+            })),
+        };
+        rec.write(&r).unwrap();
+        rec.flush().unwrap();
+        let back = read(&path).unwrap();
+        assert_eq!(back, vec![r]);
+        assert_eq!(back[0].state.analysis_id, Some(None));
+    }
+}
