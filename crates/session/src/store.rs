@@ -639,14 +639,22 @@ pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
             }
         }
     }
-    if let Ok(entries) = fs::read_dir(session_dir) {
-        for entry in entries.flatten() {
-            let temp = entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(TEMP_PREFIX));
-            if temp && is_stale(&entry.path()) {
-                remove_any(&entry.path())?;
+    // Temp files of writers that died: in the root (mirrors, manifest) and in the loose folders
+    // (maps, packages written with `AtomicFile`).
+    for folder in [
+        session_dir.to_path_buf(),
+        session_dir.join(VISUALIZATIONS),
+        session_dir.join(EXPORTS),
+    ] {
+        if let Ok(entries) = fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                let temp = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|n| n.starts_with(TEMP_PREFIX));
+                if temp && is_stale(&entry.path()) {
+                    remove_any(&entry.path())?;
+                }
             }
         }
     }
