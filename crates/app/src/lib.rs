@@ -214,8 +214,8 @@ impl App {
                     .to_string(),
             ));
         };
-        let store = self.store.clone();
-        blocking(move || store.session(&text).map_err(ApiError::from)).await
+        // One stat of the session folder: cheaper inline than a hand-off to the blocking pool.
+        self.store.session(&text).map_err(ApiError::from)
     }
 }
 
