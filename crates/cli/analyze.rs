@@ -56,6 +56,7 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let table = read(&args.csv)?;
     let table_name = file_name(&args.csv);
     let shapefile = args.shapefile.as_deref().map(read).transpose()?;
@@ -63,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         variables: (!args.variables.is_empty()).then(|| args.variables.clone()),
         relationships: Default::default(),
     };
+    let analysis_started = std::time::Instant::now();
     let files = pipeline::run_analysis(
         InputFile {
             name: &table_name,
@@ -74,6 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }),
         &params,
     )?;
+    let analysis_ms = analysis_started.elapsed().as_secs_f64() * 1e3;
+    let write_started = std::time::Instant::now();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     for (name, bytes) in &files.files {
@@ -91,6 +95,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for warning in &files.warnings {
         eprintln!("Warning: {warning}");
     }
+    let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
+    let mut itn_ms = None;
 
     if let Some(total_nets) = args.total_nets {
         let method = match args.method.as_str() {
@@ -116,6 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .as_deref()
             .map(file_name)
             .unwrap_or_default();
+        let itn_started = std::time::Instant::now();
         let strategy = args.strategy.as_deref().map(|s| match s {
             "rank" => mrpt_analysis::Strategy::Rank,
             _ => mrpt_analysis::Strategy::RuralFirst,
@@ -143,6 +150,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &serde_json::to_vec_pretty(&output.results)?,
         )?;
         write(&args.out, "itn_allocation.csv", &output.allocation_csv)?;
+        itn_ms = Some(itn_started.elapsed().as_secs_f64() * 1e3);
         let s = &output.plan.stats;
         eprintln!(
             "ITN: {} of {} nets to {} wards, {} people covered ({}%)",
@@ -153,5 +161,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             s.coverage_percent
         );
     }
+    // One machine-readable line for scripts/bench/analysis_scaling.sh.
+    eprintln!(
+        "TIMINGS analysis_ms={analysis_ms:.1} write_ms={write_ms:.1} itn_ms={} total_ms={:.1}",
+        itn_ms.map_or("-".to_string(), |t| format!("{t:.1}")),
+        started.elapsed().as_secs_f64() * 1e3
+    );
     Ok(())
 }
