@@ -11,92 +11,19 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
+    http_client::fixture_path(rel)
 }
 
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
+#[path = "../common/http_client.rs"]
+mod http_client;
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+/// The workflow tests' client (one request per fresh connection, strict response parsing).
+pub use http_client::Reply;
 
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}): status {} {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    pub fn worker_pid(&self) -> Option<i32> {
-        self.header("x-worker-pid").and_then(|v| v.parse().ok())
-    }
-}
-
-/// Undo `Transfer-Encoding: chunked`.
-pub fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
-        let size_text = String::from_utf8_lossy(&raw[..eol]);
-        let size =
-            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
-        raw = &raw[eol + 2..];
-        if size == 0 || raw.len() < size {
-            out.extend_from_slice(&raw[..size.min(raw.len())]);
-            break;
-        }
-        out.extend_from_slice(&raw[..size]);
-        raw = raw.get(size + 2..).unwrap_or(&[]);
-    }
-    out
-}
-
+/// Parses a whole response read to EOF; panics on a truncated one.
 pub fn parse_reply(raw: &[u8]) -> Reply {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("incomplete response: {}", String::from_utf8_lossy(raw)));
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let chunked = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("transfer-encoding") && v.to_ascii_lowercase().contains("chunked")
-    });
-    Reply {
-        status,
-        body: if chunked {
-            dechunk(body)
-        } else {
-            body.to_vec()
-        },
-        headers,
-    }
+    http_client::parse(raw)
+        .unwrap_or_else(|e| panic!("bad response ({e}): {}", String::from_utf8_lossy(raw)))
 }
 
 /// One request on a fresh connection (`Connection: close`), read to EOF.
@@ -108,24 +35,14 @@ pub fn request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Reply {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(sid) = session {
-        head.push_str(&format!("X-Session-ID: {sid}\r\n"));
-    }
-    if let Some(ct) = content_type {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    parse_reply(&raw)
+    let headers: Vec<(&str, &str)> = session.map(|s| ("X-Session-ID", s)).into_iter().collect();
+    let body = match content_type {
+        Some(ct) => http_client::Body::Full(ct, body),
+        None if body.is_empty() => http_client::Body::None,
+        None => http_client::Body::Full("application/octet-stream", body),
+    };
+    http_client::request(addr, method, path, &headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 pub fn create_session(addr: SocketAddr) -> String {
@@ -134,21 +51,13 @@ pub fn create_session(addr: SocketAddr) -> String {
     r.json()["session_id"].as_str().unwrap().to_owned()
 }
 
+/// A multipart/form-data body of file fields `(field, file name, bytes)`.
 pub fn multipart(fields: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "chat-test-boundary-7d1f";
-    let mut body = Vec::new();
-    for (name, file, bytes) in fields {
-        body.extend_from_slice(
-            format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    let parts: Vec<http_client::Part<'_>> = fields
+        .iter()
+        .map(|(name, file, bytes)| http_client::file_part(name, file, bytes))
+        .collect();
+    http_client::multipart(&parts)
 }
 
 /// Upload a ward table and shapefile zip into `session`.

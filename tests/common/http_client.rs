@@ -126,7 +126,8 @@ pub fn request(
     parse(&raw)
 }
 
-fn parse(raw: &[u8]) -> std::io::Result<Reply> {
+/// Parses a whole response as read to EOF (chunked or sized body; a truncated body is an error).
+pub fn parse(raw: &[u8]) -> std::io::Result<Reply> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let split = raw
         .windows(4)
