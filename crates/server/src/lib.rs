@@ -13,6 +13,7 @@
 //! The master stays single-threaded (no tokio, no logging thread) so that `fork` is sound; each
 //! worker builds its own current-thread runtime after the fork.
 
+mod abort;
 mod bind;
 mod head_clock;
 mod heartbeat;

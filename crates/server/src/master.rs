@@ -596,6 +596,10 @@ impl Master {
             Exit::Code(0) => self
                 .log
                 .debug(format!("Worker (pid:{pid}) exited with code 0.")),
+            Exit::Code(c) if w.killed_for == Some(KillReason::Timeout) => self.log.error(format!(
+                "Worker (pid:{pid}) exited with code {c} after the master aborted it (heartbeat \
+                 timeout)."
+            )),
             Exit::Code(c) => self
                 .log
                 .error(format!("Worker (pid:{pid}) exited with code {c}.")),
@@ -617,6 +621,22 @@ impl Master {
                     self.log
                         .info(format!("Worker (pid:{pid}) was sent SIGTERM!"));
                 }
+                (Signal::SIGABRT, None) if w.heartbeat.aborted_itself() => self.log.error(format!(
+                    "Worker (pid:{pid}) aborted itself (SIGABRT raised inside the worker: an \
+                         allocation failure, a stack overflow or a panic that could not unwind; \
+                         the lines above say which). The master did not signal it."
+                )),
+                (
+                    Signal::SIGABRT
+                    | Signal::SIGSEGV
+                    | Signal::SIGBUS
+                    | Signal::SIGILL
+                    | Signal::SIGFPE
+                    | Signal::SIGSYS,
+                    None,
+                ) => self.log.error(format!(
+                    "Worker (pid:{pid}) died of {sig} (not sent by the master)."
+                )),
                 (sig, None) => self
                     .log
                     .warning(format!("Worker (pid:{pid}) was sent {sig}!")),

@@ -2,7 +2,8 @@
 //! see which worker answered, hold a request in flight without blocking the worker, and block a
 //! worker's event loop to exercise the heartbeat timeout.
 //!
-//! `/_test/pid` -> the worker pid; `/_test/sleep?ms=N&id=X` -> logs "REQUEST STARTED X", then
+//! `/_test/pid` -> the worker pid; `/_test/abort` -> the worker calls abort() on a
+//! blocking-pool thread; `/_test/sleep?ms=N&id=X` -> logs "REQUEST STARTED X", then
 //! waits N ms asynchronously; `/_test/block?ms=N&id=X` -> logs the same, then blocks the event-loop
 //! thread for N ms; `/_test/app_metric?route=R&m=a=1,b=2&error=E` -> answers with a
 //! [`crate::HandlerReport`] holding that route, those observations and that error text (what an
@@ -40,6 +41,13 @@ pub(crate) async fn respond(
     let id = param(req, "id").unwrap_or("-");
     Some(match name {
         "pid" => text(StatusCode::OK, std::process::id().to_string()),
+        // The worker aborts itself, from a blocking-pool thread (where the app's parsing and
+        // analysis run), as an allocation failure or a panic that cannot unwind would.
+        "abort" => {
+            log.info("REQUEST STARTED abort");
+            let _ = tokio::task::spawn_blocking(|| std::process::abort()).await;
+            text(StatusCode::INTERNAL_SERVER_ERROR, "not aborted".to_owned())
+        }
         "sleep" => {
             log.info(format!("REQUEST STARTED {id}"));
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -3,7 +3,8 @@
 //! on the inherited listeners until it is told to stop.
 //!
 //! TERM (or reaching max_requests) = stop accepting, let in-flight requests finish within the
-//! graceful timeout, exit 0. QUIT/INT = exit now. ABRT (the master's heartbeat timeout) = exit 1.
+//! graceful timeout, exit 0. QUIT/INT = exit now. ABRT from the master (heartbeat timeout) or
+//! another process = exit 1; an ABRT the worker raised itself (abort()) is left to kill it.
 //! USR1 = reopen the logs. The master's death kills the worker (PR_SET_PDEATHSIG), and the
 //! heartbeat task also compares getppid() with the master's pid in case the master died before
 //! the death signal was armed.
@@ -138,6 +139,11 @@ async fn serve(ctx: WorkerContext) -> i32 {
     };
     let metrics = metrics.map(Arc::new);
     let pid = std::process::id();
+    // Before tokio's own SIGABRT action, so the sender is known when the stream wakes us.
+    if let Err(e) = crate::abort::record_senders(heartbeat.raw_fd()) {
+        log.error(format!("Worker failed to boot: SIGABRT handler: {e}"));
+        return BOOT_ERROR;
+    }
     let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::quit()),
@@ -217,10 +223,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
             () = shared.limit_reached.notified() => break,
             _ = quit.recv() => quick_exit(&log, pid),
             _ = int.recv() => quick_exit(&log, pid),
-            _ = abrt.recv() => {
-                log.critical(format!("Worker (pid:{pid}) aborted by the master"));
-                std::process::exit(1);
-            }
+            _ = abrt.recv() => on_abort_signal(&log, pid, master_pid),
             _ = usr1.recv() => {
                 if let Err(e) = log.reopen() {
                     log.error(format!("Could not reopen the logs: {e}"));
@@ -251,7 +254,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
             }
             _ = quit.recv() => quick_exit(&log, pid),
             _ = int.recv() => quick_exit(&log, pid),
-            _ = abrt.recv() => std::process::exit(1),
+            _ = abrt.recv() => on_abort_signal(&log, pid, master_pid),
             _ = term.recv() => {}
             _ = usr1.recv() => { let _ = log.reopen(); }
         }
@@ -263,6 +266,27 @@ async fn serve(ctx: WorkerContext) -> i32 {
     }
     log.info(format!("Worker exiting (pid: {pid})"));
     0
+}
+
+/// SIGABRT: from the master (heartbeat timeout) or another process, log who sent it and exit 1
+/// (gunicorn's worker exits 1 too). From the worker itself, abort() is under way on another
+/// thread and the process dies of the signal in a moment; the master reports that.
+fn on_abort_signal(log: &Logger, pid: u32, master: Pid) {
+    match crate::abort::origin(master.as_raw()) {
+        crate::abort::Origin::Master => {
+            log.critical(format!(
+                "Worker (pid:{pid}) aborted by the master (heartbeat timeout)"
+            ));
+            std::process::exit(1);
+        }
+        crate::abort::Origin::Other(sender) => {
+            log.critical(format!(
+                "Worker (pid:{pid}) was sent SIGABRT by pid {sender} (not the master); exiting"
+            ));
+            std::process::exit(1);
+        }
+        crate::abort::Origin::Itself => {}
+    }
 }
 
 fn quick_exit(log: &Logger, pid: u32) -> ! {
