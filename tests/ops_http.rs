@@ -368,3 +368,413 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         .unwrap_or_else(|| panic!("no error line:\n{}", s.stderr()));
     assert!(line.contains("manifest"), "{line}");
 }
+
+// ---- HTTP edges (RFC 9112) that hyper lets through, and request-body deadlines ----
+
+/// Splits a byte stream read to EOF into responses (each with a Content-Length).
+fn split_responses(raw: &[u8]) -> Vec<common::HttpResponse> {
+    let mut out = Vec::new();
+    let mut rest = raw;
+    while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&rest[..end]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let total = (end + 4 + len).min(rest.len());
+        out.push(common::parse_response(&rest[..total]).unwrap());
+        rest = &rest[total..];
+    }
+    out
+}
+
+/// Writes the parts on a fresh connection (pausing between them), reads to EOF (bounded), and
+/// returns the responses.
+fn converse(
+    addr: std::net::SocketAddr,
+    parts: &[&[u8]],
+    pause: Duration,
+) -> Vec<common::HttpResponse> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
+        s.write_all(part).unwrap();
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    split_responses(&raw)
+}
+
+fn one_answer(addr: std::net::SocketAddr, request: &str) -> common::HttpResponse {
+    let mut got = converse(addr, &[request.as_bytes()], Duration::ZERO);
+    assert_eq!(got.len(), 1, "{request:?} -> {got:?}");
+    got.remove(0)
+}
+
+#[test]
+fn host_header_rules_of_rfc_9112() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok()).unwrap();
+    let a = s.addr();
+    let status = |req: &str| one_answer(a, req).status;
+    let missing = one_answer(a, "GET /_test/pid HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.body.contains("Missing Host header"),
+        "{}",
+        missing.body
+    );
+    assert_eq!(
+        status("GET /_test/pid HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
+        400
+    );
+    for bad in ["exa mple.com", "a/b", "user@host", "h:80:1", "[::1"] {
+        let r = one_answer(
+            a,
+            &format!("GET /_test/pid HTTP/1.1\r\nHost: {bad}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(r.status, 400, "Host: {bad}");
+        assert!(r.body.contains("Invalid Host header"), "{}", r.body);
+    }
+    for good in ["example.com", "example.com:8080", "[::1]:8000", "127.0.0.1"] {
+        assert_eq!(
+            status(&format!(
+                "GET /_test/pid HTTP/1.1\r\nHost: {good}\r\nConnection: close\r\n\r\n"
+            )),
+            200,
+            "Host: {good}"
+        );
+    }
+    // HTTP/1.0 needs no Host.
+    assert_eq!(status("GET /_test/pid HTTP/1.0\r\n\r\n"), 200);
+}
+
+#[test]
+fn stacked_chunked_and_whitespace_after_a_chunk_size_are_refused() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    let post = |te: &str, body: &str| {
+        format!(
+            "POST /send_message HTTP/1.1\r\nHost: t\r\n{te}Content-Type: application/json\r\n\r\n{body}"
+        )
+    };
+    let json = "{\"message\":\"hi\"}";
+    let chunked_json = format!("{:x}\r\n{json}\r\n0\r\n\r\n", json.len());
+    for te in [
+        "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let r = one_answer(a, &post(te, &chunked_json));
+        assert_eq!(r.status, 400, "{te:?}");
+        assert!(
+            r.body.contains("chunked is applied more than once"),
+            "{}",
+            r.body
+        );
+    }
+    let r = one_answer(
+        a,
+        &post("Transfer-Encoding: gzip, chunked\r\n", &chunked_json),
+    );
+    assert_eq!(r.status, 501, "{}", r.body);
+    // Whitespace after the size: refused, and nothing pipelined behind it is served.
+    for size_line in [format!("{:x} ", json.len()), format!("{:x}\t", json.len())] {
+        let body =
+            format!("{size_line}\r\n{json}\r\n0\r\n\r\nGET /_test/pid HTTP/1.1\r\nHost: t\r\n\r\n");
+        let got = converse(
+            a,
+            &[post("Transfer-Encoding: chunked\r\n", &body).as_bytes()],
+            Duration::ZERO,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].status, 400);
+        assert!(
+            got[0].body.contains("Invalid chunk size"),
+            "{}",
+            got[0].body
+        );
+    }
+    // Whitespace before a chunk extension is the grammar's BWS: the body is read (the app then
+    // answers on its own: no session here).
+    let ext = format!("{:x} ;x=1\r\n{json}\r\n0\r\n\r\n", json.len());
+    let r = one_answer(
+        a,
+        &post("Transfer-Encoding: chunked\r\nConnection: close\r\n", &ext),
+    );
+    assert!(!r.body.contains("Invalid chunk size"), "{}", r.body);
+    assert!(r.body.contains("no session"), "{}", r.body);
+}
+
+#[test]
+fn an_authority_form_target_is_refused_unless_connect() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    let r = one_answer(
+        a,
+        "GET example.com:80 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("authority form"), "{}", r.body);
+    let r = one_answer(a, "GET * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.body);
+    // The origin form still serves the page.
+    let r = one_answer(a, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_http2_prior_knowledge_preface_gets_a_505_not_silence() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let got = converse(
+        s.addr(),
+        &[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"],
+        Duration::ZERO,
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, 505);
+    assert!(got[0].body.contains("HTTP/1.1 only"), "{}", got[0].body);
+    // Sent in pieces, the preface is recognised too; a PUT (same first letter) is not it.
+    let got = converse(
+        s.addr(),
+        &[b"PRI * HT", b"TP/2.0\r\n\r\nSM\r\n\r\n"],
+        Duration::from_millis(200),
+    );
+    assert_eq!(got.first().map(|r| r.status), Some(505));
+    let r = one_answer(
+        s.addr(),
+        "PUT /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn an_unread_small_body_does_not_break_the_pipelined_request_behind_it() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    // POST /api/session answers without reading its body.
+    let next = "GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let chunked = format!(
+        "POST /api/session HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n{next}"
+    );
+    let got = converse(a, &[chunked.as_bytes()], Duration::ZERO);
+    assert_eq!(
+        got.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [201, 200],
+        "{got:?}"
+    );
+    // The body arrives after the answer was written, then the next request.
+    let head = "POST /api/session HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n";
+    let got = converse(
+        a,
+        &[head.as_bytes(), b"hello world", next.as_bytes()],
+        Duration::from_millis(300),
+    );
+    assert_eq!(
+        got.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [201, 200],
+        "{got:?}"
+    );
+    // A body over the drain limit is not read: the answer says Connection: close.
+    let big = format!(
+        "POST /api/session HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        prefork_server::DRAIN_LIMIT + 1
+    );
+    let got = converse(
+        a,
+        &[big.as_bytes(), &[b'x'; 1000]],
+        Duration::from_millis(100),
+    );
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].status, 201);
+    assert_eq!(got[0].header("connection"), Some("close"));
+}
+
+/// Opens a connection and sends a request head announcing `length` body bytes, plus `sent`
+/// of them.
+fn start_body(addr: std::net::SocketAddr, path: &str, length: usize, sent: usize) -> TcpStream {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    )
+    .unwrap();
+    s.write_all(&vec![b' '; sent]).unwrap();
+    s
+}
+
+#[test]
+fn a_stalled_body_is_cut_off_with_408_while_ping_keeps_answering() {
+    let s = ServerBuilder::new()
+        .args(&["-w", "1", "--body-timeout", "2"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let t0 = Instant::now();
+    // A head announcing 10 bytes and none of them; another that sent 3 and stopped.
+    let mut none = start_body(s.addr(), "/send_message", 10, 0);
+    let mut some = start_body(s.addr(), "/send_message", 10, 3);
+    for _ in 0..5 {
+        assert_eq!(s.get("/ping").unwrap().status, 200);
+    }
+    for stalled in [&mut none, &mut some] {
+        let mut raw = Vec::new();
+        let _ = stalled.read_to_end(&mut raw);
+        let got = split_responses(&raw);
+        assert_eq!(got.len(), 1, "{}", String::from_utf8_lossy(&raw));
+        assert_eq!(got[0].status, 408);
+        assert!(got[0].body.contains("body_timeout"), "{}", got[0].body);
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(30),
+        "cut after {took:?}"
+    );
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+}
+
+#[test]
+fn a_trickled_body_is_cut_by_the_minimum_rate_and_a_steady_one_is_not() {
+    let s = ServerBuilder::new()
+        .args(&["-w", "1", "--body-timeout", "2", "--body-min-rate", "2000"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let addr = s.addr();
+    // 500 bytes/s, never silent for long: the rate ends it (after ~2.7 s), not the idle limit.
+    let trickle = std::thread::spawn(move || {
+        let mut c = start_body(addr, "/_test/body", 100_000, 0);
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < 100_000 && t0.elapsed() < Duration::from_secs(40) {
+            if c.write_all(&[b'x'; 100]).is_err() {
+                break;
+            }
+            sent += 100;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = c.shutdown(std::net::Shutdown::Write);
+        let mut raw = Vec::new();
+        let _ = c.read_to_end(&mut raw);
+        (sent, t0.elapsed(), split_responses(&raw))
+    });
+    // 20 kB/s, ten times the minimum: the whole body is read.
+    let mut c = start_body(addr, "/_test/body", 40_000, 0);
+    for _ in 0..10 {
+        c.write_all(&[b'y'; 4000]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, steady) = common::read_response(&mut c).unwrap();
+    assert_eq!(steady.status, 200, "{}", steady.body);
+    assert_eq!(steady.body, "read 40000 bytes");
+    let (sent, took, got) = trickle.join().unwrap();
+    assert!(sent < 100_000, "the trickle was never cut");
+    assert_eq!(got.first().map(|r| r.status), Some(408), "{got:?}");
+    assert!(took >= Duration::from_secs(2), "cut after {took:?}");
+}
+
+#[test]
+fn at_worker_connections_idle_keep_alive_connections_make_room() {
+    let s = ServerBuilder::new()
+        .args(&[
+            "-w",
+            "1",
+            "--worker-connections",
+            "4",
+            "--keep-alive",
+            "60",
+            "--body-timeout",
+            "3",
+        ])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut c = TcpStream::connect(s.addr()).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        c.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        assert_eq!(common::read_response(&mut c).unwrap().1.status, 200);
+        idle.push(c);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A fifth client is served at once: the longest-idle connection is closed for it.
+    let t0 = Instant::now();
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    let mut first = Vec::new();
+    assert_eq!(
+        idle[0].read_to_end(&mut first).unwrap(),
+        0,
+        "closed without a word"
+    );
+    assert!(
+        s.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("worker_connections (4) reached"))
+            .is_some(),
+        "{}",
+        s.stderr()
+    );
+    drop(idle);
+    // Four stalled bodies are not idle: a fifth client waits until body_timeout frees a slot.
+    let stalled: Vec<TcpStream> = (0..4)
+        .map(|_| start_body(s.addr(), "/send_message", 10, 0))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(30),
+        "{waited:?}"
+    );
+    drop(stalled);
+}
+
+#[test]
+fn running_out_of_file_descriptors_cannot_stop_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("prefork-ulimit");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -n 96\nexec '{}' \"$@\"\n", common::BIN),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&wrapper).unwrap().permissions(),
+        0o755,
+    );
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let s = ServerBuilder::new()
+        .program(&wrapper)
+        .args(&["-w", "1", "--body-timeout", "3"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    assert!(
+        s.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("does not fit the open-file limit"))
+            .is_some(),
+        "{}",
+        s.stderr()
+    );
+    // More stalled bodies than the worker has descriptors.
+    let stalled: Vec<TcpStream> = (0..150)
+        .map(|_| start_body(s.addr(), "/send_message", 10, 0))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let ping = common::http_get(s.addr(), "/ping").unwrap();
+    assert_eq!(ping.status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(40), "{:?}", t0.elapsed());
+    drop(stalled);
+    let log = s.stderr();
+    assert!(!log.contains("Too many open files"), "{log}");
+}

@@ -28,6 +28,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getppid};
 
 use crate::bind::{self, Listener};
+use crate::body::BodyLimits;
 use crate::heartbeat::{self, Heartbeat, WorkerState};
 use crate::limits::Limits;
 use crate::logging::Logger;
@@ -537,6 +538,11 @@ impl Master {
             keep_alive: self.settings.keep_alive,
             max_requests,
             header_timeout: self.settings.header_timeout,
+            body: BodyLimits {
+                timeout: self.settings.body_timeout,
+                min_rate: self.settings.body_min_rate,
+            },
+            worker_connections: self.settings.worker_connections,
             limits: Limits::new(
                 self.settings.limit_request_line,
                 self.settings.limit_request_fields,

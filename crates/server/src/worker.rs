@@ -15,23 +15,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getppid};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::bind::Listener;
-use crate::head_clock::{HeadClock, Timed};
+use crate::body::{BodyLimits, RequestBody};
+use crate::conns::{self, Connections, Slot};
 use crate::heartbeat::{Heartbeat, WorkerState};
 use crate::limits::{self, ClientInfo, Limits, TrustedProxies};
 use crate::logging::{AccessRecord, Logger};
 use crate::metrics::{self, WorkerMetrics};
+use crate::wire::{self, Prefixed, Sniffed, Timed, Wire};
 use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody, full_body};
 
 pub(crate) struct WorkerContext {
@@ -46,6 +48,8 @@ pub(crate) struct WorkerContext {
     /// 0 = unlimited; otherwise already includes this worker's jitter.
     pub max_requests: u64,
     pub header_timeout: Duration,
+    pub body: BodyLimits,
+    pub worker_connections: usize,
     pub limits: Limits,
     pub trusted: TrustedProxies,
     pub metrics: Option<WorkerMetrics>,
@@ -91,6 +95,8 @@ struct Shared {
     limits: Limits,
     trusted: TrustedProxies,
     metrics: Option<Arc<WorkerMetrics>>,
+    body: BodyLimits,
+    conns: Arc<Connections>,
     /// Set when the worker starts draining: every response then says Connection: close.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -100,7 +106,7 @@ struct Shared {
 /// connection closed under it.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
-/// How a connection is set up (hyper's builder options).
+/// How a connection is set up (hyper's builder options and our timers).
 #[derive(Clone, Copy)]
 struct ConnOptions {
     keep_alive: Duration,
@@ -128,6 +134,8 @@ async fn serve(ctx: WorkerContext) -> i32 {
         keep_alive,
         max_requests,
         header_timeout,
+        body,
+        worker_connections,
         limits,
         trusted,
         metrics,
@@ -171,6 +179,11 @@ async fn serve(ctx: WorkerContext) -> i32 {
         limits,
         trusted,
         metrics: metrics.clone(),
+        body,
+        conns: Connections::new(
+            conns::fit_to_open_file_limit(worker_connections, &log),
+            log.clone(),
+        ),
         draining: std::sync::atomic::AtomicBool::new(false),
     });
 
@@ -321,6 +334,20 @@ async fn accept_loop(
 ) {
     let log = shared.log.clone();
     let backoff = || tokio::time::sleep(Duration::from_millis(100));
+    let serve = |io, peer, permit| {
+        let wire = Wire::new();
+        let slot = shared.conns.enter(permit, Arc::clone(&wire));
+        tokio::spawn(serve_connection(
+            io,
+            peer,
+            wire,
+            slot,
+            Arc::clone(&shared),
+            stop.clone(),
+            done.clone(),
+            options,
+        ));
+    };
     match listener {
         Listener::Tcp(std_listener) => {
             let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -331,17 +358,11 @@ async fn accept_loop(
                 }
             };
             loop {
+                let permit = shared.conns.admit().await;
                 match listener.accept().await {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_connection(
-                            stream,
-                            Some(peer),
-                            Arc::clone(&shared),
-                            stop.clone(),
-                            done.clone(),
-                            options,
-                        ));
+                        serve(Io::Tcp(stream), Some(peer), permit);
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -360,17 +381,9 @@ async fn accept_loop(
                 }
             };
             loop {
+                let permit = shared.conns.admit().await;
                 match listener.accept().await {
-                    Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(
-                            stream,
-                            None,
-                            Arc::clone(&shared),
-                            stop.clone(),
-                            done.clone(),
-                            options,
-                        ));
-                    }
+                    Ok((stream, _)) => serve(Io::Unix(stream), None, permit),
                     Err(e) => {
                         log.error(format!("accept: {e}"));
                         backoff().await;
@@ -381,22 +394,155 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection<S>(
-    io: S,
+/// A client connection, TCP or unix.
+enum Io {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Tcp(s) => s.is_write_vectored(),
+            Io::Unix(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Io::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// Resolves once the worker drains (or the sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// The answer to an HTTP/2 prior-knowledge preface (hyper would close without a word).
+fn h2_refusal() -> Vec<u8> {
+    let text = "This server speaks HTTP/1.1 only; HTTP/2 needs a proxy in front of it.\n";
+    format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection(
+    io: Io,
     peer: Option<SocketAddr>,
+    wire: Arc<Wire>,
+    _slot: Slot,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
     options: ConnOptions,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let log = shared.log.clone();
     let grace = DRAIN_IDLE_GRACE.min(options.keep_alive);
-    let service = service_fn(move |req| {
-        let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(shared.respond(req, peer).await) }
-    });
+    let mut io = Timed::new(io, Arc::clone(&wire));
+    let slow_head = wire.overdue(options.header_timeout);
+    tokio::pin!(slow_head);
+
+    // The first bytes: HTTP/2 prior knowledge is refused in words, the rest goes to hyper. Silence
+    // is bounded like hyper's wait for a first head (keep-alive, else the header timeout), and a
+    // draining worker gives a silent connection only the drain grace.
+    let first_wait = if options.keep_alive.is_zero() {
+        options.header_timeout
+    } else {
+        options.keep_alive
+    };
+    let sniffed = {
+        let sniff = tokio::time::timeout(first_wait, wire::sniff(&mut io));
+        tokio::pin!(sniff);
+        tokio::select! {
+            r = &mut sniff => r,
+            () = &mut slow_head => return,
+            () = wire.evicted() => return,
+            () = stopped(&mut stop) => {
+                tokio::select! {
+                    r = &mut sniff => r,
+                    () = &mut slow_head => return,
+                    () = tokio::time::sleep(grace) => return,
+                }
+            }
+        }
+    };
+    let prefix = match sniffed {
+        Ok(Ok(Sniffed::Http1(prefix))) => prefix,
+        Ok(Ok(Sniffed::Http2)) => {
+            log.debug("Refused an HTTP/2 prior-knowledge connection (505)");
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let _ = io.write_all(&h2_refusal()).await;
+                let _ = io.shutdown().await;
+            })
+            .await;
+            return;
+        }
+        Ok(Err(_)) | Err(_) => return,
+    };
+
+    let service = {
+        let wire = Arc::clone(&wire);
+        service_fn(move |req| {
+            let shared = Arc::clone(&shared);
+            let wire = Arc::clone(&wire);
+            async move { Ok::<_, Infallible>(shared.respond(req, peer, &wire).await) }
+        })
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -404,7 +550,7 @@ async fn serve_connection<S>(
         .max_headers(options.limits.fields)
         .max_buf_size(options.limits.hyper_buf_size());
     // hyper starts this timer whenever it waits for a request head, so with keep-alive it is
-    // the idle timeout; a head that has started but not finished is the HeadClock's business.
+    // the idle timeout; a head that has started but not finished is the Wire's business.
     if options.keep_alive.is_zero() {
         builder
             .keep_alive(false)
@@ -414,34 +560,37 @@ async fn serve_connection<S>(
             .keep_alive(true)
             .header_read_timeout(options.keep_alive);
     }
-    let clock = HeadClock::new();
-    let conn = builder.serve_connection(TokioIo::new(Timed::new(io, Arc::clone(&clock))), service);
+    let conn = builder.serve_connection(TokioIo::new(Prefixed::new(prefix, io)), service);
     tokio::pin!(conn);
-    let slow_head = clock.overdue(options.header_timeout);
-    tokio::pin!(slow_head);
-    let result = tokio::select! {
-        res = conn.as_mut() => res,
-        () = &mut slow_head => {
-            log.debug(format!(
-                "Closing a connection whose request head took over {} s",
-                options.header_timeout.as_secs()
-            ));
-            return;
-        }
-        stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
-            let _ = stopping;
-            // Responses now carry Connection: close, so a busy connection ends by itself after
-            // its next answer; an idle one gets a short grace before hyper closes it.
-            tokio::select! {
-                res = conn.as_mut() => res,
-                () = &mut slow_head => return,
-                () = tokio::time::sleep(grace) => {
-                    conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        res = conn.as_mut() => res,
-                        () = &mut slow_head => return,
-                    }
-                }
+    // Responses carry Connection: close once the worker drains, so a busy connection ends by
+    // itself after its next answer; an idle one gets a short grace before hyper closes it. An
+    // evicted connection (worker_connections reached) closes once nothing is in flight.
+    let grace_over = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(grace_over);
+    let (mut stopping, mut closing) = (false, false);
+    let result = loop {
+        tokio::select! {
+            res = conn.as_mut() => break res,
+            () = &mut slow_head => {
+                log.debug(format!(
+                    "Closing a connection whose request head took over {} s",
+                    options.header_timeout.as_secs()
+                ));
+                return;
+            }
+            () = wire.evicted(), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = stopped(&mut stop), if !stopping => {
+                stopping = true;
+                grace_over
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + grace);
+            }
+            () = &mut grace_over, if stopping && !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
             }
         }
     };
@@ -453,8 +602,21 @@ async fn serve_connection<S>(
 impl Shared {
     async fn respond(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         peer: Option<SocketAddr>,
+        wire: &Wire,
+    ) -> Response<ResponseBody> {
+        wire.request_started();
+        let resp = self.respond_inner(req, peer, wire).await;
+        wire.request_finished();
+        resp
+    }
+
+    async fn respond_inner(
+        &self,
+        req: Request<Incoming>,
+        peer: Option<SocketAddr>,
+        wire: &Wire,
     ) -> Response<ResponseBody> {
         let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         let last = self.max_requests > 0 && n >= self.max_requests;
@@ -472,7 +634,18 @@ impl Shared {
             client: peer.map(|p| p.ip()),
             https: false,
         };
-        let (info, early) = match self.limits.check(&req) {
+        let expect_continue = req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let (parts, incoming) = req.into_parts();
+        let (body, body_outcome) = RequestBody::new(incoming, self.body, expect_continue);
+        let mut req = Request::from_parts(parts, body);
+        let early = self
+            .limits
+            .check(&req)
+            .or_else(|| limits::check_message(&req));
+        let (info, early) = match early {
             Some(resp) => (fallback, Some(resp)),
             None => match limits::resolve_client(&mut req, peer, &self.trusted) {
                 Ok(info) => (info, None),
@@ -490,6 +663,8 @@ impl Shared {
         let mut resp = match early {
             Some(resp) => {
                 route = Some("invalid".to_owned());
+                // Refused before the handler: the answer closes the connection, nothing to drain.
+                RequestBody::abandon(req.into_body());
                 resp
             }
             None => {
@@ -501,6 +676,23 @@ impl Shared {
                 self.dispatch(req, &mut route).await
             }
         };
+        // What the body and the framing did while the handler ran wins over its answer.
+        if let Some(why) = wire.violation() {
+            resp = limits::error_page(StatusCode::BAD_REQUEST, why);
+        } else if body_outcome.timed_out() {
+            resp = limits::error_page(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "The request body did not arrive in time (body_timeout {} s, body_min_rate {} \
+                     bytes/s).",
+                    self.body.timeout.as_secs(),
+                    self.body.min_rate
+                ),
+            );
+        } else if body_outcome.abandoned() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let report = resp
             .extensions_mut()
             .remove::<crate::HandlerReport>()
@@ -553,7 +745,7 @@ impl Shared {
     /// `/metrics` when enabled, the test hooks when built in, else the application.
     async fn dispatch(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         route: &mut Option<String>,
     ) -> Response<ResponseBody> {
         if let Some(m) = &self.metrics
@@ -569,9 +761,9 @@ impl Shared {
             return resp;
         }
         #[cfg(feature = "test-hooks")]
-        if let Some(resp) = crate::test_hooks::respond(&req, &self.log).await {
+        if req.uri().path().starts_with("/_test/") {
             *route = Some(req.uri().path().to_owned());
-            return resp;
+            return crate::test_hooks::respond(req, &self.log).await;
         }
         self.handler.call(req).await
     }
@@ -588,7 +780,7 @@ struct RequestLine {
 }
 
 impl RequestLine {
-    fn of(req: &Request<Incoming>, client: Option<std::net::IpAddr>) -> RequestLine {
+    fn of(req: &Request<RequestBody>, client: Option<std::net::IpAddr>) -> RequestLine {
         let header = |name| {
             req.headers()
                 .get(name)
