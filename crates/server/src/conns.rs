@@ -1,9 +1,11 @@
-//! The per-worker connection cap (gunicorn's `worker_connections`). Every accepted connection
-//! holds a permit; at the cap the worker closes its longest-idle keep-alive connection (one
-//! between requests, nothing in flight) and waits for a permit before accepting again, so
-//! further clients wait in the kernel's listen queue (the other workers accept them meanwhile)
-//! instead of the worker running out of file descriptors. Connections stalled in a head or a body
-//! are not idle: `header_timeout` and `body_timeout` free their slots.
+//! The per-worker connection cap (gunicorn's `worker_connections`). Every connection holds a
+//! permit. When a client arrives at the cap, the worker makes room by closing its quietest
+//! connection: the longest-idle keep-alive one (between requests, nothing in flight) if any,
+//! else the one whose client has been silent longest in the middle of a head or body (a stalled
+//! upload, a slowloris); a connection whose request the server is working on is never chosen.
+//! So descriptors never run out and a new client (a health check's `/ping`) is served at once
+//! even while every slot is held by stalled clients; until a slot frees, further clients wait in
+//! the kernel's listen queue (the other workers accept them meanwhile).
 //!
 //! The cap is also bounded by the open-file limit: at boot the worker raises its soft
 //! RLIMIT_NOFILE towards the hard limit, and keeps a reserve of descriptors for everything that
@@ -19,10 +21,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::logging::Logger;
-use crate::wire::Wire;
+use crate::wire::{Quiet, Wire};
 
 /// How often "worker_connections reached" may be logged.
 const WARN_EVERY: Duration = Duration::from_secs(60);
+/// How long a client waits for the chosen connection to close before another is chosen.
+const RETRY_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) struct Connections {
     cap: usize,
@@ -63,16 +67,22 @@ impl Connections {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for room for one more connection (call before accepting it).
+    /// Room for a client that has just been accepted: a free slot, or one made by closing the
+    /// quietest connection (retried while the chosen one is still closing or became busy).
     pub(crate) async fn admit(self: &Arc<Self>) -> OwnedSemaphorePermit {
         if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
             return permit;
         }
-        let evicted = self.evict_idlest();
-        self.warn(evicted);
+        let mut warned = false;
         loop {
+            let evicted = self.evict_quietest();
+            if !warned {
+                self.warn(evicted);
+                warned = true;
+            }
+            let wait = Arc::clone(&self.permits).acquire_owned();
             // The semaphore is never closed.
-            if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
+            if let Ok(Ok(permit)) = tokio::time::timeout(RETRY_EVERY, wait).await {
                 return permit;
             }
         }
@@ -89,13 +99,20 @@ impl Connections {
         }
     }
 
-    fn evict_idlest(&self) -> bool {
-        let idlest = self
+    fn evict_quietest(&self) -> bool {
+        let victim = self
             .lock()
             .values()
-            .filter_map(|w| w.idle_since().map(|t| (t, Arc::clone(w))))
-            .min_by_key(|(t, _)| *t);
-        match idlest {
+            .filter_map(|w| {
+                // Idle ones first (their clients lose nothing), then by silence.
+                let key = match w.quiet()? {
+                    Quiet::Idle(t) => (0, t),
+                    Quiet::Owing(t) => (1, t),
+                };
+                Some((key, Arc::clone(w)))
+            })
+            .min_by_key(|(key, _)| *key);
+        match victim {
             Some((_, wire)) => {
                 wire.evict();
                 true
@@ -114,9 +131,9 @@ impl Connections {
         }
         *at = Some(Instant::now());
         let what = if evicted {
-            "closing the longest-idle keep-alive connection"
+            "closing the quietest connection (idle keep-alive first, then a stalled head or body)"
         } else {
-            "no idle connection to close; new connections wait in the listen queue"
+            "every connection is busy; new clients wait in the listen queue"
         };
         self.log.warning(format!(
             "worker_connections ({}) reached in worker {}: {what}",

@@ -136,9 +136,9 @@ pub struct Settings {
     /// Slowest average body rate in bytes per second after `body_timeout`, so a body of N bytes
     /// gets at most `body_timeout + N / body_min_rate`; zero = no minimum.
     pub body_min_rate: u64,
-    /// Most connections a worker holds at once (gunicorn's `worker_connections`); at the cap the
-    /// longest-idle keep-alive connection is closed, else new ones wait in the listen queue. Also
-    /// bounded by the open-file limit.
+    /// Most connections a worker holds at once (gunicorn's `worker_connections`); a client that
+    /// arrives at the cap gets the slot of the quietest connection (idle keep-alive first, then
+    /// one stalled in a head or body). Also bounded by the open-file limit.
     pub worker_connections: usize,
     /// Longest request line in bytes (CRLF excluded), else 400; 0 = no limit of ours.
     pub limit_request_line: usize,

@@ -14,8 +14,9 @@
 //!   understand (what hyper itself refuses) stops the tracking until the next response.
 //! - **HTTP/2 prior knowledge.** hyper closes silently on the HTTP/2 preface; [`sniff`] reads the
 //!   first bytes of a connection and, when they are the preface, the worker answers 505 instead.
-//! - **Idleness**, for the per-worker connection cap: a connection between requests, with nothing
-//!   in flight, may be closed to admit a new one ([`Wire::evict`]).
+//! - **Quiet connections**, for the per-worker connection cap: one between requests with nothing
+//!   in flight, or one whose client owes the rest of a head or body, may be closed to admit a new
+//!   one ([`Wire::quiet`], [`Wire::evict`]).
 
 use std::io;
 use std::pin::Pin;
@@ -82,8 +83,12 @@ struct State {
     phase: Phase,
     /// When the first byte of the current head arrived.
     head_started: Option<Instant>,
-    /// Last response write (or the connection's start): idle since then when nothing is read.
+    /// Last response write (or the connection's start).
     active_at: Instant,
+    /// A response was written: between requests the connection is an idle keep-alive one.
+    answered: bool,
+    /// Last byte received (or the connection's start).
+    read_at: Instant,
     violation: Option<&'static str>,
 }
 
@@ -93,6 +98,15 @@ enum Scan {
     Clean,
     /// The framing is broken at this offset: only the bytes before it may reach hyper.
     Violation(usize, &'static str),
+}
+
+/// A connection that may be closed to make room under `worker_connections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Quiet {
+    /// Between requests, nothing in flight, since then.
+    Idle(Instant),
+    /// In the middle of a head or a body the client has not finished sending; last byte then.
+    Owing(Instant),
 }
 
 /// One connection's shared view (the IO wrapper writes it, the worker reads it).
@@ -111,6 +125,8 @@ impl Wire {
                 phase: Phase::new_head(),
                 head_started: None,
                 active_at: Instant::now(),
+                answered: false,
+                read_at: Instant::now(),
                 violation: None,
             }),
             head_started: Notify::new(),
@@ -126,6 +142,9 @@ impl Wire {
     fn on_read(&self, bytes: &[u8]) -> Scan {
         let mut st = self.lock();
         let st = &mut *st;
+        if !bytes.is_empty() {
+            st.read_at = Instant::now();
+        }
         let mut i = 0;
         while i < bytes.len() {
             match &mut st.phase {
@@ -199,6 +218,7 @@ impl Wire {
     fn on_write(&self) {
         let mut st = self.lock();
         st.active_at = Instant::now();
+        st.answered = true;
         if matches!(st.phase, Phase::Opaque) && st.violation.is_none() {
             st.phase = Phase::new_head();
             st.head_started = None;
@@ -231,21 +251,26 @@ impl Wire {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Since when the connection has been idle between requests; `None` if it is not.
-    pub(crate) fn idle_since(&self) -> Option<Instant> {
-        if self.in_flight.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
+    /// Whether the connection could be closed to make room, and since when it has been quiet.
+    pub(crate) fn quiet(&self) -> Option<Quiet> {
+        let busy = self.in_flight.load(Ordering::SeqCst) > 0;
         let st = self.lock();
         match &st.phase {
             Phase::Head(h) if st.head_started.is_none() && h.lines == 0 && h.line.is_empty() => {
-                Some(st.active_at)
+                match (busy, st.answered) {
+                    (true, _) => None,
+                    (false, true) => Some(Quiet::Idle(st.active_at.max(st.read_at))),
+                    // A new connection owes its first request.
+                    (false, false) => Some(Quiet::Owing(st.read_at)),
+                }
             }
-            _ => None,
+            Phase::Head(_) | Phase::Fixed(_) | Phase::Chunked(_) => Some(Quiet::Owing(st.read_at)),
+            Phase::Opaque => None,
         }
     }
 
-    /// Asks the connection to close once it has no request in flight.
+    /// Asks the connection to close: at once if the client owes bytes, after the answer if it is
+    /// idle, not at all if the server is busy with its request.
     pub(crate) fn evict(&self) {
         self.evict.notify_one();
     }
@@ -569,18 +594,25 @@ mod tests {
     #[test]
     fn the_clock_runs_only_inside_a_head_and_follows_bodies() {
         let w = Wire::new();
-        assert!(!head_running(&w) && w.idle_since().is_some());
+        assert!(!head_running(&w) && matches!(w.quiet(), Some(Quiet::Owing(_))));
         assert_eq!(w.on_read(b"\r\n"), Scan::Clean);
         assert!(!head_running(&w), "leading blank lines start nothing");
         w.on_read(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n");
-        assert!(head_running(&w) && w.idle_since().is_none());
+        assert!(head_running(&w) && matches!(w.quiet(), Some(Quiet::Owing(_))));
         // The body, then a pipelined head that is not finished.
         w.on_read(b"\r\nhel");
         assert!(!head_running(&w));
         w.on_read(b"loGET /x HTTP/1.1\r\n");
         assert!(head_running(&w));
         w.on_read(b"Host: x\r\n\r\n");
-        assert!(!head_running(&w) && w.idle_since().is_some());
+        w.request_started();
+        assert_eq!(w.quiet(), None, "the server is working on it");
+        w.on_write();
+        w.request_finished();
+        assert!(
+            matches!(w.quiet(), Some(Quiet::Idle(_))),
+            "answered, between requests"
+        );
         // Bare LF line ends are heads too.
         w.on_read(b"GET / HTTP/1.1\nHost: x\n\n");
         assert!(!head_running(&w));

@@ -33,7 +33,7 @@ use crate::heartbeat::{Heartbeat, WorkerState};
 use crate::limits::{self, ClientInfo, Limits, TrustedProxies};
 use crate::logging::{AccessRecord, Logger};
 use crate::metrics::{self, WorkerMetrics};
-use crate::wire::{self, Prefixed, Sniffed, Timed, Wire};
+use crate::wire::{self, Prefixed, Quiet, Sniffed, Timed, Wire};
 use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody, full_body};
 
 pub(crate) struct WorkerContext {
@@ -358,10 +358,10 @@ async fn accept_loop(
                 }
             };
             loop {
-                let permit = shared.conns.admit().await;
                 match listener.accept().await {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
+                        let permit = shared.conns.admit().await;
                         serve(Io::Tcp(stream), Some(peer), permit);
                     }
                     Err(e) => {
@@ -381,9 +381,11 @@ async fn accept_loop(
                 }
             };
             loop {
-                let permit = shared.conns.admit().await;
                 match listener.accept().await {
-                    Ok((stream, _)) => serve(Io::Unix(stream), None, permit),
+                    Ok((stream, _)) => {
+                        let permit = shared.conns.admit().await;
+                        serve(Io::Unix(stream), None, permit);
+                    }
                     Err(e) => {
                         log.error(format!("accept: {e}"));
                         backoff().await;
@@ -578,10 +580,18 @@ async fn serve_connection(
                 ));
                 return;
             }
-            () = wire.evicted(), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-            }
+            () = wire.evicted(), if !closing => match wire.quiet() {
+                Some(Quiet::Idle(_)) => {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+                Some(Quiet::Owing(_)) => {
+                    log.debug("Closing a stalled connection to make room (worker_connections)");
+                    return;
+                }
+                // The server is answering it now: another connection will be chosen.
+                None => {}
+            },
             () = stopped(&mut stop), if !stopping => {
                 stopping = true;
                 grace_over
