@@ -403,6 +403,9 @@ pub(crate) struct Timed<S> {
     wire: Arc<Wire>,
     /// The pre-parse refused the stream: every further read fails.
     refused: Option<&'static str>,
+    /// Bytes already read (and shown to the wire) that are to be read again first.
+    replay: Vec<u8>,
+    replayed: usize,
 }
 
 impl<S> Timed<S> {
@@ -411,7 +414,15 @@ impl<S> Timed<S> {
             inner,
             wire,
             refused: None,
+            replay: Vec::new(),
+            replayed: 0,
         }
+    }
+
+    /// Makes the next reads return `bytes` (already seen by [`sniff`]) before the stream.
+    pub(crate) fn replay(&mut self, bytes: Vec<u8>) {
+        self.replay = bytes;
+        self.replayed = 0;
     }
 }
 
@@ -425,6 +436,17 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.replayed < self.replay.len() {
+            let this = &mut *self;
+            let n = (this.replay.len() - this.replayed).min(buf.remaining());
+            buf.put_slice(&this.replay[this.replayed..this.replayed + n]);
+            this.replayed += n;
+            if this.replayed == this.replay.len() {
+                this.replay = Vec::new();
+                this.replayed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         if let Some(why) = self.refused {
             return Poll::Ready(Err(refusal(why)));
         }
@@ -498,7 +520,7 @@ pub(crate) enum Sniffed {
 }
 
 /// Reads until the first bytes tell HTTP/2 prior knowledge from HTTP/1 (one read, except for a
-/// prefix of the preface).
+/// prefix of the preface); the caller replays them ([`Timed::replay`]).
 pub(crate) async fn sniff<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Sniffed> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -511,74 +533,6 @@ pub(crate) async fn sniff<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Sniffe
         if n == 0 || !H2_PREFACE_LINE.starts_with(&seen) {
             return Ok(Sniffed::Http1(seen));
         }
-    }
-}
-
-/// A stream whose first bytes were already read: they are read again first.
-pub(crate) struct Prefixed<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Prefixed<S> {
-        Prefixed {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.at < self.prefix.len() {
-            let n = (self.prefix.len() - self.at).min(buf.remaining());
-            let at = self.at;
-            buf.put_slice(&self.prefix[at..at + n]);
-            self.at += n;
-            if self.at == self.prefix.len() {
-                self.prefix = Vec::new();
-                self.at = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -678,19 +632,21 @@ mod tests {
             .unwrap();
         assert!(matches!(sniff(&mut server).await.unwrap(), Sniffed::Http2));
 
-        let (mut client, mut server) = tokio::io::duplex(1024);
+        let (mut client, server) = tokio::io::duplex(1024);
         tokio::io::AsyncWriteExt::write_all(&mut client, b"PUT / HTTP/1.1\r\n")
             .await
             .unwrap();
-        let Sniffed::Http1(seen) = sniff(&mut server).await.unwrap() else {
+        let mut timed = Timed::new(server, Wire::new());
+        let Sniffed::Http1(seen) = sniff(&mut timed).await.unwrap() else {
             panic!("not HTTP/1");
         };
-        drop(client);
-        let mut all = Vec::new();
-        Prefixed::new(seen, server)
-            .read_to_end(&mut all)
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"Host: x\r\n")
             .await
             .unwrap();
-        assert_eq!(all, b"PUT / HTTP/1.1\r\n");
+        drop(client);
+        timed.replay(seen);
+        let mut all = Vec::new();
+        timed.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"PUT / HTTP/1.1\r\nHost: x\r\n");
     }
 }

@@ -33,7 +33,7 @@ use crate::heartbeat::{Heartbeat, WorkerState};
 use crate::limits::{self, ClientInfo, Limits, TrustedProxies};
 use crate::logging::{AccessRecord, Logger};
 use crate::metrics::{self, WorkerMetrics};
-use crate::wire::{self, Prefixed, Quiet, Sniffed, Timed, Wire};
+use crate::wire::{self, Quiet, Sniffed, Timed, Wire};
 use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody, full_body};
 
 pub(crate) struct WorkerContext {
@@ -334,19 +334,13 @@ async fn accept_loop(
 ) {
     let log = shared.log.clone();
     let backoff = || tokio::time::sleep(Duration::from_millis(100));
-    let serve = |io, peer, permit| {
-        let wire = Wire::new();
-        let slot = shared.conns.enter(permit, Arc::clone(&wire));
-        tokio::spawn(serve_connection(
-            io,
-            peer,
-            wire,
-            slot,
-            Arc::clone(&shared),
-            stop.clone(),
-            done.clone(),
-            options,
-        ));
+    let serve = |peer, permit| Accepted {
+        peer,
+        permit,
+        shared: Arc::clone(&shared),
+        stop: stop.clone(),
+        done: done.clone(),
+        options,
     };
     match listener {
         Listener::Tcp(std_listener) => {
@@ -362,7 +356,7 @@ async fn accept_loop(
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
                         let permit = shared.conns.admit().await;
-                        serve(Io::Tcp(stream), Some(peer), permit);
+                        serve(Some(peer), permit).spawn(stream);
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -384,7 +378,7 @@ async fn accept_loop(
                 match listener.accept().await {
                     Ok((stream, _)) => {
                         let permit = shared.conns.admit().await;
-                        serve(Io::Unix(stream), None, permit);
+                        serve(None, permit).spawn(stream);
                     }
                     Err(e) => {
                         log.error(format!("accept: {e}"));
@@ -392,76 +386,6 @@ async fn accept_loop(
                     }
                 }
             }
-        }
-    }
-}
-
-/// A client connection, TCP or unix.
-enum Io {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Io::Unix(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-            Io::Unix(s) => std::pin::Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Unix(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Tcp(s) => s.is_write_vectored(),
-            Io::Unix(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Io::Unix(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Io::Unix(s) => std::pin::Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -482,9 +406,39 @@ fn h2_refusal() -> Vec<u8> {
     .into_bytes()
 }
 
+/// A connection just accepted, with what serving it needs.
+struct Accepted {
+    peer: Option<SocketAddr>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+    options: ConnOptions,
+}
+
+impl Accepted {
+    fn spawn<S>(self, io: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let wire = Wire::new();
+        let slot = self.shared.conns.enter(self.permit, Arc::clone(&wire));
+        tokio::spawn(serve_connection(
+            io,
+            self.peer,
+            wire,
+            slot,
+            self.shared,
+            self.stop,
+            self.done,
+            self.options,
+        ));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
-async fn serve_connection(
-    io: Io,
+async fn serve_connection<S>(
+    io: S,
     peer: Option<SocketAddr>,
     wire: Arc<Wire>,
     _slot: Slot,
@@ -492,7 +446,9 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
     options: ConnOptions,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let log = shared.log.clone();
     let grace = DRAIN_IDLE_GRACE.min(options.keep_alive);
     let mut io = Timed::new(io, Arc::clone(&wire));
@@ -523,8 +479,8 @@ async fn serve_connection(
             }
         }
     };
-    let prefix = match sniffed {
-        Ok(Ok(Sniffed::Http1(prefix))) => prefix,
+    match sniffed {
+        Ok(Ok(Sniffed::Http1(seen))) => io.replay(seen),
         Ok(Ok(Sniffed::Http2)) => {
             log.debug("Refused an HTTP/2 prior-knowledge connection (505)");
             let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -535,7 +491,7 @@ async fn serve_connection(
             return;
         }
         Ok(Err(_)) | Err(_) => return,
-    };
+    }
 
     let service = {
         let wire = Arc::clone(&wire);
@@ -562,7 +518,7 @@ async fn serve_connection(
             .keep_alive(true)
             .header_read_timeout(options.keep_alive);
     }
-    let conn = builder.serve_connection(TokioIo::new(Prefixed::new(prefix, io)), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     // Responses carry Connection: close once the worker drains, so a busy connection ends by
     // itself after its next answer; an idle one gets a short grace before hyper closes it. An
