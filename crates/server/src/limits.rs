@@ -101,27 +101,31 @@ impl Limits {
 /// the request-target forms (§3.2.3: authority-form only with CONNECT, asterisk-form only with
 /// OPTIONS -> 400). The answer closes the connection.
 pub(crate) fn check_message<B>(req: &Request<B>) -> Option<Response<ResponseBody>> {
-    let hosts: Vec<&HeaderValue> = req.headers().get_all(header::HOST).iter().collect();
-    match hosts.as_slice() {
-        [] if req.version() == http::Version::HTTP_11 => {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => {
             return Some(error_page(StatusCode::BAD_REQUEST, "Missing Host header"));
         }
-        [host] if !valid_host(host.as_bytes()) => {
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
             return Some(error_page(StatusCode::BAD_REQUEST, "Invalid Host header"));
         }
-        [_, _, ..] => {
+        (Some(_), Some(_)) => {
             return Some(error_page(StatusCode::BAD_REQUEST, "Duplicate Host header"));
         }
         _ => {}
     }
-    let codings: Vec<String> = req
-        .headers()
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
-        .map(|c| String::from_utf8_lossy(c.trim_ascii()).to_ascii_lowercase())
-        .collect();
-    if !codings.is_empty() && codings != ["chunked"] {
+    let te = req.headers().get_all(header::TRANSFER_ENCODING);
+    let only_chunked = || {
+        let mut values = te.iter();
+        matches!((values.next(), values.next()), (Some(v), None)
+            if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    };
+    if te.iter().next().is_some() && !only_chunked() {
+        let codings: Vec<String> = te
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|c| String::from_utf8_lossy(c.trim_ascii()).to_ascii_lowercase())
+            .collect();
         if codings.iter().filter(|c| *c == "chunked").count() > 1 {
             return Some(error_page(
                 StatusCode::BAD_REQUEST,

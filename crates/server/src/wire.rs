@@ -182,33 +182,32 @@ impl Wire {
                     i += 1;
                 }
                 Phase::Head(head) => {
-                    let b = bytes[i];
-                    i += 1;
-                    let blank_so_far = head.lines == 0 && head.line.is_empty() && !head.truncated;
-                    if blank_so_far && (b == b'\r' || b == b'\n') {
+                    if head.lines == 0 && head.line.is_empty() && !head.truncated {
                         // Blank lines before a request are skipped (hyper does the same).
-                        continue;
+                        while i < bytes.len() && matches!(bytes[i], b'\r' | b'\n') {
+                            i += 1;
+                        }
+                        if i == bytes.len() {
+                            break;
+                        }
                     }
                     if st.head_started.is_none() {
                         st.head_started = Some(Instant::now());
                         self.head_started.notify_one();
                     }
-                    if b != b'\n' {
-                        if b != b'\r' {
-                            if head.line.len() < LINE_KEEP {
-                                head.line.push(b);
-                            } else {
-                                head.truncated = true;
-                            }
-                        }
-                        continue;
-                    }
+                    let rest = &bytes[i..];
+                    let Some(lf) = rest.iter().position(|&b| b == b'\n') else {
+                        head.keep(rest);
+                        break;
+                    };
+                    head.keep(&rest[..lf]);
+                    i += lf + 1;
                     if head.line.is_empty() && !head.truncated {
                         st.head_started = None;
                         st.phase = head.body();
-                        continue;
+                    } else {
+                        head.end_line();
                     }
-                    head.end_line();
                 }
             }
         }
@@ -281,8 +280,30 @@ impl Wire {
 }
 
 impl Head {
+    /// Part of the current line (CR dropped), within `LINE_KEEP`.
+    fn keep(&mut self, part: &[u8]) {
+        for &b in part {
+            if b == b'\r' {
+                continue;
+            }
+            if self.line.len() < LINE_KEEP {
+                self.line.push(b);
+            } else {
+                self.truncated = true;
+                return;
+            }
+        }
+    }
+
     fn end_line(&mut self) {
-        let line = std::mem::take(&mut self.line);
+        let mut line = std::mem::take(&mut self.line);
+        self.read_line(&line);
+        // The buffer is reused for the next line.
+        line.clear();
+        self.line = line;
+    }
+
+    fn read_line(&mut self, line: &[u8]) {
         let truncated = std::mem::replace(&mut self.truncated, false);
         self.lines += 1;
         if self.lines == 1 {
