@@ -49,7 +49,10 @@ fn mask(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let digit = |j: usize| b.get(j).is_some_and(u8::is_ascii_digit);
-    let hex = |j: usize| b.get(j).is_some_and(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let hex = |j: usize| {
+        b.get(j)
+            .is_some_and(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+    };
     while i < b.len() {
         // ISO timestamp.
         let iso = (0..4).all(|k| digit(i + k))
@@ -158,7 +161,7 @@ impl Report {
                 return;
             }
         };
-        let without_stamp = |t: &mrpt_formats::Table| {
+        let without_stamp = |t: &mrpt_table::Table| {
             let mut t = t.clone();
             t.remove("last_updated");
             t
@@ -178,9 +181,7 @@ impl Report {
             return;
         }
         if let Some(stamp) = want_table.column("last_updated") {
-            got_table
-                .push("last_updated", stamp.data.clone())
-                .unwrap();
+            got_table.push("last_updated", stamp.data.clone()).unwrap();
         }
         let reencoded = mrpt_formats::write_geoparquet(&got_table, &got_geoms).unwrap();
         if reencoded != expected {
@@ -464,7 +465,13 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
             .expect(200, "upload")
             .json();
         report.json(&dir.join("upload.json"), &upload);
-        chat(&s, &mut report, &dir, "summary_before", "summarise the data");
+        chat(
+            &s,
+            &mut report,
+            &dir,
+            "summary_before",
+            "summarise the data",
+        );
         let maps = chat(
             &s,
             &mut report,
@@ -547,7 +554,13 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
         }
 
         chat(&s, &mut report, &dir, "top_wards", "top 10 wards");
-        chat(&s, &mut report, &dir, "bottom_wards", "what are the bottom 5 wards");
+        chat(
+            &s,
+            &mut report,
+            &dir,
+            "bottom_wards",
+            "what are the bottom 5 wards",
+        );
         chat(
             &s,
             &mut report,
@@ -583,7 +596,9 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
 #[test]
 fn masking_hides_only_run_dependent_text() {
     assert_eq!(
-        mask("at 2026-12-03T08:08:28, id 74df33480e6cde34e431a262dba91331 in itn_map_74df33480e6cde34e431a262dba91331_1796285333669.html"),
+        mask(
+            "at 2026-12-03T08:08:28, id 74df33480e6cde34e431a262dba91331 in itn_map_74df33480e6cde34e431a262dba91331_1796285333669.html"
+        ),
         "at <TIMESTAMP>, id <ID> in itn_map_<ID>_<MS>.html"
     );
     // Scores, 33-hex and 31-hex runs stay.

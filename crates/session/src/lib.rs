@@ -28,7 +28,9 @@ pub use analysis::{
     AnalysisInputs, AnalysisOutcome, AnalysisRequest, AnalysisResult, AnalysisStaging,
     AnalysisView, RunError,
 };
-pub use artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath};
+pub use artifact::{
+    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath, UPLOADED_TABLE, UploadedTable,
+};
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;

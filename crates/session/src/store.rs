@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath};
+use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath, UPLOADED_TABLE, UploadedTable};
 use crate::durable::{
     AtomicFile, LockGuard, TEMP_PREFIX, parent, remove_any, sync_dir, write_atomic,
 };
@@ -434,6 +434,19 @@ impl Store {
         file.read_to_end(&mut bytes)
             .map_err(Error::io("read", artifact.file_name()))?;
         Ok(bytes)
+    }
+
+    /// The current upload's ward table (CSV or Excel), or `None` before any upload. The one way
+    /// the service reads the uploaded table back.
+    pub fn read_uploaded_table(&self, id: &SessionId) -> Result<Option<UploadedTable>> {
+        for artifact in UPLOADED_TABLE {
+            match self.read_artifact(id, &artifact) {
+                Ok(bytes) => return Ok(Some(UploadedTable { artifact, bytes })),
+                Err(Error::ArtifactNotFound(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// Lists the files under `visualizations/` (relative names), for `/session_info`.

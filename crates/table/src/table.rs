@@ -1,17 +1,33 @@
-//! The in-memory table every reader returns and every writer takes.
+//! The in-memory table every reader returns, the analysis computes on and every writer takes.
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{BadCell, Error, Result};
+use crate::float::{parse_pandas_float, python_float_repr};
 
-/// The values of one column. `None` is a missing cell. Readers follow pandas' dtypes: `Int` only
-/// when every cell is an integer literal and none is missing (pandas int64), `Bool` only for a
-/// complete column of `True`/`False`, `Float` for any other all-numeric column, `Text` as soon as
-/// one cell is not a number (pandas object dtype).
-#[derive(Debug, Clone, PartialEq)]
+/// The values of one column. `None` is a missing cell (and so is NaN in `Float`). Dtypes follow
+/// pandas: `Int` only when every cell is an integer literal and none is missing (pandas int64),
+/// `Bool` only for a complete column of `True`/`False`, `Float` for any other all-numeric column,
+/// `Text` as soon as one cell is not a number (pandas object dtype).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "dtype", content = "values", rename_all = "snake_case")]
 pub enum ColumnData {
     Float(Vec<Option<f64>>),
     Int(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
     Text(Vec<Option<String>>),
+}
+
+/// One value, typed; `Null` is a missing cell. Serialised as the bare JSON value (`null` when
+/// missing or not finite), which is how result rows and previews are shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Cell {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Text(String),
+    Null,
 }
 
 impl ColumnData {
@@ -57,20 +73,25 @@ impl ColumnData {
 
     /// One cell as pandas would print it in a CSV (`None` for missing).
     pub fn cell_text(&self, row: usize) -> Option<String> {
+        match self.cell(row) {
+            Cell::Null => None,
+            Cell::Int(i) => Some(i.to_string()),
+            Cell::Float(f) => Some(python_float_repr(f)),
+            Cell::Bool(b) => Some(if b { "True" } else { "False" }.to_string()),
+            Cell::Text(t) => Some(t),
+        }
+    }
+
+    /// One cell, typed (`Null` for a missing cell or NaN, and past the end).
+    pub fn cell(&self, row: usize) -> Cell {
         match self {
-            ColumnData::Float(v) => v
-                .get(row)
-                .copied()
-                .flatten()
-                .filter(|f| !f.is_nan())
-                .map(crate::delimited::python_float_repr),
-            ColumnData::Int(v) => v.get(row).copied().flatten().map(|i| i.to_string()),
-            ColumnData::Bool(v) => v
-                .get(row)
-                .copied()
-                .flatten()
-                .map(|b| if b { "True" } else { "False" }.to_string()),
-            ColumnData::Text(v) => v.get(row).cloned().flatten(),
+            ColumnData::Float(v) => match v.get(row).copied().flatten() {
+                Some(f) if !f.is_nan() => Cell::Float(f),
+                _ => Cell::Null,
+            },
+            ColumnData::Int(v) => v.get(row).copied().flatten().map_or(Cell::Null, Cell::Int),
+            ColumnData::Bool(v) => v.get(row).copied().flatten().map_or(Cell::Null, Cell::Bool),
+            ColumnData::Text(v) => v.get(row).cloned().flatten().map_or(Cell::Null, Cell::Text),
         }
     }
 
@@ -91,20 +112,69 @@ impl ColumnData {
             ColumnData::Text(v) => ColumnData::Text(pick(v, rows)),
         }
     }
+
+    /// A float column; NaN becomes missing.
+    pub fn floats(values: impl IntoIterator<Item = f64>) -> ColumnData {
+        ColumnData::Float(
+            values
+                .into_iter()
+                .map(|f| (!f.is_nan()).then_some(f))
+                .collect(),
+        )
+    }
+
+    /// A text column without missing cells.
+    pub fn texts<S: Into<String>>(values: impl IntoIterator<Item = S>) -> ColumnData {
+        ColumnData::Text(values.into_iter().map(|s| Some(s.into())).collect())
+    }
+
+    /// An integer column without missing cells.
+    pub fn ints(values: impl IntoIterator<Item = i64>) -> ColumnData {
+        ColumnData::Int(values.into_iter().map(Some).collect())
+    }
 }
 
 /// A named column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     pub data: ColumnData,
 }
 
+impl Column {
+    pub fn new(name: impl Into<String>, data: ColumnData) -> Column {
+        Column {
+            name: name.into(),
+            data,
+        }
+    }
+}
+
 /// Ordered named columns of equal length.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(try_from = "TableParts")]
 pub struct Table {
     columns: Vec<Column>,
     rows: usize,
+}
+
+/// A table as serialised, checked on the way in.
+#[derive(Deserialize)]
+struct TableParts {
+    columns: Vec<Column>,
+    rows: usize,
+}
+
+impl TryFrom<TableParts> for Table {
+    type Error = Error;
+
+    fn try_from(parts: TableParts) -> Result<Table> {
+        let mut t = Table::with_rows(parts.rows);
+        for c in parts.columns {
+            t.push(c.name, c.data)?;
+        }
+        Ok(t)
+    }
 }
 
 impl Table {
@@ -116,7 +186,7 @@ impl Table {
         }
     }
 
-    /// Builds a table, checking lengths and name uniqueness.
+    /// Builds a table, checking lengths (a later column of the same name replaces an earlier).
     pub fn new(columns: Vec<Column>) -> Result<Self> {
         let rows = columns.first().map_or(0, |c| c.data.len());
         let mut t = Table::with_rows(rows);
@@ -170,6 +240,25 @@ impl Table {
         Ok(())
     }
 
+    /// Replaces the values of the column at `index` (same length), keeping its name.
+    pub fn set_data(&mut self, index: usize, data: ColumnData) -> Result<()> {
+        let Some(column) = self.columns.get_mut(index) else {
+            return Err(Error::MissingColumn {
+                column: format!("#{index}"),
+                found: self.column_names(),
+            });
+        };
+        if data.len() != self.rows {
+            return Err(Error::ColumnLength {
+                column: column.name.clone(),
+                expected: self.rows,
+                found: data.len(),
+            });
+        }
+        column.data = data;
+        Ok(())
+    }
+
     /// Removes a column by name, returning it.
     pub fn remove(&mut self, name: &str) -> Option<Column> {
         let i = self.column_index(name)?;
@@ -188,10 +277,6 @@ impl Table {
         &self.columns
     }
 
-    pub fn columns_mut(&mut self) -> &mut [Column] {
-        &mut self.columns
-    }
-
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
@@ -202,6 +287,11 @@ impl Table {
 
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The first of `names` that is a column.
+    pub fn first_column(&self, names: &[&str]) -> Option<&Column> {
+        names.iter().find_map(|n| self.column(n))
     }
 
     /// The column's values as f64, or an error naming the text cells that stop it being numeric.
@@ -217,7 +307,7 @@ impl Table {
         let mut cells = Vec::new();
         for (row, t) in texts.iter().enumerate() {
             if let Some(t) = t
-                && crate::delimited::parse_pandas_float(t).is_none()
+                && parse_pandas_float(t).is_none()
             {
                 cells.push(BadCell {
                     row: row + 1,
@@ -248,143 +338,25 @@ impl Table {
             rows: rows.len(),
         }
     }
-}
 
-/// A ward-level table as uploaded: the table plus which columns mean what.
-#[derive(Debug, Clone, PartialEq)]
-pub struct WardTable {
-    pub table: Table,
-    /// Index of the ward-name column (always `ColumnData::Text`).
-    pub ward_column: usize,
-    /// Index of a ward-code column (`WardCode`, `ward_code`, `Ward_Code`), if any.
-    pub code_column: Option<usize>,
-    /// Leading row-index columns written by pandas or R (`""`/`Unnamed: 0`, `X`): identifiers,
-    /// never analysis variables.
-    pub index_columns: Vec<usize>,
-}
-
-impl WardTable {
-    /// Identifies the ward-name, ward-code and index columns of a table. The ward-name column
-    /// is converted to text.
-    pub fn from_table(mut table: Table) -> Result<Self> {
-        let ward_column = find_ward_column(&table).ok_or_else(|| Error::NoWardColumn {
-            found: table.column_names(),
-        })?;
-        let col = &mut table.columns[ward_column];
-        if !matches!(col.data, ColumnData::Text(_)) {
-            col.data = ColumnData::Text(col.data.to_text());
-        }
-        let code_column = ["WardCode", "ward_code", "Ward_Code"]
-            .iter()
-            .find_map(|n| table.column_index(n));
-        let index_columns = find_index_columns(&table, ward_column);
-        Ok(WardTable {
-            table,
-            ward_column,
-            code_column,
-            index_columns,
-        })
-    }
-
-    pub fn ward_column_name(&self) -> &str {
-        &self.table.columns[self.ward_column].name
-    }
-
-    /// The ward names (missing names are `None`).
-    pub fn ward_names(&self) -> &[Option<String>] {
-        match &self.table.columns[self.ward_column].data {
-            ColumnData::Text(v) => v,
-            _ => &[],
-        }
-    }
-
-    /// Replaces the ward names (same row count).
-    pub(crate) fn set_ward_names(&mut self, names: Vec<Option<String>>) {
-        let i = self.ward_column;
-        if names.len() == self.table.n_rows() {
-            self.table.columns[i].data = ColumnData::Text(names);
-        }
-    }
-
-    /// Ward codes as text, when a code column exists.
-    pub fn ward_codes(&self) -> Option<Vec<Option<String>>> {
-        self.code_column
-            .map(|i| self.table.columns[i].data.to_text())
-    }
-
-    /// Names of the numeric columns that may be analysis variables: numeric, and neither the
-    /// ward, code nor index columns.
-    pub fn candidate_variables(&self) -> Vec<String> {
-        self.table
-            .columns()
-            .iter()
-            .enumerate()
-            .filter(|(i, c)| {
-                c.data.is_numeric()
-                    && *i != self.ward_column
-                    && Some(*i) != self.code_column
-                    && !self.index_columns.contains(i)
+    /// The rows as name -> value maps (e.g. ITN's `prioritized` list); missing and non-finite
+    /// values are `Null`.
+    pub fn records(&self) -> Vec<std::collections::BTreeMap<String, Cell>> {
+        (0..self.rows)
+            .map(|r| {
+                self.columns
+                    .iter()
+                    .map(|c| {
+                        let cell = match c.data.cell(r) {
+                            Cell::Float(f) if !f.is_finite() => Cell::Null,
+                            other => other,
+                        };
+                        (c.name.clone(), cell)
+                    })
+                    .collect()
             })
-            .map(|(_, c)| c.name.clone())
             .collect()
     }
-}
-
-/// Exact names first, in ChatMRPT's order, then common spellings case-insensitively, then a
-/// text column whose name mentions ward or name and whose values are more than 80% unique.
-pub fn find_ward_column(table: &Table) -> Option<usize> {
-    const EXACT: [&str; 4] = ["WardName", "ward_name", "Ward", "ward"];
-    const LOOSE: [&str; 10] = [
-        "wardname",
-        "ward_name",
-        "ward name",
-        "ward_nm",
-        "wardnm",
-        "ward",
-        "wards",
-        "adm3_en",
-        "adm3_name",
-        "ward_name_",
-    ];
-    if let Some(i) = EXACT.iter().find_map(|n| table.column_index(n)) {
-        return Some(i);
-    }
-    let names = table.column_names();
-    for want in LOOSE {
-        if let Some(i) = names
-            .iter()
-            .position(|n| n.trim().to_ascii_lowercase() == want)
-        {
-            return Some(i);
-        }
-    }
-    let rows = table.n_rows();
-    table.columns().iter().position(|c| {
-        let lower = c.name.to_ascii_lowercase();
-        if !(lower.contains("ward") || lower.contains("name")) {
-            return false;
-        }
-        let ColumnData::Text(v) = &c.data else {
-            return false;
-        };
-        let distinct: std::collections::HashSet<&String> = v.iter().flatten().collect();
-        rows > 0 && distinct.len() as f64 / rows as f64 > 0.8
-    })
-}
-
-/// Leading columns before the ward column that are row indexes: pandas' `Unnamed: N`, R's `X`,
-/// or an empty name.
-fn find_index_columns(table: &Table, ward_column: usize) -> Vec<usize> {
-    table
-        .columns()
-        .iter()
-        .enumerate()
-        .take(ward_column)
-        .filter(|(_, c)| {
-            c.name.is_empty() || c.name == "X" || c.name == "X.1" || c.name.starts_with("Unnamed: ")
-        })
-        .map(|(i, _)| i)
-        .collect()
 }
 
 #[cfg(test)]
@@ -393,45 +365,22 @@ mod tests {
     use super::*;
 
     fn text(v: &[&str]) -> ColumnData {
-        ColumnData::Text(v.iter().map(|s| Some(s.to_string())).collect())
+        ColumnData::texts(v.iter().copied())
     }
 
     #[test]
     fn push_checks_length() {
-        let mut t = Table::new(vec![Column {
-            name: "a".into(),
-            data: ColumnData::Int(vec![Some(1), Some(2)]),
-        }])
-        .unwrap();
-        assert!(t.push("b", ColumnData::Int(vec![Some(1)])).is_err());
+        let mut t = Table::new(vec![Column::new("a", ColumnData::ints([1, 2]))]).unwrap();
+        assert!(t.push("b", ColumnData::ints([1])).is_err());
         t.push("b", ColumnData::Float(vec![None, Some(1.5)]))
             .unwrap();
         assert_eq!(t.column_names(), ["a", "b"]);
-    }
-
-    #[test]
-    fn ward_column_falls_back_to_unique_name_column() {
-        let t = Table::new(vec![
-            Column {
-                name: "LGA".into(),
-                data: text(&["x", "x", "x"]),
-            },
-            Column {
-                name: "ward_label_name".into(),
-                data: text(&["a", "b", "c"]),
-            },
-        ])
-        .unwrap();
-        assert_eq!(find_ward_column(&t), Some(1));
+        assert!(t.set_data(1, ColumnData::ints([1])).is_err());
     }
 
     #[test]
     fn numeric_reports_text_cells() {
-        let t = Table::new(vec![Column {
-            name: "tpr".into(),
-            data: text(&["0.1", "abc", "0.3"]),
-        }])
-        .unwrap();
+        let t = Table::new(vec![Column::new("tpr", text(&["0.1", "abc", "0.3"]))]).unwrap();
         match t.numeric("tpr") {
             Err(Error::NonNumericCells { column, cells }) => {
                 assert_eq!(column, "tpr");
@@ -445,5 +394,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn cells_render_the_pandas_way() {
+        let c = ColumnData::Float(vec![Some(86.0), None, Some(f64::NAN), Some(1e-5)]);
+        assert_eq!(
+            c.to_text(),
+            vec![Some("86.0".into()), None, None, Some("1e-05".into())]
+        );
+        assert_eq!(
+            ColumnData::Bool(vec![Some(true)]).cell_text(0).unwrap(),
+            "True"
+        );
+    }
+
+    #[test]
+    fn a_deserialised_table_is_checked() {
+        let parts = TableParts {
+            columns: vec![Column::new("a", ColumnData::ints([1]))],
+            rows: 2,
+        };
+        assert!(Table::try_from(parts).is_err());
     }
 }

@@ -1,10 +1,8 @@
-//! Ward-name matching between the uploaded table and the shapefile (analysis.md §1.3), with
-//! Python's `difflib` reproduced exactly so fuzzy decisions agree with ChatMRPT.
+//! Python's `difflib.SequenceMatcher` (no junk function, autojunk on) and `get_close_matches`,
+//! reproduced exactly: ward-name and variable-name decisions sit on thresholds, so they must
+//! agree with ChatMRPT's to the last bit. The one port in the workspace.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use crate::error::{Error, Result};
-use crate::table::WardTable;
+use std::collections::HashMap;
 
 /// `difflib.SequenceMatcher(None, a, b).ratio()` (no junk function, autojunk on).
 pub fn sequence_ratio(a: &str, b: &str) -> f64 {
@@ -15,7 +13,7 @@ pub fn sequence_ratio(a: &str, b: &str) -> f64 {
 
 /// The part of SequenceMatcher that depends on `b` (difflib caches it the same way:
 /// `get_close_matches` sets seq2 once and varies seq1).
-struct SequenceMatcher<'b> {
+pub struct SequenceMatcher<'b> {
     b: &'b [char],
     b2j: HashMap<char, Vec<usize>>,
     /// `b2j` as a table indexed by code point when `b` is ASCII.
@@ -30,7 +28,8 @@ struct SequenceMatcher<'b> {
 }
 
 impl<'b> SequenceMatcher<'b> {
-    fn new(b: &'b [char]) -> Self {
+    /// Prepares `b` (difflib's `set_seq2`): the sequence compared against many `a`s.
+    pub fn new(b: &'b [char]) -> Self {
         let mut b2j: HashMap<char, Vec<usize>> = HashMap::new();
         for (j, &c) in b.iter().enumerate() {
             b2j.entry(c).or_default().push(j);
@@ -141,7 +140,8 @@ impl<'b> SequenceMatcher<'b> {
         (besti, bestj, bestsize)
     }
 
-    fn matches(&self, a: &[char]) -> usize {
+    /// Every matching block `(i, j, k)` (`a[i..i+k] == b[j..j+k]`), in difflib's recursion order.
+    fn for_each_block(&self, a: &[char], mut f: impl FnMut(usize, usize, usize)) {
         let lb = self.b.len();
         let mut guard = self.buffers.borrow_mut();
         let Buffers {
@@ -153,7 +153,6 @@ impl<'b> SequenceMatcher<'b> {
         } = &mut *guard;
         queue.clear();
         queue.push((0, a.len(), 0, lb));
-        let mut total = 0;
         while let Some((alo, ahi, blo, bhi)) = queue.pop() {
             let (i, j, k) = self.find_longest_match(
                 a,
@@ -164,7 +163,7 @@ impl<'b> SequenceMatcher<'b> {
                 touched_new,
             );
             if k > 0 {
-                total += k;
+                f(i, j, k);
                 if alo < i && blo < j {
                     queue.push((alo, i, blo, j));
                 }
@@ -173,14 +172,41 @@ impl<'b> SequenceMatcher<'b> {
                 }
             }
         }
+    }
+
+    fn matches(&self, a: &[char]) -> usize {
+        let mut total = 0;
+        self.for_each_block(a, |_, _, k| total += k);
         total
     }
 
-    fn ratio(&self, a: &[char]) -> f64 {
+    /// `get_matching_blocks()` without difflib's closing `(len(a), len(b), 0)` sentinel: the
+    /// blocks sorted, adjacent ones merged.
+    pub fn matching_blocks(&self, a: &[char]) -> Vec<(usize, usize, usize)> {
+        let mut blocks = Vec::new();
+        self.for_each_block(a, |i, j, k| blocks.push((i, j, k)));
+        blocks.sort_unstable();
+        let mut merged: Vec<(usize, usize, usize)> = Vec::with_capacity(blocks.len());
+        for (i, j, k) in blocks {
+            if let Some(last) = merged.last_mut()
+                && last.0 + last.2 == i
+                && last.1 + last.2 == j
+            {
+                last.2 += k;
+                continue;
+            }
+            merged.push((i, j, k));
+        }
+        merged
+    }
+
+    /// `ratio()` of `SequenceMatcher(None, a, b)`.
+    pub fn ratio(&self, a: &[char]) -> f64 {
         calculate_ratio(self.matches(a), a.len() + self.b.len())
     }
 
-    fn quick_ratio(&self, a: &[char]) -> f64 {
+    /// `quick_ratio()`: an upper bound on [`Self::ratio`] from character counts.
+    pub fn quick_ratio(&self, a: &[char]) -> f64 {
         if let Some(counts) = &self.ascii_counts
             && a.iter().all(char::is_ascii)
         {
@@ -212,7 +238,8 @@ impl<'b> SequenceMatcher<'b> {
         calculate_ratio(matches, a.len() + self.b.len())
     }
 
-    fn real_quick_ratio(&self, a: &[char]) -> f64 {
+    /// `real_quick_ratio()`: an upper bound on [`Self::ratio`] from the lengths.
+    pub fn real_quick_ratio(&self, a: &[char]) -> f64 {
         let (la, lb) = (a.len(), self.b.len());
         calculate_ratio(la.min(lb), la + lb)
     }
@@ -250,7 +277,7 @@ pub fn close_matches<'p>(
 }
 
 /// [`close_matches`] over candidates already split into chars (done once per shapefile).
-fn close_matches_prepared<'p>(
+pub(crate) fn close_matches_prepared<'p>(
     word: &str,
     candidates: &[(Vec<char>, &'p str)],
     n: usize,
@@ -270,147 +297,6 @@ fn close_matches_prepared<'p>(
     result.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| y.1.cmp(x.1)));
     result.truncate(n);
     result
-}
-
-/// A table name renamed to a shapefile name.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FuzzyMatch {
-    pub table_name: String,
-    pub shape_name: String,
-    /// SequenceMatcher ratio.
-    pub score: f64,
-}
-
-/// The outcome of matching, for the upload response and the logs.
-#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
-pub struct MatchReport {
-    /// Table rows whose name is found in the shapefile (after fuzzy renames).
-    pub matched: usize,
-    /// Names identical in both files.
-    pub exact: usize,
-    /// Table names renamed to a close shapefile name.
-    pub fuzzy: Vec<FuzzyMatch>,
-    /// Table names with no shapefile ward (sorted, distinct).
-    pub unmatched_table: Vec<String>,
-    /// Shapefile names no table row uses (sorted, distinct).
-    pub unmatched_shape: Vec<String>,
-}
-
-/// Similarity cutoff of `fix_wardname_mismatches`.
-pub const FUZZY_CUTOFF: f64 = 0.8;
-
-/// Matches table names to shapefile names (§1.3 steps 1-2): exact names first; each remaining
-/// table name is renamed to its `get_close_matches(n=1, cutoff=0.8)` hit among *all* shapefile
-/// names (so two table names can land on one ward). Returns the new table names and the report.
-pub fn match_names(
-    table_names: &[Option<String>],
-    shape_names: &[Option<String>],
-) -> (Vec<Option<String>>, MatchReport) {
-    let shape_set: HashSet<&str> = shape_names.iter().flatten().map(String::as_str).collect();
-    // A sorted candidate list makes iteration deterministic; ties are decided by the sort in
-    // close_matches anyway, exactly like nlargest.
-    let candidates: BTreeSet<&str> = shape_set.iter().copied().collect();
-    let table_only: BTreeSet<&str> = table_names
-        .iter()
-        .flatten()
-        .map(String::as_str)
-        .filter(|n| !shape_set.contains(n))
-        .collect();
-    let prepared: Vec<(Vec<char>, &str)> = candidates
-        .iter()
-        .map(|c| (c.chars().collect(), *c))
-        .collect();
-    let mut renames: HashMap<&str, (f64, &str)> = HashMap::new();
-    let mut report = MatchReport::default();
-    for name in &table_only {
-        match close_matches_prepared(name, &prepared, 1, FUZZY_CUTOFF).first() {
-            Some(&(score, hit)) => {
-                renames.insert(name, (score, hit));
-                report.fuzzy.push(FuzzyMatch {
-                    table_name: name.to_string(),
-                    shape_name: hit.to_string(),
-                    score,
-                });
-            }
-            None => report.unmatched_table.push(name.to_string()),
-        }
-    }
-    let renamed: Vec<Option<String>> = table_names
-        .iter()
-        .map(|n| {
-            n.as_ref().map(|s| match renames.get(s.as_str()) {
-                Some((_, hit)) => hit.to_string(),
-                None => s.clone(),
-            })
-        })
-        .collect();
-    report.exact = table_names
-        .iter()
-        .flatten()
-        .filter(|n| shape_set.contains(n.as_str()))
-        .count();
-    report.matched = renamed
-        .iter()
-        .flatten()
-        .filter(|n| shape_set.contains(n.as_str()))
-        .count();
-    let used: HashSet<&str> = renamed.iter().flatten().map(String::as_str).collect();
-    report.unmatched_shape = candidates
-        .iter()
-        .filter(|n| !used.contains(*n))
-        .map(|n| n.to_string())
-        .collect();
-    (renamed, report)
-}
-
-/// §1.3 step 3: when a ward-code column exists, every row whose name is duplicated becomes
-/// `"<name> (<code>)"`. Returns the renamed rows' new names. Without a code column duplicates
-/// are an error naming them (ChatMRPT silently kept them and later lost rows).
-pub fn fix_duplicate_ward_names(wards: &mut WardTable) -> Result<Vec<String>> {
-    let names = wards.ward_names().to_vec();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for n in names.iter().flatten() {
-        *counts.entry(n.as_str()).or_default() += 1;
-    }
-    let dups: BTreeSet<&str> = counts
-        .iter()
-        .filter(|(_, c)| **c > 1)
-        .map(|(n, _)| *n)
-        .collect();
-    if dups.is_empty() {
-        return Ok(vec![]);
-    }
-    let Some(codes) = wards.ward_codes() else {
-        return Err(Error::DuplicateWardNames {
-            names: dups.iter().map(|s| s.to_string()).collect(),
-        });
-    };
-    let mut changed = Vec::new();
-    let new: Vec<Option<String>> = names
-        .iter()
-        .zip(&codes)
-        .map(|(n, code)| match n {
-            Some(n) if dups.contains(n.as_str()) => {
-                // pandas formats a missing code as "nan".
-                let code = code.clone().unwrap_or_else(|| "nan".into());
-                let s = format!("{n} ({code})");
-                changed.push(s.clone());
-                Some(s)
-            }
-            other => other.clone(),
-        })
-        .collect();
-    wards.set_ward_names(new);
-    Ok(changed)
-}
-
-/// Matches a ward table to shapefile names in place (renaming fuzzy hits), then fixes
-/// duplicate names (§1.3 steps 1-3).
-pub fn match_wards(wards: &mut WardTable, shape_names: &[Option<String>]) -> Result<MatchReport> {
-    let (renamed, report) = match_names(wards.ward_names(), shape_names);
-    wards.set_ward_names(renamed);
-    fix_duplicate_ward_names(wards)?;
-    Ok(report)
 }
 
 #[cfg(test)]
@@ -539,33 +425,5 @@ mod tests {
     fn close_match_ties_prefer_larger_string() {
         let hits = close_matches("Fagge", ["Fagge A", "Fagge B"], 1, 0.5);
         assert_eq!(hits[0].1, "Fagge B");
-    }
-
-    #[test]
-    fn kano_style_names() {
-        let t: Vec<Option<String>> = ["Bakin-Ruwa", "Gawunab", "zaitawai", "Fagg c", "Dala"]
-            .iter()
-            .map(|s| Some(s.to_string()))
-            .collect();
-        let s: Vec<Option<String>> = [
-            "Bakin Ruwa",
-            "Gawuna",
-            "Zaitawa",
-            "Fagge C",
-            "Fagge A",
-            "Dala",
-        ]
-        .iter()
-        .map(|s| Some(s.to_string()))
-        .collect();
-        let (renamed, report) = match_names(&t, &s);
-        assert_eq!(renamed[0].as_deref(), Some("Bakin Ruwa"));
-        assert_eq!(renamed[1].as_deref(), Some("Gawuna"));
-        assert_eq!(renamed[2].as_deref(), Some("Zaitawa"));
-        assert_eq!(renamed[3].as_deref(), Some("Fagg c"));
-        assert_eq!(report.matched, 4);
-        assert_eq!(report.exact, 1);
-        assert_eq!(report.unmatched_table, ["Fagg c"]);
-        assert_eq!(report.unmatched_shape, ["Fagge A", "Fagge C"]);
     }
 }
