@@ -540,3 +540,74 @@ fn clear_session_makes_the_old_id_report_no_data_everywhere() {
     };
     fresh.status_from_workers(2, DEADLINE, empty);
 }
+
+/// A ward table whose name column is spelt the way people spell it (`Ward Name`, `ward_name `
+/// with a trailing space, `WARDNAME`, `adm3_en`, ...) is either analysed or refused AT UPLOAD;
+/// never accepted at upload and then refused by the analysis (issue 12). One ward-column rule
+/// decides for the upload, the analysis, ITN planning and the assistant.
+#[test]
+fn ward_name_column_spellings_are_analysed_or_refused_at_upload() {
+    let server = start_with(&[]);
+    let kano = String::from_utf8(fixture("kano/kano_wards.csv")).unwrap();
+    let shapefile = fixture("kano/kano_wards_shapefile.zip");
+    let (header, body) = kano.split_once('\n').unwrap();
+    assert!(header.contains(",WardName,"), "{header}");
+    let with_ward_column = |name: &str| {
+        let header = header.replace(",WardName,", &format!(",{name},"));
+        format!("{header}\n{body}").into_bytes()
+    };
+    for spelling in [
+        "Ward Name",
+        "ward_name ",
+        "WARDNAME",
+        "wardname",
+        "adm3_en",
+        "ADM3_NAME",
+        " Ward",
+        "Wards",
+    ] {
+        let s = Session::create(server.addr());
+        let csv = with_ward_column(spelling);
+        let upload = s.upload(("wards.csv", &csv), Some(("wards.zip", &shapefile)));
+        assert_eq!(
+            upload.status,
+            200,
+            "upload with {spelling:?}: {}",
+            upload.text()
+        );
+        let report = upload.json();
+        assert_eq!(
+            report["ward_matching"]["matched"], 65,
+            "{spelling:?}: {report}"
+        );
+        let analysis = s.run_analysis(&json!({}));
+        assert_eq!(
+            analysis.status,
+            200,
+            "{spelling:?} was accepted at upload, so the analysis must run: {}",
+            analysis.text()
+        );
+        assert_eq!(analysis.json()["ward_count"], 66, "{spelling:?}");
+        // ITN planning reads the same files back by the same rule.
+        s.upload_kano_population().expect(200, "population");
+        s.plan_itn(&json!({"total_nets": 50000}))
+            .expect(200, &format!("ITN with {spelling:?}"));
+    }
+
+    // A table with no ward column at all is refused at upload, naming what it found, and
+    // nothing is stored.
+    let s = Session::create(server.addr());
+    let csv = with_ward_column("District");
+    let upload = s.upload(("wards.csv", &csv), Some(("wards.zip", &shapefile)));
+    let text = upload.text();
+    // "District" names neither wards nor names, so the rule takes no column although its values
+    // are distinct text: the refusal comes from the upload, never from the analysis.
+    assert_eq!(upload.status, 400, "{text}");
+    assert!(
+        text.contains("no ward name column (expected `WardName`); columns found:")
+            && text.contains("District"),
+        "{text}"
+    );
+    let (_, v) = s.status();
+    assert_eq!(v["data_loaded"], false);
+}
