@@ -54,11 +54,6 @@ impl Default for AppConfig {
 /// Failures that stop the app from starting in a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot prepare the instance directory {path}: {source}")]
-    InstanceDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot open the session store: {0}")]
     Store(#[from] mrpt_session::Error),
     #[error("cannot set up the chat model: {0}")]
@@ -75,11 +70,6 @@ pub struct App {
 
 impl App {
     pub fn new(config: AppConfig) -> Result<Self, Error> {
-        let uploads = config.instance_dir.join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|source| Error::InstanceDir {
-            path: uploads.clone(),
-            source,
-        })?;
         let store = mrpt_session::Store::open(&config.instance_dir)?;
         let interpreter = match &config.llm {
             Some(llm) => mrpt_interpreter::Interpreter::openai(llm.clone())?,

@@ -378,6 +378,187 @@ mod tests {
         assert_eq!(iso_from_unix(0), "1970-01-01T00:00:00");
         assert_eq!(iso_from_unix(1_796_000_000), "2026-11-30T00:53:20");
     }
+
+    fn fixture(rel: &str) -> Vec<u8> {
+        let path = format!("{}/../../tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// The analysed wards: (name, has a shape) per row of the unified dataset.
+    fn analysed(files: &AnalysisFiles) -> Vec<(String, bool)> {
+        let csv = files.get(&Artifact::UnifiedCsv).unwrap_or_default();
+        let table =
+            formats::read_table(csv, "unified_dataset.csv").unwrap_or_else(|e| panic!("{e}"));
+        let wards = WardTable::from_table(table).unwrap_or_else(|e| panic!("{e}"));
+        let area = wards
+            .table
+            .column("area_km2")
+            .and_then(|c| c.data.to_f64())
+            .unwrap_or_else(|| vec![None; wards.table.n_rows()]);
+        wards
+            .ward_names()
+            .iter()
+            .zip(area)
+            .map(|(n, a)| (n.clone().unwrap_or_default(), a.is_some()))
+            .collect()
+    }
+
+    /// What the upload report says the analysis will do, checked against what it did: the same
+    /// number of wards, the same wards with and without a shape, every fuzzy rename and every
+    /// duplicate fix carried out. Returns the report.
+    fn assert_report_agrees(csv: &[u8], shapefile: &[u8]) -> WardMatching {
+        let table = InputFile {
+            name: "wards.csv",
+            bytes: csv,
+        };
+        let shapes = InputFile {
+            name: "wards.zip",
+            bytes: shapefile,
+        };
+        let details = inspect_upload(table, Some(shapes)).unwrap_or_else(|e| panic!("{e}"));
+        let report = details.ward_matching.unwrap_or_default();
+        let files = run_analysis(table, Some(shapes), &AnalysisParams::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wards = analysed(&files);
+        assert_eq!(Some(wards.len()), report.total_wards);
+        assert_eq!(details.csv_rows, Some(wards.len()));
+        let with_shape = wards.iter().filter(|(_, shaped)| *shaped).count();
+        assert_eq!(report.matched, with_shape, "wards with a shape");
+        let without: std::collections::BTreeSet<&str> = wards
+            .iter()
+            .filter(|(_, shaped)| !*shaped)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let unmatched: std::collections::BTreeSet<&str> =
+            report.unmatched.iter().map(String::as_str).collect();
+        assert_eq!(without, unmatched, "wards without a shape");
+        let names: Vec<&str> = wards.iter().map(|(n, _)| n.as_str()).collect();
+        let renamed = report.duplicate_names.as_ref().is_some_and(|d| d.renamed);
+        for pair in report.fuzzy.as_deref().unwrap_or_default() {
+            assert!(!names.contains(&pair.table_name.as_str()), "{pair:?}");
+            let carried = names.iter().any(|n| {
+                *n == pair.shape_name
+                    || (renamed && n.starts_with(&format!("{} (", pair.shape_name)))
+            });
+            assert!(carried, "{pair:?} not applied: {names:?}");
+        }
+        if let Some(d) = &report.duplicate_names {
+            for name in &d.names {
+                let rows = names.iter().filter(|n| **n == name.as_str()).count();
+                if d.renamed {
+                    assert_eq!(rows, 0, "{name} kept although renamed");
+                    let coded = names
+                        .iter()
+                        .filter(|n| n.starts_with(&format!("{name} (")))
+                        .count();
+                    assert!(coded >= 2, "{name}: {names:?}");
+                } else {
+                    assert!(rows >= 2, "{name}: {names:?}");
+                }
+            }
+        }
+        report
+    }
+
+    /// Text cells, headers and integer formatting come out byte for byte as pandas writes them
+    /// (ChatMRPT's kano_auto run, five variables named); computed floats agree to ~1e-15 but
+    /// may differ in the last printed digit (summation order), so only what is not computed is
+    /// compared.
+    #[test]
+    fn csv_text_matches_pandas_where_no_float_is_computed() {
+        let params = AnalysisParams {
+            variables: Some(
+                [
+                    "rainfall",
+                    "total",
+                    "nets_per_capita",
+                    "distance_to_water_bodies",
+                    "dumpsites",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            ..AnalysisParams::default()
+        };
+        let csv = fixture("kano/kano_wards.csv");
+        let shapefile = fixture("kano/kano_wards_shapefile.zip");
+        let files = run_analysis(
+            InputFile {
+                name: "kano_wards.csv",
+                bytes: &csv,
+            },
+            Some(InputFile {
+                name: "kano_wards_shapefile.zip",
+                bytes: &shapefile,
+            }),
+            &params,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = |a: &Artifact| String::from_utf8(files.get(a).unwrap_or_default().to_vec());
+        let reference = |name: &str| {
+            String::from_utf8(fixture(&format!("reference/kano/{name}"))).unwrap_or_default()
+        };
+        assert_eq!(
+            text(&Artifact::ModelFormulas).ok(),
+            Some(reference("kano_auto_model_formulas.csv"))
+        );
+        let cleaned_columns = 12;
+        for (ours, theirs) in [
+            (Artifact::CleanedData, "kano_auto_analysis_cleaned_data.csv"),
+            (
+                Artifact::NormalizedData,
+                "kano_auto_analysis_normalized_data.csv",
+            ),
+        ] {
+            let ours = text(&ours).unwrap_or_default();
+            let theirs = reference(theirs);
+            // Header and the first row (no imputed or computed value in the cleaned columns).
+            let head = |t: &str| t.lines().take(2).map(str::to_string).collect::<Vec<_>>();
+            let (o, e) = (head(&ours), head(&theirs));
+            assert_eq!(o[0], e[0]);
+            let first: Vec<&str> = o[1].split(',').take(cleaned_columns).collect();
+            let want: Vec<&str> = e[1].split(',').take(cleaned_columns).collect();
+            assert_eq!(first, want);
+        }
+    }
+
+    #[test]
+    fn the_upload_report_and_the_analysis_agree() {
+        let kano_shapes = fixture("kano/kano_wards_shapefile.zip");
+        let kano = assert_report_agrees(&fixture("kano/kano_wards.csv"), &kano_shapes);
+        assert_eq!(
+            (kano.matched, kano.unmatched.clone()),
+            (65, vec!["Fagg c".to_string()])
+        );
+        assert_eq!(kano.fuzzy.map(|f| f.len()), Some(3));
+
+        let ilorin = assert_report_agrees(
+            &fixture("ilorin/ilorin_wards.csv"),
+            &fixture("ilorin/ilorin_wards_shapefile.zip"),
+        );
+        assert_eq!(ilorin.matched, 35);
+
+        // Gwale renamed Dala: an exact duplicate. Gwammaja renamed Gawuna: a duplicate only
+        // once Gawunab is matched to Gawuna (step 2 before step 3). With codes both get renamed.
+        let dup = fixture("formats/kano_duplicate_names.csv");
+        let report = assert_report_agrees(&dup, &kano_shapes);
+        let d = report.duplicate_names.unwrap_or_default();
+        assert_eq!(d.names, ["Dala", "Gawuna"]);
+        assert_eq!((d.rows, d.renamed), (4, true));
+        // Without the code column the duplicates keep their names (PCA keeps the first).
+        let text = String::from_utf8(dup).unwrap_or_default();
+        let without_codes: String = text
+            .lines()
+            .map(|l| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                cells.remove(3);
+                cells.join(",") + "\n"
+            })
+            .collect();
+        let report = assert_report_agrees(without_codes.as_bytes(), &kano_shapes);
+        let d = report.duplicate_names.unwrap_or_default();
+        assert_eq!((d.names.len(), d.rows, d.renamed), (2, 4, false));
+    }
 }
 
 /// What the user asked ITN planning for.

@@ -863,9 +863,6 @@ fn classify(
         "please",
         "could you",
         "would like",
-        "rerun",
-        "redo",
-        "repeat",
         "try",
         "running",
         "doing",
@@ -876,7 +873,7 @@ fn classify(
         "using",
         "only",
         "include",
-    ]);
+    ]) || t.any(RERUN_PHRASES);
     let rank_request = t.any(&[
         "rank the wards",
         "rank wards",

@@ -35,4 +35,4 @@ pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;
 pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, UploadRecord};
-pub use store::{SessionState, Store, Upload, UploadInfo};
+pub use store::{SessionState, Store, Upload, UploadInfo, create_runtime_dir, runtime_dir};

@@ -98,6 +98,27 @@ pub struct UploadInfo {
     pub info: Value,
 }
 
+/// `<instance_dir>/run/<name>/`: where the server keeps its runtime files (e.g. `metrics`)
+/// inside the instance directory. [`create_runtime_dir`] makes it.
+pub fn runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> PathBuf {
+    instance_dir.as_ref().join("run").join(name)
+}
+
+/// Creates [`runtime_dir`] if missing (this crate is the only one that creates anything under
+/// the instance directory). `name` is one plain path component.
+pub fn create_runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> Result<PathBuf> {
+    let rel = RelPath::parse(name)?;
+    if rel.components().count() != 1 {
+        return Err(Error::UnsafePath {
+            path: name.to_owned(),
+            reason: "a runtime directory is one path component",
+        });
+    }
+    let dir = runtime_dir(instance_dir, rel.as_str());
+    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    Ok(dir)
+}
+
 impl Store {
     /// Opens (creating if needed) `<instance_dir>/uploads/`.
     pub fn open(instance_dir: impl AsRef<Path>) -> Result<Store> {

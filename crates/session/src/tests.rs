@@ -144,6 +144,18 @@ fn the_uploaded_table_is_read_back_as_stored_csv_or_excel() {
 }
 
 #[test]
+fn runtime_directories_are_made_under_run_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = create_runtime_dir(dir.path(), "metrics").unwrap();
+    assert_eq!(made, dir.path().join("run").join("metrics"));
+    assert_eq!(made, runtime_dir(dir.path(), "metrics"));
+    assert!(made.is_dir());
+    for bad in ["", "..", "a/b", "/tmp", ".hidden"] {
+        assert!(create_runtime_dir(dir.path(), bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn a_file_named_like_a_session_is_not_a_session() {
     let (dir, store) = store();
     let name = "00000000000000000000000000000000";

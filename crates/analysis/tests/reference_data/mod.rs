@@ -210,29 +210,3 @@ pub fn f(s: &str) -> f64 {
 pub fn close(a: f64, b: f64, tol: f64) -> bool {
     (a.is_nan() && b.is_nan()) || (a - b).abs() <= tol * (1.0 + b.abs())
 }
-
-/// The table as CSV text the way pandas `to_csv(index=False)` writes it (minimal quoting, `\n`
-/// line ends): the shape of mrpt-formats' writer, which this crate may not depend on.
-pub fn to_csv(table: &Table) -> String {
-    fn field(s: &str) -> String {
-        if s.contains([',', '"', '\n', '\r']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    }
-    let mut out = String::new();
-    let header: Vec<String> = table.columns().iter().map(|c| field(&c.name)).collect();
-    out.push_str(&header.join(","));
-    out.push('\n');
-    for r in 0..table.n_rows() {
-        let row: Vec<String> = table
-            .columns()
-            .iter()
-            .map(|c| field(&c.data.cell_text(r).unwrap_or_default()))
-            .collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
-    }
-    out
-}
