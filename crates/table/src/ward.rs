@@ -90,6 +90,7 @@ fn find_index_columns(table: &Table, ward_column: usize) -> Vec<usize> {
 
 /// A ward-level table: the table plus which columns mean what.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "WardTableParts")]
 pub struct WardTable {
     pub table: Table,
     /// Index of the ward-name column (always `ColumnData::Text`).
@@ -99,6 +100,42 @@ pub struct WardTable {
     /// Leading row-index columns written by pandas or R (`""`/`Unnamed: 0`, `X`): identifiers,
     /// never analysis variables.
     pub index_columns: Vec<usize>,
+}
+
+/// A ward table as serialised, checked on the way in (the column indexes must exist and the
+/// ward column must hold text).
+#[derive(Deserialize)]
+struct WardTableParts {
+    table: Table,
+    ward_column: usize,
+    code_column: Option<usize>,
+    index_columns: Vec<usize>,
+}
+
+impl TryFrom<WardTableParts> for WardTable {
+    type Error = Error;
+
+    fn try_from(p: WardTableParts) -> Result<WardTable> {
+        let n = p.table.n_columns();
+        let text = p
+            .table
+            .columns()
+            .get(p.ward_column)
+            .is_some_and(|c| matches!(c.data, ColumnData::Text(_)));
+        let in_range =
+            p.code_column.is_none_or(|c| c < n) && p.index_columns.iter().all(|&c| c < n);
+        if !text || !in_range {
+            return Err(Error::NoWardColumn {
+                found: p.table.column_names(),
+            });
+        }
+        Ok(WardTable {
+            table: p.table,
+            ward_column: p.ward_column,
+            code_column: p.code_column,
+            index_columns: p.index_columns,
+        })
+    }
 }
 
 impl WardTable {
