@@ -283,7 +283,7 @@ fn a_handler_report_is_recorded_and_never_sent() {
             ))
             .unwrap();
         assert_eq!(r.status, 200);
-        assert!(!r.body.contains("secret"));
+        assert!(!r.text().contains("secret"));
         assert!(
             r.headers
                 .iter()
@@ -327,9 +327,9 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         b"POST /api/session HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     )
     .unwrap();
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.text());
     let id = created
-        .body
+        .text()
         .split("\"session_id\":\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
@@ -350,7 +350,7 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         .as_bytes(),
     )
     .unwrap();
-    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.status, 500, "{}", r.text());
     assert!(
         r.headers
             .iter()
@@ -358,7 +358,7 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         "{:?}",
         r.headers
     );
-    assert!(!r.body.contains("manifest"), "{}", r.body);
+    assert!(!r.text().contains("manifest"), "{}", r.text());
     let line = s
         .wait_for_line(Duration::from_secs(10), |l| {
             l.contains("[ERROR] /api/session/status 500: GET /api/session/status: ")
