@@ -272,11 +272,7 @@ pub(crate) fn add_metric(response: &mut Response<ResponseBody>, observation: &st
 /// One line on stderr in the server's log format, for failures that cannot ride on the response's
 /// [`RequestReport`] (a stream already under way). Under systemd stderr is the journal.
 pub(crate) fn log_line(level: &str, message: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = pipeline::iso_from_unix(now).replace('T', " ");
+    let stamp = prefork_utc::UtcDateTime::now().iso8601().replace('T', " ");
     eprintln!(
         "[{stamp} +0000] [{}] [{level}] {message}",
         std::process::id()

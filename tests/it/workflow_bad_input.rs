@@ -5,16 +5,14 @@
 //! what to do; `/clear_session` makes the old id report no data on every worker (H9).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Server, ServerBuilder};
-use http_client::{Body, Carry, Reply, Session, file_part, fixture, multipart, request};
+use crate::support;
+use crate::support::Answer;
+use crate::support::{Body, Carry, Part, Reply, Session, fixture, multipart, request};
+use crate::support::{Server, ServerBuilder};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -33,7 +31,7 @@ fn instance(server: &Server) -> std::path::PathBuf {
 
 /// Every entry under `dir` with its size (directories as -1), to compare a folder before/after.
 fn snapshot(dir: &Path) -> BTreeMap<String, i64> {
-    http_client::tree(dir)
+    support::tree(dir)
         .into_iter()
         .map(|rel| {
             let meta = std::fs::symlink_metadata(dir.join(&rel)).unwrap();
@@ -56,7 +54,10 @@ fn is_json_error(r: &Reply) -> bool {
 fn full_session(addr: std::net::SocketAddr) -> (Session, String, String) {
     let s = Session::create(addr);
     s.upload_kano().expect(200, "upload");
-    let aid = s.run_analysis(&json!({})).expect(200, "analysis").json()["analysis_id"]
+    let aid = s
+        .run_analysis(&json!({}))
+        .expect(200, "analysis")
+        .json_body()["analysis_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -64,7 +65,7 @@ fn full_session(addr: std::net::SocketAddr) -> (Session, String, String) {
     let itn = s
         .plan_itn(&json!({"total_nets": 50000}))
         .expect(200, "ITN")
-        .json();
+        .json_body();
     let map = itn["map_path"].as_str().unwrap().to_owned();
     (s, aid, map)
 }
@@ -111,26 +112,30 @@ fn malformed_and_unknown_session_ids_are_refused_and_create_nothing() {
     // Well formed but never minted.
     let unknown = "0123456789abcdef0123456789abcdef";
     let csv = fixture("kano/kano_wards.csv");
-    let (form_ct, form) = multipart(&[file_part("csv_file", "kano_wards.csv", &csv)]);
+    let (form_ct, form) = multipart(&[Part::file("csv_file", "kano_wards.csv", &csv)]);
     let pop = fixture("reference/kano/kano_auto_population_input.csv");
-    let (pop_ct, pop_form) = multipart(&[file_part("population_file", "pop.csv", &pop)]);
+    let (pop_ct, pop_form) = multipart(&[Part::file("population_file", "pop.csv", &pop)]);
     let routes: Vec<(&str, &str, Body<'_>)> = vec![
-        ("GET", "/api/session/status", Body::None),
-        ("GET", "/session_info", Body::None),
-        ("POST", "/upload_both_files", Body::Full(&form_ct, &form)),
-        ("POST", "/upload", Body::Full(&form_ct, &form)),
-        ("POST", "/upload_population", Body::Full(&pop_ct, &pop_form)),
+        ("GET", "/api/session/status", Body::Empty),
+        ("GET", "/session_info", Body::Empty),
+        ("POST", "/upload_both_files", Body::Sized(&form_ct, &form)),
+        ("POST", "/upload", Body::Sized(&form_ct, &form)),
+        (
+            "POST",
+            "/upload_population",
+            Body::Sized(&pop_ct, &pop_form),
+        ),
         (
             "POST",
             "/run_analysis",
-            Body::Full("application/json", b"{}"),
+            Body::Sized("application/json", b"{}"),
         ),
         (
             "POST",
             "/api/itn/plan",
-            Body::Full("application/json", br#"{"total_nets": 1000}"#),
+            Body::Sized("application/json", br#"{"total_nets": 1000}"#),
         ),
-        ("POST", "/generate_report", Body::None),
+        ("POST", "/generate_report", Body::Empty),
     ];
     let mut asked = 0;
     for id in malformed.iter().copied().chain([unknown]) {
@@ -155,7 +160,7 @@ fn malformed_and_unknown_session_ids_are_refused_and_create_nothing() {
                 format!("/serve_viz_file/{id}/visualizations/x.html"),
                 format!("/export/download/{id}/raw_data.csv"),
             ] {
-                let r = request(addr, "GET", &path, &[(k, v.as_str())], Body::None).unwrap();
+                let r = request(addr, "GET", &path, &[(k, v.as_str())], Body::Empty).unwrap();
                 asked += 1;
                 assert!(
                     r.status == 400 || r.status == 404,
@@ -178,11 +183,11 @@ fn malformed_and_unknown_session_ids_are_refused_and_create_nothing() {
         "POST",
         "/clear_session",
         &[("X-Session-ID", "../../etc")],
-        Body::None,
+        Body::Empty,
     )
     .unwrap()
     .expect(200, "clear with a bad id");
-    let fresh = r.json()["new_session_id"].as_str().unwrap().to_owned();
+    let fresh = r.json_body()["new_session_id"].as_str().unwrap().to_owned();
     let after = snapshot(&uploads);
     let added: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
     assert!(
@@ -213,19 +218,19 @@ fn oversized_upload_is_refused_and_the_previous_data_is_intact() {
     while big.len() < 150_000 {
         big.extend_from_slice(row);
     }
-    let (ct, form) = multipart(&[file_part("csv_file", "big.csv", &big)]);
-    let (pct, pform) = multipart(&[file_part("population_file", "big.csv", &big)]);
+    let (ct, form) = multipart(&[Part::file("csv_file", "big.csv", &big)]);
+    let (pct, pform) = multipart(&[Part::file("population_file", "big.csv", &big)]);
     let json_pad = format!(
         "{{\"selected_variables\": [], \"x\": \"{}\"}}",
         "a".repeat(150_000)
     );
     let attempts: Vec<(&str, Body<'_>)> = vec![
-        ("/upload_both_files", Body::Full(&ct, &form)),
+        ("/upload_both_files", Body::Sized(&ct, &form)),
         ("/upload_both_files", Body::Chunked(&ct, &form)),
-        ("/upload_population", Body::Full(&pct, &pform)),
+        ("/upload_population", Body::Sized(&pct, &pform)),
         (
             "/run_analysis",
-            Body::Full("application/json", json_pad.as_bytes()),
+            Body::Sized("application/json", json_pad.as_bytes()),
         ),
     ];
     for (path, body) in attempts {
@@ -321,12 +326,12 @@ fn a_failed_upload_leaves_the_previous_generation_exactly_as_it_was() {
     let r = s.send(
         "POST",
         "/upload_both_files",
-        Body::Full("text/plain", &kano),
+        Body::Sized("text/plain", &kano),
     );
     assert!((400..500).contains(&r.status), "{} {}", r.status, r.text());
     let r = s.post_form(
         "/upload_both_files",
-        &[file_part(
+        &[Part::file(
             "shapefile",
             "s.zip",
             &fixture("kano/kano_wards_shapefile.zip"),
@@ -385,7 +390,7 @@ fn one_session_cannot_read_anothers_files() {
             ("A's cookie", a_cookie.get(path)),
             (
                 "no id",
-                request(addr, "GET", path, &[], Body::None).unwrap(),
+                request(addr, "GET", path, &[], Body::Empty).unwrap(),
             ),
         ] {
             assert_eq!(r.status, 404, "{path} with {who}: {}", r.text());
@@ -443,7 +448,7 @@ fn itn_needs_an_analysis_and_a_number_of_nets() {
     for path in ["/api/itn/update-distribution", "/api/itn/plan"] {
         let r = s.post_json(path, &json!({"total_nets": 1000}));
         assert_eq!(r.status, 409, "{path} before analysis: {}", r.text());
-        let message = r.json()["message"].as_str().unwrap().to_lowercase();
+        let message = r.json_body()["message"].as_str().unwrap().to_lowercase();
         assert!(
             message.contains("analysis") && message.contains("run"),
             "409 without saying to run the analysis: {message}"
@@ -472,7 +477,7 @@ fn itn_needs_an_analysis_and_a_number_of_nets() {
     let r = s.send(
         "POST",
         "/api/itn/plan",
-        Body::Full("application/json", b"{not json"),
+        Body::Sized("application/json", b"{not json"),
     );
     assert_eq!(r.status, 400, "{}", r.text());
     let (_, v) = s.status();
@@ -485,9 +490,9 @@ fn clear_session_makes_the_old_id_report_no_data_everywhere() {
     let server = start_with(&[]);
     let (s, _, map) = full_session(server.addr());
     let r = s
-        .send("POST", "/clear_session", Body::None)
+        .send("POST", "/clear_session", Body::Empty)
         .expect(200, "clear");
-    let new_id = r.json()["new_session_id"].as_str().unwrap().to_owned();
+    let new_id = r.json_body()["new_session_id"].as_str().unwrap().to_owned();
     assert_ne!(new_id, s.id);
     assert!(
         r.header("set-cookie")
@@ -509,7 +514,7 @@ fn clear_session_makes_the_old_id_report_no_data_everywhere() {
         }
     };
     s.status_from_workers(4, DEADLINE, empty);
-    let info = s.get("/session_info").expect(200, "info").json();
+    let info = s.get("/session_info").expect(200, "info").json_body();
     empty(&info).unwrap();
     assert_eq!(info["files"], json!([]), "{info}");
     for file in [
@@ -575,7 +580,7 @@ fn ward_name_column_spellings_are_analysed_or_refused_at_upload() {
             "upload with {spelling:?}: {}",
             upload.text()
         );
-        let report = upload.json();
+        let report = upload.json_body();
         assert_eq!(
             report["ward_matching"]["matched"], 65,
             "{spelling:?}: {report}"
@@ -587,7 +592,7 @@ fn ward_name_column_spellings_are_analysed_or_refused_at_upload() {
             "{spelling:?} was accepted at upload, so the analysis must run: {}",
             analysis.text()
         );
-        assert_eq!(analysis.json()["ward_count"], 66, "{spelling:?}");
+        assert_eq!(analysis.json_body()["ward_count"], 66, "{spelling:?}");
         // ITN planning reads the same files back by the same rule.
         s.upload_kano_population().expect(200, "population");
         s.plan_itn(&json!({"total_nets": 50000}))

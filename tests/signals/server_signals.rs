@@ -5,11 +5,11 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{ServerBuilder, is_running, poll_until};
+use crate::support;
+use crate::support::Answer;
+use crate::support::{ServerBuilder, is_running, poll_until};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -57,13 +57,13 @@ fn respawned_single_worker_serves_again_quickly() {
     let s = ServerBuilder::new().args(&["-w", "1"]).start();
     let pid = poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok())
         .unwrap()
-        .worker_pid();
+        .worker();
     kill_pid(pid, Signal::SIGKILL);
     let t0 = Instant::now();
     let new_pid = poll_until(Duration::from_secs(10), || {
         s.get("/_test/pid")
             .ok()
-            .map(|r| r.worker_pid())
+            .map(|r| r.worker())
             .filter(|p| *p != pid)
     })
     .expect("replacement serves");
@@ -109,7 +109,7 @@ fn term_lets_an_in_flight_request_finish_exits_0_and_removes_the_pidfile() {
         format!("{}\n", s.pid)
     );
     let addr = s.addr();
-    let req = std::thread::spawn(move || common::http_get(addr, "/_test/sleep?ms=2500&id=term"));
+    let req = std::thread::spawn(move || support::http_get(addr, "/_test/sleep?ms=2500&id=term"));
     assert!(
         s.wait_for_line(Duration::from_secs(20), |l| l
             .contains("REQUEST STARTED term"))
@@ -118,7 +118,7 @@ fn term_lets_an_in_flight_request_finish_exits_0_and_removes_the_pidfile() {
     s.signal(Signal::SIGTERM);
     let r = req.join().unwrap().expect("in-flight request completes");
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, "slept 2500");
+    assert_eq!(r.text(), "slept 2500");
     let status = s.wait_exit(Duration::from_secs(20)).expect("master exits");
     assert_eq!(status.code(), Some(0), "{}", s.stderr());
     assert!(!pidfile.exists(), "pidfile removed");
@@ -136,7 +136,7 @@ fn graceful_timeout_cuts_a_request_that_is_too_slow() {
         .start();
     let addr = s.addr();
     let req = std::thread::spawn(move || {
-        let r = common::http_get(addr, "/_test/sleep?ms=30000&id=slow");
+        let r = support::http_get(addr, "/_test/sleep?ms=30000&id=slow");
         (r, Instant::now())
     });
     assert!(
@@ -167,7 +167,7 @@ fn int_and_quit_stop_quickly() {
     for sig in [Signal::SIGINT, Signal::SIGQUIT] {
         let mut s = ServerBuilder::new().args(&["-w", "2"]).start();
         let addr = s.addr();
-        let req = std::thread::spawn(move || common::http_get(addr, "/_test/sleep?ms=30000&id=q"));
+        let req = std::thread::spawn(move || support::http_get(addr, "/_test/sleep?ms=30000&id=q"));
         assert!(
             s.wait_for_line(Duration::from_secs(20), |l| l.contains("REQUEST STARTED q"))
                 .is_some()
@@ -282,7 +282,7 @@ fn usr1_reopens_the_access_log_in_every_worker() {
         let r = s.get(&marker).ok()?;
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if text.contains(&format!("{marker} ")) {
-            reopened.insert(r.worker_pid());
+            reopened.insert(r.worker());
         }
         (reopened.len() == workers.len()).then_some(())
     });
@@ -338,7 +338,7 @@ fn hup_with_a_new_bind_address_moves_the_listener() {
         s.stderr()
     );
     let r = poll_until(Duration::from_secs(20), || {
-        common::http_get(new, "/ping").ok()
+        support::http_get(new, "/ping").ok()
     })
     .unwrap();
     assert_eq!(r.status, 200);
@@ -359,7 +359,7 @@ fn quit_during_a_graceful_stop_escalates_to_a_quick_stop() {
         .args(&["-w", "1", "--graceful-timeout", "60"])
         .start();
     let addr = s.addr();
-    let req = std::thread::spawn(move || common::http_get(addr, "/_test/sleep?ms=60000&id=esc"));
+    let req = std::thread::spawn(move || support::http_get(addr, "/_test/sleep?ms=60000&id=esc"));
     assert!(
         s.wait_for_line(Duration::from_secs(20), |l| l
             .contains("REQUEST STARTED esc"))

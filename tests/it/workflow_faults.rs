@@ -13,15 +13,13 @@
 #![cfg(feature = "fault-injection")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Server, ServerBuilder};
-use http_client::{Session, fixture, fixture_wards, ward_names, wards_from};
+use crate::support;
+use crate::support::Answer;
+use crate::support::{Server, ServerBuilder};
+use crate::support::{Session, fixture, fixture_wards, ward_names, wards_from};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -157,30 +155,30 @@ fn ensure(cond: bool, why: String) -> Result<(), String> {
     if cond { Ok(()) } else { Err(why) }
 }
 
-fn act(s: &Session, action: Action) -> std::io::Result<http_client::Reply> {
+fn act(s: &Session, action: Action) -> Result<support::Reply, support::Failure> {
     match action {
         Action::Analysis => s.try_send(
             "POST",
             "/run_analysis",
-            http_client::Body::Full("application/json", b"{}"),
+            support::Body::Sized("application/json", b"{}"),
         ),
         Action::Upload => {
             let csv = fixture("ilorin/ilorin_wards.csv");
             let shp = fixture("ilorin/ilorin_wards_shapefile.zip");
-            let (ct, body) = http_client::multipart(&[
-                http_client::file_part("csv_file", "ilorin_wards.csv", &csv),
-                http_client::file_part("shapefile", "ilorin_wards_shapefile.zip", &shp),
+            let (ct, body) = support::multipart(&[
+                support::Part::file("csv_file", "ilorin_wards.csv", &csv),
+                support::Part::file("shapefile", "ilorin_wards_shapefile.zip", &shp),
             ]);
             s.try_send(
                 "POST",
                 "/upload_both_files",
-                http_client::Body::Full(&ct, &body),
+                support::Body::Sized(&ct, &body),
             )
         }
         Action::Itn => s.try_send(
             "POST",
             "/api/itn/update-distribution",
-            http_client::Body::Full("application/json", br#"{"total_nets": 50000}"#),
+            support::Body::Sized("application/json", br#"{"total_nets": 50000}"#),
         ),
     }
 }
@@ -188,7 +186,10 @@ fn act(s: &Session, action: Action) -> std::io::Result<http_client::Reply> {
 /// Every result file the session lists is served whole: non-empty, and the rankings rank the
 /// wards of the current data, every one of them.
 fn check_served_results(s: &Session, own: &str, other: &str, wards: usize) {
-    let info = s.get("/session_info").expect(200, "session_info").json();
+    let info = s
+        .get("/session_info")
+        .expect(200, "session_info")
+        .json_body();
     for f in info["files"].as_array().unwrap() {
         let name = f.as_str().unwrap();
         if ANALYSIS_FILES.contains(&name) {
@@ -220,7 +221,10 @@ fn a_worker_dying_at_any_commit_point_leaves_a_consistent_session() {
         for case in &CASES {
             let s = Session::create(clean.addr());
             s.upload_kano().expect(200, "upload Kano");
-            let aid = s.run_analysis(&json!({})).expect(200, "analysis").json()["analysis_id"]
+            let aid = s
+                .run_analysis(&json!({}))
+                .expect(200, "analysis")
+                .json_body()["analysis_id"]
                 .as_str()
                 .unwrap()
                 .to_owned();
@@ -228,7 +232,7 @@ fn a_worker_dying_at_any_commit_point_leaves_a_consistent_session() {
             let mut itn_map = None;
             if case.action != Action::Itn {
                 let itn = s.plan_itn(&json!({"total_nets": 50000})).expect(200, "ITN");
-                itn_map = Some(itn.json()["map_path"].as_str().unwrap().to_owned());
+                itn_map = Some(itn.json_body()["map_path"].as_str().unwrap().to_owned());
             }
             if case.action == Action::Analysis {
                 s.upload_ilorin().expect(200, "upload Ilorin");
@@ -381,7 +385,7 @@ fn a_worker_dying_at_any_commit_point_leaves_a_consistent_session() {
                 let doc = s
                     .download("itn_distribution_results.json")
                     .expect(200, "ITN results")
-                    .json();
+                    .json_body();
                 assert_eq!(doc["analysis_id"], p.kano_analysis.as_str(), "{point}");
             }
         }
@@ -402,7 +406,7 @@ fn a_worker_dying_at_any_commit_point_leaves_a_consistent_session() {
                 let run = s
                     .run_analysis(&json!({}))
                     .expect(200, &format!("{point}: analysis after the crash"))
-                    .json();
+                    .json_body();
                 assert_eq!(
                     run["reused"],
                     case.committed && case.action == Action::Analysis,
@@ -428,7 +432,7 @@ fn a_worker_dying_at_any_commit_point_leaves_a_consistent_session() {
         let itn = s
             .plan_itn(&json!({"total_nets": 50000}))
             .expect(200, &format!("{point}: ITN after the crash"))
-            .json();
+            .json_body();
         s.status_from_workers(3, DEADLINE, |v| {
             ensure(
                 flag(v, "analysis_complete")
@@ -473,7 +477,7 @@ fn a_worker_dying_after_an_upload_commit_leaves_no_maps_or_mirrors_of_the_old_da
         s.run_analysis(&json!({})).expect(200, "analysis");
         s.upload_kano_population().expect(200, "population");
         let itn = s.plan_itn(&json!({"total_nets": 50000})).expect(200, "ITN");
-        (s, itn.json()["map_path"].as_str().unwrap().to_owned())
+        (s, itn.json_body()["map_path"].as_str().unwrap().to_owned())
     };
     let faulty = server(&instance, Some("upload-after-manifest"));
     let s = on(&faulty, &s);

@@ -4,15 +4,12 @@
 //! without running an analysis. Real binary, 6 workers, a new connection per request.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Server, ServerBuilder};
-use http_client::{Session, fixture};
+use crate::support::Answer;
+use crate::support::{Server, ServerBuilder};
+use crate::support::{Session, fixture};
 use serde_json::{Value, json};
 
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -82,7 +79,10 @@ fn python_folder_with_rankings_is_analysed_and_plans_itn_with_uploaded_populatio
         ],
     );
     let legacy = legacy_id_on_workers(&s, true);
-    let info = s.get("/session_info").expect(200, "session_info").json();
+    let info = s
+        .get("/session_info")
+        .expect(200, "session_info")
+        .json_body();
     assert_eq!(info["legacy"], true, "{info}");
 
     // Kano's ward table has no population: the plan says what is missing, then works once a
@@ -103,7 +103,7 @@ fn python_folder_with_rankings_is_analysed_and_plans_itn_with_uploaded_populatio
     let itn = s
         .plan_itn(&json!({"total_nets": 50000, "avg_household_size": 5}))
         .expect(200, "ITN from the old rankings")
-        .json();
+        .json_body();
     assert_eq!(itn["analysis_id"], legacy.as_str(), "{itn}");
     assert!(itn["prioritized_wards"].as_u64().unwrap() > 0, "{itn}");
 
@@ -141,7 +141,7 @@ fn run_analysis_on_a_python_folder_reuses_its_analysis() {
     let run = s
         .run_analysis(&json!({}))
         .expect(200, "run_analysis")
-        .json();
+        .json_body();
     assert_eq!(
         (
             &run["reused"],
@@ -177,7 +177,7 @@ fn python_folder_with_a_population_column_plans_itn_directly() {
     let itn = s
         .plan_itn(&json!({"total_nets": 30000}))
         .expect(200, "ITN from rankings + data with Population")
-        .json();
+        .json_body();
     assert_eq!(itn["analysis_id"], legacy.as_str(), "{itn}");
     assert!(itn["prioritized_wards"].as_u64().unwrap() > 0, "{itn}");
     let (_, v) = s.status();
@@ -195,7 +195,7 @@ fn python_folder_with_only_the_unified_dataset_is_analysed_and_plans_itn() {
     let (s, _) = legacy_session(&server, &[("unified_dataset.csv", &unified)]);
     let legacy = legacy_id_on_workers(&s, false);
     let r = s.plan_itn(&json!({"total_nets": 50000}));
-    let body: Value = r.json();
+    let body: Value = r.json_body();
     assert_eq!(
         r.status, 200,
         "ITN from a Python folder holding only unified_dataset.csv: {body}"

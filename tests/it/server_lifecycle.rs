@@ -5,11 +5,13 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{ServerBuilder, poll_until, run_to_exit, socket_inodes};
+use crate::support;
+use crate::support::Answer;
+use crate::support::{
+    Connection, Request, ServerBuilder, TIMEOUTS, Timeouts, poll_until, run_to_exit, socket_inodes,
+};
 
 #[test]
 fn master_and_workers_share_one_listening_socket_and_serve_ping() {
@@ -28,14 +30,14 @@ fn master_and_workers_share_one_listening_socket_and_serve_ping() {
     }
     let r = s.get("/ping").unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.body, r#"{"status":"ok"}"#);
+    assert_eq!(r.text(), r#"{"status":"ok"}"#);
     assert!(
-        workers.contains(&r.worker_pid()),
+        workers.contains(&r.worker()),
         "answered by a worker, not the master"
     );
     let r = s.get("/nope").unwrap();
     assert_eq!(r.status, 404);
-    assert!(r.body.contains(r#""status":"error""#), "{}", r.body);
+    assert!(r.text().contains(r#""status":"error""#), "{}", r.text());
     assert_eq!(s.count_lines("Booting worker with pid:"), 3);
 }
 
@@ -74,21 +76,17 @@ fn max_requests_recycles_after_exactly_n_requests() {
         .args(&["-w", "1", "--max-requests", "5"])
         .start();
     let first = s.get("/_test/pid").unwrap();
-    let pid = first.worker_pid();
+    let pid = first.worker();
     for i in 2..=5 {
         let r = s.get("/_test/pid").unwrap();
-        assert_eq!(r.worker_pid(), pid, "request {i} from the same worker");
+        assert_eq!(r.worker(), pid, "request {i} from the same worker");
         if i == 5 {
             assert_eq!(r.header("connection"), Some("close"));
         }
     }
     let sixth = s.get("/_test/pid").unwrap();
     assert_eq!(sixth.status, 200);
-    assert_ne!(
-        sixth.worker_pid(),
-        pid,
-        "request 6 must come from a new worker"
-    );
+    assert_ne!(sixth.worker(), pid, "request 6 must come from a new worker");
     assert_eq!(
         s.count_lines("Autorestarting worker after current request."),
         1
@@ -100,16 +98,16 @@ fn heartbeat_timeout_spares_slow_async_requests_but_kills_a_blocked_loop() {
     let s = ServerBuilder::new()
         .args(&["-w", "1", "--timeout", "2"])
         .start();
-    let pid = s.get("/_test/pid").unwrap().worker_pid();
+    let pid = s.get("/_test/pid").unwrap().worker();
     // An async wait longer than the timeout: the event loop keeps beating.
     let r = s.get("/_test/sleep?ms=4500&id=async").unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.worker_pid(), pid);
+    assert_eq!(r.worker(), pid);
     assert_eq!(s.count_lines("WORKER TIMEOUT"), 0, "{}", s.stderr());
 
     let addr = s.addr();
     let blocked =
-        std::thread::spawn(move || common::http_get(addr, "/_test/block?ms=20000&id=blk"));
+        std::thread::spawn(move || support::http_get(addr, "/_test/block?ms=20000&id=blk"));
     assert!(
         s.wait_for_line(Duration::from_secs(20), |l| l
             .contains("REQUEST STARTED blk"))
@@ -133,7 +131,7 @@ fn heartbeat_timeout_spares_slow_async_requests_but_kills_a_blocked_loop() {
     let replacement = poll_until(Duration::from_secs(20), || {
         s.get("/_test/pid")
             .ok()
-            .map(|r| r.worker_pid())
+            .map(|r| r.worker())
             .filter(|p| *p != pid)
     });
     assert!(replacement.is_some(), "a replacement worker serves");
@@ -308,7 +306,7 @@ fn serves_on_a_unix_socket_next_to_tcp_with_access_log() {
             .is_some()
     );
     let r = poll_until(Duration::from_secs(20), || {
-        common::http_get_unix(&sock, "/ping").ok()
+        support::http_get_unix(&sock, "/ping").ok()
     })
     .unwrap();
     assert_eq!(r.status, 200);
@@ -344,11 +342,11 @@ fn max_requests_jitter_stays_within_the_window() {
             "2",
         ])
         .start();
-    let pid = s.get("/_test/pid").unwrap().worker_pid();
+    let pid = s.get("/_test/pid").unwrap().worker();
     let mut served_by_first = 1;
     loop {
         let r = s.get("/_test/pid").unwrap();
-        if r.worker_pid() != pid {
+        if r.worker() != pid {
             break;
         }
         served_by_first += 1;
@@ -371,7 +369,7 @@ fn serves_on_an_inherited_listening_socket_fd() {
         .start();
     assert_eq!(s.addr(), addr, "the inherited socket, not a new bind");
     let r = poll_until(Duration::from_secs(20), || {
-        common::http_get(addr, "/ping").ok()
+        support::http_get(addr, "/ping").ok()
     })
     .unwrap();
     assert_eq!(r.status, 200);
@@ -396,7 +394,7 @@ fn one_worker_serves_many_connections_at_once() {
     let clients: Vec<_> = (0..20)
         .map(|i| {
             std::thread::spawn(move || {
-                common::http_get(addr, &format!("/_test/sleep?ms=4000&id=c{i}"))
+                support::http_get(addr, &format!("/_test/sleep?ms=4000&id=c{i}"))
             })
         })
         .collect();
@@ -411,7 +409,7 @@ fn one_worker_serves_many_connections_at_once() {
         .map(|c| {
             let r = c.join().unwrap().unwrap();
             assert_eq!(r.status, 200);
-            r.worker_pid()
+            r.worker()
         })
         .collect();
     assert_eq!(pids.len(), 1);
@@ -419,42 +417,21 @@ fn one_worker_serves_many_connections_at_once() {
 
 #[test]
 fn keep_alive_reuses_a_connection_and_closes_it_when_idle() {
-    use std::io::{Read, Write};
     let s = ServerBuilder::new()
         .args(&["-w", "1", "--keep-alive", "1"])
         .start();
-    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let read_one = |conn: &mut std::net::TcpStream| {
-        let mut buf = Vec::new();
-        let mut byte = [0u8; 1];
-        while !buf.ends_with(b"\r\n\r\n") {
-            assert_eq!(conn.read(&mut byte).unwrap(), 1, "connection closed early");
-            buf.push(byte[0]);
-        }
-        let head = String::from_utf8_lossy(&buf).to_string();
-        let len: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length: "))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let mut body = vec![0u8; len];
-        conn.read_exact(&mut body).unwrap();
-        head
+    let timeouts = Timeouts {
+        io: Duration::from_secs(20),
+        ..TIMEOUTS
     };
+    let mut conn = Connection::open(s.addr(), timeouts).unwrap();
     for _ in 0..2 {
-        conn.write_all(b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
-            .unwrap();
-        let head = read_one(&mut conn);
-        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let r = conn.send(&Request::get("/ping")).unwrap();
+        assert_eq!((r.status, r.version.as_str()), (200, "HTTP/1.1"));
+        assert!(!r.closes_connection(), "{:?}", r.headers);
     }
-    // Idle: the server closes after about --keep-alive.
-    let mut rest = Vec::new();
-    let n = conn.read_to_end(&mut rest).unwrap();
-    assert_eq!(n, 0, "EOF, no more data");
+    // Idle: the server closes after about --keep-alive, with no more data.
+    conn.expect_close().unwrap();
 }
 
 #[test]

@@ -7,12 +7,11 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::{BIN, Load, ServerBuilder, children_of, is_running, poll_until, stat_of};
+use crate::support::Answer;
+use crate::support::{BIN, Load, ServerBuilder, children_of, is_running, poll_until, stat_of};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -68,7 +67,7 @@ fn usr2_then_term_old_master_hands_over_without_refusing_anyone() {
     let seen = poll_until(Duration::from_secs(30), || {
         let mut pids = std::collections::HashSet::new();
         for _ in 0..40 {
-            pids.insert(s.get("/_test/pid").ok()?.worker_pid());
+            pids.insert(s.get("/_test/pid").ok()?.worker());
         }
         (pids.iter().any(|p| new_workers.contains(p))
             && pids.iter().any(|p| old_workers.contains(p)))
@@ -126,7 +125,7 @@ fn usr2_then_term_old_master_hands_over_without_refusing_anyone() {
     assert!(is_running(new));
     // Only the new generation answers now.
     for _ in 0..10 {
-        assert!(new_workers.contains(&s.get("/_test/pid").unwrap().worker_pid()));
+        assert!(new_workers.contains(&s.get("/_test/pid").unwrap().worker()));
     }
     kill(Pid::from_raw(new), Signal::SIGTERM).unwrap();
     assert!(poll_until(Duration::from_secs(30), || (!is_running(new)).then_some(())).is_some());

@@ -6,14 +6,15 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{ServerBuilder, metrics_of, poll_until, raw_request};
+use crate::support;
+use crate::support::Answer;
+use crate::support::{
+    Connection, Failure, Request, ServerBuilder, TIMEOUTS, Timeouts, metrics_of, poll_until,
+    raw_request,
+};
 
 /// A request whose request line is exactly `len` bytes (CRLF excluded).
 fn request_with_line(len: usize) -> Vec<u8> {
@@ -51,9 +52,9 @@ fn request_limits_match_gunicorn_at_the_boundaries() {
     let r = raw_request(addr, &request_with_line(4095)).unwrap();
     assert_eq!(r.status, 400);
     assert!(
-        r.body.contains("Request Line is too large (4095 > 4094)"),
+        r.text().contains("Request Line is too large (4095 > 4094)"),
         "{}",
-        r.body
+        r.text()
     );
     assert_eq!(r.header("connection"), Some("close"));
     // 100 fields (Host included) pass, 101 do not.
@@ -99,37 +100,36 @@ fn a_client_that_never_finishes_its_headers_is_cut_off_without_holding_the_worke
     let addr = s.addr();
     poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok()).unwrap();
     // An idle keep-alive connection that finished its request is not a slow client.
-    let mut idle = TcpStream::connect(addr).unwrap();
-    idle.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    idle.write_all(b"GET /_test/pid HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    assert_eq!(common::read_response(&mut idle).unwrap().1.status, 200);
-    let mut slow = TcpStream::connect(addr).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
+    let mut idle = Connection::open(addr, TIMEOUTS).unwrap();
+    assert_eq!(idle.send(&Request::get("/_test/pid")).unwrap().status, 200);
+    let mut slow = Connection::open(
+        addr,
+        Timeouts {
+            io: Duration::from_secs(20),
+            ..TIMEOUTS
+        },
+    )
+    .unwrap();
     let t0 = Instant::now();
-    slow.write_all(b"GET /_test/pid HTTP/1.1\r\nHost: t\r\n")
+    slow.write_raw(b"GET /_test/pid HTTP/1.1\r\nHost: t\r\n")
         .unwrap();
     // The only worker keeps answering others meanwhile.
     for _ in 0..5 {
         assert_eq!(s.get("/_test/pid").unwrap().status, 200);
     }
-    let mut buf = Vec::new();
-    let _ = slow.read_to_end(&mut buf);
+    // Cut off: closed without an answer, or a complete 408.
+    let answer = slow.read_reply("GET");
     let cut_after = t0.elapsed();
-    let text = String::from_utf8_lossy(&buf);
-    assert!(
-        buf.is_empty() || text.starts_with("HTTP/1.1 408"),
-        "unexpected answer: {text}"
-    );
+    match &answer {
+        Err(Failure::NoAnswer(_)) => {}
+        Ok(r) if r.status == 408 => slow.expect_close().unwrap(),
+        other => panic!("unexpected answer: {other:?}"),
+    }
     assert!(
         cut_after >= Duration::from_millis(1500) && cut_after < Duration::from_secs(10),
         "cut after {cut_after:?}"
     );
-    idle.write_all(b"GET /_test/pid HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
-    assert_eq!(common::read_response(&mut idle).unwrap().1.status, 200);
+    assert_eq!(idle.send(&Request::get("/_test/pid")).unwrap().status, 200);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn metrics_totals_equal_the_requests_sent_whichever_workers_served_them() {
     for _ in 0..120 {
         let r = s.get("/_test/pid").unwrap();
         assert_eq!(r.status, 200);
-        pids.insert(r.worker_pid());
+        pids.insert(r.worker());
         sent += 1;
     }
     assert!(pids.len() >= 3, "served by {pids:?}");
@@ -239,16 +239,14 @@ fn metrics_totals_equal_the_requests_sent_whichever_workers_served_them() {
         .map(|(_, v)| v)
         .sum();
     assert!(restarts >= 3.0, "{m:?}");
-    let body = common::http_get(s.addr(), "/metrics").unwrap();
+    let body = support::http_get(s.addr(), "/metrics").unwrap();
     assert_eq!(
         body.header("content-type"),
         Some("text/plain; version=0.0.4; charset=utf-8")
     );
-    assert!(
-        body.body
-            .contains("# TYPE prefork_http_requests_total counter")
-    );
-    assert!(body.body.contains("prefork_http_requests_in_flight"));
+    let text = body.text();
+    assert!(text.contains("# TYPE prefork_http_requests_total counter"));
+    assert!(text.contains("prefork_http_requests_in_flight"));
 }
 
 #[test]
@@ -258,7 +256,7 @@ fn a_worker_over_the_memory_limit_is_replaced_gracefully() {
         .start();
     let first = poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok())
         .unwrap()
-        .worker_pid();
+        .worker();
     assert!(
         s.wait_for_line(Duration::from_secs(20), |l| l
             .contains(&format!("Worker (pid:{first}) uses"))
@@ -269,7 +267,7 @@ fn a_worker_over_the_memory_limit_is_replaced_gracefully() {
     let next = poll_until(Duration::from_secs(20), || {
         let r = s.get("/_test/pid").unwrap();
         assert_eq!(r.status, 200);
-        Some(r.worker_pid()).filter(|p| *p != first)
+        Some(r.worker()).filter(|p| *p != first)
     });
     assert!(next.is_some());
 }
@@ -285,7 +283,7 @@ fn a_handler_report_is_recorded_and_never_sent() {
             ))
             .unwrap();
         assert_eq!(r.status, 200);
-        assert!(!r.body.contains("secret"));
+        assert!(!r.text().contains("secret"));
         assert!(
             r.headers
                 .iter()
@@ -329,9 +327,9 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         b"POST /api/session HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     )
     .unwrap();
-    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.status, 201, "{}", created.text());
     let id = created
-        .body
+        .text()
         .split("\"session_id\":\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
@@ -352,7 +350,7 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         .as_bytes(),
     )
     .unwrap();
-    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(r.status, 500, "{}", r.text());
     assert!(
         r.headers
             .iter()
@@ -360,7 +358,7 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         "{:?}",
         r.headers
     );
-    assert!(!r.body.contains("manifest"), "{}", r.body);
+    assert!(!r.text().contains("manifest"), "{}", r.text());
     let line = s
         .wait_for_line(Duration::from_secs(10), |l| {
             l.contains("[ERROR] /api/session/status 500: GET /api/session/status: ")

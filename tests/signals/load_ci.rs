@@ -5,12 +5,10 @@
 //! Latency is reported, never judged here (scripts/load/ measures it on a release build).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::ServerBuilder;
+use crate::support::ServerBuilder;
 use prefork_loadgen::{ChaosConfig, Fixtures, LoadConfig, RunConfig, render, run};
 
 fn load_config(addr: std::net::SocketAddr, users: u32, record: &Path) -> LoadConfig {

@@ -6,14 +6,13 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixDatagram, UnixListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{ServerBuilder, http_get_unix, poll_until};
+use crate::support;
+use crate::support::{ServerBuilder, http_get_unix, poll_until};
 use nix::sys::signal::Signal;
 
 /// Collects every datagram with its arrival time.
@@ -170,7 +169,7 @@ fn the_unit_file_passes_systemd_analyze_verify() {
     let copy = dir.path().join("prefork.service");
     std::fs::write(
         &copy,
-        text.replace("/opt/prefork/current/prefork", common::BIN),
+        text.replace("/opt/prefork/current/prefork", support::BIN),
     )
     .unwrap();
     let out = std::process::Command::new("systemd-analyze")

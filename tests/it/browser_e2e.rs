@@ -8,8 +8,6 @@
 //! PREFORK_SKIP_BROWSER=1 skips it with a message (ignored when CI is set).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,7 +16,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use serde_json::Value;
 
-use common::{ServerBuilder, poll_until};
+use crate::support::{ServerBuilder, poll_until};
 
 /// Installing chromium on a fresh machine takes a minute or so; npm ci a few seconds.
 const SETUP_DEADLINE: Duration = Duration::from_secs(900);

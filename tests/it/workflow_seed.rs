@@ -7,21 +7,19 @@
 //! how many distinct workers served the scenario.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::ServerBuilder;
-use http_client::{Carry, Session, fixture_wards, ward_names, wards_from};
+use crate::support;
+use crate::support::Answer;
+use crate::support::ServerBuilder;
+use crate::support::{Carry, Session, fixture_wards, ward_names, wards_from};
 use serde_json::{Value, json};
 
 const WORKERS: usize = 6;
 const DEADLINE: Duration = Duration::from_secs(30);
 
-fn start() -> common::Server {
+fn start() -> support::Server {
     let server = ServerBuilder::new().args(&["-w", "6"]).start();
     server
         .wait_workers(WORKERS, Duration::from_secs(30))
@@ -46,12 +44,12 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
     let mut served: BTreeSet<i32> = BTreeSet::new();
 
     // H14: the cookie comes back over plain HTTP (not Secure), and scripts cannot read it.
-    let minted = http_client::request(
+    let minted = support::request(
         server.addr(),
         "POST",
         "/api/session",
         &[],
-        http_client::Body::None,
+        support::Body::Empty,
     )
     .unwrap()
     .expect(201, "mint");
@@ -65,8 +63,8 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
     let t0 = Instant::now();
     let up = s.upload_kano().expect(200, "upload Kano");
     let t_upload = t0.elapsed();
-    served.insert(up.worker_pid());
-    let up = up.json();
+    served.insert(up.worker());
+    let up = up.json_body();
     assert_eq!(up["upload_type"], "csv_shapefile", "{up}");
     assert_eq!(up["generation"], 1, "{up}");
     let seen = s.status_from_workers(3, DEADLINE, |v| {
@@ -80,9 +78,9 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
     let t1 = Instant::now();
     let run = s.run_analysis(&json!({})).expect(200, "run_analysis");
     let t_analysis = t1.elapsed();
-    let analysis_pid = run.worker_pid();
+    let analysis_pid = run.worker();
     served.insert(analysis_pid);
-    let run = run.json();
+    let run = run.json_body();
     let aid = run["analysis_id"].as_str().unwrap().to_owned();
     assert_eq!(run["reused"], false, "{run}");
     assert_eq!(run["analyses_started"], 1, "{run}");
@@ -102,8 +100,8 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
 
     let t2 = Instant::now();
     let pop = s.upload_kano_population().expect(200, "population");
-    served.insert(pop.worker_pid());
-    assert!(pop.json()["wards"].as_u64().unwrap() > 0);
+    served.insert(pop.worker());
+    assert!(pop.json_body()["wards"].as_u64().unwrap() > 0);
 
     // ITN on a worker that did not run the analysis: it must not see "not analysed" and must
     // not run it again. Every attempt is a full, valid plan.
@@ -117,15 +115,15 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
         let r = s
             .plan_itn(&json!({"total_nets": 50000, "avg_household_size": 5.0}))
             .expect(200, "ITN plan");
-        served.insert(r.worker_pid());
-        assert_eq!(r.json()["analysis_id"], aid.as_str(), "{}", r.text());
-        if r.worker_pid() != analysis_pid {
+        served.insert(r.worker());
+        assert_eq!(r.json_body()["analysis_id"], aid.as_str(), "{}", r.text());
+        if r.worker() != analysis_pid {
             break r;
         }
     };
     let t_itn = t2.elapsed();
     let t_total = t0.elapsed();
-    let itn_body = itn.json();
+    let itn_body = itn.json_body();
     assert!(
         itn_body["stats"].is_object(),
         "no stats in the plan: {itn_body}"
@@ -142,8 +140,8 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
 
     // The same request again is answered from disk, on whichever worker.
     let again = s.run_analysis(&json!({})).expect(200, "run_analysis again");
-    served.insert(again.worker_pid());
-    let again = again.json();
+    served.insert(again.worker());
+    let again = again.json_body();
     assert_eq!(again["reused"], true, "{again}");
     assert_eq!(again["analysis_id"], aid.as_str());
     assert_eq!(again["analyses_started"], 1, "{again}");
@@ -165,8 +163,8 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
     // A new upload (different data): no worker reports the old analysis or the old ITN plan
     // (H5, H5b), and the old plan's map and results are gone.
     let up2 = s.upload_ilorin().expect(200, "upload Ilorin");
-    served.insert(up2.worker_pid());
-    assert_eq!(up2.json()["generation"], 2);
+    served.insert(up2.worker());
+    assert_eq!(up2.json_body()["generation"], 2);
     let seen = s.status_from_workers(WORKERS.min(5), DEADLINE, |v| {
         ensure(v["generation"] == 2, "old generation")?;
         ensure(!flag(v, "analysis_complete"), "old analysis reported")?;
@@ -188,7 +186,7 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
         "old rankings served for the new data"
     );
     assert_eq!(
-        s.send("POST", "/generate_report", http_client::Body::None)
+        s.send("POST", "/generate_report", support::Body::Empty)
             .status,
         409,
         "a report of the old analysis for the new data"
@@ -212,8 +210,8 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
         during.push(v);
     }
     let run2 = runner.join().unwrap().expect(200, "analysis of Ilorin");
-    served.insert(run2.worker_pid());
-    let aid2 = run2.json()["analysis_id"].as_str().unwrap().to_owned();
+    served.insert(run2.worker());
+    let aid2 = run2.json_body()["analysis_id"].as_str().unwrap().to_owned();
     assert_ne!(aid2, aid);
     for v in &during {
         assert!(
@@ -260,7 +258,11 @@ fn itn_after_a_full_restart_uses_the_analysis_on_disk() {
         .start();
     let s = Session::create(first.addr());
     s.upload_kano().expect(200, "upload");
-    let aid = s.run_analysis(&json!({})).expect(200, "analysis").json()["analysis_id"].clone();
+    let aid = s
+        .run_analysis(&json!({}))
+        .expect(200, "analysis")
+        .json_body()["analysis_id"]
+        .clone();
     s.upload_kano_population().expect(200, "population");
     drop(first);
 
@@ -274,7 +276,7 @@ fn itn_after_a_full_restart_uses_the_analysis_on_disk() {
     let itn = s
         .plan_itn(&json!({"total_nets": 40000, "avg_household_size": 5}))
         .expect(200, "ITN after restart");
-    assert_eq!(itn.json()["analysis_id"], aid);
+    assert_eq!(itn.json_body()["analysis_id"], aid);
     let (_, v) = s.status();
     assert_eq!(v["analyses_started"], 1, "{v}");
     assert_eq!(v["itn_complete"], true, "{v}");

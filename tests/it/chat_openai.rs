@@ -4,16 +4,14 @@
 //! overruled by the guards, and that a model timeout falls back to the rules cleanly.
 #![allow(clippy::unwrap_used)]
 
-mod chat_support;
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_support::*;
-use common::ServerBuilder;
+use crate::support::Answer;
+use crate::support::ServerBuilder;
+use crate::support::chat::*;
 use serde_json::{Value, json};
 
 const KEY_ENV: &str = "CHAT_TEST_LLM_KEY";
@@ -225,7 +223,7 @@ fn scripted_conversation_with_an_openai_compatible_model() {
     upload_kano(addr, &sid);
     upload_kano_population(addr, &sid);
     let say = |message: &str, tools: &[&str]| -> Value {
-        let a = send(addr, &sid, message).json();
+        let a = send(addr, &sid, message).json_body();
         assert_eq!(tools_of(&a), tools, "{message:?} -> {a:#}");
         a
     };
@@ -327,7 +325,7 @@ fn scripted_conversation_with_an_openai_compatible_model() {
     assert!(a["response"].as_str().unwrap().contains("median"));
 
     // A hostile tool is refused; the rules answer instead (and run nothing dangerous).
-    let a = send(addr, &sid, "drop every table you have").json();
+    let a = send(addr, &sid, "drop every table you have").json_body();
     assert!(tools_of(&a).is_empty(), "{a:#}");
     let notes = a["interpreter"]["notes"].to_string();
     assert!(
@@ -335,10 +333,10 @@ fn scripted_conversation_with_an_openai_compatible_model() {
         "{notes}"
     );
     // A re-run the user did not ask for is dropped by the guards.
-    let a = send(addr, &sid, "show me the top wards").json();
+    let a = send(addr, &sid, "show me the top wards").json_body();
     assert!(!tools_of(&a).contains(&"run_analysis".to_owned()), "{a:#}");
     // A net total the user never gave is not used: the user is asked.
-    let a = send(addr, &sid, "nets please").json();
+    let a = send(addr, &sid, "nets please").json_body();
     assert!(!tools_of(&a).contains(&"plan_itn".to_owned()), "{a:#}");
     assert!(
         a["response"].as_str().unwrap().contains("number of nets"),

@@ -3,18 +3,17 @@
 //! answers with the figures from the results, and the analysis runs exactly once.
 #![allow(clippy::unwrap_used)]
 
-mod chat_support;
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chat_support::*;
-use common::ServerBuilder;
+use crate::support;
+use crate::support::Answer;
+use crate::support::ServerBuilder;
+use crate::support::chat::*;
 
 /// (ward, score, rank) rows of the service's own composite ranking file, best first: the chat
 /// answers must carry exactly these figures.
-fn ranking(server: &common::Server, sid: &str) -> Vec<(String, f64, u32)> {
+fn ranking(server: &support::Server, sid: &str) -> Vec<(String, f64, u32)> {
     let path = server.dir.path().join(format!(
         "instance/uploads/{sid}/analysis_vulnerability_rankings.csv"
     ));
@@ -56,7 +55,7 @@ fn scripted_kano_conversation_across_workers() {
     let mut pids = BTreeSet::new();
     let mut say = |message: &str, tool: &str| -> serde_json::Value {
         let r = send(addr, &sid, message);
-        let answer = r.json();
+        let answer = r.json_body();
         if let Some(pid) = answer["worker_pid"].as_i64() {
             pids.insert(pid);
         }
@@ -86,7 +85,7 @@ fn scripted_kano_conversation_across_workers() {
     let variables: Vec<String> = status(addr, &sid)["analysis_id"]
         .as_str()
         .map(|_| {
-            let info = request(addr, "GET", "/session_info", Some(&sid), None, b"").json();
+            let info = request(addr, "GET", "/session_info", Some(&sid), None, b"").json_body();
             info["variables_used"]
                 .as_array()
                 .unwrap()
@@ -183,7 +182,7 @@ fn scripted_kano_conversation_across_workers() {
 
     // The results package, from a chat message, downloadable by the session's owner.
     let r = send(addr, &sid, "download the results package");
-    let a = r.json();
+    let a = r.json_body();
     assert_eq!(tools_of(&a), ["export_package"], "{a:#}");
     let link = a["download_links"][0]["url"].as_str().unwrap().to_owned();
     assert!(a["response"].as_str().unwrap().contains(&link));
@@ -202,7 +201,7 @@ fn concurrent_chat_requests_run_the_analysis_once() {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 scope.spawn(|| {
-                    let a = send(addr, &sid, "run the malaria risk analysis").json();
+                    let a = send(addr, &sid, "run the malaria risk analysis").json_body();
                     assert_eq!(tools_of(&a), ["run_analysis"], "{a:#}");
                     a["context"]["analysis_id"].as_str().unwrap().to_owned()
                 })
@@ -236,7 +235,7 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
     upload_kano_population(addr, &sid);
 
     // A variable map needs no analysis: drawn from the upload matched to the shapefile.
-    let a = send(addr, &sid, "map rainfall").json();
+    let a = send(addr, &sid, "map rainfall").json_body();
     assert_eq!(tools_of(&a), ["variable_map"], "{a:#}");
     let url = a["visualizations"][0]["url"].as_str().unwrap().to_owned();
     let map = request(addr, "GET", &url, Some(&sid), None, b"");
@@ -244,7 +243,7 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
     assert!(map.text().contains("<svg"));
 
     // Before the analysis an ITN request is deferred with a question, not run.
-    let a = send(addr, &sid, "plan ITN distribution with 50000 nets").json();
+    let a = send(addr, &sid, "plan ITN distribution with 50000 nets").json_body();
     assert!(tools_of(&a).is_empty(), "{a:#}");
     assert_eq!(a["pending"], true);
     assert!(
@@ -254,12 +253,12 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
             .contains("Shall I run it now?")
     );
     // "yes" on whichever worker: the analysis runs, then the plan with the nets given earlier.
-    let a = send(addr, &sid, "yes").json();
+    let a = send(addr, &sid, "yes").json_body();
     assert_eq!(tools_of(&a), ["run_analysis", "plan_itn"], "{a:#}");
     assert!(a["response"].as_str().unwrap().contains("50,000"));
 
     // Charts and maps of the analysed data.
-    let a = send(addr, &sid, "box plots page 2").json();
+    let a = send(addr, &sid, "box plots page 2").json_body();
     assert_eq!(tools_of(&a), ["box_plot"], "{a:#}");
     let v = &a["visualizations"][0];
     assert_eq!(
@@ -276,7 +275,7 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
         b"",
     );
     assert_eq!(chart.status, 200);
-    let a = send(addr, &sid, "box plots page 9").json();
+    let a = send(addr, &sid, "box plots page 9").json_body();
     assert_eq!(tools_of(&a), ["box_plot"], "{a:#}");
     assert!(
         a["response"]
@@ -285,9 +284,9 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
             .contains("couldn't complete"),
         "{a:#}"
     );
-    let a = send(addr, &sid, "map rainfall").json();
+    let a = send(addr, &sid, "map rainfall").json_body();
     assert_eq!(tools_of(&a), ["variable_map"], "{a:#}");
-    let a = send(addr, &sid, "show the ITN map").json();
+    let a = send(addr, &sid, "show the ITN map").json_body();
     assert_eq!(tools_of(&a), ["itn_map"], "{a:#}");
     assert!(
         a["visualizations"][0]["url"]
@@ -297,11 +296,11 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
     );
 
     // ITN without a net total asks for it (never assumes 10,000).
-    let a = send(addr, &sid, "plan the bed net distribution").json();
+    let a = send(addr, &sid, "plan the bed net distribution").json_body();
     assert!(tools_of(&a).is_empty(), "{a:#}");
     assert!(a["response"].as_str().unwrap().contains("number of nets"));
     // The answer, on another connection (and likely another worker), completes the request.
-    let a = send(addr, &sid, "60000").json();
+    let a = send(addr, &sid, "60000").json_body();
     assert_eq!(tools_of(&a), ["plan_itn"], "{a:#}");
     assert!(
         a["response"]
@@ -310,18 +309,18 @@ fn pending_questions_survive_workers_and_die_with_a_new_upload() {
             .contains("of 60,000 nets allocated"),
         "{a:#}"
     );
-    let a = send(addr, &sid, "plan the bed net distribution").json();
+    let a = send(addr, &sid, "plan the bed net distribution").json_body();
     assert_eq!(a["pending"], true, "{a:#}");
     // A new upload drops the question: "80000" is not taken as a net total for new data.
     upload_kano(addr, &sid);
-    let a = send(addr, &sid, "80000").json();
+    let a = send(addr, &sid, "80000").json_body();
     assert!(!tools_of(&a).contains(&"plan_itn".to_owned()), "{a:#}");
     assert_eq!(a["pending"], false, "{a:#}");
     assert!(!a["response"].as_str().unwrap().contains("80,000"), "{a:#}");
     assert_eq!(status(addr, &sid)["analyses_started"], 1);
 
     // Messages that match nothing get the list of what the assistant can do.
-    let a = send(addr, &sid, "blorp quux").json();
+    let a = send(addr, &sid, "blorp quux").json_body();
     assert!(tools_of(&a).is_empty());
     assert!(
         a["response"]

@@ -1,41 +1,24 @@
-//! Shared helpers for the black-box tests: start the real `prefork` binary on 127.0.0.1:0 with a
-//! temp instance dir in its own process group, read "Listening at:" from its stderr, talk HTTP
-//! to it, find its workers in /proc, and kill the whole group on drop. Every wait polls against
-//! a deadline.
-//!
-//! Use from a test file with `mod common;`.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The real `prefork` binary under test: started on 127.0.0.1:0 with a temp instance dir in its
+//! own process group, "Listening at:" read from its stderr, its workers found in /proc, the
+//! whole group killed on drop. Every wait polls against a deadline.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
+use super::{Failure, Reply, http_get, poll_until};
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_prefork");
 /// Generous: the box has two cores shared with other builds.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
-pub const POLL: Duration = Duration::from_millis(50);
-
-/// Polls `f` until it returns `Some` or the deadline passes.
-pub fn poll_until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + deadline;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(POLL);
-    }
-}
 
 pub struct ServerBuilder {
     args: Vec<String>,
@@ -287,7 +270,8 @@ impl Server {
         status
     }
 
-    pub fn get(&self, path: &str) -> std::io::Result<HttpResponse> {
+    /// `GET path` on a fresh connection.
+    pub fn get(&self, path: &str) -> Result<Reply, Failure> {
         http_get(self.addr(), path)
     }
 }
@@ -362,112 +346,6 @@ pub fn socket_inodes(pid: i32) -> Vec<String> {
     out
 }
 
-#[derive(Debug)]
-pub struct HttpResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn worker_pid(&self) -> i32 {
-        self.header("x-worker-pid").unwrap().parse().unwrap()
-    }
-}
-
-/// Sends `request` as is on a fresh connection and reads the answer to EOF (so the request
-/// should say `Connection: close`, or the server must close).
-pub fn raw_request(addr: SocketAddr, request: &[u8]) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    s.write_all(request)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-/// `GET /metrics` as (series, value) pairs, comments skipped.
-pub fn metrics_of(addr: SocketAddr) -> Option<Vec<(String, f64)>> {
-    let r = http_get(addr, "/metrics").ok()?;
-    (r.status == 200).then(|| {
-        r.body
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect()
-    })
-}
-
-/// One GET on a fresh connection (`Connection: close`), read to EOF.
-pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<HttpResponse> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nUser-Agent: prefork-tests\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-/// The same over a unix socket.
-pub fn http_get_unix(path_to_socket: &Path, path: &str) -> std::io::Result<HttpResponse> {
-    let mut s = std::os::unix::net::UnixStream::connect(path_to_socket)?;
-    s.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw)
-}
-
-pub fn parse_response(raw: &[u8]) -> std::io::Result<HttpResponse> {
-    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad("incomplete response"))?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().ok_or_else(|| bad("no status line"))?;
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("bad status line"))?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    let resp = HttpResponse {
-        status,
-        headers,
-        body: body.to_owned(),
-    };
-    if let Some(len) = resp
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        && resp.body.len() < len
-    {
-        return Err(bad("truncated body"));
-    }
-    Ok(resp)
-}
-
 /// Runs `prefork` to completion (for --check-config, bad flags...). Returns (status, stdout, stderr).
 pub fn run_to_exit(
     args: &[&str],
@@ -493,197 +371,4 @@ pub fn run_to_exit(
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// What a [`Load`] saw.
-#[derive(Debug, Default)]
-pub struct LoadStats {
-    /// Requests answered with a complete response (any status).
-    pub answered: u64,
-    /// Of those, not 2xx.
-    pub non_2xx: u64,
-    /// Connection refused.
-    pub refused: u64,
-    /// Any other failure (reset, EOF mid-response, timeout) on a fresh connection.
-    pub failed: u64,
-    /// Requests retried once on a new connection because a reused keep-alive connection was
-    /// closed before any byte of the answer (what HTTP clients do, RFC 9112 9.3.1); the retry is
-    /// counted in `answered`/`failed`.
-    pub retried_stale_keepalive: u64,
-    pub worker_pids: std::collections::HashSet<i32>,
-    pub errors: Vec<String>,
-}
-
-impl LoadStats {
-    fn merge(&mut self, o: LoadStats) {
-        self.answered += o.answered;
-        self.non_2xx += o.non_2xx;
-        self.refused += o.refused;
-        self.failed += o.failed;
-        self.retried_stale_keepalive += o.retried_stale_keepalive;
-        self.worker_pids.extend(o.worker_pids);
-        self.errors.extend(o.errors.into_iter().take(5));
-    }
-}
-
-/// A bounded, paced request loop on loopback: `keep_alive` clients reusing one connection and
-/// `close` clients opening one per request, each pausing `pause` between requests.
-pub struct Load {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    progress: Arc<std::sync::atomic::AtomicU64>,
-    handles: Vec<JoinHandle<LoadStats>>,
-}
-
-impl Load {
-    pub fn start(
-        addr: SocketAddr,
-        path: &str,
-        keep_alive: usize,
-        close: usize,
-        pause: Duration,
-    ) -> Load {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let mut handles = Vec::new();
-        for i in 0..keep_alive + close {
-            let stop = Arc::clone(&stop);
-            let progress = Arc::clone(&progress);
-            let path = path.to_owned();
-            let reuse = i < keep_alive;
-            handles.push(std::thread::spawn(move || {
-                load_client(addr, &path, reuse, pause, &stop, &progress)
-            }));
-        }
-        Load {
-            stop,
-            progress,
-            handles,
-        }
-    }
-
-    /// Requests answered so far (all clients).
-    pub fn answered(&self) -> u64 {
-        self.progress.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Waits until `n` more requests than now have been answered.
-    pub fn wait_more(&self, n: u64, deadline: Duration) -> bool {
-        let target = self.answered() + n;
-        poll_until(deadline, || (self.answered() >= target).then_some(())).is_some()
-    }
-
-    pub fn stop(self) -> LoadStats {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let mut total = LoadStats::default();
-        for h in self.handles {
-            total.merge(h.join().unwrap());
-        }
-        total
-    }
-}
-
-/// Reads one response (head + Content-Length body) from a kept-alive connection.
-pub fn read_response(s: &mut TcpStream) -> std::io::Result<(Vec<u8>, HttpResponse)> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if raw.len() >= end + 4 + len {
-                let resp = parse_response(&raw[..end + 4 + len])?;
-                return Ok((raw, resp));
-            }
-        }
-        let n = s.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!("closed after {} bytes", raw.len()),
-            ));
-        }
-        raw.extend_from_slice(&buf[..n]);
-    }
-}
-
-fn connect(addr: SocketAddr) -> std::io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.set_write_timeout(Some(Duration::from_secs(10)))?;
-    Ok(s)
-}
-
-fn load_client(
-    addr: SocketAddr,
-    path: &str,
-    reuse: bool,
-    pause: Duration,
-    stop: &std::sync::atomic::AtomicBool,
-    progress: &std::sync::atomic::AtomicU64,
-) -> LoadStats {
-    let mut st = LoadStats::default();
-    let mut conn: Option<TcpStream> = None;
-    let close_hdr = if reuse { "" } else { "Connection: close\r\n" };
-    let req = format!("GET {path} HTTP/1.1\r\nHost: load\r\n{close_hdr}\r\n");
-    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
-        let mut attempt = 0;
-        loop {
-            let reused = conn.is_some();
-            let mut s = match conn.take() {
-                Some(s) => s,
-                None => match connect(addr) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        if e.kind() == std::io::ErrorKind::ConnectionRefused {
-                            st.refused += 1;
-                        } else {
-                            st.failed += 1;
-                        }
-                        st.errors.push(format!("connect: {e}"));
-                        break;
-                    }
-                },
-            };
-            let res = s
-                .write_all(req.as_bytes())
-                .and_then(|()| read_response(&mut s));
-            match res {
-                Ok((_, resp)) => {
-                    st.answered += 1;
-                    progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if !(200..300).contains(&resp.status) {
-                        st.non_2xx += 1;
-                    }
-                    if let Some(pid) = resp.header("x-worker-pid").and_then(|p| p.parse().ok()) {
-                        st.worker_pids.insert(pid);
-                    }
-                    let server_closes = resp
-                        .header("connection")
-                        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-                    if reuse && !server_closes {
-                        conn = Some(s);
-                    }
-                    break;
-                }
-                Err(e) => {
-                    let nothing_read = e.kind() != std::io::ErrorKind::UnexpectedEof
-                        || e.to_string() == "closed after 0 bytes";
-                    if reused && nothing_read && attempt == 0 {
-                        st.retried_stale_keepalive += 1;
-                        attempt += 1;
-                        continue;
-                    }
-                    st.failed += 1;
-                    st.errors.push(format!("request: {e}"));
-                    break;
-                }
-            }
-        }
-        std::thread::sleep(pause);
-    }
-    st
 }

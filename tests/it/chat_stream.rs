@@ -3,14 +3,13 @@
 //! mid-stream leaving no partial state behind.
 #![allow(clippy::unwrap_used)]
 
-mod chat_support;
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use chat_support::*;
-use common::{Server, ServerBuilder, poll_until};
+use crate::support;
+use crate::support::Answer;
+use crate::support::chat::*;
+use crate::support::{Server, ServerBuilder, poll_until};
 use serde_json::Value;
 
 /// Keepalive interval for these tests (production default: 5 s, at most 15 s).
@@ -32,7 +31,7 @@ fn start(dir: &Path) -> Server {
 
 fn synth(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let out = dir.join("synth");
-    let (code, _, err) = common::run_to_exit(
+    let (code, _, err) = support::run_to_exit(
         &[
             "synth",
             "--wards",
@@ -166,7 +165,7 @@ fn sse_framing_and_keepalive_while_the_analysis_runs() {
         br#"{"message":"hi"}"#,
     );
     assert_eq!(r.status, 400);
-    assert_eq!(r.json()["status"], "error");
+    assert_eq!(r.json_body()["status"], "error");
 }
 
 #[test]
@@ -207,7 +206,7 @@ fn client_disconnect_mid_stream_leaves_no_partial_state() {
     );
 
     // The next message, on any worker, carries on from there.
-    let a = send(addr, &sid, "which wards are most at risk?").json();
+    let a = send(addr, &sid, "which wards are most at risk?").json_body();
     assert_eq!(tools_of(&a), ["top_wards"], "{a:#}");
     let st = status(addr, &sid);
     assert_eq!(st["analyses_started"], 1, "{st:#}");

@@ -4,20 +4,18 @@
 //! commits never see an error or a regressed state (H12); concurrent sessions stay apart (H7).
 #![allow(clippy::unwrap_used)]
 
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::Duration;
 
-use common::ServerBuilder;
-use http_client::{Session, fixture_wards, ward_names, wards_from};
+use crate::support;
+use crate::support::Answer;
+use crate::support::ServerBuilder;
+use crate::support::{Session, fixture_wards, ward_names, wards_from};
 use serde_json::{Value, json};
 
-fn start() -> common::Server {
+fn start() -> support::Server {
     let server = ServerBuilder::new().args(&["-w", "6"]).start();
     server
         .wait_workers(6, Duration::from_secs(30))
@@ -82,13 +80,13 @@ fn twelve_concurrent_analyses_of_one_session_compute_once() {
     let mut computed = 0;
     for r in &replies {
         assert_eq!(r.status, 200, "{}", r.text());
-        let v = r.json();
+        let v = r.json_body();
         ids.insert(v["analysis_id"].as_str().unwrap().to_owned());
         if v["reused"] == false {
             computed += 1;
         }
     }
-    let pids = http_client::pids(&replies.iter().collect::<Vec<_>>());
+    let pids = support::pids(&replies.iter().collect::<Vec<_>>());
     eprintln!(
         "12 concurrent /run_analysis: served by {} workers {pids:?}; {computed} computed; \
          {reads} status reads during the race",
@@ -112,7 +110,7 @@ fn uploads_racing_analyses_never_report_another_uploads_analysis() {
     let server = start();
     let s = Session::create(server.addr());
     let kano_vars: BTreeSet<String> =
-        strings(&s.upload_kano().expect(200, "upload").json()["available_variables"]);
+        strings(&s.upload_kano().expect(200, "upload").json_body()["available_variables"]);
     let ilorin_wards = fixture_wards("ilorin/ilorin_wards.csv");
     let kano_wards = fixture_wards("kano/kano_wards.csv");
 
@@ -130,7 +128,7 @@ fn uploads_racing_analyses_never_report_another_uploads_analysis() {
                 } else {
                     ("kano", s.upload_kano())
                 };
-                let v = r.expect(200, "racing upload").json();
+                let v = r.expect(200, "racing upload").json_body();
                 let g = v["generation"].as_u64().unwrap();
                 generations.lock().unwrap().insert(g, which);
             }
@@ -153,7 +151,11 @@ fn uploads_racing_analyses_never_report_another_uploads_analysis() {
         std::thread::spawn(move || {
             let mut out = Vec::new();
             while !done.load(Ordering::SeqCst) {
-                out.push(s.get("/session_info").expect(200, "session_info").json());
+                out.push(
+                    s.get("/session_info")
+                        .expect(200, "session_info")
+                        .json_body(),
+                );
             }
             out
         })
@@ -179,7 +181,7 @@ fn uploads_racing_analyses_never_report_another_uploads_analysis() {
         if r.status != 200 {
             continue;
         }
-        let v = r.json();
+        let v = r.json_body();
         let g = v["generation"].as_u64().unwrap();
         let (own, other) = if generations[&g] == "kano" {
             (&kano_wards, &ilorin_wards)
@@ -225,7 +227,7 @@ fn uploads_racing_analyses_never_report_another_uploads_analysis() {
     let v = s
         .run_analysis(&json!({}))
         .expect(200, "final analysis")
-        .json();
+        .json_body();
     assert_eq!(v["generation"].as_u64(), Some(last), "{v}");
     assert!(strings(&v["variables_used"]).is_subset(&kano_vars), "{v}");
     let ranked = ward_names(&s.download("analysis_vulnerability_rankings.csv").body);
@@ -261,7 +263,7 @@ fn concurrent_sessions_stay_apart() {
     let kano_wards = fixture_wards("kano/kano_wards.csv");
     let ilorin_wards = fixture_wards("ilorin/ilorin_wards.csv");
     for (s, kano) in &sessions {
-        let info = s.get("/session_info").expect(200, "info").json();
+        let info = s.get("/session_info").expect(200, "info").json_body();
         let want = if *kano {
             "kano_wards.csv"
         } else {

@@ -1,28 +1,24 @@
-//! Helpers shared by the chat black-box tests (`tests/chat_*.rs`): sessions, uploads, chat
-//! messages and SSE streams against the real binary, each request on a new connection so the
-//! messages spread over the workers.
-#![allow(dead_code, clippy::unwrap_used)]
+//! The chat tests' steps (`tests/it/chat_*.rs`): sessions, uploads, chat messages and SSE
+//! streams against the real binary, each request on a new connection so the messages spread
+//! over the workers.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use prefork_loadgen::http::{self, Body, Part, Reply, Request};
 use serde_json::Value;
 
+use super::Answer;
+
 pub fn fixture(rel: &str) -> PathBuf {
-    http_client::fixture_path(rel)
+    super::fixture_path(rel)
 }
 
-#[path = "../common/http_client.rs"]
-mod http_client;
-
-/// The workflow tests' client (one request per fresh connection, strict response parsing).
-pub use http_client::Reply;
-
-/// Parses a whole response read to EOF; panics on a truncated one.
+/// Parses a whole response read to EOF; panics on a truncated or malformed one.
 pub fn parse_reply(raw: &[u8]) -> Reply {
-    http_client::parse(raw)
+    http::parse(raw)
         .unwrap_or_else(|e| panic!("bad response ({e}): {}", String::from_utf8_lossy(raw)))
 }
 
@@ -37,27 +33,27 @@ pub fn request(
 ) -> Reply {
     let headers: Vec<(&str, &str)> = session.map(|s| ("X-Session-ID", s)).into_iter().collect();
     let body = match content_type {
-        Some(ct) => http_client::Body::Full(ct, body),
-        None if body.is_empty() => http_client::Body::None,
-        None => http_client::Body::Full("application/octet-stream", body),
+        Some(ct) => Body::Sized(ct, body),
+        None if body.is_empty() => Body::Empty,
+        None => Body::Sized("application/octet-stream", body),
     };
-    http_client::request(addr, method, path, &headers, body)
+    super::request(addr, method, path, &headers, body)
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 pub fn create_session(addr: SocketAddr) -> String {
     let r = request(addr, "POST", "/api/session", None, None, b"");
     assert_eq!(r.status, 201, "{}", r.text());
-    r.json()["session_id"].as_str().unwrap().to_owned()
+    r.json_body()["session_id"].as_str().unwrap().to_owned()
 }
 
 /// A multipart/form-data body of file fields `(field, file name, bytes)`.
 pub fn multipart(fields: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
-    let parts: Vec<http_client::Part<'_>> = fields
+    let parts: Vec<Part<'_>> = fields
         .iter()
-        .map(|(name, file, bytes)| http_client::file_part(name, file, bytes))
+        .map(|(name, file, bytes)| Part::file(name, file, bytes))
         .collect();
-    http_client::multipart(&parts)
+    http::multipart(&parts)
 }
 
 /// Upload a ward table and shapefile zip into `session`.
@@ -77,7 +73,7 @@ pub fn upload(addr: SocketAddr, session: &str, csv: &Path, shapefile: &Path) -> 
         &body,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    r.json_body()
 }
 
 pub fn upload_kano(addr: SocketAddr, session: &str) -> Value {
@@ -101,13 +97,13 @@ pub fn upload_kano_population(addr: SocketAddr, session: &str) -> Value {
         &body,
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    r.json_body()
 }
 
 pub fn status(addr: SocketAddr, session: &str) -> Value {
     let r = request(addr, "GET", "/api/session/status", Some(session), None, b"");
     assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
+    r.json_body()
 }
 
 /// `POST /send_message`; panics unless 200.
@@ -171,12 +167,11 @@ pub fn open_stream(addr: SocketAddr, session: &str, message: &str) -> Stream {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(10)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
     let body = serde_json::json!({ "message": message }).to_string();
-    let head = format!(
-        "POST /send_message_streaming HTTP/1.1\r\nHost: test\r\nConnection: close\r\nX-Session-ID: {session}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body.as_bytes()).unwrap();
+    let request = Request::new("POST", "/send_message_streaming")
+        .headers(&[("X-Session-ID", session)])
+        .body(Body::Sized("application/json", body.as_bytes()))
+        .to_bytes("test", true);
+    s.write_all(&request).unwrap();
     Stream {
         socket: s,
         received: Vec::new(),

@@ -6,13 +6,12 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{http_get, is_running, poll_until};
+use crate::support;
+use crate::support::{http_get, is_running, poll_until};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -129,7 +128,7 @@ fn deploy_to_a_local_directory_upgrades_in_place_and_rolls_back_a_broken_release
     ];
 
     // First deploy: nothing runs yet, so it starts the server.
-    let (code, out) = deploy(&["--binary", common::BIN, "staging"], &envs);
+    let (code, out) = deploy(&["--binary", support::BIN, "staging"], &envs);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("healthy"), "{out}");
     let first = master_pid(&target).unwrap();
@@ -138,7 +137,7 @@ fn deploy_to_a_local_directory_upgrades_in_place_and_rolls_back_a_broken_release
     let release1 = std::fs::read_link(target.join("current")).unwrap();
 
     // Second deploy: USR2 upgrade of the running master.
-    let (code, out) = deploy(&["--binary", common::BIN, "staging"], &envs);
+    let (code, out) = deploy(&["--binary", support::BIN, "staging"], &envs);
     assert_eq!(code, 0, "{out}");
     assert!(
         out.contains(&format!("upgraded: master {first} -> ")),

@@ -4,12 +4,11 @@
 #![cfg(feature = "test-hooks")]
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Load, ServerBuilder, poll_until};
+use crate::support::Answer;
+use crate::support::{Load, ServerBuilder, poll_until};
 use nix::sys::signal::Signal;
 
 #[test]
@@ -92,7 +91,7 @@ fn hup_under_load_fails_no_request_and_replaces_every_worker() {
     }
     assert_eq!(booted, 3);
     let pids: HashSet<i32> = (0..30)
-        .filter_map(|_| s.get("/_test/pid").ok().map(|r| r.worker_pid()))
+        .filter_map(|_| s.get("/_test/pid").ok().map(|r| r.worker()))
         .collect();
     assert!(pids.is_subset(&after), "{pids:?} {after:?}");
     assert!(s.lines().iter().all(|l| !l.contains("failed to boot")));

@@ -10,20 +10,14 @@
 //! (every column but `last_updated`, every geometry) and then byte for byte after re-encoding it
 //! with the fixture's timestamp.
 //!
-//! `PREFORK_GOLDEN_UPDATE=1 cargo test --test golden_outputs` rewrites the fixtures: only for a
+//! `PREFORK_GOLDEN_UPDATE=1 cargo test --features test-hooks --test it golden_outputs::` rewrites the fixtures: only for a
 //! deliberate change of an output, and say which in the commit.
-#![allow(clippy::unwrap_used)]
-
-mod common;
-#[path = "common/http_client.rs"]
-mod http_client;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::ServerBuilder;
-use http_client::{Session, fixture};
+use crate::support::{Answer, ServerBuilder, Session, fixture};
 use serde_json::{Value, json};
 
 fn golden(rel: &str) -> PathBuf {
@@ -390,7 +384,7 @@ fn chat(s: &Session, report: &mut Report, dir: &Path, name: &str, message: &str)
     let answer = s
         .post_json("/send_message", &json!({ "message": message }))
         .expect(200, message)
-        .json();
+        .json_body();
     report.json(&dir.join(format!("chat_{name}.json")), &answer);
     answer["visualizations"]
         .as_array()
@@ -463,7 +457,7 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
                 Some((&file_name(area.shapefile), &shp)),
             )
             .expect(200, "upload")
-            .json();
+            .json_body();
         report.json(&dir.join("upload.json"), &upload);
         chat(
             &s,
@@ -483,7 +477,7 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
             served(&s, &mut report, &dir, "variable_map_before.html", &url);
         }
 
-        let analysis = s.run_analysis(&json!({})).expect(200, "analysis").json();
+        let analysis = s.run_analysis(&json!({})).expect(200, "analysis").json_body();
         report.json(&dir.join("run_analysis.json"), &analysis);
         for v in analysis["visualizations"].as_array().unwrap() {
             let kind = v["type"].as_str().unwrap();
@@ -508,7 +502,7 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
         let pop = s
             .upload_population(&file_name(area.population), &population)
             .expect(200, "population")
-            .json();
+            .json_body();
         report.json(&dir.join("upload_population.json"), &pop);
         report.text(
             &dir.join("population.csv"),
@@ -528,7 +522,7 @@ fn the_http_workflow_writes_and_answers_the_fixture_outputs() {
                 "itn_rural_first_pca",
             ),
         ] {
-            let itn = s.plan_itn(&body).expect(200, label).json();
+            let itn = s.plan_itn(&body).expect(200, label).json_body();
             report.json(&dir.join(format!("itn_{label}.json")), &itn);
             report.text(
                 &dir.join(format!("itn_distribution_results_{label}.json")),
