@@ -1,29 +1,11 @@
 //! Reading uploaded zip archives in memory, with caps against zip bombs and refusal of entries
-//! whose names could escape an extraction folder.
+//! whose names could escape an extraction folder. Only the entries a reader needs are inflated,
+//! each through a budget: declared sizes are never trusted.
 
 use std::io::{Cursor, Read};
 
 use crate::error::{Error, Result};
-
-/// Caps for an uploaded archive.
-#[derive(Debug, Clone, Copy)]
-pub struct ZipLimits {
-    pub max_entries: usize,
-    /// Total uncompressed bytes of all entries we read.
-    pub max_total_bytes: u64,
-    /// Largest uncompressed/compressed ratio of an entry larger than 1 MiB.
-    pub max_ratio: u64,
-}
-
-impl Default for ZipLimits {
-    fn default() -> Self {
-        ZipLimits {
-            max_entries: 1000,
-            max_total_bytes: 1 << 30,
-            max_ratio: 200,
-        }
-    }
-}
+use crate::limits::Limits;
 
 /// One regular file of the archive, read into memory.
 #[derive(Debug)]
@@ -33,23 +15,49 @@ pub struct ZipEntry {
     pub bytes: Vec<u8>,
 }
 
-/// Reads every regular file of the archive. Refuses unsafe names and links before reading any
-/// data; skips directories and macOS resource forks (`__MACOSX/`, `._*`).
-pub fn read_zip(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Error::BadZip {
+fn bad_zip(e: impl std::fmt::Display) -> Error {
+    Error::BadZip {
         reason: e.to_string(),
-    })?;
-    if archive.len() > limits.max_entries {
+    }
+}
+
+fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&'a [u8]>>> {
+    let archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(bad_zip)?;
+    if archive.len() > limits.max_zip_entries {
         return Err(Error::ZipBomb {
-            reason: format!("{} entries (limit {})", archive.len(), limits.max_entries),
+            reason: format!(
+                "{} entries (limit {})",
+                archive.len(),
+                limits.max_zip_entries
+            ),
         });
     }
-    let mut wanted = Vec::new();
-    let mut declared: u64 = 0;
+    Ok(archive)
+}
+
+fn over_budget(limits: &Limits) -> Error {
+    Error::ZipBomb {
+        reason: format!(
+            "more than {} bytes uncompressed",
+            limits.max_inflated_bytes
+        ),
+    }
+}
+
+/// The names of the archive's regular files, in archive order, after refusing unsafe names and
+/// links anywhere in it (nothing is inflated). Directories and macOS resource forks
+/// (`__MACOSX/`, `._*`) are left out.
+pub fn list_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<String>> {
+    Ok(index(&mut open(bytes, limits)?)?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect())
+}
+
+fn index(archive: &mut zip::ZipArchive<Cursor<&[u8]>>) -> Result<Vec<(usize, String)>> {
+    let mut files = Vec::new();
     for i in 0..archive.len() {
-        let file = archive.by_index_raw(i).map_err(|e| Error::BadZip {
-            reason: e.to_string(),
-        })?;
+        let file = archive.by_index_raw(i).map_err(bad_zip)?;
         let name = String::from_utf8_lossy(file.name_raw()).into_owned();
         check_entry_name(&name)?;
         if file.is_symlink() {
@@ -61,49 +69,123 @@ pub fn read_zip(bytes: &[u8], limits: &ZipLimits) -> Result<Vec<ZipEntry>> {
         if file.is_dir() || is_resource_fork(&name) {
             continue;
         }
+        files.push((i, name));
+    }
+    Ok(files)
+}
+
+/// Reads the regular files that `select` picks from the list of names (indexes into it, see
+/// [`list_zip`]); no other entry is inflated. Their inflated total is bounded by
+/// `max_inflated_bytes` and each large entry's ratio by `max_zip_ratio`.
+pub fn read_zip_selected(
+    bytes: &[u8],
+    limits: &Limits,
+    select: impl FnOnce(&[String]) -> Result<Vec<usize>>,
+) -> Result<Vec<ZipEntry>> {
+    let mut archive = open(bytes, limits)?;
+    let files = index(&mut archive)?;
+    let names: Vec<String> = files.iter().map(|(_, n)| n.clone()).collect();
+    let wanted = select(&names)?;
+    let mut declared: u64 = 0;
+    for &k in &wanted {
+        let Some((i, _)) = files.get(k) else {
+            continue;
+        };
+        let file = archive.by_index_raw(*i).map_err(bad_zip)?;
         declared = declared.saturating_add(file.size());
-        if declared > limits.max_total_bytes {
-            return Err(Error::ZipBomb {
-                reason: format!("more than {} bytes uncompressed", limits.max_total_bytes),
-            });
+        if declared > limits.max_inflated_bytes {
+            return Err(over_budget(limits));
         }
-        wanted.push(i);
     }
     let mut out = Vec::with_capacity(wanted.len());
     let mut total: u64 = 0;
-    for i in wanted {
-        let mut file = archive.by_index(i).map_err(|e| Error::BadZip {
-            reason: e.to_string(),
-        })?;
-        let name = String::from_utf8_lossy(file.name_raw()).into_owned();
+    for k in wanted {
+        let Some((i, name)) = files.get(k) else {
+            continue;
+        };
+        let mut file = archive.by_index(*i).map_err(bad_zip)?;
         let compressed = file.compressed_size().max(1);
-        // Declared sizes can lie: read at most what the caps still allow, plus one byte to
-        // notice an overrun.
-        let budget = limits.max_total_bytes - total;
-        let mut buf = Vec::with_capacity(file.size().min(budget) as usize);
-        (&mut file)
-            .take(budget + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| Error::BadZip {
-                reason: format!("{name}: {e}"),
-            })?;
+        let budget = limits.max_inflated_bytes - total;
+        // The declared size only sizes the first allocation, and never beyond 16 MiB.
+        let mut buf = Vec::with_capacity(file.size().min(budget).min(16 << 20) as usize);
+        // Declared sizes can lie: read at most what the budget still allows, plus one byte to
+        // notice an overrun, in pieces so a cancelled request stops between them.
+        let mut limited = (&mut file).take(budget + 1);
+        loop {
+            if mrpt_table::cancel::cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let n = (&mut limited)
+                .take(1 << 20)
+                .read_to_end(&mut buf)
+                .map_err(|e| bad_zip(format!("{name}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+        }
         let len = buf.len() as u64;
         if len > budget {
-            return Err(Error::ZipBomb {
-                reason: format!("more than {} bytes uncompressed", limits.max_total_bytes),
-            });
+            return Err(over_budget(limits));
         }
-        if len > (1 << 20) && len / compressed > limits.max_ratio {
-            return Err(Error::ZipBomb {
-                reason: format!(
-                    "{name} expands {}-fold (limit {})",
-                    len / compressed,
-                    limits.max_ratio
-                ),
-            });
-        }
+        check_ratio(name, len, compressed, limits)?;
         total += len;
-        out.push(ZipEntry { name, bytes: buf });
+        out.push(ZipEntry {
+            name: name.clone(),
+            bytes: buf,
+        });
+    }
+    Ok(out)
+}
+
+fn check_ratio(name: &str, len: u64, compressed: u64, limits: &Limits) -> Result<()> {
+    if len > (1 << 20) && len / compressed > limits.max_zip_ratio {
+        return Err(Error::ZipBomb {
+            reason: format!(
+                "{name} expands {}-fold (limit {})",
+                len / compressed,
+                limits.max_zip_ratio
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Reads every regular file of the archive (within the same caps as [`read_zip_selected`]).
+pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<ZipEntry>> {
+    read_zip_selected(bytes, limits, |names| Ok((0..names.len()).collect()))
+}
+
+/// Inflates every entry of the archive without keeping it, and returns the inflated size of
+/// each (name, bytes), refusing once the total passes `max_inflated_bytes`: what a reader that
+/// inflates the archive itself (the workbook reader) can cost, measured before it runs.
+pub fn measure_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, u64)>> {
+    let mut archive = open(bytes, limits)?;
+    let mut out = Vec::with_capacity(archive.len());
+    let mut total: u64 = 0;
+    let mut buf = vec![0u8; 64 << 10];
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).map_err(bad_zip)?;
+        let name = String::from_utf8_lossy(file.name_raw()).into_owned();
+        let mut len: u64 = 0;
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(bad_zip(format!("{name}: {e}"))),
+            };
+            if n == 0 {
+                break;
+            }
+            len += n as u64;
+            total += n as u64;
+            if total > limits.max_inflated_bytes {
+                return Err(over_budget(limits));
+            }
+            if mrpt_table::cancel::cancelled() {
+                return Err(Error::Cancelled);
+            }
+        }
+        out.push((name, len));
     }
     Ok(out)
 }
@@ -170,7 +252,7 @@ mod tests {
     #[test]
     fn round_trip_and_names() {
         let z = write_zip(&[("a/b.txt", b"hello"), ("__MACOSX/._b.txt", b"junk")]).unwrap();
-        let entries = read_zip(&z, &ZipLimits::default()).unwrap();
+        let entries = read_zip(&z, &Limits::default()).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].name, "a/b.txt");
         assert_eq!(entries[0].bytes, b"hello");
@@ -188,7 +270,7 @@ mod tests {
             let z = write_zip(&[(bad, b"x")]).unwrap();
             assert!(
                 matches!(
-                    read_zip(&z, &ZipLimits::default()),
+                    read_zip(&z, &Limits::default()),
                     Err(Error::ZipUnsafeEntry { .. })
                 ),
                 "{bad}"
@@ -201,18 +283,18 @@ mod tests {
         let big = vec![0u8; 4 << 20];
         let z = write_zip(&[("zeros.shp", &big)]).unwrap();
         assert!(matches!(
-            read_zip(&z, &ZipLimits::default()),
+            read_zip(&z, &Limits::default()),
             Err(Error::ZipBomb { .. })
         ));
-        let small = ZipLimits {
-            max_total_bytes: 1000,
-            ..ZipLimits::default()
+        let small = Limits {
+            max_inflated_bytes: 1000,
+            ..Limits::default()
         };
         let z = write_zip(&[("a.shp", &[1u8; 600]), ("b.shp", &[2u8; 600])]).unwrap();
         assert!(matches!(read_zip(&z, &small), Err(Error::ZipBomb { .. })));
-        let few = ZipLimits {
-            max_entries: 1,
-            ..ZipLimits::default()
+        let few = Limits {
+            max_zip_entries: 1,
+            ..Limits::default()
         };
         assert!(matches!(read_zip(&z, &few), Err(Error::ZipBomb { .. })));
     }
@@ -220,7 +302,7 @@ mod tests {
     #[test]
     fn junk_is_bad_zip() {
         assert!(matches!(
-            read_zip(b"not a zip at all", &ZipLimits::default()),
+            read_zip(b"not a zip at all", &Limits::default()),
             Err(Error::BadZip { .. })
         ));
     }

@@ -2,6 +2,7 @@
 //! pandas-like CSV writer.
 
 use crate::error::{Error, Result};
+use crate::limits::{CANCEL_EVERY, Limits};
 use mrpt_table::{
     Column, ColumnData, Table, is_ward_name_header, parse_pandas_float, push_python_float_repr,
 };
@@ -201,18 +202,23 @@ pub fn pandas_column_names(raw: &[String]) -> Vec<String> {
             }
         })
         .collect();
+    // Sets instead of list searches: linear in the number of columns.
+    let raw_names: std::collections::HashSet<&str> = raw.iter().map(String::as_str).collect();
+    let mut taken: std::collections::HashSet<String> =
+        std::collections::HashSet::with_capacity(names.len());
     let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for i in 0..names.len() {
-        let base = names[i].clone();
+    for name in names.iter_mut() {
+        let base = name.clone();
         let mut count = seen.get(&base).copied().unwrap_or(0);
         if count > 0 {
             let mut candidate = format!("{base}.{count}");
-            while names[..i].contains(&candidate) || raw.contains(&candidate) {
+            while taken.contains(&candidate) || raw_names.contains(candidate.as_str()) {
                 count += 1;
                 candidate = format!("{base}.{count}");
             }
-            names[i] = candidate;
+            *name = candidate;
         }
+        taken.insert(name.clone());
         seen.insert(base, count + 1);
     }
     names
@@ -247,6 +253,12 @@ fn table_from_columns(header: &[String], columns: Vec<Vec<Option<String>>>) -> R
 
 /// Reads delimited text (CSV, semicolon, tab or pipe separated) into a typed table.
 pub fn read_csv(bytes: &[u8], file: &str) -> Result<Table> {
+    read_csv_with(bytes, file, &Limits::default())
+}
+
+/// [`read_csv`] within the given caps: a record wider than `max_columns`, or more than
+/// `max_cells` cells in all, stops the read at that record. Linear in the input.
+pub fn read_csv_with(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table> {
     let text = decode_text(bytes, file)?;
     let delimiter = detect_delimiter(&text);
     let mut rdr = csv::ReaderBuilder::new()
@@ -255,12 +267,31 @@ pub fn read_csv(bytes: &[u8], file: &str) -> Result<Table> {
         .delimiter(delimiter)
         .from_reader(text.as_bytes());
     let mut records: Vec<(usize, csv::StringRecord)> = Vec::new();
+    let mut cells = 0usize;
     for rec in rdr.records() {
         let rec = rec.map_err(|e| Error::CsvSyntax {
             file: file.into(),
             line: e.position().map_or(0, |p| p.line() as usize),
             reason: e.to_string(),
         })?;
+        if rec.len() > limits.max_columns {
+            return Err(Error::TooManyColumns {
+                file: file.into(),
+                columns: rec.len(),
+                max: limits.max_columns,
+            });
+        }
+        cells += rec.len();
+        if cells > limits.max_cells {
+            return Err(Error::TooManyCells {
+                file: file.into(),
+                what: format!("more than {} cells in {} rows", limits.max_cells, records.len()),
+                max: limits.max_cells,
+            });
+        }
+        if records.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+            return Err(Error::Cancelled);
+        }
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }

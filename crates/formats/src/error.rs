@@ -35,6 +35,31 @@ pub enum Error {
         reason: String,
     },
 
+    #[error(
+        "{file} has {columns} columns; at most {max} can be read (one column per ward variable is \
+         expected): remove the columns the analysis does not need"
+    )]
+    TooManyColumns {
+        file: String,
+        /// How many were seen (at least; reading stops at the first one over the cap).
+        columns: usize,
+        max: usize,
+    },
+
+    #[error(
+        "{file} holds {what}: more than the {max} cells (rows x columns) a table may have; \
+         split the file or remove unused rows and columns"
+    )]
+    TooManyCells {
+        file: String,
+        /// What was found, e.g. "rows 1 to 1048576 of columns A to XFD".
+        what: String,
+        max: usize,
+    },
+
+    #[error("the work was cancelled: nobody waits for its answer any more")]
+    Cancelled,
+
     #[error("column name `{column}` appears twice")]
     DuplicateColumn { column: String },
 
@@ -102,7 +127,16 @@ impl Error {
     /// True when the input was at fault (the caller answers 4xx); false for failures of our own
     /// (writing parquet, the file system), which the caller logs and answers generically.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Parquet(_) | Error::Io { .. })
+        !matches!(self, Error::Parquet(_) | Error::Io { .. } | Error::Cancelled)
+    }
+
+    /// True when the input is well formed but over a size cap of [`crate::Limits`] (the caller
+    /// answers 422: the file can be read, just not this much of it).
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            Error::TooManyColumns { .. } | Error::TooManyCells { .. }
+        )
     }
 }
 

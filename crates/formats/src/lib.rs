@@ -6,7 +6,8 @@
 //! on any internal crate but the vocabulary crate `mrpt-table`, touches no session folder
 //! (callers pass bytes in and get bytes out) and does no analysis.
 //!
-//! Entry points: [`read_ward_table`] / [`read_table`], [`read_shapefile_zip`],
+//! Entry points: [`read_ward_table`] / [`read_table`], [`read_shapefile_zip`] (each with a
+//! `_with` twin taking the caps of [`Limits`]),
 //! [`write_csv`] (every CSV the service writes), [`read_geoparquet`] / [`write_geoparquet`],
 //! [`summary::summarize`], [`population::read_population`], [`synth::synthesize`]. The table,
 //! geometry and ward-column vocabulary is `mrpt-table`'s.
@@ -22,6 +23,8 @@ pub mod crs;
 pub mod delimited;
 pub mod error;
 pub mod geoparquet;
+pub mod hostile;
+pub mod limits;
 pub mod population;
 pub mod shapefile;
 pub mod summary;
@@ -32,6 +35,7 @@ pub mod workbook;
 pub use delimited::write_csv;
 pub use error::{Error, Result};
 pub use geoparquet::{read_geoparquet, write_geoparquet};
+pub use limits::Limits;
 pub use shapefile::{WardShapes, read_shapefile_zip};
 
 use mrpt_table::{Table, WardTable};
@@ -42,9 +46,15 @@ pub fn is_workbook(bytes: &[u8]) -> bool {
 }
 
 /// Reads an uploaded table: CSV-like text (`.csv`, `.txt`, `.tsv`, no extension) or an Excel
-/// workbook (`.xlsx`, `.xls`). The content decides over the extension for Excel bytes sent under
-/// a `.csv` name (ChatMRPT stored them that way); a `.xlsx` that is not a workbook is refused.
+/// workbook (`.xlsx`, `.xls`), within the default [`Limits`]. The content decides over the
+/// extension for Excel bytes sent under a `.csv` name (ChatMRPT stored them that way); a `.xlsx`
+/// that is not a workbook is refused.
 pub fn read_table(bytes: &[u8], file_name: &str) -> Result<Table> {
+    read_table_with(bytes, file_name, &Limits::default())
+}
+
+/// [`read_table`] within the given caps.
+pub fn read_table_with(bytes: &[u8], file_name: &str, limits: &Limits) -> Result<Table> {
     if bytes.is_empty() {
         return Err(Error::Empty {
             file: file_name.into(),
@@ -56,11 +66,13 @@ pub fn read_table(bytes: &[u8], file_name: &str) -> Result<Table> {
         .unwrap_or_default();
     let excel_bytes = is_workbook(bytes);
     match ext.as_str() {
-        "xlsx" | "xlsm" | "xls" => workbook::read_workbook(bytes, file_name),
+        "xlsx" | "xlsm" | "xls" => workbook::read_workbook(bytes, file_name, limits),
         "csv" | "txt" | "tsv" | "tab" | "dat" | "" if excel_bytes => {
-            workbook::read_workbook(bytes, file_name)
+            workbook::read_workbook(bytes, file_name, limits)
         }
-        "csv" | "txt" | "tsv" | "tab" | "dat" | "" => delimited::read_csv(bytes, file_name),
+        "csv" | "txt" | "tsv" | "tab" | "dat" | "" => {
+            delimited::read_csv_with(bytes, file_name, limits)
+        }
         _ => Err(Error::UnsupportedFileType {
             file: file_name.into(),
         }),
@@ -70,5 +82,12 @@ pub fn read_table(bytes: &[u8], file_name: &str) -> Result<Table> {
 /// Reads an uploaded ward table and identifies its ward-name, ward-code and index columns
 /// (`mrpt-table`'s rules). Fails naming the columns found when no ward column exists.
 pub fn read_ward_table(bytes: &[u8], file_name: &str) -> Result<WardTable> {
-    Ok(WardTable::from_table(read_table(bytes, file_name)?)?)
+    read_ward_table_with(bytes, file_name, &Limits::default())
+}
+
+/// [`read_ward_table`] within the given caps.
+pub fn read_ward_table_with(bytes: &[u8], file_name: &str, limits: &Limits) -> Result<WardTable> {
+    Ok(WardTable::from_table(read_table_with(
+        bytes, file_name, limits,
+    )?)?)
 }

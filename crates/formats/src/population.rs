@@ -37,7 +37,16 @@ impl PopulationTable {
 
 /// Reads a population upload (.csv or .xlsx).
 pub fn read_population(bytes: &[u8], file_name: &str) -> Result<PopulationTable> {
-    let table = crate::read_table(bytes, file_name)?;
+    read_population_with(bytes, file_name, &crate::Limits::default())
+}
+
+/// [`read_population`] within the given caps.
+pub fn read_population_with(
+    bytes: &[u8],
+    file_name: &str,
+    limits: &crate::Limits,
+) -> Result<PopulationTable> {
+    let table = crate::read_table_with(bytes, file_name, limits)?;
     population_from_table(&table)
 }
 

@@ -2,10 +2,11 @@
 //! writer for the synthetic generator. Written by hand so that every malformed byte becomes an
 //! error naming the file, never a panic, and vertex values stay bit-exact.
 
-use crate::archive::{ZipLimits, base_name, read_zip};
+use crate::archive::{ZipEntry, base_name, read_zip_selected};
 use crate::crs::{SourceCrs, TransverseMercator, parse_prj};
 use crate::delimited::decode_windows_1252;
 use crate::error::{Error, Result};
+use crate::limits::{CANCEL_EVERY, Limits, MAX_DBF_FIELDS};
 use mrpt_table::{
     Column, ColumnData, Geometry, Polygon, Ring, Table, find_ward_code_column, find_ward_column,
     signed_area,
@@ -39,18 +40,19 @@ impl WardShapes {
 
 /// Reads the first shapefile of an uploaded zip (with default caps).
 pub fn read_shapefile_zip(bytes: &[u8]) -> Result<WardShapes> {
-    read_shapefile_zip_with(bytes, &ZipLimits::default())
+    read_shapefile_zip_with(bytes, &Limits::default())
 }
 
-/// As [`read_shapefile_zip`], with explicit caps.
-pub fn read_shapefile_zip_with(bytes: &[u8], limits: &ZipLimits) -> Result<WardShapes> {
+/// As [`read_shapefile_zip`], with explicit caps. Only the parts a shapefile needs are inflated
+/// (the first `.shp`, and the `.dbf`, `.prj` and `.cpg` of the same name; the `.shx` index is not
+/// needed, records are read in sequence): whatever else the zip holds costs nothing, and the
+/// inflated total of those parts is bounded by `max_inflated_bytes`.
+pub fn read_shapefile_zip_with(bytes: &[u8], limits: &Limits) -> Result<WardShapes> {
     if bytes.is_empty() {
         return Err(Error::Empty {
             file: "shapefile zip".into(),
         });
     }
-    let entries = read_zip(bytes, limits)?;
-    let found: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
     let ext = |name: &str, want: &str| {
         base_name(name)
             .rsplit_once('.')
@@ -60,30 +62,51 @@ pub fn read_shapefile_zip_with(bytes: &[u8], limits: &ZipLimits) -> Result<WardS
         let n = name.rsplit_once('.').map_or(name, |(s, _)| s);
         n.to_ascii_lowercase()
     };
-    let shp = entries
-        .iter()
-        .find(|e| ext(&e.name, "shp"))
-        .ok_or_else(|| Error::ZipMissingPart {
-            missing: ".shp file",
-            found: found.clone(),
-        })?;
-    let sibling = |want: &str| {
-        entries
+    // Which entry is which part: indexes into the list of names.
+    let mut parts: [Option<usize>; 4] = [None; 4];
+    let entries = read_zip_selected(bytes, limits, |names| {
+        let shp = names
             .iter()
-            .find(|e| ext(&e.name, want) && stem(&e.name) == stem(&shp.name))
-    };
-    let dbf = sibling("dbf").ok_or_else(|| Error::ZipMissingPart {
-        missing: ".dbf file next to the .shp",
-        found: found.clone(),
+            .position(|n| ext(n, "shp"))
+            .ok_or_else(|| Error::ZipMissingPart {
+                missing: ".shp file",
+                found: names.to_vec(),
+            })?;
+        let sibling = |want: &str| {
+            names
+                .iter()
+                .position(|n| ext(n, want) && stem(n) == stem(&names[shp]))
+        };
+        let dbf = sibling("dbf").ok_or_else(|| Error::ZipMissingPart {
+            missing: ".dbf file next to the .shp",
+            found: names.to_vec(),
+        })?;
+        let wanted: Vec<usize> = [Some(shp), Some(dbf), sibling("prj"), sibling("cpg")]
+            .into_iter()
+            .flatten()
+            .collect();
+        parts = [Some(shp), Some(dbf), sibling("prj"), sibling("cpg")];
+        Ok(wanted)
     })?;
-    let prj = sibling("prj").map(|e| String::from_utf8_lossy(&e.bytes).into_owned());
-    let cpg = sibling("cpg").map(|e| String::from_utf8_lossy(&e.bytes).into_owned());
-    read_shapefile_parts(
+    // `entries` holds the wanted parts in the order given: shp, dbf, then prj and cpg if found.
+    let mut it = entries.into_iter();
+    let (Some(shp), Some(dbf)) = (it.next(), it.next()) else {
+        return Err(Error::ZipMissingPart {
+            missing: ".shp and .dbf files",
+            found: Vec::new(),
+        });
+    };
+    let prj = parts[2].and_then(|_| it.next());
+    let cpg = parts[3].and_then(|_| it.next());
+    let text = |e: Option<ZipEntry>| e.map(|e| String::from_utf8_lossy(&e.bytes).into_owned());
+    let (prj, cpg) = (text(prj), text(cpg));
+    read_shapefile_parts_with(
         &shp.bytes,
         &dbf.bytes,
         prj.as_deref(),
         cpg.as_deref(),
         base_name(&shp.name),
+        limits,
     )
 }
 
@@ -95,6 +118,18 @@ pub fn read_shapefile_parts(
     cpg: Option<&str>,
     source: &str,
 ) -> Result<WardShapes> {
+    read_shapefile_parts_with(shp, dbf, prj, cpg, source, &Limits::default())
+}
+
+/// [`read_shapefile_parts`] within the given caps.
+pub fn read_shapefile_parts_with(
+    shp: &[u8],
+    dbf: &[u8],
+    prj: Option<&str>,
+    cpg: Option<&str>,
+    source: &str,
+    limits: &Limits,
+) -> Result<WardShapes> {
     let (crs, transform) = match prj {
         Some(p) => parse_prj(p)?,
         None => (SourceCrs::Unspecified, None),
@@ -103,13 +138,7 @@ pub fn read_shapefile_parts(
     let dbf_name = source
         .rsplit_once('.')
         .map_or_else(|| format!("{source}.dbf"), |(s, _)| format!("{s}.dbf"));
-    let (attributes, deleted) = read_dbf(dbf, cpg, &dbf_name)?;
-    if shapes.len() != deleted.len() {
-        return Err(Error::RecordCountMismatch {
-            shapes: shapes.len(),
-            records: deleted.len(),
-        });
-    }
+    let (attributes, deleted) = read_dbf(dbf, cpg, &dbf_name, shapes.len(), limits)?;
     let attributes = if deleted.iter().any(|&d| d) {
         let keep: Vec<usize> = (0..deleted.len()).filter(|&i| !deleted[i]).collect();
         shapes = keep.iter().map(|&i| shapes[i].take()).collect();
@@ -232,6 +261,9 @@ fn read_shp(data: &[u8], file: &str) -> Result<Vec<Option<Geometry>>> {
     let mut out = Vec::new();
     let mut at = 100;
     while at + 8 <= end {
+        if out.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+            return Err(Error::Cancelled);
+        }
         let content_words = b.i32_be(at + 4)?;
         if content_words < 2 {
             return Err(b.corrupt(format!(
@@ -394,8 +426,17 @@ struct Field {
     decimals: u8,
 }
 
-/// Reads a .dbf: the typed table and, per record, whether it is marked deleted.
-fn read_dbf(data: &[u8], cpg: Option<&str>, file: &str) -> Result<(Table, Vec<bool>)> {
+/// Reads a .dbf: the typed table and, per record, whether it is marked deleted. Everything the
+/// header claims is checked before anything is allocated for it: at most [`MAX_DBF_FIELDS`]
+/// (and `max_columns`) fields, none of length 0, as many records as the .shp has shapes, and
+/// records x fields within `max_cells`.
+fn read_dbf(
+    data: &[u8],
+    cpg: Option<&str>,
+    file: &str,
+    shapes: usize,
+    limits: &Limits,
+) -> Result<(Table, Vec<bool>)> {
     let b = Bytes { data, file };
     if data.len() < 32 {
         return Err(b.corrupt(format!(
@@ -409,7 +450,13 @@ fn read_dbf(data: &[u8], cpg: Option<&str>, file: &str) -> Result<(Table, Vec<bo
     let enc = dbf_encoding(cpg);
     let mut fields = Vec::new();
     let mut at = 32;
+    let max_fields = MAX_DBF_FIELDS.min(limits.max_columns);
     while at < header_len.min(data.len()) && data[at] != 0x0D {
+        if fields.len() == max_fields {
+            return Err(b.corrupt(format!(
+                "the attribute table declares more than {max_fields} fields"
+            )));
+        }
         let d = b.slice(at, 32)?;
         let raw_name: Vec<u8> = d[..11].iter().copied().take_while(|&c| c != 0).collect();
         fields.push(Field {
@@ -423,16 +470,39 @@ fn read_dbf(data: &[u8], cpg: Option<&str>, file: &str) -> Result<(Table, Vec<bo
     if fields.is_empty() {
         return Err(b.corrupt("the attribute table declares no fields".into()));
     }
+    if let Some(i) = fields.iter().position(|f| f.len == 0) {
+        return Err(b.corrupt(format!(
+            "field {} (`{}`) has length 0",
+            i + 1,
+            fields[i].name
+        )));
+    }
     let width: usize = 1 + fields.iter().map(|f| f.len).sum::<usize>();
     if width != record_len {
         return Err(b.corrupt(format!(
             "fields add up to {width} bytes but records are {record_len} bytes"
         )));
     }
+    if n_records != shapes {
+        return Err(Error::RecordCountMismatch {
+            shapes,
+            records: n_records,
+        });
+    }
+    if n_records.saturating_mul(fields.len()) > limits.max_cells {
+        return Err(Error::TooManyCells {
+            file: file.into(),
+            what: format!("{n_records} records of {} fields", fields.len()),
+            max: limits.max_cells,
+        });
+    }
     b.slice(header_len, n_records.saturating_mul(record_len))?;
     let mut raw: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n_records); fields.len()];
     let mut deleted = Vec::with_capacity(n_records);
     for r in 0..n_records {
+        if r % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+            return Err(Error::Cancelled);
+        }
         let rec = b.slice(header_len + r * record_len, record_len)?;
         deleted.push(rec[0] == b'*');
         let mut p = 1;

@@ -9,9 +9,13 @@
 //! other crates show ([`RankedWard`], [`ItnStats`], [`DataSummary`]), so that `mrpt-formats`,
 //! `mrpt-analysis`, `mrpt-maps`, `mrpt-interpreter` and `mrpt-app` cannot drift apart.
 //!
+//! [`cancel`] is the one cancellation flag of a request's CPU work that the readers and the
+//! analysis poll.
+//!
 //! Must not do I/O and must not depend on any other internal crate (every leaf may depend on this
 //! one); its only dependency is serde.
 
+pub mod cancel;
 pub mod difflib;
 mod error;
 mod float;
