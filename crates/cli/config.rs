@@ -88,23 +88,93 @@ pub struct AppSettings {
     pub max_upload_bytes: u64,
     /// Milliseconds between `: keepalive` comments on a chat stream while a tool runs.
     pub chat_keepalive_ms: u64,
+    /// Largest JSON request body (analysis, ITN, chat), in bytes.
+    pub max_json_bytes: u64,
+    /// Bytes of one request body held in memory; the rest is spooled to disk.
+    pub body_memory_bytes: u64,
+    /// Bytes of unfinished request bodies one worker holds in memory, all requests together.
+    pub max_body_memory: u64,
+    /// Most columns of an uploaded table (at most the default, 1000).
+    pub max_table_columns: usize,
+    /// Most cells (rows x columns) of an uploaded table (at most the default).
+    pub max_table_cells: usize,
+    /// Most bytes inflated from one uploaded zip (at most the default, 512 MiB).
+    pub max_inflated_bytes: u64,
+    /// Most entries in an uploaded zip (at most the default, 1000).
+    pub max_zip_entries: usize,
+    /// Longest variable name a request may send, in bytes.
+    pub max_variable_name_bytes: usize,
     pub llm: LlmSettings,
 }
 
 impl Default for AppSettings {
     fn default() -> Self {
+        let app = mrpt_app::AppConfig::default();
         AppSettings {
-            max_upload_bytes: 32 * 1024 * 1024,
+            max_upload_bytes: app.max_upload_bytes,
             chat_keepalive_ms: 5000,
+            max_json_bytes: app.max_json_bytes,
+            body_memory_bytes: app.body_memory_bytes,
+            max_body_memory: app.max_body_memory,
+            max_table_columns: app.limits.max_columns,
+            max_table_cells: app.limits.max_cells,
+            max_inflated_bytes: app.limits.max_inflated_bytes,
+            max_zip_entries: app.limits.max_zip_entries,
+            max_variable_name_bytes: app.max_variable_name_bytes,
             llm: LlmSettings::default(),
         }
     }
 }
 
 impl AppSettings {
+    /// The caps on reading uploads, for the app.
+    pub fn limits(&self) -> mrpt_formats::Limits {
+        mrpt_formats::Limits {
+            max_columns: self.max_table_columns,
+            max_cells: self.max_table_cells,
+            max_inflated_bytes: self.max_inflated_bytes,
+            max_zip_entries: self.max_zip_entries,
+            ..mrpt_formats::Limits::default()
+        }
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         if self.max_upload_bytes == 0 {
             bail!("app.max_upload_bytes must be at least 1");
+        }
+        if !(1..=self.max_upload_bytes).contains(&self.max_json_bytes) {
+            bail!(
+                "app.max_json_bytes must be between 1 and app.max_upload_bytes ({}), not {}",
+                self.max_upload_bytes,
+                self.max_json_bytes
+            );
+        }
+        if !(4096..=self.max_body_memory).contains(&self.body_memory_bytes) {
+            bail!(
+                "app.body_memory_bytes must be between 4096 and app.max_body_memory ({}), not {}",
+                self.max_body_memory,
+                self.body_memory_bytes
+            );
+        }
+        // Stored uploads are read back with the defaults, so a cap may be lowered but never
+        // raised above its default: what an upload passed, every later read accepts.
+        let ceiling = mrpt_formats::Limits::default();
+        let caps: [(&str, u64, u64, u64); 4] = [
+            ("max_table_columns", self.max_table_columns as u64, 2, ceiling.max_columns as u64),
+            ("max_table_cells", self.max_table_cells as u64, 4, ceiling.max_cells as u64),
+            ("max_inflated_bytes", self.max_inflated_bytes, 1 << 20, ceiling.max_inflated_bytes),
+            ("max_zip_entries", self.max_zip_entries as u64, 3, ceiling.max_zip_entries as u64),
+        ];
+        for (key, value, low, high) in caps {
+            if !(low..=high).contains(&value) {
+                bail!("app.{key} must be between {low} and {high} (the default), not {value}");
+            }
+        }
+        if !(16..=65_536).contains(&self.max_variable_name_bytes) {
+            bail!(
+                "app.max_variable_name_bytes must be between 16 and 65536, not {}",
+                self.max_variable_name_bytes
+            );
         }
         if !(1..=15_000).contains(&self.chat_keepalive_ms) {
             bail!("app.chat_keepalive_ms must be between 1 and 15000");
@@ -433,6 +503,61 @@ mod tests {
             c.server_settings().unwrap().max_worker_memory,
             Some(512 << 20)
         );
+    }
+
+    #[test]
+    fn upload_caps_may_be_lowered_not_raised_and_errors_name_the_key() {
+        let with = |app: AppSettings| Config {
+            app,
+            ..Config::default()
+        };
+        let lowered = with(AppSettings {
+            max_table_columns: 200,
+            max_table_cells: 100_000,
+            ..AppSettings::default()
+        });
+        lowered.validate().unwrap();
+        assert_eq!(lowered.app.limits().max_columns, 200);
+        for (app, key) in [
+            (
+                AppSettings {
+                    max_table_columns: 1001,
+                    ..AppSettings::default()
+                },
+                "app.max_table_columns must be between 2 and 1000 (the default), not 1001",
+            ),
+            (
+                AppSettings {
+                    max_zip_entries: 0,
+                    ..AppSettings::default()
+                },
+                "app.max_zip_entries",
+            ),
+            (
+                AppSettings {
+                    max_json_bytes: 64 << 20,
+                    ..AppSettings::default()
+                },
+                "app.max_json_bytes",
+            ),
+            (
+                AppSettings {
+                    body_memory_bytes: 128 << 20,
+                    ..AppSettings::default()
+                },
+                "app.body_memory_bytes",
+            ),
+            (
+                AppSettings {
+                    max_variable_name_bytes: 1,
+                    ..AppSettings::default()
+                },
+                "app.max_variable_name_bytes",
+            ),
+        ] {
+            let err = with(app).validate().unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
     }
 
     #[test]

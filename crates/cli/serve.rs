@@ -147,6 +147,11 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         max_upload_bytes: config.app.max_upload_bytes,
         llm: config.app.llm.openai_config(),
         chat_keepalive: std::time::Duration::from_millis(config.app.chat_keepalive_ms),
+        max_json_bytes: config.app.max_json_bytes,
+        body_memory_bytes: config.app.body_memory_bytes,
+        max_body_memory: config.app.max_body_memory,
+        limits: config.app.limits(),
+        max_variable_name_bytes: config.app.max_variable_name_bytes,
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {

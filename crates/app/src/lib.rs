@@ -38,6 +38,18 @@ pub struct AppConfig {
     pub llm: Option<mrpt_interpreter::OpenAiConfig>,
     /// Interval of `: keepalive` comments on a chat stream while a tool runs (at most 15 s).
     pub chat_keepalive: std::time::Duration,
+    /// Largest JSON body (analysis, ITN and chat requests); larger ones get 413.
+    pub max_json_bytes: u64,
+    /// Bytes of one request body kept in memory while it arrives; the rest goes to a spool file
+    /// on disk (`mrpt_session::Store::spool`).
+    pub body_memory_bytes: u64,
+    /// Bytes of unfinished request bodies this worker holds in memory, all requests together;
+    /// past it every body spools to disk.
+    pub max_body_memory: u64,
+    /// Caps on reading uploaded tables and zips.
+    pub limits: mrpt_formats::Limits,
+    /// Longest variable name a request may send (selected variables, relationships).
+    pub max_variable_name_bytes: usize,
 }
 
 impl Default for AppConfig {
@@ -47,6 +59,11 @@ impl Default for AppConfig {
             max_upload_bytes: 32 * 1024 * 1024,
             llm: None,
             chat_keepalive: std::time::Duration::from_secs(5),
+            max_json_bytes: 1 << 20,
+            body_memory_bytes: 1 << 20,
+            max_body_memory: 64 << 20,
+            limits: mrpt_formats::Limits::default(),
+            max_variable_name_bytes: 256,
         }
     }
 }
@@ -66,6 +83,8 @@ pub struct App {
     config: AppConfig,
     store: mrpt_session::Store,
     interpreter: mrpt_interpreter::Interpreter,
+    /// Bytes of unfinished request bodies this worker holds in memory (all requests).
+    body_memory: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl App {
@@ -79,6 +98,7 @@ impl App {
             config,
             store,
             interpreter,
+            body_memory: Default::default(),
         })
     }
 
@@ -140,11 +160,11 @@ impl App {
                 sessions::clear(self, &parts.headers).await
             }
             ["upload_both_files"] | ["upload"] if method == Method::POST => {
-                let body = self.body(&parts.headers, body).await?;
+                let body = self.upload_body(&parts.headers, body).await?;
                 workflow::upload(self, &parts.headers, body).await
             }
             ["upload_population"] if method == Method::POST => {
-                let body = self.body(&parts.headers, body).await?;
+                let body = self.upload_body(&parts.headers, body).await?;
                 workflow::upload_population(self, &parts.headers, body).await
             }
             ["run_analysis"] if method == Method::POST => {
@@ -181,13 +201,35 @@ impl App {
         }
     }
 
-    /// The whole request body, within the upload limit (413 otherwise, nothing stored).
+    /// The whole JSON body, within `max_json_bytes` (413 otherwise).
     async fn body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, ApiError>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        request_body::collect(headers, body, self.config.max_upload_bytes).await
+        let spool = self.spool(headers);
+        request_body::collect(headers, body, self.config.max_json_bytes, &spool).await
+    }
+
+    /// The whole upload body, within `max_upload_bytes` (413 otherwise, nothing stored).
+    async fn upload_body<B>(&self, headers: &http::HeaderMap, body: B) -> Result<Bytes, ApiError>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let spool = self.spool(headers);
+        request_body::collect(headers, body, self.config.max_upload_bytes, &spool).await
+    }
+
+    /// Where this request's body spools: the staging area of the session it names, if valid.
+    fn spool(&self, headers: &http::HeaderMap) -> request_body::Spool {
+        request_body::Spool {
+            store: self.store.clone(),
+            session: identity::requested_session(headers).and_then(|t| self.store.session(&t).ok()),
+            per_body: self.config.body_memory_bytes,
+            held: self.body_memory.clone(),
+            max_held: self.config.max_body_memory,
+        }
     }
 
     /// The session named by the request, which must exist.
@@ -279,13 +321,43 @@ pub(crate) fn log_line(level: &str, message: &str) {
     );
 }
 
-/// Run filesystem or CPU work off the async threads.
+/// Run filesystem or CPU work off the async threads. If the request is abandoned while the
+/// work runs (the client closed the connection, so the server dropped the handler), the work's
+/// [`mrpt_table::cancel`] flag is raised and the readers and the analysis stop at their next
+/// check instead of computing an answer nobody will read.
 async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(work).await {
+    /// Raises the flag unless disarmed: dropping the future mid-wait cancels the work.
+    struct CancelOnDrop(Option<mrpt_table::cancel::CancelFlag>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            if let Some(flag) = self.0.take() {
+                flag.cancel();
+            }
+        }
+    }
+    let flag = mrpt_table::cancel::CancelFlag::new();
+    let mut guard = CancelOnDrop(Some(flag.clone()));
+    let joined = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let result = flag.scope(work);
+        if flag.is_cancelled() {
+            log_line(
+                "INFO",
+                &format!(
+                    "work of an abandoned request stopped after {} ms (the client had gone)",
+                    started.elapsed().as_millis()
+                ),
+            );
+        }
+        result
+    })
+    .await;
+    guard.0 = None;
+    match joined {
         Ok(result) => result,
         Err(join) => Err(ApiError::internal(format!(
             "a blocking task failed: {join}"

@@ -42,6 +42,9 @@ impl From<formats::Error> for PipelineError {
             formats::Error::UnsupportedFileType { .. } => {
                 PipelineError::UnsupportedType(err.to_string())
             }
+            e if e.is_over_limit() => PipelineError::Unprocessable(e.to_string()),
+            // Nobody reads this answer: the client has gone.
+            formats::Error::Cancelled => PipelineError::Input(err.to_string()),
             e if e.is_input_error() => PipelineError::Input(e.to_string()),
             e => PipelineError::Internal(e.to_string()),
         }
@@ -133,18 +136,21 @@ pub fn match_to_shapes(
     }
 }
 
-/// Read and check an upload without storing anything: the table must load and have a ward
-/// column; the shapefile (if any) must load; names are matched for the report exactly as the
-/// analysis will match them.
+/// Read and check an upload without storing anything: the table must load within `limits` and
+/// have a ward column; the shapefile (if any) must load within them too; names are matched for
+/// the report exactly as the analysis will match them.
 pub fn inspect_upload(
     table: InputFile<'_>,
     shapefile: Option<InputFile<'_>>,
+    limits: &formats::Limits,
 ) -> Result<UploadDetails, PipelineError> {
-    let raw = formats::read_ward_table(table.bytes, table.name)?;
+    let raw = formats::read_ward_table_with(table.bytes, table.name, limits)?;
     let summary = formats::summary::summarize(&raw.table, Some(raw.ward_column));
     let available_variables = raw.candidate_variables();
     let shapes = match shapefile {
-        Some(file) => Some(formats::read_shapefile_zip(file.bytes)?),
+        Some(file) => Some(formats::shapefile::read_shapefile_zip_with(
+            file.bytes, limits,
+        )?),
         None => None,
     };
     // What the analysis will do to the names: steps 1-2, then step 3 (which `analyze` runs).
@@ -387,7 +393,7 @@ mod tests {
             name: "wards.zip",
             bytes: shapefile,
         };
-        let details = inspect_upload(table, Some(shapes)).unwrap_or_else(|e| panic!("{e}"));
+        let details = inspect_upload(table, Some(shapes), &formats::Limits::default()).unwrap_or_else(|e| panic!("{e}"));
         let report = details.ward_matching.unwrap_or_default();
         let files = run_analysis(table, Some(shapes), &AnalysisParams::default())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -543,6 +549,46 @@ pub struct ItnParams {
     pub strategy: Option<ItnStrategy>,
 }
 
+/// The ranges ITN planning accepts: a campaign of at most a billion nets, households of 1 to 50
+/// people, an urban threshold that is a percentage.
+pub const MAX_TOTAL_NETS: i64 = 1_000_000_000;
+pub const HOUSEHOLD_SIZE_RANGE: (f64, f64) = (1.0, 50.0);
+pub const URBAN_THRESHOLD_RANGE: (f64, f64) = (0.0, 100.0);
+
+impl ItnParams {
+    /// Refuses a parameter outside its range, naming the parameter and the range (400).
+    pub fn validate(&self) -> Result<(), PipelineError> {
+        if !(1..=MAX_TOTAL_NETS).contains(&self.total_nets) {
+            return Err(PipelineError::Input(format!(
+                "total_nets must be a whole number of nets from 1 to {MAX_TOTAL_NETS}, got {}",
+                self.total_nets
+            )));
+        }
+        let check = |name: &str, value: Option<f64>, (low, high): (f64, f64), unit: &str| {
+            match value {
+                Some(v) if !(v.is_finite() && (low..=high).contains(&v)) => {
+                    Err(PipelineError::Input(format!(
+                        "{name} must be between {low} and {high} {unit}, got {v}"
+                    )))
+                }
+                _ => Ok(()),
+            }
+        };
+        check(
+            "avg_household_size",
+            self.avg_household_size,
+            HOUSEHOLD_SIZE_RANGE,
+            "people",
+        )?;
+        check(
+            "urban_threshold",
+            self.urban_threshold,
+            URBAN_THRESHOLD_RANGE,
+            "(percent urban)",
+        )
+    }
+}
+
 /// The rankings file of a method.
 pub fn rankings_artifact(method: RankingMethod) -> Artifact {
     match method {
@@ -572,6 +618,7 @@ pub struct ItnOutput {
 
 /// Plan ITN distribution from stored rankings. Never runs the analysis.
 pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput, PipelineError> {
+    params.validate()?;
     let (artifact, bytes) = sources.rankings;
     let rankings_table = formats::read_table(bytes, &artifact.file_name())?;
     let data = match sources.data {

@@ -98,10 +98,12 @@ pub async fn upload(
     let store = app.store.clone();
     let response_id = id.clone();
     let upload_bytes = table.bytes.len() + shapefile.as_ref().map_or(0, |f| f.bytes.len());
+    let limits = app.config.limits;
     let body = blocking(move || {
         let details = pipeline::inspect_upload(
             InputFile { name: &table.file_name, bytes: &table.bytes },
             shapefile.as_ref().map(|f| InputFile { name: &f.file_name, bytes: &f.bytes }),
+            &limits,
         )?;
         // Checked first, stored second: a bad upload leaves the previous generation untouched.
         let mut upload = store.begin_upload(&id)?;
@@ -154,9 +156,11 @@ pub async fn upload_population(
     };
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
+    let limits = app.config.limits;
     let body = blocking(move || {
-        let population = mrpt_formats::population::read_population(&file.bytes, &file.file_name)
-            .map_err(PipelineError::from)?;
+        let population =
+            mrpt_formats::population::read_population_with(&file.bytes, &file.file_name, &limits)
+                .map_err(PipelineError::from)?;
         let stored = population.to_table().map_err(PipelineError::from)?;
         let csv = mrpt_formats::write_csv(&stored);
         // Reported as ITN planning will join it (the `rank` strategy's exact rule, the default
@@ -234,6 +238,44 @@ pub(crate) struct RunAnalysisBody {
     pub relationships: std::collections::BTreeMap<String, analysis::Direction>,
 }
 
+/// Most variable names one analysis request may list (at most 15 are analysed; the rest leaves
+/// room for names that match nothing).
+pub(crate) const MAX_LISTED_VARIABLES: usize = 100;
+
+impl RunAnalysisBody {
+    /// Refuses (400) more than [`MAX_LISTED_VARIABLES`] names or a name longer than
+    /// `max_name_bytes`, before any of them is matched (matching costs CPU per byte, and answers
+    /// echo the names).
+    pub(crate) fn validate(&self, max_name_bytes: usize) -> Result<(), ApiError> {
+        let listed = self.selected_variables.as_deref().unwrap_or_default();
+        for (parameter, count) in [
+            ("selected_variables", listed.len()),
+            ("relationships", self.relationships.len()),
+        ] {
+            if count > MAX_LISTED_VARIABLES {
+                return Err(ApiError::BadRequest(format!(
+                    "{parameter} may name at most {MAX_LISTED_VARIABLES} variables, got {count}"
+                )));
+            }
+        }
+        let names = listed
+            .iter()
+            .map(|n| ("selected_variables", n))
+            .chain(self.relationships.keys().map(|n| ("relationships", n)));
+        for (parameter, name) in names {
+            if name.len() > max_name_bytes {
+                let start: String = name.chars().take(40).collect();
+                return Err(ApiError::BadRequest(format!(
+                    "{parameter}: a variable name may be at most {max_name_bytes} bytes long; \
+                     \"{start}...\" has {}",
+                    name.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
 pub async fn run_analysis(
     app: &App,
@@ -241,6 +283,7 @@ pub async fn run_analysis(
     body: Bytes,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let request: RunAnalysisBody = request_body::json(&body)?;
+    request.validate(app.config.max_variable_name_bytes)?;
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let started = std::time::Instant::now();
@@ -380,11 +423,6 @@ pub async fn plan_itn(
                 ApiError::BadRequest(format!("total_nets must be a whole number, got {v}"))
             })?,
     };
-    if total_nets <= 0 {
-        return Err(ApiError::BadRequest(format!(
-            "total_nets must be a positive number of nets, got {total_nets}"
-        )));
-    }
     let params = pipeline::ItnParams {
         total_nets,
         avg_household_size: request.avg_household_size,
@@ -392,6 +430,8 @@ pub async fn plan_itn(
         method: request.method.unwrap_or_default(),
         strategy: request.strategy,
     };
+    // Checked here too (planning checks again) so a bad parameter costs no disk read.
+    params.validate()?;
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let body = blocking(move || crate::visuals::plan_and_store_itn(&store, &id, &params)).await?;

@@ -19,6 +19,7 @@ mod error;
 pub mod fault;
 mod id;
 mod manifest;
+mod spool;
 mod store;
 
 #[cfg(test)]

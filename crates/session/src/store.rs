@@ -152,6 +152,11 @@ impl Store {
         Ok(id)
     }
 
+    /// The instance directory (the parent of `uploads/`).
+    pub(crate) fn instance_dir(&self) -> &Path {
+        self.uploads.parent().unwrap_or(&self.uploads)
+    }
+
     /// The folder of a minted session. Never creates anything.
     pub(crate) fn session_dir(&self, id: &SessionId) -> Result<PathBuf> {
         let dir = self.uploads.join(id.as_str());
