@@ -18,6 +18,7 @@ mod chat_conversation;
 mod chat_openai;
 mod chat_stream;
 mod golden_outputs;
+mod hostile_input;
 mod ops_http;
 mod server_lifecycle;
 mod shared_process_rules;

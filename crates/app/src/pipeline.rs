@@ -145,7 +145,9 @@ pub fn inspect_upload(
     limits: &formats::Limits,
 ) -> Result<UploadDetails, PipelineError> {
     let raw = formats::read_ward_table_with(table.bytes, table.name, limits)?;
+    check_cancelled()?;
     let summary = formats::summary::summarize(&raw.table, Some(raw.ward_column));
+    check_cancelled()?;
     let available_variables = raw.candidate_variables();
     let shapes = match shapefile {
         Some(file) => Some(formats::shapefile::read_shapefile_zip_with(
@@ -153,6 +155,7 @@ pub fn inspect_upload(
         )?),
         None => None,
     };
+    check_cancelled()?;
     // What the analysis will do to the names: steps 1-2, then step 3 (which `analyze` runs).
     let mut wards = raw.clone();
     let matched = match_to_shapes(&mut wards, shapes.as_ref())?;
@@ -185,6 +188,14 @@ pub fn inspect_upload(
         ward_matching: Some(ward_matching),
         data_summary: Some(summary),
     })
+}
+
+/// Stops a workflow between its steps when its request was abandoned (`mrpt_table::cancel`).
+pub fn check_cancelled() -> Result<(), PipelineError> {
+    if mrpt_table::cancel::cancelled() {
+        return Err(PipelineError::from(formats::Error::Cancelled));
+    }
+    Ok(())
 }
 
 /// What the user asked the analysis for.

@@ -105,7 +105,9 @@ pub async fn upload(
             shapefile.as_ref().map(|f| InputFile { name: &f.file_name, bytes: &f.bytes }),
             &limits,
         )?;
-        // Checked first, stored second: a bad upload leaves the previous generation untouched.
+        // Checked first, stored second: a bad upload leaves the previous generation untouched,
+        // and so does one whose client has gone.
+        pipeline::check_cancelled()?;
         let mut upload = store.begin_upload(&id)?;
         // Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT
         // stored them under the .csv name and then failed to read them).
