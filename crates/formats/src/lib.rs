@@ -29,6 +29,7 @@ pub mod shapefile;
 pub mod summary;
 pub mod synth;
 pub mod table;
+pub mod tpr;
 pub mod unified;
 pub mod workbook;
 

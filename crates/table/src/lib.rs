@@ -7,3 +7,5 @@
 //!
 //! Must not do I/O and must not depend on any other internal crate (every leaf may depend on this
 //! one); its only dependency is serde.
+
+pub mod tpr;
