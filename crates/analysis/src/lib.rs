@@ -33,6 +33,7 @@ mod ranking;
 mod selection;
 mod table;
 mod text_match;
+pub mod tpr;
 mod unified;
 
 pub use composite::{CompositeResult, MAX_VARIABLES, Model};

@@ -115,10 +115,14 @@ pub enum Error {
     #[error("no population column (expected `Population`); columns found: {}", .found.join(", "))]
     NoPopulationColumn { found: Vec<String> },
 
-    #[error("{file}: unsupported file type for a facility export; upload a .csv, .xlsx or .xls file")]
+    #[error(
+        "{file}: unsupported file type for a facility export; upload a .csv, .xlsx or .xls file"
+    )]
     TprFileType { file: String },
 
-    #[error("{file}: no header row found in the first 20 rows (a header has at least 3 named cells, no numbers, and names such as orgunitlevel3, ward or a testing indicator)")]
+    #[error(
+        "{file}: no header row found in the first 20 rows (a header has at least 3 named cells, no numbers, and names such as orgunitlevel3, ward or a testing indicator)"
+    )]
     NoHeaderRow { file: String },
 
     #[error("the export has no {} column; columns found: {}. Send `mapping` to name them, e.g. {{\"ward\": \"<header>\", \"lga\": \"<header>\"}}", .missing.join(" or "), .found.join(" | "))]

@@ -6,7 +6,10 @@ use mrpt_formats::tpr::{ReadOptions, read_csv_export, read_facility_export};
 use mrpt_table::tpr::FacilityExport;
 
 fn fixture(path: &str) -> Vec<u8> {
-    let full = format!("{}/../../tests/fixtures/tpr/{path}", env!("CARGO_MANIFEST_DIR"));
+    let full = format!(
+        "{}/../../tests/fixtures/tpr/{path}",
+        env!("CARGO_MANIFEST_DIR")
+    );
     std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
 }
 
@@ -65,14 +68,16 @@ fn mapping_equals_expected() {
     assert_eq!(x.prefix.as_deref(), expected["prefix"].as_str());
     assert!(x.mapping.ambiguous.is_empty());
     // Distractors and ignored columns are listed, never mapped.
-    assert!(x
-        .mapping
-        .unmapped
-        .contains(&"Persons presenting with fever <5yrs".to_string()));
-    assert!(x
-        .mapping
-        .unmapped
-        .contains(&"Persons presenting with fever  ≥5yrs (excl PW)".to_string()));
+    assert!(
+        x.mapping
+            .unmapped
+            .contains(&"Persons presenting with fever <5yrs".to_string())
+    );
+    assert!(
+        x.mapping
+            .unmapped
+            .contains(&"Persons presenting with fever  ≥5yrs (excl PW)".to_string())
+    );
 }
 
 #[test]
@@ -89,7 +94,12 @@ fn facility_levels_equal_expected() {
             .find(|f| f.id == rec[0])
             .unwrap_or_else(|| panic!("facility {}", &rec[0]));
         assert_eq!(f.name, &rec[1]);
-        assert_eq!(f.level_cell.as_deref().unwrap_or(""), &rec[2], "{}", &rec[0]);
+        assert_eq!(
+            f.level_cell.as_deref().unwrap_or(""),
+            &rec[2],
+            "{}",
+            &rec[0]
+        );
         assert_eq!(f.level.as_str(), &rec[3], "{}", &rec[0]);
         assert_eq!(f.level_from_name.as_str(), &rec[4], "{}", &rec[0]);
         n += 1;
@@ -99,7 +109,10 @@ fn facility_levels_equal_expected() {
     assert_eq!(x.states[0].name, "Kano");
     assert_eq!(x.lgas.len(), 6);
     assert_eq!(x.wards.len(), 67);
-    assert_eq!(x.warnings.rows_without_ward, x.rows.iter().filter(|r| !r.has_ward()).count());
+    assert_eq!(
+        x.warnings.rows_without_ward,
+        x.rows.iter().filter(|r| !r.has_ward()).count()
+    );
     assert!(x.warnings.rows_without_ward > 0);
     assert_eq!(x.warnings.rows_without_year, 0);
 }

@@ -145,7 +145,9 @@ impl Indicator {
 
     /// Parses a field name back (`None` for anything else).
     pub fn from_field_name(name: &str) -> Option<Indicator> {
-        Indicator::all().into_iter().find(|i| i.field_name() == name)
+        Indicator::all()
+            .into_iter()
+            .find(|i| i.field_name() == name)
     }
 
     /// The indicator with the other kind (tested <-> positive).
@@ -197,7 +199,9 @@ impl StructuralField {
     }
 
     pub fn from_name(name: &str) -> Option<StructuralField> {
-        StructuralField::ALL.into_iter().find(|f| f.as_str() == name)
+        StructuralField::ALL
+            .into_iter()
+            .find(|f| f.as_str() == name)
     }
 }
 
@@ -293,7 +297,12 @@ pub enum AgeChoice {
 }
 
 impl AgeChoice {
-    pub const ALL: [AgeChoice; 4] = [AgeChoice::U5, AgeChoice::O5, AgeChoice::Pw, AgeChoice::AllAges];
+    pub const ALL: [AgeChoice; 4] = [
+        AgeChoice::U5,
+        AgeChoice::O5,
+        AgeChoice::Pw,
+        AgeChoice::AllAges,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -349,8 +358,11 @@ pub enum MethodChoice {
 }
 
 impl MethodChoice {
-    pub const ALL: [MethodChoice; 3] =
-        [MethodChoice::Rdt, MethodChoice::Microscopy, MethodChoice::Both];
+    pub const ALL: [MethodChoice; 3] = [
+        MethodChoice::Rdt,
+        MethodChoice::Microscopy,
+        MethodChoice::Both,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -617,6 +629,38 @@ pub fn round_half_even(x: f64, digits: usize) -> f64 {
     format!("{x:.digits$}").parse().unwrap_or(x)
 }
 
+/// How a data ward relates to the shapefile and the population table (tpr.md §4.4, §5), one per
+/// [`FacilityExport::wards`] entry; [`WardLink::unlinked`] without a shapefile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WardLink {
+    /// The shapefile ward's name when matched.
+    pub shape_name: Option<String>,
+    pub code: Option<String>,
+    /// `exact`, `normalised`, `fuzzy`, `zero_fix`, `substring`, `ambiguous`, `conflict`,
+    /// `none` or `no_shapefile`.
+    pub match_kind: String,
+    /// The best similarity seen (1.0 for exact and normalised).
+    pub score: Option<f64>,
+    pub population: Option<f64>,
+}
+
+impl WardLink {
+    pub fn unlinked() -> WardLink {
+        WardLink {
+            shape_name: None,
+            code: None,
+            match_kind: "no_shapefile".into(),
+            score: None,
+            population: None,
+        }
+    }
+
+    /// Whether the ward found its shapefile ward.
+    pub fn is_matched(&self) -> bool {
+        self.code.is_some() || self.shape_name.is_some()
+    }
+}
+
 /// Ward TPR row of `tpr_results.csv` (tpr.md §4, §8.1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WardTpr {
@@ -705,6 +749,14 @@ pub struct Trend {
     pub tested_latest: Option<f64>,
     /// `rdt`, `microscopy` or `microscopy+rdt` over the defined points.
     pub methods_used: String,
+}
+
+/// An LGA's yearly trend (tpr.md §6.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LgaTrend {
+    /// Index into [`FacilityExport::lgas`].
+    pub lga: usize,
+    pub trend: Trend,
 }
 
 /// Emerging or resolving hotspot (tpr.md §6.4).

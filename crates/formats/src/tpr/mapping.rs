@@ -83,9 +83,9 @@ pub fn apply_rules(headers: &[String], placeholders: &[bool]) -> Layout {
 fn set_aside_all_ages(layout: &mut Layout) {
     for slot in AGE_INDICATORS..INDICATOR_SLOTS {
         let ind = Indicator::all()[slot];
-        let specific = Indicator::all()[..AGE_INDICATORS]
-            .iter()
-            .any(|s| s.method == ind.method && s.kind == ind.kind && !layout.indicators[s.slot()].is_empty());
+        let specific = Indicator::all()[..AGE_INDICATORS].iter().any(|s| {
+            s.method == ind.method && s.kind == ind.kind && !layout.indicators[s.slot()].is_empty()
+        });
         if specific && !layout.indicators[slot].is_empty() {
             let cols = std::mem::take(&mut layout.indicators[slot]);
             layout.ignored_all_ages.extend(cols);
@@ -129,7 +129,8 @@ pub fn apply_override(
     // A header given for a field is no longer read for a field the caller did not name.
     for (_, _, column) in &resolved {
         let Some(c) = *column else { continue };
-        let named_structural = |f: &StructuralField| resolved.iter().any(|(s, _, _)| s == &Some(*f));
+        let named_structural =
+            |f: &StructuralField| resolved.iter().any(|(s, _, _)| s == &Some(*f));
         layout
             .structural
             .retain(|f, v| *v != c || named_structural(f));
@@ -238,7 +239,12 @@ mod tests {
 
     #[test]
     fn orgunitlevel3_is_never_the_level() {
-        let h = headers(&["orgunitlevel2", "orgunitlevel3", "orgunitlevel4", "orgunitlevel5"]);
+        let h = headers(&[
+            "orgunitlevel2",
+            "orgunitlevel3",
+            "orgunitlevel4",
+            "orgunitlevel5",
+        ]);
         let l = apply_rules(&h, &[false; 4]);
         assert_eq!(l.field(StructuralField::FacilityLevel), None);
         assert_eq!(l.unmapped, vec![3]);
@@ -255,7 +261,12 @@ mod tests {
         ]);
         let l = apply_rules(&h, &[false; 5]);
         assert_eq!(l.ignored_all_ages, vec![2]);
-        assert_eq!(l.indicators[Indicator::from_field_name("all_microscopy_tested").unwrap().slot()], vec![3]);
+        assert_eq!(
+            l.indicators[Indicator::from_field_name("all_microscopy_tested")
+                .unwrap()
+                .slot()],
+            vec![3]
+        );
         assert!(l.has_any_pair());
     }
 

@@ -8,9 +8,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 
 use mrpt_table::tpr::{
-    ColumnMapping, Facility, FacilityExport, FacilityLevel,
-    INDICATOR_SLOTS, Indicator, Lga, NONE_ID, ReadWarnings, Row, State, StructuralField, Ward,
-    norm_name,
+    ColumnMapping, Facility, FacilityExport, FacilityLevel, INDICATOR_SLOTS, Indicator, Lga,
+    NONE_ID, ReadWarnings, Row, State, StructuralField, Ward, norm_name,
 };
 
 use super::mapping::{Layout, apply_override, apply_rules, describe, is_placeholder};
@@ -190,7 +189,11 @@ fn detect_delimiter(head: &[u8]) -> u8 {
 /// number, at least one a known structural name or an indicator.
 fn header_candidate(row: &impl RowCells) -> Option<Vec<String>> {
     let cells: Vec<String> = (0..row.width())
-        .map(|i| row.cell(i).map(|c| c.trim().to_string()).unwrap_or_default())
+        .map(|i| {
+            row.cell(i)
+                .map(|c| c.trim().to_string())
+                .unwrap_or_default()
+        })
         .collect();
     let filled: Vec<&String> = cells.iter().filter(|c| !c.is_empty()).collect();
     if filled.len() < 3 {
@@ -263,25 +266,17 @@ fn first_sheet(bytes: &[u8], file_name: &str) -> Result<calamine::Range<calamine
     let range = if bytes.starts_with(ZIP_MAGIC) {
         let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(cursor)
             .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))?;
-        let name = wb
-            .sheet_names()
-            .first()
-            .cloned()
-            .ok_or(Error::NoSheet {
-                file: file_name.into(),
-            })?;
+        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
+            file: file_name.into(),
+        })?;
         wb.worksheet_range(&name)
             .map_err(|e| not_excel(e.to_string()))?
     } else if bytes.starts_with(OLE_MAGIC) {
         let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(cursor)
             .map_err(|e: calamine::XlsError| not_excel(e.to_string()))?;
-        let name = wb
-            .sheet_names()
-            .first()
-            .cloned()
-            .ok_or(Error::NoSheet {
-                file: file_name.into(),
-            })?;
+        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
+            file: file_name.into(),
+        })?;
         wb.worksheet_range(&name)
             .map_err(|e| not_excel(e.to_string()))?
     } else {
@@ -409,8 +404,7 @@ pub fn parse_period(cell: &str) -> (u16, u8) {
     let year: u16 = t[i..i + 4].parse().unwrap_or(0);
     // `YYYY-MM-...`
     let rest = &b[i + 4..];
-    if rest.len() >= 3 && rest[0] == b'-' && rest[1].is_ascii_digit() && rest[2].is_ascii_digit()
-    {
+    if rest.len() >= 3 && rest[0] == b'-' && rest[1].is_ascii_digit() && rest[2].is_ascii_digit() {
         let m = (rest[1] - b'0') * 10 + (rest[2] - b'0');
         if (1..=12).contains(&m) {
             return (year, m);
@@ -468,8 +462,7 @@ fn detect_prefix<'a>(values: impl Iterator<Item = &'a str>) -> Option<String> {
         }
         any = true;
         let b = v.as_bytes();
-        if b.len() < 4 || !b[0].is_ascii_lowercase() || !b[1].is_ascii_lowercase() || b[2] != b' '
-        {
+        if b.len() < 4 || !b[0].is_ascii_lowercase() || !b[1].is_ascii_lowercase() || b[2] != b' ' {
             return None;
         }
         match prefix {
@@ -707,9 +700,7 @@ impl Builder {
             let mut first: Option<f64> = None;
             let mut first_seen = false;
             for &c in columns {
-                let parsed = row
-                    .cell(c)
-                    .map_or(Count::Blank, |cell| parse_count(&cell));
+                let parsed = row.cell(c).map_or(Count::Blank, |cell| parse_count(&cell));
                 if let Some(check) = self.checked.get_mut(&c)
                     && parsed != Count::Blank
                 {
@@ -837,11 +828,9 @@ impl Builder {
                 let state = state_map[self.lga_state[i] as usize];
                 let text = lga_text(raw);
                 let stripped = strip_prefix(&text, p);
-                let display = strip_suffix_ci(
-                    strip_suffix_ci(stripped, " Local Government Area"),
-                    " LGA",
-                )
-                .to_string();
+                let display =
+                    strip_suffix_ci(strip_suffix_ci(stripped, " Local Government Area"), " LGA")
+                        .to_string();
                 let key = norm_name(&display);
                 *lga_ids.entry((state, key.clone())).or_insert_with(|| {
                     lgas.push(Lga {
@@ -1011,16 +1000,31 @@ mod tests {
 
     #[test]
     fn levels() {
-        assert_eq!(level_from_cell(" Primary Health Facility "), FacilityLevel::Primary);
+        assert_eq!(
+            level_from_cell(" Primary Health Facility "),
+            FacilityLevel::Primary
+        );
         assert_eq!(level_from_cell("PHC"), FacilityLevel::Primary);
         assert_eq!(level_from_cell("Tertiary"), FacilityLevel::Tertiary);
         assert_eq!(level_from_cell("secondary"), FacilityLevel::Secondary);
         assert_eq!(level_from_cell(""), FacilityLevel::Unknown);
         assert_eq!(level_from_cell("private"), FacilityLevel::Other);
-        assert_eq!(level_from_name("Aminu Kano Teaching Hospital"), FacilityLevel::Tertiary);
-        assert_eq!(level_from_name("Murtala General Hospital"), FacilityLevel::Secondary);
-        assert_eq!(level_from_name("Adakawa Basic Health Clinic"), FacilityLevel::Primary);
-        assert_eq!(level_from_name("Salama Hospital Sheshe"), FacilityLevel::Unknown);
+        assert_eq!(
+            level_from_name("Aminu Kano Teaching Hospital"),
+            FacilityLevel::Tertiary
+        );
+        assert_eq!(
+            level_from_name("Murtala General Hospital"),
+            FacilityLevel::Secondary
+        );
+        assert_eq!(
+            level_from_name("Adakawa Basic Health Clinic"),
+            FacilityLevel::Primary
+        );
+        assert_eq!(
+            level_from_name("Salama Hospital Sheshe"),
+            FacilityLevel::Unknown
+        );
     }
 
     #[test]
@@ -1042,7 +1046,10 @@ mod tests {
         );
         assert_eq!(detect_prefix(["kn Kano", "kw Kwara"].into_iter()), None);
         assert_eq!(detect_prefix(["Kano State"].into_iter()), None);
-        assert_eq!(strip_prefix("kn Dala Local Government Area", Some("kn")), "Dala Local Government Area");
+        assert_eq!(
+            strip_prefix("kn Dala Local Government Area", Some("kn")),
+            "Dala Local Government Area"
+        );
         assert_eq!(strip_prefix("kno Dala", Some("kn")), "kno Dala");
         assert_eq!(
             strip_suffix_ci("Dala Local Government Area", " Local Government Area"),

@@ -98,7 +98,13 @@ pub fn match_form(s: &str) -> String {
 /// The candidate names of a structural field, in priority order (tpr.md §2.1).
 pub fn structural_candidates(field: StructuralField) -> &'static [&'static str] {
     match field {
-        StructuralField::State => &["orgunitlevel2", "state", "statename", "state_name", "state name"],
+        StructuralField::State => &[
+            "orgunitlevel2",
+            "state",
+            "statename",
+            "state_name",
+            "state name",
+        ],
         StructuralField::Lga => &[
             "orgunitlevel3",
             "lga",
@@ -109,7 +115,13 @@ pub fn structural_candidates(field: StructuralField) -> &'static [&'static str] 
             "localgovernment",
             "local_government",
         ],
-        StructuralField::Ward => &["orgunitlevel4", "ward", "wardname", "ward_name", "ward name"],
+        StructuralField::Ward => &[
+            "orgunitlevel4",
+            "ward",
+            "wardname",
+            "ward_name",
+            "ward name",
+        ],
         StructuralField::FacilityId => &[
             "organisationunitid",
             "orgunitid",
@@ -171,8 +183,11 @@ fn skip_spaces(s: &str) -> &str {
 /// with `word_start` requiring a word boundary before `pattern`.
 fn has_then(text: &str, pattern: &str, next: &str, word_start: bool) -> bool {
     text.match_indices(pattern).any(|(i, _)| {
-        let boundary =
-            !word_start || text[..i].chars().next_back().is_none_or(|c| !is_word_char(c));
+        let boundary = !word_start
+            || text[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !is_word_char(c));
         boundary && skip_spaces(&text[i + pattern.len()..]).starts_with(next)
     })
 }
@@ -259,11 +274,15 @@ pub fn classify_indicator(f: &str) -> IndicatorRule {
     } else {
         return IndicatorRule::NotIndicator;
     };
-    let ages: Vec<Age> = [(Age::U5, is_u5(f)), (Age::O5, is_o5(f)), (Age::Pw, is_pw(f))]
-        .into_iter()
-        .filter(|(_, hit)| *hit)
-        .map(|(a, _)| a)
-        .collect();
+    let ages: Vec<Age> = [
+        (Age::U5, is_u5(f)),
+        (Age::O5, is_o5(f)),
+        (Age::Pw, is_pw(f)),
+    ]
+    .into_iter()
+    .filter(|(_, hit)| *hit)
+    .map(|(a, _)| a)
+    .collect();
     match ages.as_slice() {
         [] => IndicatorRule::Field(Indicator {
             age: None,
@@ -306,7 +325,10 @@ mod tests {
     #[test]
     fn the_twelve_nhmis_headers_map() {
         let cases = [
-            ("Persons presenting with fever & tested by RDT <5yrs", "u5_rdt_tested"),
+            (
+                "Persons presenting with fever & tested by RDT <5yrs",
+                "u5_rdt_tested",
+            ),
             (
                 "Persons presenting with fever & tested by RDT  ≥5yrs (excl PW)",
                 "o5_rdt_tested",
@@ -315,7 +337,10 @@ mod tests {
                 "Persons presenting with fever & tested by RDT Preg Women (PW)",
                 "pw_rdt_tested",
             ),
-            ("Persons tested positive for malaria by RDT <5yrs", "u5_rdt_positive"),
+            (
+                "Persons tested positive for malaria by RDT <5yrs",
+                "u5_rdt_positive",
+            ),
             (
                 "Persons tested positive for malaria by RDT  ≥5yrs (excl PW)",
                 "o5_rdt_positive",
@@ -382,17 +407,44 @@ mod tests {
             field("Persons tested for malaria by RDT").as_deref(),
             Some("all_rdt_tested")
         );
-        assert_eq!(field("RDT tested under-5").as_deref(), Some("u5_rdt_tested"));
-        assert_eq!(field("RDT tested under 5").as_deref(), Some("u5_rdt_tested"));
-        assert_eq!(field("Microscopy examined 5+").as_deref(), Some("o5_microscopy_tested"));
-        assert_eq!(field("rdt positive over 5").as_deref(), Some("o5_rdt_positive"));
-        assert_eq!(field("rdt positive above5").as_deref(), Some("o5_rdt_positive"));
+        assert_eq!(
+            field("RDT tested under-5").as_deref(),
+            Some("u5_rdt_tested")
+        );
+        assert_eq!(
+            field("RDT tested under 5").as_deref(),
+            Some("u5_rdt_tested")
+        );
+        assert_eq!(
+            field("Microscopy examined 5+").as_deref(),
+            Some("o5_microscopy_tested")
+        );
+        assert_eq!(
+            field("rdt positive over 5").as_deref(),
+            Some("o5_rdt_positive")
+        );
+        assert_eq!(
+            field("rdt positive above5").as_deref(),
+            Some("o5_rdt_positive")
+        );
         assert_eq!(field("rdt positive o5").as_deref(), Some("o5_rdt_positive"));
         assert_eq!(field("rdt positive u5").as_deref(), Some("u5_rdt_positive"));
-        assert_eq!(field("rdt positive less than 5").as_deref(), Some("u5_rdt_positive"));
-        assert_eq!(field("rdt positive below 5").as_deref(), Some("u5_rdt_positive"));
-        assert_eq!(field("rdt tested excluding pw").as_deref(), Some("o5_rdt_tested"));
-        assert_eq!(field("rdt tested excl. preg").as_deref(), Some("o5_rdt_tested"));
+        assert_eq!(
+            field("rdt positive less than 5").as_deref(),
+            Some("u5_rdt_positive")
+        );
+        assert_eq!(
+            field("rdt positive below 5").as_deref(),
+            Some("u5_rdt_positive")
+        );
+        assert_eq!(
+            field("rdt tested excluding pw").as_deref(),
+            Some("o5_rdt_tested")
+        );
+        assert_eq!(
+            field("rdt tested excl. preg").as_deref(),
+            Some("o5_rdt_tested")
+        );
         assert_eq!(field("rdt tested pw").as_deref(), Some("pw_rdt_tested"));
     }
 
@@ -440,15 +492,24 @@ mod tests {
 
     #[test]
     fn header_repair() {
-        assert_eq!(repair_header("  RDT  â‰¥5yrs (excl PW) "), "RDT  ≥5yrs (excl PW)");
+        assert_eq!(
+            repair_header("  RDT  â‰¥5yrs (excl PW) "),
+            "RDT  ≥5yrs (excl PW)"
+        );
         assert_eq!(repair_header("RDT â‰¤5"), "RDT ≤5");
         // Double encoding.
         assert_eq!(repair_header("RDT Ã¢â€°Â¥5yrs"), "RDT ≥5yrs");
         // Not repairable as a whole (a character outside Windows-1252): the literal fix only.
         assert_eq!(repair_header("ŁRDT â‰¥5"), "ŁRDT ≥5");
         assert_eq!(repair_header("period0me"), "periodname");
-        assert_eq!(repair_header("organisationunit0me.1"), "organisationunitname.1");
-        assert_eq!(repair_header("Artesu0te injections"), "Artesunate injections");
+        assert_eq!(
+            repair_header("organisationunit0me.1"),
+            "organisationunitname.1"
+        );
+        assert_eq!(
+            repair_header("Artesu0te injections"),
+            "Artesunate injections"
+        );
         assert_eq!(repair_header("Arte0te"), "Artesunate");
         // No general 0 -> na rule.
         assert_eq!(repair_header("Ade0"), "Ade0");
