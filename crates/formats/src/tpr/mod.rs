@@ -7,6 +7,7 @@ mod mapping;
 mod matching;
 mod read;
 mod rules;
+pub mod synth;
 pub mod write;
 
 pub use matching::{ShapeWard, attach_population, match_tpr_wards, shape_wards};

@@ -156,8 +156,23 @@ pub fn read_csv_export<R: Read>(
         }
         seen += 1;
         if let Some(h) = header_candidate(&record) {
-            let line = record.position().map_or(1, |p| p.line() as usize);
-            break (line.saturating_sub(1), h);
+            // Physical row = newlines before the record (the csv crate's line numbers drift
+            // on CRLF files).
+            let mut at = record.position().map_or(0, |p| p.byte() as usize);
+            let body = &head[start..];
+            // The recorded start may sit on the line end before the record.
+            while at < body.len() && matches!(body[at], b'\r' | b'\n') {
+                at += 1;
+            }
+            let index = if at <= body.len() {
+                body[..at].iter().filter(|b| **b == b'\n').count()
+            } else {
+                record
+                    .position()
+                    .map_or(1, |p| p.line() as usize)
+                    .saturating_sub(1)
+            };
+            break (index, h);
         }
         if seen >= HEADER_SEARCH_ROWS {
             return Err(Error::NoHeaderRow {
