@@ -58,17 +58,30 @@ pub fn missingness(
     }
     let mut by_field = vec![Tally::default(); AGE_INDICATORS];
     let mut by_year: BTreeMap<u16, Tally> = BTreeMap::new();
-    let mut by_lga: BTreeMap<(String, u32), Tally> = BTreeMap::new();
-    let mut by_ward: BTreeMap<(String, String, u32), Tally> = BTreeMap::new();
+    // Dense by id (national exports have ~1M rows); sorted by keys when written.
+    let mut by_lga = vec![Tally::default(); export.lgas.len()];
+    let mut by_ward = vec![Tally::default(); export.wards.len()];
     let mut periods: BTreeSet<(u16, u8)> = BTreeSet::new();
-    let mut facilities: BTreeSet<u32> = BTreeSet::new();
+    let mut last_period = None;
+    let mut facility_seen = vec![false; export.facilities.len()];
     let mut lga_facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
+    let mut last_pair = None;
     let mut lga_rows: BTreeMap<u32, usize> = BTreeMap::new();
     let mut year_rows: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut ward_rows = vec![false; export.wards.len()];
     for r in &rows {
-        periods.insert((r.year, r.month));
-        facilities.insert(r.facility);
-        lga_facilities.entry(r.lga).or_default().insert(r.facility);
+        if r.has_ward() {
+            ward_rows[r.ward as usize] = true;
+        }
+        if last_period != Some((r.year, r.month)) {
+            periods.insert((r.year, r.month));
+            last_period = Some((r.year, r.month));
+        }
+        facility_seen[r.facility as usize] = true;
+        if last_pair != Some((r.lga, r.facility)) {
+            lga_facilities.entry(r.lga).or_default().insert(r.facility);
+            last_pair = Some((r.lga, r.facility));
+        }
         *lga_rows.entry(r.lga).or_default() += 1;
         if let Some(y) = r.year() {
             *year_rows.entry(y).or_default() += 1;
@@ -96,13 +109,9 @@ pub fn missingness(
         if let Some(y) = r.year() {
             add(by_year.entry(y).or_default());
         }
-        let lga = &export.lgas[r.lga as usize];
-        add(by_lga.entry((lga.key.clone(), r.lga)).or_default());
+        add(&mut by_lga[r.lga as usize]);
         if r.has_ward() {
-            let ward = &export.wards[r.ward as usize];
-            add(by_ward
-                .entry((lga.key.clone(), ward.key.clone(), r.ward))
-                .or_default());
+            add(&mut by_ward[r.ward as usize]);
         }
     }
     let mut out = Vec::new();
@@ -112,11 +121,28 @@ pub fn missingness(
     for (y, t) in &by_year {
         out.push(t.row("year", y.to_string()));
     }
-    for ((_, l), t) in &by_lga {
-        out.push(t.row("lga", export.lgas[*l as usize].name.clone()));
+    let mut lga_order: Vec<usize> = (0..by_lga.len())
+        .filter(|l| lga_rows.contains_key(&(*l as u32)))
+        .collect();
+    lga_order.sort_by(|a, b| {
+        let (x, y) = (&export.lgas[*a], &export.lgas[*b]);
+        (x.key.as_str(), x.state).cmp(&(y.key.as_str(), y.state))
+    });
+    for &l in &lga_order {
+        out.push(by_lga[l].row("lga", export.lgas[l].name.clone()));
     }
-    for ((lk, wk, _), t) in &by_ward {
-        out.push(t.row("ward", format!("{lk}|{wk}")));
+    let ward_key = |w: usize| {
+        let ward = &export.wards[w];
+        let lga = &export.lgas[ward.lga as usize];
+        (lga.key.as_str(), ward.key.as_str(), lga.state)
+    };
+    let mut ward_order: Vec<usize> = (0..by_ward.len())
+        .filter(|w| by_ward[*w].cells > 0 || ward_rows[*w])
+        .collect();
+    ward_order.sort_by(|a, b| ward_key(*a).cmp(&ward_key(*b)));
+    for &w in &ward_order {
+        let (lk, wk, _) = ward_key(w);
+        out.push(by_ward[w].row("ward", format!("{lk}|{wk}")));
     }
     let reporting = |scope: &str, key: String, expected: usize, present: usize| MissingnessRow {
         scope: scope.into(),
@@ -133,17 +159,17 @@ pub fn missingness(
         out.push(reporting(
             "reporting_year",
             y.to_string(),
-            facilities.len() * months,
+            facility_seen.iter().filter(|s| **s).count() * months,
             *present,
         ));
     }
-    for (lk, l) in by_lga.keys() {
-        let _ = lk;
-        let expected = lga_facilities.get(l).map_or(0, BTreeSet::len) * periods.len();
-        let present = lga_rows.get(l).copied().unwrap_or(0);
+    for &l in &lga_order {
+        let l32 = l as u32;
+        let expected = lga_facilities.get(&l32).map_or(0, BTreeSet::len) * periods.len();
+        let present = lga_rows.get(&l32).copied().unwrap_or(0);
         out.push(reporting(
             "reporting_lga",
-            export.lgas[*l as usize].name.clone(),
+            export.lgas[l].name.clone(),
             expected,
             present,
         ));

@@ -86,6 +86,9 @@ impl RowCells for csv::ByteRecord {
     fn cell(&self, i: usize) -> Option<Cow<'_, str>> {
         self.get(i).map(decode_cell)
     }
+    fn is_blank(&self) -> bool {
+        self.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
+    }
 }
 
 impl RowCells for Vec<Option<String>> {
@@ -543,6 +546,8 @@ struct Builder {
     lga_state: Vec<u32>,
     ward_lga: Vec<u32>,
     last_period: Option<(String, (u16, u8))>,
+    /// (state id, LGA text, ward text, LGA id, ward id) of the previous row.
+    last_place: Option<(u32, String, String, u32, u32)>,
     last_level: Option<(String, FacilityLevel)>,
     rows: Vec<Row>,
     /// First copy's values for indicators split over several columns, and whether copies
@@ -622,6 +627,7 @@ impl Builder {
             lga_state: Vec::new(),
             ward_lga: Vec::new(),
             last_period: None,
+            last_place: None,
             last_level: None,
             rows: Vec::new(),
             first_copy,
@@ -658,16 +664,34 @@ impl Builder {
         if lga_text.is_empty() {
             self.blank_lga_rows += 1;
         }
-        let lga_raw = format!("{state}\u{1f}{lga_text}");
-        let lga = self.lgas.id(&lga_raw);
-        if lga as usize == self.lga_state.len() {
-            self.lga_state.push(state);
-        }
-        let ward_raw = format!("{lga}\u{1f}{}", self.text(row, StructuralField::Ward));
-        let ward = self.wards.id(&ward_raw);
-        if ward as usize == self.ward_lga.len() {
-            self.ward_lga.push(lga);
-        }
+        let ward_text = self.text(row, StructuralField::Ward);
+        // Consecutive rows mostly repeat the previous facility's LGA and ward: skip building
+        // the raw keys then.
+        let (lga, ward) = match &self.last_place {
+            Some((s, l, w, lid, wid))
+                if *s == state && l == lga_text.as_ref() && w == ward_text.as_ref() =>
+            {
+                (*lid, *wid)
+            }
+            _ => {
+                let lga = self.lgas.id(&format!("{state}\u{1f}{lga_text}"));
+                if lga as usize == self.lga_state.len() {
+                    self.lga_state.push(state);
+                }
+                let ward = self.wards.id(&format!("{lga}\u{1f}{ward_text}"));
+                if ward as usize == self.ward_lga.len() {
+                    self.ward_lga.push(lga);
+                }
+                self.last_place = Some((
+                    state,
+                    lga_text.to_string(),
+                    ward_text.to_string(),
+                    lga,
+                    ward,
+                ));
+                (lga, ward)
+            }
+        };
         let name = self.text(row, StructuralField::FacilityName);
         let facility_key = if self.layout.field(StructuralField::FacilityId).is_some() {
             self.text(row, StructuralField::FacilityId)
