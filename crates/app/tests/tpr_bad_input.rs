@@ -285,3 +285,45 @@ fn a_level_that_matches_nothing_is_refused_with_the_levels_present() {
         "{err}"
     );
 }
+
+#[test]
+fn duplicate_indicator_columns_are_kept_or_summed() {
+    // Kwara's two `... tested by RDT <5yrs` columns (one per form version).
+    let head = format!(
+        "{HEAD},Persons presenting with fever & tested by RDT <5yrs,Persons presenting with fever & tested by RDT <5yrs,Persons tested positive for malaria by RDT <5yrs"
+    );
+    let row = |t1: &str, t2: &str, p: &str| {
+        format!(
+            "kn Kano State,kn Dala Local Government Area,kn Adakawa Ward,a1,kn PHC,202101,primary,{t1},{t2},{p}\n"
+        )
+    };
+    // Equal wherever both are filled: the first copy is kept (a blank first stays blank).
+    let same = format!("{head}\n{}{}", row("10", "10", "5"), row("", "7", "1"));
+    let export = read("dup.csv", same.as_bytes()).unwrap();
+    assert!(export.warnings.summed_duplicate_columns.is_empty());
+    assert_eq!(run(&export).result.wards[0].counts.tested, 10.0);
+    // Different: summed cell-wise, blank only when every copy is blank, and warned.
+    let differ = format!("{head}\n{}{}", row("10", "4", "5"), row("", "7", "1"));
+    let export = read("dup.csv", differ.as_bytes()).unwrap();
+    assert_eq!(export.warnings.summed_duplicate_columns, ["u5_rdt_tested"]);
+    assert_eq!(run(&export).result.wards[0].counts.tested, 21.0);
+}
+
+#[test]
+fn text_and_negative_counts_are_missing_and_counted() {
+    let csv = format!(
+        "{HEAD},{RDT_U5}\n\
+         kn Kano State,kn Dala Local Government Area,kn Adakawa Ward,a1,kn PHC,202101,primary,ten,-2\n\
+         kn Kano State,kn Dala Local Government Area,kn Adakawa Ward,a1,kn PHC,202102,primary,10,4\n\
+         kn Kano State,kn Dala Local Government Area,Unknown,a2,kn PHC 2,202102,primary,10,4\n"
+    );
+    let export = read("text.csv", csv.as_bytes()).unwrap();
+    assert_eq!(export.warnings.non_numeric_cells, 1);
+    assert_eq!(export.warnings.negative_cells, 1);
+    assert_eq!(export.warnings.rows_without_ward, 1);
+    let out = run(&export);
+    assert_eq!(out.result.wards.len(), 1);
+    assert_eq!(out.result.wards[0].counts.tested, 10.0);
+    // The row without a ward is in the LGA total.
+    assert_eq!(out.result.lga_rates[0].counts.tested, 20.0);
+}
