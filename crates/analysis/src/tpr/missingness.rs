@@ -66,7 +66,7 @@ pub fn missingness(
     let mut facility_seen = vec![false; export.facilities.len()];
     let mut lga_facilities: BTreeMap<u32, BTreeSet<u32>> = BTreeMap::new();
     let mut last_pair = None;
-    let mut lga_rows: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut lga_rows = vec![0usize; export.lgas.len()];
     let mut year_rows: BTreeMap<u16, usize> = BTreeMap::new();
     let mut ward_rows = vec![false; export.wards.len()];
     for r in &rows {
@@ -82,7 +82,7 @@ pub fn missingness(
             lga_facilities.entry(r.lga).or_default().insert(r.facility);
             last_pair = Some((r.lga, r.facility));
         }
-        *lga_rows.entry(r.lga).or_default() += 1;
+        lga_rows[r.lga as usize] += 1;
         if let Some(y) = r.year() {
             *year_rows.entry(y).or_default() += 1;
         }
@@ -121,9 +121,7 @@ pub fn missingness(
     for (y, t) in &by_year {
         out.push(t.row("year", y.to_string()));
     }
-    let mut lga_order: Vec<usize> = (0..by_lga.len())
-        .filter(|l| lga_rows.contains_key(&(*l as u32)))
-        .collect();
+    let mut lga_order: Vec<usize> = (0..by_lga.len()).filter(|l| lga_rows[*l] > 0).collect();
     lga_order.sort_by(|a, b| {
         let (x, y) = (&export.lgas[*a], &export.lgas[*b]);
         (x.key.as_str(), x.state).cmp(&(y.key.as_str(), y.state))
@@ -166,7 +164,7 @@ pub fn missingness(
     for &l in &lga_order {
         let l32 = l as u32;
         let expected = lga_facilities.get(&l32).map_or(0, BTreeSet::len) * periods.len();
-        let present = lga_rows.get(&l32).copied().unwrap_or(0);
+        let present = lga_rows[l];
         out.push(reporting(
             "reporting_lga",
             export.lgas[l].name.clone(),

@@ -130,6 +130,21 @@ impl Slots {
 }
 
 impl Sums {
+    /// One row's tests and positives per method, to add to several groups.
+    pub(crate) fn of_row(row: &Row, slots: &Slots) -> Sums {
+        let mut s = Sums::default();
+        s.add(row, slots);
+        s
+    }
+
+    pub(crate) fn merge(&mut self, other: &Sums) {
+        for m in 0..2 {
+            self.tested[m] += other.tested[m];
+            self.positive[m] += other.positive[m];
+        }
+        self.rows += other.rows;
+    }
+
     pub(crate) fn add(&mut self, row: &Row, slots: &Slots) {
         for m in 0..2 {
             for &s in &slots.tested[m] {
@@ -338,28 +353,36 @@ pub fn compute_tpr(
     let mut lga_year_fac: Vec<u64> = Vec::new();
     let mut lga_wards: Vec<u64> = Vec::new();
     let mut rows_without_ward = 0;
+    // Rows of one facility are usually consecutive: skip a pair equal to the last one pushed
+    // (the sort and dedup below keep the counts exact either way).
+    fn push_pair(v: &mut Vec<u64>, group: usize, member: u32) {
+        let p = ((group as u64) << 32) | member as u64;
+        if v.last() != Some(&p) {
+            v.push(p);
+        }
+    }
     for r in &export.rows {
         if !row_selected(r, state, sel.level, sel.years) {
             continue;
         }
-        let pair = |group: usize, member: u32| ((group as u64) << 32) | member as u64;
-        state_sums.add(r, &slots);
+        let own = Sums::of_row(r, &slots);
+        state_sums.merge(&own);
         let l = r.lga as usize;
-        lga_sums[l].add(r, &slots);
-        lga_fac.push(pair(l, r.facility));
+        lga_sums[l].merge(&own);
+        push_pair(&mut lga_fac, l, r.facility);
         let ys = r.year().and_then(year_slot);
         if let Some(ys) = ys {
-            lga_year[l * ny + ys].add(r, &slots);
-            lga_year_fac.push(pair(l * ny + ys, r.facility));
+            lga_year[l * ny + ys].merge(&own);
+            push_pair(&mut lga_year_fac, l * ny + ys, r.facility);
         }
         if r.has_ward() {
             let w = r.ward as usize;
-            ward_sums[w].add(r, &slots);
-            ward_fac.push(pair(w, r.facility));
-            lga_wards.push(pair(l, r.ward));
+            ward_sums[w].merge(&own);
+            push_pair(&mut ward_fac, w, r.facility);
+            push_pair(&mut lga_wards, l, r.ward);
             if let Some(ys) = ys {
-                ward_year[w * ny + ys].add(r, &slots);
-                ward_year_fac.push(pair(w * ny + ys, r.facility));
+                ward_year[w * ny + ys].merge(&own);
+                push_pair(&mut ward_year_fac, w * ny + ys, r.facility);
             }
         } else {
             rows_without_ward += 1;

@@ -74,6 +74,8 @@ fn extension(file_name: &str) -> String {
 trait RowCells {
     fn width(&self) -> usize;
     fn cell(&self, i: usize) -> Option<Cow<'_, str>>;
+    /// The cell's bytes, undecoded (count cells are parsed from them directly).
+    fn raw(&self, i: usize) -> Option<&[u8]>;
     fn is_blank(&self) -> bool {
         (0..self.width()).all(|i| self.cell(i).is_none_or(|c| c.trim().is_empty()))
     }
@@ -86,6 +88,9 @@ impl RowCells for csv::ByteRecord {
     fn cell(&self, i: usize) -> Option<Cow<'_, str>> {
         self.get(i).map(decode_cell)
     }
+    fn raw(&self, i: usize) -> Option<&[u8]> {
+        self.get(i)
+    }
     fn is_blank(&self) -> bool {
         self.iter().all(|f| f.iter().all(u8::is_ascii_whitespace))
     }
@@ -97,6 +102,9 @@ impl RowCells for Vec<Option<String>> {
     }
     fn cell(&self, i: usize) -> Option<Cow<'_, str>> {
         self.get(i).and_then(|c| c.as_deref()).map(Cow::Borrowed)
+    }
+    fn raw(&self, i: usize) -> Option<&[u8]> {
+        self.get(i).and_then(|c| c.as_deref()).map(str::as_bytes)
     }
 }
 
@@ -329,6 +337,19 @@ enum Count {
     Negative,
 }
 
+/// A count cell from its bytes: plain non-negative integers (nearly every cell of a national
+/// export) and empty cells without decoding, anything else through [`parse_count`].
+fn parse_count_bytes(b: &[u8]) -> Count {
+    if b.is_empty() {
+        return Count::Blank;
+    }
+    if b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        let v = b.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+        return Count::Value(v as f64);
+    }
+    parse_count(&decode_cell(b))
+}
+
 fn parse_count(cell: &str) -> Count {
     let t = cell.trim();
     if t.is_empty() {
@@ -536,6 +557,8 @@ struct Builder {
     header_index: usize,
     headers: Vec<String>,
     layout: Layout,
+    /// Column of each structural field, by `StructuralField as usize`.
+    columns: [Option<usize>; 7],
     options_max_rows: usize,
     states: Interner,
     lgas: Interner,
@@ -546,8 +569,8 @@ struct Builder {
     lga_state: Vec<u32>,
     ward_lga: Vec<u32>,
     last_period: Option<(String, (u16, u8))>,
-    /// (state id, LGA text, ward text, LGA id, ward id) of the previous row.
-    last_place: Option<(u32, String, String, u32, u32)>,
+    /// Undecoded state, LGA and ward cells of the previous row and their ids.
+    last_raw_place: Option<(Vec<u8>, Vec<u8>, Vec<u8>, (u32, u32, u32))>,
     last_level: Option<(String, FacilityLevel)>,
     rows: Vec<Row>,
     /// First copy's values for indicators split over several columns, and whether copies
@@ -557,7 +580,6 @@ struct Builder {
     /// For overridden columns: non-blank and non-numeric cells.
     checked: HashMap<usize, (usize, usize)>,
     warnings: ReadWarnings,
-    blank_lga_rows: usize,
 }
 
 impl Builder {
@@ -613,11 +635,16 @@ impl Builder {
             .flat_map(|slot| layout.indicators[*slot].clone())
             .map(|c| (c, (0, 0)))
             .collect();
+        let mut columns = [None; 7];
+        for f in StructuralField::ALL {
+            columns[f as usize] = layout.field(f);
+        }
         Ok(Builder {
             file: file.into(),
             header_index,
             headers,
             layout,
+            columns,
             options_max_rows: options.max_rows,
             states: Interner::default(),
             lgas: Interner::default(),
@@ -627,19 +654,18 @@ impl Builder {
             lga_state: Vec::new(),
             ward_lga: Vec::new(),
             last_period: None,
-            last_place: None,
+            last_raw_place: None,
             last_level: None,
             rows: Vec::new(),
             first_copy,
             disagree: [false; INDICATOR_SLOTS],
             checked,
             warnings: ReadWarnings::default(),
-            blank_lga_rows: 0,
         })
     }
 
     fn text<'r>(&self, row: &'r impl RowCells, f: StructuralField) -> Cow<'r, str> {
-        match self.layout.field(f).and_then(|c| row.cell(c)) {
+        match self.columns[f as usize].and_then(|c| row.cell(c)) {
             Some(Cow::Borrowed(s)) => Cow::Borrowed(s.trim()),
             Some(Cow::Owned(s)) => Cow::Owned(s.trim().to_string()),
             None => Cow::Borrowed(""),
@@ -657,23 +683,27 @@ impl Builder {
                 limit: self.options_max_rows,
             });
         }
-        let state_text = self.text(row, StructuralField::State);
-        let state = self.states.id(&state_text);
-        // Raw keys carry their parent's id so equal names in two parents stay apart.
-        let lga_text = self.text(row, StructuralField::Lga);
-        if lga_text.is_empty() {
-            self.blank_lga_rows += 1;
-        }
-        let ward_text = self.text(row, StructuralField::Ward);
-        // Consecutive rows mostly repeat the previous facility's LGA and ward: skip building
-        // the raw keys then.
-        let (lga, ward) = match &self.last_place {
-            Some((s, l, w, lid, wid))
-                if *s == state && l == lga_text.as_ref() && w == ward_text.as_ref() =>
-            {
-                (*lid, *wid)
-            }
-            _ => {
+        let raw = |f: StructuralField| {
+            self.columns[f as usize]
+                .and_then(|c| row.raw(c))
+                .unwrap_or(b"")
+        };
+        // Consecutive rows mostly repeat the previous facility's state, LGA and ward: compare
+        // the undecoded cells and reuse the ids.
+        let same_place = self.last_raw_place.as_ref().is_some_and(|(s, l, w, _)| {
+            s == raw(StructuralField::State)
+                && l == raw(StructuralField::Lga)
+                && w == raw(StructuralField::Ward)
+        });
+        let (state, lga, ward) =
+            if let Some((_, _, _, ids)) = self.last_raw_place.as_ref().filter(|_| same_place) {
+                *ids
+            } else {
+                let state_text = self.text(row, StructuralField::State);
+                let state = self.states.id(&state_text);
+                // Raw keys carry their parent's id so equal names in two parents stay apart.
+                let lga_text = self.text(row, StructuralField::Lga);
+                let ward_text = self.text(row, StructuralField::Ward);
                 let lga = self.lgas.id(&format!("{state}\u{1f}{lga_text}"));
                 if lga as usize == self.lga_state.len() {
                     self.lga_state.push(state);
@@ -682,28 +712,26 @@ impl Builder {
                 if ward as usize == self.ward_lga.len() {
                     self.ward_lga.push(lga);
                 }
-                self.last_place = Some((
-                    state,
-                    lga_text.to_string(),
-                    ward_text.to_string(),
-                    lga,
-                    ward,
+                self.last_raw_place = Some((
+                    raw(StructuralField::State).to_vec(),
+                    raw(StructuralField::Lga).to_vec(),
+                    raw(StructuralField::Ward).to_vec(),
+                    (state, lga, ward),
                 ));
-                (lga, ward)
-            }
-        };
-        let name = self.text(row, StructuralField::FacilityName);
-        let facility_key = if self.layout.field(StructuralField::FacilityId).is_some() {
-            self.text(row, StructuralField::FacilityId)
+                (state, lga, ward)
+            };
+        let has_id = self.columns[StructuralField::FacilityId as usize].is_some();
+        let facility = if has_id {
+            let key = self.text(row, StructuralField::FacilityId);
+            self.facilities.id(&key)
         } else {
-            name.clone()
+            let key = self.text(row, StructuralField::FacilityName);
+            self.facilities.id(&key)
         };
-        let facility = self.facilities.id(&facility_key);
-        let level_cell = self
-            .layout
-            .field(StructuralField::FacilityLevel)
+        let level_cell = self.columns[StructuralField::FacilityLevel as usize]
             .map(|_| self.text(row, StructuralField::FacilityLevel));
         if facility as usize == self.raw_facilities.len() {
+            let name = self.text(row, StructuralField::FacilityName);
             self.raw_facilities.push(RawFacility {
                 name: name.into_owned(),
                 level_cell: level_cell.as_ref().map(|c| c.to_string()),
@@ -721,7 +749,11 @@ impl Builder {
             },
         };
         let period_text = self.text(row, StructuralField::Period);
+        let digits = period_text.as_bytes();
         let (year, month) = match &self.last_period {
+            _ if digits.len() == 6 && digits.iter().all(u8::is_ascii_digit) => {
+                parse_period(&period_text)
+            }
             Some((s, p)) if s == period_text.as_ref() => *p,
             _ => {
                 let p = parse_period(&period_text);
@@ -739,9 +771,10 @@ impl Builder {
             let mut first: Option<f64> = None;
             let mut first_seen = false;
             for &c in columns {
-                let parsed = row.cell(c).map_or(Count::Blank, |cell| parse_count(&cell));
-                if let Some(check) = self.checked.get_mut(&c)
+                let parsed = row.raw(c).map_or(Count::Blank, parse_count_bytes);
+                if !self.checked.is_empty()
                     && parsed != Count::Blank
+                    && let Some(check) = self.checked.get_mut(&c)
                 {
                     check.0 += 1;
                     if parsed == Count::NonNumeric {
