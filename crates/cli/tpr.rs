@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use crate::analyze::{file_name, read};
 use anyhow::Context;
 use mrpt_app::pipeline::InputFile;
 use mrpt_app::tpr::{TprParams, compute, link_wards};
@@ -49,16 +50,6 @@ pub struct Args {
     /// Output directory (created if missing).
     #[arg(long)]
     out: PathBuf,
-}
-
-fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Reads the export: CSV streamed from the file, workbooks whole.

@@ -254,32 +254,29 @@ fn a_level_that_matches_nothing_is_refused_with_the_levels_present() {
         "{HEAD},{RDT_U5}\nkn Kano State,kn Dala Local Government Area,kn Adakawa Ward,a1,kn PHC,202101,primary,10,4\n"
     );
     let export = read("lvl.csv", csv.as_bytes()).unwrap();
-    let params = TprParams {
-        selection: mrpt_table::tpr::Selection {
-            level: mrpt_table::tpr::LevelChoice::Tertiary,
+    let refusal = |selection: mrpt_table::tpr::Selection| {
+        let params = TprParams {
+            selection,
             ..Default::default()
-        },
-        ..Default::default()
+        };
+        compute(&export, vec![WardLink::unlinked()], &params)
+            .unwrap_err()
+            .to_string()
     };
-    let err = compute(&export, vec![WardLink::unlinked()], &params)
-        .unwrap_err()
-        .to_string();
+    let err = refusal(mrpt_table::tpr::Selection {
+        level: mrpt_table::tpr::LevelChoice::Tertiary,
+        ..Default::default()
+    });
     assert!(
         err.contains("no facility rows at level `tertiary`"),
         "{err}"
     );
     assert!(err.contains("primary"), "{err}");
     // An age group without columns is refused too.
-    let params = TprParams {
-        selection: mrpt_table::tpr::Selection {
-            age: mrpt_table::tpr::AgeChoice::Pw,
-            ..Default::default()
-        },
+    let err = refusal(mrpt_table::tpr::Selection {
+        age: mrpt_table::tpr::AgeChoice::Pw,
         ..Default::default()
-    };
-    let err = compute(&export, vec![WardLink::unlinked()], &params)
-        .unwrap_err()
-        .to_string();
+    });
     assert!(
         err.contains("no complete tested/positive column pair for age group `pw`"),
         "{err}"
