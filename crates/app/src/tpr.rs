@@ -102,27 +102,28 @@ pub fn compute(
     let missingness = analysis_tpr::missingness(export, params.selection.state.as_deref())?;
     let all_ages = params.selection.age == AgeChoice::AllAges;
     let multi_year = result.years.len() >= 2;
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    files.push((
-        "tpr_results.csv".into(),
-        write::results_csv(&result.wards, all_ages),
-    ));
-    files.push((
-        "tpr_time_series.csv".into(),
-        write::time_series_csv(&result.wards, &result.series, all_ages),
-    ));
-    files.push((
-        "tpr_lga_summary.csv".into(),
-        write::lga_summary_csv(&export.lgas, &result.lga_rates),
-    ));
-    files.push((
-        "tpr_missingness.csv".into(),
-        write::missingness_csv(&missingness),
-    ));
-    files.push((
-        "ward_matching.csv".into(),
-        write::ward_matching_csv(export, &links),
-    ));
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (
+            "tpr_results.csv".into(),
+            write::results_csv(&result.wards, all_ages),
+        ),
+        (
+            "tpr_time_series.csv".into(),
+            write::time_series_csv(&result.wards, &result.series, all_ages),
+        ),
+        (
+            "tpr_lga_summary.csv".into(),
+            write::lga_summary_csv(&export.lgas, &result.lga_rates),
+        ),
+        (
+            "tpr_missingness.csv".into(),
+            write::missingness_csv(&missingness),
+        ),
+        (
+            "ward_matching.csv".into(),
+            write::ward_matching_csv(export, &links),
+        ),
+    ];
     let reprioritisation = multi_year
         .then(|| analysis_tpr::reprioritise(&result, params.reprioritise_n, params.min_tested));
     if multi_year {

@@ -14,7 +14,10 @@ fn fixture(path: &str) -> Vec<u8> {
 }
 
 /// Rows comparable with NaN (blank) cells.
-fn rows_key(e: &FacilityExport) -> Vec<(u32, u32, u32, u32, u16, u8, u8, [u64; 16])> {
+/// (state, LGA, ward, facility, year, month, level, count bits) of a row.
+type RowKey = (u32, u32, u32, u32, u16, u8, u8, [u64; 16]);
+
+fn rows_key(e: &FacilityExport) -> Vec<RowKey> {
     e.rows
         .iter()
         .map(|r| {

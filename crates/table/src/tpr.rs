@@ -106,7 +106,7 @@ impl Indicator {
         } else {
             TestMethod::Microscopy
         };
-        let kind = if slot % 2 == 0 {
+        let kind = if slot.is_multiple_of(2) {
             CountKind::Tested
         } else {
             CountKind::Positive

@@ -207,6 +207,7 @@ pub fn describe(layout: &Layout, headers: &[String]) -> BTreeMap<String, Vec<Str
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

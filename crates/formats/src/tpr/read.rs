@@ -586,6 +586,9 @@ struct RawFacility {
     level_cell: Option<String>,
 }
 
+/// Undecoded state, LGA and ward cells and their (state, LGA, ward) ids.
+type RawPlace = (Vec<u8>, Vec<u8>, Vec<u8>, (u32, u32, u32));
+
 /// Rows with raw ids, turned into a [`FacilityExport`] by [`Builder::finish`].
 struct Builder {
     file: String,
@@ -605,7 +608,7 @@ struct Builder {
     ward_lga: Vec<u32>,
     last_period: Option<(String, (u16, u8))>,
     /// Undecoded state, LGA and ward cells of the previous row and their ids.
-    last_raw_place: Option<(Vec<u8>, Vec<u8>, Vec<u8>, (u32, u32, u32))>,
+    last_raw_place: Option<RawPlace>,
     last_level: Option<(String, FacilityLevel)>,
     rows: Vec<Row>,
     /// First copy's values for indicators split over several columns, and whether copies
@@ -1088,6 +1091,7 @@ fn no_pair_error(layout: &Layout, headers: &[String]) -> Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

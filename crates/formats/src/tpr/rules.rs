@@ -312,6 +312,7 @@ pub fn header_looks_known(repaired: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

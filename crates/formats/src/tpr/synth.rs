@@ -188,6 +188,7 @@ pub fn write_synthetic_export<W: Write>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::tpr::{ReadOptions, read_facility_export};
