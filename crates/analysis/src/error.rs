@@ -47,6 +47,14 @@ pub enum Error {
     TprUnknownState { state: String, states: Vec<String> },
     #[error("no facility rows at level `{level}`; levels present: {}", .present.join(", "))]
     TprEmptyLevel { level: String, present: Vec<String> },
+    #[error(
+        "no tests by method `{method}` for age group `{age}` at facility level `{level}`: choose another method, age group or level"
+    )]
+    TprNoTests {
+        method: String,
+        age: String,
+        level: String,
+    },
     #[error("no complete tested/positive column pair for age group `{age}` and method `{method}`{}", ambiguous_note(.ambiguous))]
     TprNoPair {
         age: String,

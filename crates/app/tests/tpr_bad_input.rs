@@ -281,6 +281,23 @@ fn a_level_that_matches_nothing_is_refused_with_the_levels_present() {
         err.contains("no complete tested/positive column pair for age group `pw`"),
         "{err}"
     );
+    // A method whose columns exist but hold no tests is refused, not shown as blank wards.
+    let zero = format!(
+        "{HEAD},{RDT_U5},Persons presenting with fever and tested by Microscopy <5yrs,Persons tested positive for malaria by Microscopy <5yrs\n\
+         kn Kano State,kn Dala Local Government Area,kn Adakawa Ward,a1,kn PHC,202101,primary,10,4,0,0\n"
+    );
+    let export = read("zero.csv", zero.as_bytes()).unwrap();
+    let params = TprParams {
+        selection: mrpt_table::tpr::Selection {
+            method: mrpt_table::tpr::MethodChoice::Microscopy,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let err = compute(&export, vec![WardLink::unlinked()], &params)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no tests by method `microscopy`"), "{err}");
 }
 
 #[test]

@@ -388,6 +388,18 @@ pub fn compute_tpr(
             rows_without_ward += 1;
         }
     }
+    let chosen_tests = match sel.method {
+        MethodChoice::Rdt => state_sums.tested[0],
+        MethodChoice::Microscopy => state_sums.tested[1],
+        MethodChoice::Both => state_sums.tested[0] + state_sums.tested[1],
+    };
+    if chosen_tests <= 0.0 {
+        return Err(Error::TprNoTests {
+            method: sel.method.as_str().into(),
+            age: sel.age.as_str().into(),
+            level: sel.level.as_str().into(),
+        });
+    }
     let ward_facilities = distinct_counts(ward_fac, nw);
     let ward_year_facilities = distinct_counts(ward_year_fac, nw * ny);
     let lga_facilities = distinct_counts(lga_fac, nl);
