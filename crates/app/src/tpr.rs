@@ -366,8 +366,17 @@ pub fn join_into_ward_table(
         )));
     }
     let shapes = mrpt_formats::read_shapefile_zip(shapefile)?;
-    let (renamed, _) =
-        mrpt_formats::matching::match_names(wards.ward_names(), &shapes.ward_names());
+    // The ward table's own name matching (analysis.md §1.3), through the one matcher.
+    let shape_names = shapes.ward_names();
+    let hits = mrpt_table::match_ward_names(
+        wards.ward_names(),
+        &shape_names,
+        mrpt_table::NameRule::Shapefile,
+    );
+    let renamed: Vec<Option<&str>> = hits
+        .iter()
+        .map(|h| h.as_ref().and_then(|h| shape_names[h.first()].as_deref()))
+        .collect();
     let mut by_shape: std::collections::HashMap<&str, Option<f64>> =
         std::collections::HashMap::new();
     for (i, w) in result.wards.iter().enumerate() {
@@ -380,10 +389,7 @@ pub fn join_into_ward_table(
     }
     let values: Vec<Option<f64>> = renamed
         .iter()
-        .map(|n| {
-            n.as_deref()
-                .and_then(|n| by_shape.get(n).copied().flatten())
-        })
+        .map(|n| n.and_then(|n| by_shape.get(n).copied().flatten()))
         .collect();
     let blank: Vec<String> = wards
         .ward_names()
@@ -405,7 +411,7 @@ pub fn join_into_ward_table(
     let filled = values.iter().flatten().count();
     wards
         .table
-        .push(column, mrpt_formats::ColumnData::Float(values))
+        .push(column, mrpt_table::ColumnData::Float(values))
         .map_err(|e| PipelineError::Internal(format!("joining {column}: {e}")))?;
     Ok((
         mrpt_formats::write_csv(&wards.table),

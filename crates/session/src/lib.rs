@@ -28,9 +28,11 @@ pub use analysis::{
     AnalysisInputs, AnalysisOutcome, AnalysisRequest, AnalysisResult, AnalysisStaging,
     AnalysisView, RunError,
 };
-pub use artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath};
+pub use artifact::{
+    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath, UPLOADED_TABLE, UploadedTable,
+};
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;
 pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, UploadRecord};
-pub use store::{SessionState, Store, Upload, UploadInfo};
+pub use store::{SessionState, Store, Upload, UploadInfo, create_runtime_dir, runtime_dir};

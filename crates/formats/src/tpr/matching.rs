@@ -1,14 +1,14 @@
 //! Data wards of an export to shapefile wards (tpr.md §4.4), on the normalised keys with the
-//! one difflib port (`crate::matching::sequence_ratio`), and population attached through the
+//! one difflib port (`mrpt_table::sequence_ratio`), and population attached through the
 //! match (§5).
 
 use std::collections::HashMap;
 
 use mrpt_table::tpr::{FacilityExport, WardLink, norm_name};
 
-use crate::matching::{match_names, sequence_ratio};
 use crate::population::PopulationTable;
 use crate::shapefile::WardShapes;
+use mrpt_table::{NameRule, match_ward_names, sequence_ratio};
 
 /// A shapefile ward as the matcher sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,11 +211,12 @@ pub fn attach_population(
         .iter()
         .map(|n| Some(n.clone()))
         .collect();
-    let (renamed, _) = match_names(&table_names, &shape_names);
-    let by_name: HashMap<&str, f64> = renamed
+    // The one ward-name matcher, under the table <-> shapefile rule (exact, else difflib 0.8).
+    let hits = match_ward_names(&table_names, &shape_names, NameRule::Shapefile);
+    let by_name: HashMap<&str, f64> = hits
         .iter()
         .zip(&population.populations)
-        .filter_map(|(n, p)| n.as_deref().map(|n| (n, *p)))
+        .filter_map(|(h, p)| h.as_ref().map(|h| (shapes[h.first()].name.as_str(), *p)))
         .collect();
     for link in links.iter_mut() {
         let from_code = link

@@ -355,7 +355,7 @@ fn workbook_cell(cell: &calamine::Data) -> Option<String> {
         Data::Empty | Data::Error(_) => None,
         Data::Int(i) => Some(i.to_string()),
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Some(format!("{}", *f as i64)),
-        Data::Float(f) => Some(crate::delimited::python_float_repr(*f)),
+        Data::Float(f) => Some(mrpt_table::python_float_repr(*f)),
         Data::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.to_string()),
         Data::String(s) => Some(s.clone()),
         Data::DateTime(d) => Some(d.to_string()),

@@ -6,7 +6,7 @@ use mrpt_table::tpr::{
     ReprioritisedWard, Trend, WardLink, WardTpr, WardYear, round_half_even,
 };
 
-use crate::table::{ColumnData, Table};
+use mrpt_table::{ColumnData, Table};
 
 /// Columns appended in order; every column has the same number of rows.
 struct Builder {
