@@ -6,6 +6,7 @@ mod args;
 mod config;
 mod serve;
 mod synth;
+mod tpr;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Write a deterministic synthetic ward dataset (CSV + zipped shapefile).
     Synth(synth::Args),
+    /// Ward test positivity rate, trends and reprioritisation from a health-facility export.
+    Tpr(tpr::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Analyze(args)) => args::exit_code(analyze::run(args)),
         Some(Command::Synth(args)) => args::exit_code(synth::run(args)),
+        Some(Command::Tpr(args)) => args::exit_code(tpr::run(args)),
         None => serve::run(cli.serve),
     }
 }

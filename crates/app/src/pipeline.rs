@@ -39,12 +39,16 @@ pub enum PipelineError {
 impl From<formats::Error> for PipelineError {
     fn from(err: formats::Error) -> Self {
         match err {
-            formats::Error::UnsupportedFileType { .. } => {
+            formats::Error::UnsupportedFileType { .. } | formats::Error::TprFileType { .. } => {
                 PipelineError::UnsupportedType(err.to_string())
             }
             e if e.is_over_limit() => PipelineError::Unprocessable(e.to_string()),
             // Nobody reads this answer: the client has gone.
             formats::Error::Cancelled => PipelineError::Input(err.to_string()),
+            formats::Error::NoHeaderRow { .. }
+            | formats::Error::TprMissingFields { .. }
+            | formats::Error::NoIndicatorPair { .. }
+            | formats::Error::TprMapping { .. } => PipelineError::Unprocessable(err.to_string()),
             e if e.is_input_error() => PipelineError::Input(e.to_string()),
             e => PipelineError::Internal(e.to_string()),
         }

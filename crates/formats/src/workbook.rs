@@ -113,6 +113,88 @@ fn decode_workbook(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table> {
     table_from_cells(&header, grid.rows)
 }
 
+/// The first sheet of a workbook as calamine's range, streamed and checked like
+/// [`read_workbook`]'s sheets (used-range width and cell count, and the range's area, which the
+/// range allocates, within `max_cells`) before the range exists. For readers that walk the rows
+/// themselves (the TPR facility export).
+pub(crate) fn first_sheet_range(
+    bytes: &[u8],
+    file: &str,
+    limits: &Limits,
+) -> Result<calamine::Range<Data>> {
+    let not_excel = |reason: String| Error::NotExcel {
+        file: file.into(),
+        reason,
+    };
+    let mut cells: Vec<calamine::Cell<Data>> = Vec::new();
+    let mut bounds: Option<(u32, u32, u32, u32)> = None;
+    let mut push = |row: u32, col: u32, value: Data, sheet: &str| -> Result<()> {
+        if matches!(value, Data::Empty) {
+            return Ok(());
+        }
+        let (r0, r1, c0, c1) = bounds.unwrap_or((row, row, col, col));
+        let b = (r0.min(row), r1.max(row), c0.min(col), c1.max(col));
+        bounds = Some(b);
+        let width = (b.3 - b.2) as usize + 1;
+        let height = (b.1 - b.0) as usize + 1;
+        let where_ = || format!("{file} (sheet `{sheet}`)");
+        if width > limits.max_columns {
+            return Err(Error::TooManyColumns {
+                file: where_(),
+                columns: width,
+                max: limits.max_columns,
+            });
+        }
+        if height.saturating_mul(width) > limits.max_cells {
+            return Err(Error::TooManyCells {
+                file: where_(),
+                what: format!("a used range of {height} rows by {width} columns"),
+                max: limits.max_cells,
+            });
+        }
+        if cells.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+            return Err(Error::Cancelled);
+        }
+        cells.push(calamine::Cell::new((row, col), value));
+        Ok(())
+    };
+    if bytes.starts_with(ZIP_MAGIC) {
+        check_xlsx_parts(bytes, limits).map_err(|e| match e {
+            Error::BadZip { reason } => not_excel(reason),
+            other => other,
+        })?;
+        let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+            .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))?;
+        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
+            file: file.into(),
+        })?;
+        let mut reader = wb
+            .worksheet_cells_reader(&name)
+            .map_err(|e| not_excel(e.to_string()))?;
+        while let Some(cell) = reader.next_cell().map_err(|e| not_excel(e.to_string()))? {
+            let (row, col) = cell.get_position();
+            push(row, col, Data::from(cell.get_value().clone()), &name)?;
+        }
+    } else if bytes.starts_with(OLE_MAGIC) {
+        let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
+            .map_err(|e: calamine::XlsError| not_excel(e.to_string()))?;
+        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
+            file: file.into(),
+        })?;
+        let range = wb
+            .worksheet_range(&name)
+            .map_err(|e| not_excel(e.to_string()))?;
+        for (row, col, value) in range.used_cells() {
+            push(row as u32, col as u32, value.clone(), &name)?;
+        }
+    } else {
+        return Err(not_excel(
+            "it does not start like an .xlsx (zip) or .xls (OLE) file".into(),
+        ));
+    }
+    Ok(calamine::Range::from_sparse(cells))
+}
+
 /// Inflates the workbook once, keeping nothing, to know what reading it costs before the
 /// reader runs: at most `max_inflated_bytes` in all, and at most [`MAX_XLSX_SHARED_PARTS`] in
 /// the parts the reader holds whole (everything but the worksheets, which are streamed).

@@ -94,6 +94,16 @@ fn hostile_inputs_are_refused_or_read_at_a_bounded_cost() {
     }
     println!("xlsx far cell: {} bytes in, peak {} KiB", far.len(), peak / 1024);
     assert!(peak < 32 * MIB, "far cell peak {peak}");
+    // The TPR facility-export reader walks the same sheet through the same checks.
+    let (result, peak) = peak_of(|| {
+        mrpt_formats::tpr::read_facility_export(&far, "kano.xlsx", &Default::default())
+            .map(|_| ())
+    });
+    assert!(
+        matches!(result, Err(Error::TooManyColumns { columns: 16384, .. })),
+        "tpr far cell: {result:?}"
+    );
+    assert!(peak < 32 * MIB, "tpr far cell peak {peak}");
     // The same sheet without the far cell reads, and so does a far *row* (blank rows cost
     // nothing: only rows with data become rows).
     let plain = mrpt_formats::hostile::simple_xlsx(&kano, "").unwrap();
