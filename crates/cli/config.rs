@@ -160,10 +160,30 @@ impl AppSettings {
         // raised above its default: what an upload passed, every later read accepts.
         let ceiling = mrpt_formats::Limits::default();
         let caps: [(&str, u64, u64, u64); 4] = [
-            ("max_table_columns", self.max_table_columns as u64, 2, ceiling.max_columns as u64),
-            ("max_table_cells", self.max_table_cells as u64, 4, ceiling.max_cells as u64),
-            ("max_inflated_bytes", self.max_inflated_bytes, 1 << 20, ceiling.max_inflated_bytes),
-            ("max_zip_entries", self.max_zip_entries as u64, 3, ceiling.max_zip_entries as u64),
+            (
+                "max_table_columns",
+                self.max_table_columns as u64,
+                2,
+                ceiling.max_columns as u64,
+            ),
+            (
+                "max_table_cells",
+                self.max_table_cells as u64,
+                4,
+                ceiling.max_cells as u64,
+            ),
+            (
+                "max_inflated_bytes",
+                self.max_inflated_bytes,
+                1 << 20,
+                ceiling.max_inflated_bytes,
+            ),
+            (
+                "max_zip_entries",
+                self.max_zip_entries as u64,
+                3,
+                ceiling.max_zip_entries as u64,
+            ),
         ];
         for (key, value, low, high) in caps {
             if !(low..=high).contains(&value) {

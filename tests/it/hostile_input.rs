@@ -21,7 +21,10 @@ fn capped_program(dir: &std::path::Path) -> std::path::PathBuf {
     let wrapper = dir.join("prefork-capped");
     std::fs::write(
         &wrapper,
-        format!("#!/bin/sh\nulimit -v 4194304\nexec '{}' \"$@\"\n", support::BIN),
+        format!(
+            "#!/bin/sh\nulimit -v 4194304\nexec '{}' \"$@\"\n",
+            support::BIN
+        ),
     )
     .unwrap();
     let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
@@ -133,7 +136,11 @@ fn no_hostile_input_kills_a_worker_under_a_4gib_address_space_cap() {
             "1 MiB",
             Box::new(|| {
                 let body = vec![b' '; 2 * MIB];
-                s.send("POST", "/run_analysis", Body::Sized("application/json", &body))
+                s.send(
+                    "POST",
+                    "/run_analysis",
+                    Body::Sized("application/json", &body),
+                )
             }),
         ),
         (
@@ -192,7 +199,12 @@ fn no_hostile_input_kills_a_worker_under_a_4gib_address_space_cap() {
 }
 
 /// A client that sends the head and part of a large upload, then stalls.
-fn stall_upload(addr: std::net::SocketAddr, session: &str, length: usize, sent: usize) -> Connection {
+fn stall_upload(
+    addr: std::net::SocketAddr,
+    session: &str,
+    length: usize,
+    sent: usize,
+) -> Connection {
     let timeouts = Timeouts {
         connect: Duration::from_secs(10),
         io: Duration::from_secs(60),
@@ -244,7 +256,10 @@ fn unfinished_bodies_spool_to_disk_instead_of_memory() {
         quiet.then_some(())
     });
     let grown = rss_kib(worker).saturating_sub(before);
-    println!("40 stalled uploads of 4 MiB each: worker RSS grew by {} MiB", grown / 1024);
+    println!(
+        "40 stalled uploads of 4 MiB each: worker RSS grew by {} MiB",
+        grown / 1024
+    );
     assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");
     assert_eq!(server.get("/ping").unwrap().status, 200);
     // Nothing of the spooled bodies is visible in the session folder.

@@ -408,7 +408,8 @@ mod tests {
             name: "wards.zip",
             bytes: shapefile,
         };
-        let details = inspect_upload(table, Some(shapes), &formats::Limits::default()).unwrap_or_else(|e| panic!("{e}"));
+        let details = inspect_upload(table, Some(shapes), &formats::Limits::default())
+            .unwrap_or_else(|e| panic!("{e}"));
         let report = details.ward_matching.unwrap_or_default();
         let files = run_analysis(table, Some(shapes), &AnalysisParams::default())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -579,16 +580,15 @@ impl ItnParams {
                 self.total_nets
             )));
         }
-        let check = |name: &str, value: Option<f64>, (low, high): (f64, f64), unit: &str| {
-            match value {
+        let check =
+            |name: &str, value: Option<f64>, (low, high): (f64, f64), unit: &str| match value {
                 Some(v) if !(v.is_finite() && (low..=high).contains(&v)) => {
                     Err(PipelineError::Input(format!(
                         "{name} must be between {low} and {high} {unit}, got {v}"
                     )))
                 }
                 _ => Ok(()),
-            }
-        };
+            };
         check(
             "avg_household_size",
             self.avg_household_size,

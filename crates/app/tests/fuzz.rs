@@ -26,7 +26,9 @@ use mrpt_formats::hostile;
 const TARGETS: [&str; 5] = ["csv", "xlsx", "shapefile_zip", "multipart", "tpr_export"];
 
 fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 fn fixture(rel: &str) -> Vec<u8> {
@@ -129,8 +131,20 @@ impl Rng {
 }
 
 const INTERESTING: [&[u8]; 14] = [
-    b",", b"\"", b"\n", b"\r\n", b";", b"\t", b"\0", b"NA", b"-1", b"1e308", b"WardName",
-    b"\xff\xfe", b"XFD1048576", b"4294967295",
+    b",",
+    b"\"",
+    b"\n",
+    b"\r\n",
+    b";",
+    b"\t",
+    b"\0",
+    b"NA",
+    b"-1",
+    b"1e308",
+    b"WardName",
+    b"\xff\xfe",
+    b"XFD1048576",
+    b"4294967295",
 ];
 
 /// One byte-level mutation of `v`.
@@ -214,7 +228,8 @@ fn mutate(target: &str, seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
     let seed = &seeds[rng.below(seeds.len())];
     let other = &seeds[rng.below(seeds.len())];
     let zipped = matches!(target, "xlsx" | "shapefile_zip");
-    if zipped && rng.below(2) == 0
+    if zipped
+        && rng.below(2) == 0
         && let Some(v) = mutate_zip_entry(seed, rng, other)
     {
         return v;
@@ -266,7 +281,11 @@ impl Runner {
             "xlsx" => mrpt_formats::read_table(input, "fuzz.xlsx").is_ok(),
             "shapefile_zip" => mrpt_formats::read_shapefile_zip(input).is_ok(),
             "tpr_export" => {
-                let name = if input.starts_with(b"PK") { "fuzz.xlsx" } else { "fuzz.csv" };
+                let name = if input.starts_with(b"PK") {
+                    "fuzz.xlsx"
+                } else {
+                    "fuzz.csv"
+                };
                 mrpt_formats::tpr::read_facility_export(input, name, &Default::default()).is_ok()
             }
             "multipart" => {
@@ -288,7 +307,11 @@ impl Runner {
     }
 }
 
-fn request(path: &str, session: Option<&str>, body: Bytes) -> http::Request<http_body_util::Full<Bytes>> {
+fn request(
+    path: &str,
+    session: Option<&str>,
+    body: Bytes,
+) -> http::Request<http_body_util::Full<Bytes>> {
     let mut b = http::Request::builder()
         .method(http::Method::POST)
         .uri(path)
@@ -377,7 +400,12 @@ fn fuzz(target: &str) {
         .arg("-c")
         .arg("ulimit -v 4194304; exec \"$0\" \"$@\"")
         .arg(&exe)
-        .args([&format!("fuzz_{target}"), "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            &format!("fuzz_{target}"),
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("FUZZ_CHILD", target)
         .env("FUZZ_WORK", work.path())
         .output()
@@ -389,9 +417,9 @@ fn fuzz(target: &str) {
     }
     if !out.status.success() {
         let input = std::fs::read(work.path().join("current")).unwrap_or_default();
-        let hash = input
-            .iter()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+        let hash = input.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
         std::fs::create_dir_all(crash_dir()).unwrap();
         let kept = crash_dir().join(format!("{target}-{hash:016x}.bin"));
         std::fs::write(&kept, &input).unwrap();

@@ -37,10 +37,7 @@ fn open<'a>(bytes: &'a [u8], limits: &Limits) -> Result<zip::ZipArchive<Cursor<&
 
 fn over_budget(limits: &Limits) -> Error {
     Error::ZipBomb {
-        reason: format!(
-            "more than {} bytes uncompressed",
-            limits.max_inflated_bytes
-        ),
+        reason: format!("more than {} bytes uncompressed", limits.max_inflated_bytes),
     }
 }
 

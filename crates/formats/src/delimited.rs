@@ -285,11 +285,15 @@ pub fn read_csv_with(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table>
         if cells > limits.max_cells {
             return Err(Error::TooManyCells {
                 file: file.into(),
-                what: format!("more than {} cells in {} rows", limits.max_cells, records.len()),
+                what: format!(
+                    "more than {} cells in {} rows",
+                    limits.max_cells,
+                    records.len()
+                ),
                 max: limits.max_cells,
             });
         }
-        if records.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+        if records.len().is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
             return Err(Error::Cancelled);
         }
         if rec.iter().all(|f| f.trim().is_empty()) {

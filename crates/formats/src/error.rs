@@ -156,7 +156,10 @@ impl Error {
     /// True when the input was at fault (the caller answers 4xx); false for failures of our own
     /// (writing parquet, the file system), which the caller logs and answers generically.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Parquet(_) | Error::Io { .. } | Error::Cancelled)
+        !matches!(
+            self,
+            Error::Parquet(_) | Error::Io { .. } | Error::Cancelled
+        )
     }
 
     /// True when the input is well formed but over a size cap of [`crate::Limits`] (the caller

@@ -65,13 +65,14 @@ pub fn read_shapefile_zip_with(bytes: &[u8], limits: &Limits) -> Result<WardShap
     // Which entry is which part: indexes into the list of names.
     let mut parts: [Option<usize>; 4] = [None; 4];
     let entries = read_zip_selected(bytes, limits, |names| {
-        let shp = names
-            .iter()
-            .position(|n| ext(n, "shp"))
-            .ok_or_else(|| Error::ZipMissingPart {
-                missing: ".shp file",
-                found: names.to_vec(),
-            })?;
+        let shp =
+            names
+                .iter()
+                .position(|n| ext(n, "shp"))
+                .ok_or_else(|| Error::ZipMissingPart {
+                    missing: ".shp file",
+                    found: names.to_vec(),
+                })?;
         let sibling = |want: &str| {
             names
                 .iter()
@@ -261,7 +262,7 @@ fn read_shp(data: &[u8], file: &str) -> Result<Vec<Option<Geometry>>> {
     let mut out = Vec::new();
     let mut at = 100;
     while at + 8 <= end {
-        if out.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+        if out.len().is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
             return Err(Error::Cancelled);
         }
         let content_words = b.i32_be(at + 4)?;
@@ -500,7 +501,7 @@ fn read_dbf(
     let mut raw: Vec<Vec<Option<String>>> = vec![Vec::with_capacity(n_records); fields.len()];
     let mut deleted = Vec::with_capacity(n_records);
     for r in 0..n_records {
-        if r % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+        if r.is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
             return Err(Error::Cancelled);
         }
         let rec = b.slice(header_len + r * record_len, record_len)?;

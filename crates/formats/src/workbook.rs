@@ -152,7 +152,7 @@ pub(crate) fn first_sheet_range(
                 max: limits.max_cells,
             });
         }
-        if cells.len() % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+        if cells.len().is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
             return Err(Error::Cancelled);
         }
         cells.push(calamine::Cell::new((row, col), value));
@@ -165,9 +165,11 @@ pub(crate) fn first_sheet_range(
         })?;
         let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
             .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))?;
-        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
-            file: file.into(),
-        })?;
+        let name = wb
+            .sheet_names()
+            .first()
+            .cloned()
+            .ok_or(Error::NoSheet { file: file.into() })?;
         let mut reader = wb
             .worksheet_cells_reader(&name)
             .map_err(|e| not_excel(e.to_string()))?;
@@ -178,9 +180,11 @@ pub(crate) fn first_sheet_range(
     } else if bytes.starts_with(OLE_MAGIC) {
         let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
             .map_err(|e: calamine::XlsError| not_excel(e.to_string()))?;
-        let name = wb.sheet_names().first().cloned().ok_or(Error::NoSheet {
-            file: file.into(),
-        })?;
+        let name = wb
+            .sheet_names()
+            .first()
+            .cloned()
+            .ok_or(Error::NoSheet { file: file.into() })?;
         let range = wb
             .worksheet_range(&name)
             .map_err(|e| not_excel(e.to_string()))?;
@@ -254,7 +258,7 @@ impl<'a> SheetCells<'a> {
             return Ok(());
         }
         self.seen += 1;
-        if self.seen % CANCEL_EVERY == 0 && mrpt_table::cancel::cancelled() {
+        if self.seen.is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
             return Err(Error::Cancelled);
         }
         self.first_col = self.first_col.min(col);
@@ -300,9 +304,7 @@ impl<'a> SheetCells<'a> {
             }
         }
         if rows_with_data.saturating_mul(width) > self.limits.max_cells {
-            return Err(self.too_many_cells(format!(
-                "{rows_with_data} rows of {width} columns"
-            )));
+            return Err(self.too_many_cells(format!("{rows_with_data} rows of {width} columns")));
         }
         let mut rows: Vec<Vec<Option<String>>> = Vec::with_capacity(rows_with_data);
         let mut last_row = None;

@@ -92,12 +92,15 @@ fn hostile_inputs_are_refused_or_read_at_a_bounded_cost() {
         }
         other => panic!("far cell: {other:?}"),
     }
-    println!("xlsx far cell: {} bytes in, peak {} KiB", far.len(), peak / 1024);
+    println!(
+        "xlsx far cell: {} bytes in, peak {} KiB",
+        far.len(),
+        peak / 1024
+    );
     assert!(peak < 32 * MIB, "far cell peak {peak}");
     // The TPR facility-export reader walks the same sheet through the same checks.
     let (result, peak) = peak_of(|| {
-        mrpt_formats::tpr::read_facility_export(&far, "kano.xlsx", &Default::default())
-            .map(|_| ())
+        mrpt_formats::tpr::read_facility_export(&far, "kano.xlsx", &Default::default()).map(|_| ())
     });
     assert!(
         matches!(result, Err(Error::TooManyColumns { columns: 16384, .. })),
@@ -161,7 +164,11 @@ fn hostile_inputs_are_refused_or_read_at_a_bounded_cost() {
         }
         other => panic!("wide csv: {other:?}"),
     }
-    println!("100k columns: {} bytes in, peak {} KiB", wide.len(), peak / 1024);
+    println!(
+        "100k columns: {} bytes in, peak {} KiB",
+        wide.len(),
+        peak / 1024
+    );
     assert!(
         peak < mrpt_formats::limits::CSV_BYTES_PER_INPUT_BYTE * wide.len(),
         "wide csv peak {peak}"

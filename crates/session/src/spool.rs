@@ -49,7 +49,11 @@ mod tests {
             f.read_to_string(&mut back).unwrap();
             assert_eq!(back, "body bytes");
         }
-        let staging = dir.path().join("instance/uploads").join(id.as_str()).join(STAGING);
+        let staging = dir
+            .path()
+            .join("instance/uploads")
+            .join(id.as_str())
+            .join(STAGING);
         assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
         let spool = dir.path().join("instance/run/spool");
         assert_eq!(fs::read_dir(&spool).unwrap().count(), 0);
