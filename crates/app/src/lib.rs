@@ -39,7 +39,8 @@ pub struct AppConfig {
     pub llm: Option<mrpt_interpreter::OpenAiConfig>,
     /// Interval of `: keepalive` comments on a chat stream while a tool runs (at most 15 s).
     pub chat_keepalive: std::time::Duration,
-    /// Largest JSON body (analysis, ITN and chat requests); larger ones get 413.
+    /// Largest JSON body (analysis, ITN and chat requests), never above `max_upload_bytes`;
+    /// larger ones get 413.
     pub max_json_bytes: u64,
     /// Bytes of one request body kept in memory while it arrives; the rest goes to a spool file
     /// on disk (`mrpt_session::Store::spool`).
@@ -209,7 +210,8 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let spool = self.spool(headers);
-        request_body::collect(headers, body, self.config.max_json_bytes, &spool).await
+        let limit = self.config.max_json_bytes.min(self.config.max_upload_bytes);
+        request_body::collect(headers, body, limit, &spool).await
     }
 
     /// The whole upload body, within `max_upload_bytes` (413 otherwise, nothing stored).

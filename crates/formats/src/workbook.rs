@@ -51,12 +51,7 @@ fn decode_workbook(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table> {
         names_ward
     };
     if bytes.starts_with(ZIP_MAGIC) {
-        check_xlsx_parts(bytes, limits).map_err(|e| match e {
-            Error::BadZip { reason } => not_excel(reason),
-            other => other,
-        })?;
-        let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
-            .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))?;
+        let mut wb = open_xlsx(bytes, file, limits)?;
         for name in wb.sheet_names() {
             let mut cells = match wb.worksheet_cells_reader(&name) {
                 Ok(reader) => reader,
@@ -159,12 +154,7 @@ pub(crate) fn first_sheet_range(
         Ok(())
     };
     if bytes.starts_with(ZIP_MAGIC) {
-        check_xlsx_parts(bytes, limits).map_err(|e| match e {
-            Error::BadZip { reason } => not_excel(reason),
-            other => other,
-        })?;
-        let mut wb: calamine::Xlsx<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
-            .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))?;
+        let mut wb = open_xlsx(bytes, file, limits)?;
         let name = wb
             .sheet_names()
             .first()
@@ -197,6 +187,24 @@ pub(crate) fn first_sheet_range(
         ));
     }
     Ok(calamine::Range::from_sparse(cells))
+}
+
+/// Opens an .xlsx for calamine once [`check_xlsx_parts`] has bounded what it will inflate.
+fn open_xlsx<'a>(
+    bytes: &'a [u8],
+    file: &str,
+    limits: &Limits,
+) -> Result<calamine::Xlsx<Cursor<&'a [u8]>>> {
+    let not_excel = |reason: String| Error::NotExcel {
+        file: file.into(),
+        reason,
+    };
+    check_xlsx_parts(bytes, limits).map_err(|e| match e {
+        Error::BadZip { reason } => not_excel(reason),
+        other => other,
+    })?;
+    calamine::open_workbook_from_rs(Cursor::new(bytes))
+        .map_err(|e: calamine::XlsxError| not_excel(e.to_string()))
 }
 
 /// Inflates the workbook once, keeping nothing, to know what reading it costs before the
