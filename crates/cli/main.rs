@@ -5,6 +5,7 @@ mod analyze;
 mod args;
 mod config;
 mod serve;
+mod sessions;
 mod synth;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Write a deterministic synthetic ward dataset (CSV + zipped shapefile).
     Synth(synth::Args),
+    /// Session store maintenance (`prefork sessions gc`: remove idle sessions now).
+    Sessions(sessions::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Analyze(args)) => args::exit_code(analyze::run(args)),
         Some(Command::Synth(args)) => args::exit_code(synth::run(args)),
+        Some(Command::Sessions(args)) => args::exit_code(sessions::run(args)),
         None => serve::run(cli.serve),
     }
 }

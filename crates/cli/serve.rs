@@ -141,11 +141,14 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         max_upload_bytes: config.app.max_upload_bytes,
         llm: config.app.llm.openai_config(),
         chat_keepalive: std::time::Duration::from_millis(config.app.chat_keepalive_ms),
+        sessions: config.sessions.limits(),
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {
         switches.apply()?;
         let app = Arc::new(mrpt_app::App::new(app_config.clone()).map_err(|e| e.to_string())?);
+        // In the worker, inside its runtime: the master never sweeps.
+        app.start_session_sweeper();
         let handler = move |req: Request<Incoming>| {
             let app = Arc::clone(&app);
             async move { app.handle(req).await }

@@ -201,10 +201,11 @@ try {
     const res = await page.goto(`${base}/`);
     if (!res || res.status() !== 200) throw new Error(`GET / answered ${res && res.status()}`);
     if (!res.headers()["content-security-policy"]) throw new Error("GET / has no Content-Security-Policy");
-    await page.waitForFunction(() => {
-      const el = document.getElementById("session-id");
-      return el && el.textContent && el.textContent !== "-";
-    });
+    // Looking at the page mints no session: no cookie; the status line says "-" until the upload.
+    if (res.headers()["set-cookie"]) throw new Error(`GET / set a cookie: ${res.headers()["set-cookie"]}`);
+    await page.waitForFunction(() => document.getElementById("worker-pid").textContent !== "-");
+    const sid = await page.locator("#session-id").innerText();
+    if (sid !== "-") throw new Error(`a session before any upload: ${sid}`);
   });
 
   await step("upload the Kano CSV and shapefile", async () => {
@@ -213,6 +214,8 @@ try {
     await page.click("#upload-button");
     await statusOn("data_loaded").waitFor();
     await statusOn("shapefile_loaded").waitFor();
+    // The upload minted the session.
+    await page.waitForFunction(() => /^[0-9a-f]{32}$/.test(document.getElementById("session-id").textContent));
     result.upload_text = await page.locator("#upload-result").innerText();
     if (!/Loaded \d+ wards/.test(result.upload_text)) throw new Error(`upload said: ${result.upload_text}`);
   });

@@ -79,6 +79,7 @@ impl From<mrpt_session::Error> for ApiError {
             | E::WrongArtifactKind { .. }
             | E::Io { .. }
             | E::Manifest { .. }
+            | E::Tampered { .. }
             | E::Entropy(_) => ApiError::internal(message),
         }
     }

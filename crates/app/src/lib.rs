@@ -25,6 +25,7 @@ use http::{Method, Request, Response};
 pub use error::ApiError;
 pub use mrpt_interpreter::OpenAiConfig;
 pub use reply::ResponseBody;
+pub use sessions::SessionLimits;
 
 /// What the app needs to know, from the binary's configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct AppConfig {
     pub llm: Option<mrpt_interpreter::OpenAiConfig>,
     /// Interval of `: keepalive` comments on a chat stream while a tool runs (at most 15 s).
     pub chat_keepalive: std::time::Duration,
+    /// When idle sessions are removed, and how often a worker looks (see `sessions.rs`).
+    pub sessions: SessionLimits,
 }
 
 impl Default for AppConfig {
@@ -47,6 +50,7 @@ impl Default for AppConfig {
             max_upload_bytes: 32 * 1024 * 1024,
             llm: None,
             chat_keepalive: std::time::Duration::from_secs(5),
+            sessions: SessionLimits::default(),
         }
     }
 }
@@ -71,6 +75,8 @@ pub struct App {
     config: AppConfig,
     store: mrpt_session::Store,
     interpreter: mrpt_interpreter::Interpreter,
+    /// This worker's pid (status answers carry it; read once, the app is built after the fork).
+    pid: u32,
 }
 
 impl App {
@@ -89,6 +95,7 @@ impl App {
             config,
             store,
             interpreter,
+            pid: std::process::id(),
         })
     }
 

@@ -14,12 +14,14 @@
 
 mod analysis;
 mod artifact;
+mod beneath;
 mod durable;
 mod error;
 pub mod fault;
 mod id;
 mod manifest;
 mod store;
+mod sweep;
 
 #[cfg(test)]
 mod tests;
@@ -28,9 +30,12 @@ pub use analysis::{
     AnalysisInputs, AnalysisOutcome, AnalysisRequest, AnalysisResult, AnalysisStaging,
     AnalysisView, RunError,
 };
-pub use artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath};
+pub use artifact::{
+    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, stored_file_name,
+};
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;
-pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, UploadRecord};
+pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, StatusHead, UploadRecord};
 pub use store::{SessionState, Store, Upload, UploadInfo};
+pub use sweep::{SweepPolicy, SweepReport};
