@@ -275,18 +275,33 @@ fn a_worker_over_the_memory_limit_is_replaced_gracefully() {
 }
 
 #[test]
-fn the_app_side_channel_headers_are_recorded_and_stripped() {
+fn a_handler_report_is_recorded_and_never_sent() {
     let s = ServerBuilder::new().args(&["-w", "2"]).start();
     poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok()).unwrap();
     for secs in ["2.5", "0.25", "40"] {
         let r = s
             .get(&format!(
-                "/_test/app_metric?route=/run_analysis&m=analysis_runs_total=1,analysis_seconds={secs},upload_bytes=2000"
+                "/_test/app_metric?route=/run_analysis&m=analysis_runs_total=1,analysis_seconds={secs},upload_bytes=2000&error=secret-{secs}"
             ))
             .unwrap();
         assert_eq!(r.status, 200);
-        assert!(r.header("x-prefork-route").is_none() && r.header("x-prefork-metric").is_none());
+        assert!(!r.body.contains("secret"));
+        assert!(
+            r.headers
+                .iter()
+                .all(|(k, v)| !k.to_ascii_lowercase().starts_with("x-prefork")
+                    && !v.contains("secret")),
+            "{:?}",
+            r.headers
+        );
     }
+    assert!(
+        s.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("[ERROR] /run_analysis 200: secret-40"))
+            .is_some(),
+        "{}",
+        s.stderr()
+    );
     let m = poll_until(Duration::from_secs(15), || {
         let m = metrics_of(s.addr())?;
         m.iter()
@@ -303,4 +318,53 @@ fn the_app_side_channel_headers_are_recorded_and_stripped() {
         get("prefork_http_requests_total{route=\"/run_analysis\",status=\"200\"}"),
         Some(3.0)
     );
+}
+
+#[test]
+fn an_internal_error_of_the_app_is_logged_and_never_sent() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let created = raw_request(
+        s.addr(),
+        b"POST /api/session HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(created.status, 201, "{}", created.body);
+    let id = created
+        .body
+        .split("\"session_id\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let manifest = s
+        .dir
+        .path()
+        .join("instance/uploads")
+        .join(&id)
+        .join("manifest.json");
+    std::fs::write(&manifest, "{ broken").unwrap();
+    let r = raw_request(
+        s.addr(),
+        format!(
+            "GET /api/session/status HTTP/1.1\r\nHost: t\r\nConnection: close\r\nX-Session-ID: {id}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.headers
+            .iter()
+            .all(|(k, _)| !k.to_ascii_lowercase().starts_with("x-prefork")),
+        "{:?}",
+        r.headers
+    );
+    assert!(!r.body.contains("manifest"), "{}", r.body);
+    let line = s
+        .wait_for_line(Duration::from_secs(10), |l| {
+            l.contains("[ERROR] /api/session/status 500: GET /api/session/status: ")
+        })
+        .unwrap_or_else(|| panic!("no error line:\n{}", s.stderr()));
+    assert!(line.contains("manifest"), "{line}");
 }

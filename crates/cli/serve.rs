@@ -151,10 +151,28 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         app.start_session_sweeper();
         let handler = move |req: Request<Incoming>| {
             let app = Arc::clone(&app);
-            async move { app.handle(req).await }
+            async move {
+                let mut response = app.handle(req).await;
+                if let Some(report) = response
+                    .extensions_mut()
+                    .remove::<mrpt_app::RequestReport>()
+                {
+                    response.extensions_mut().insert(server_report(report));
+                }
+                response
+            }
         };
         Ok(Arc::new(handler) as Arc<dyn Handler>)
     })
+}
+
+/// The app's account of a response, in the server's terms (the app does not know the server).
+fn server_report(report: mrpt_app::RequestReport) -> prefork_server::HandlerReport {
+    prefork_server::HandlerReport {
+        route: Some(report.route.into()),
+        metrics: report.metrics,
+        error: report.internal_error,
+    }
 }
 
 /// Test-only switches (feature `test-hooks`): make worker boot fail or take long, so the

@@ -103,7 +103,9 @@ impl App {
         &self.config
     }
 
-    /// Answer one request. Never fails: every error becomes a JSON answer here.
+    /// Answer one request. Never fails: every error becomes a JSON answer here. The response
+    /// carries a [`RequestReport`] extension (route label, metric observations, internal error
+    /// text) for the host; nothing of it is a header, so no host can send it to the client.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
@@ -111,25 +113,21 @@ impl App {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let mut response = match self.route(req).await {
-            Ok(response) => response,
+        let (mut response, internal_error) = match self.route(req).await {
+            Ok(response) => (response, None),
             Err(err) => {
-                let mut response = reply::error(&err);
-                if let ApiError::Internal { context } = &err {
-                    // The server writes this to its error log and strips it (no dependency on
-                    // the server crate; see crates/server/README.md, "Side channel").
-                    let line = format!("{method} {path}: {context}").replace(['\r', '\n'], " ");
-                    if let Ok(value) = http::HeaderValue::from_str(&line) {
-                        response.headers_mut().insert("x-prefork-error", value);
+                let context = match &err {
+                    ApiError::Internal { context } => {
+                        Some(format!("{method} {path}: {context}").replace(['\r', '\n'], " "))
                     }
-                }
-                response
+                    _ => None,
+                };
+                (reply::error(&err), context)
             }
         };
-        response.headers_mut().insert(
-            "x-prefork-route",
-            http::HeaderValue::from_static(route_label(&method, &path)),
-        );
+        let report = report_of(&mut response);
+        report.route = route_label(&method, &path);
+        report.internal_error = internal_error;
         response
     }
 
@@ -252,24 +250,44 @@ fn route_label(method: &Method, path: &str) -> &'static str {
     }
 }
 
-/// Add an application metric observation for the server to record (`name=value`, see
-/// crates/server/README.md).
+/// What the app reports to its host about one response, attached as a response extension
+/// (`response.extensions().get::<RequestReport>()`). Extensions are never serialised by an HTTP
+/// server, so the internal error text cannot reach a client whichever host serves the app; the
+/// binary hands the report to the server crate, which records the metrics and logs the error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestReport {
+    /// The route template, for per-route metrics (never a raw path: ids would make the label set
+    /// unbounded).
+    pub route: &'static str,
+    /// Application metric observations `(name, value)`: `*_total` adds to a counter, `*_seconds`
+    /// and `*_bytes` are histogram observations (see crates/server/README.md).
+    pub metrics: Vec<(String, f64)>,
+    /// The context of an internal error (a 500), for the operator's error log only.
+    pub internal_error: Option<String>,
+}
+
+/// The response's report, created empty when absent.
+fn report_of(response: &mut Response<ResponseBody>) -> &mut RequestReport {
+    response
+        .extensions_mut()
+        .get_or_insert_with(RequestReport::default)
+}
+
+/// Add application metric observations for the host to record: `name=value` items separated by
+/// commas (`"uploads_total=1, upload_bytes=123"`); items that do not parse are dropped.
 pub(crate) fn add_metric(response: &mut Response<ResponseBody>, observation: &str) {
-    let value = match response
-        .headers()
-        .get("x-prefork-metric")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(existing) => format!("{existing}, {observation}"),
-        None => observation.to_string(),
-    };
-    if let Ok(value) = http::HeaderValue::from_str(&value) {
-        response.headers_mut().insert("x-prefork-metric", value);
+    let report = report_of(response);
+    for item in observation.split(',') {
+        if let Some((name, value)) = item.split_once('=')
+            && let Ok(value) = value.trim().parse::<f64>()
+        {
+            report.metrics.push((name.trim().to_string(), value));
+        }
     }
 }
 
-/// One line on stderr in the server's log format, for failures that cannot ride on a response
-/// header (a stream already under way). Under systemd stderr is the journal.
+/// One line on stderr in the server's log format, for failures that cannot ride on the response's
+/// [`RequestReport`] (a stream already under way). Under systemd stderr is the journal.
 pub(crate) fn log_line(level: &str, message: &str) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -293,5 +311,102 @@ where
         Err(join) => Err(ApiError::internal(format!(
             "a blocking task failed: {join}"
         ))),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    fn app(dir: &std::path::Path) -> App {
+        App::new(AppConfig {
+            instance_dir: dir.join("instance"),
+            ..AppConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn request(method: Method, path: &str, session: Option<&str>) -> Request<Full<Bytes>> {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(id) = session {
+            b = b.header("x-session-id", id);
+        }
+        b.body(Full::new(Bytes::new())).unwrap()
+    }
+
+    async fn body_text(response: Response<ResponseBody>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_internal_error_travels_as_a_typed_report_never_as_a_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let created = app
+            .handle(request(Method::POST, "/api/session", None))
+            .await;
+        let text = body_text(created).await;
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let id = value["session_id"].as_str().unwrap().to_owned();
+        let manifest = dir
+            .path()
+            .join("instance/uploads")
+            .join(&id)
+            .join("manifest.json");
+        std::fs::write(&manifest, b"{ not json\nat all").unwrap();
+
+        let response = app
+            .handle(request(Method::GET, "/api/session/status", Some(&id)))
+            .await;
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        // Nothing but the JSON content type: the report is no header.
+        let names: Vec<&str> = response.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
+        let report = response
+            .extensions()
+            .get::<RequestReport>()
+            .unwrap()
+            .clone();
+        assert_eq!(report.route, "/api/session/status");
+        let error = report.internal_error.unwrap();
+        assert!(
+            error.starts_with("GET /api/session/status: ") && !error.contains('\n'),
+            "{error}"
+        );
+        let text = body_text(response).await;
+        assert!(
+            !text.contains("manifest") && text.contains("has been logged"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn every_answer_names_its_route_and_metrics_are_typed() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let response = app.handle(request(Method::GET, "/ping", None)).await;
+        let report = response.extensions().get::<RequestReport>().unwrap();
+        assert_eq!(report.route, "/ping");
+        assert!(report.internal_error.is_none() && report.metrics.is_empty());
+        let response = app.handle(request(Method::GET, "/nowhere/42", None)).await;
+        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
+        let report = response.extensions().get::<RequestReport>().unwrap();
+        assert_eq!((report.route, &report.internal_error), ("other", &None));
+
+        let mut response = reply::json(http::StatusCode::OK, &serde_json::json!({}));
+        add_metric(&mut response, "uploads_total=1, upload_bytes=2048");
+        add_metric(&mut response, "analysis_seconds=2.5, junk");
+        let report = response.extensions().get::<RequestReport>().unwrap();
+        assert_eq!(
+            report.metrics,
+            vec![
+                ("uploads_total".to_owned(), 1.0),
+                ("upload_bytes".to_owned(), 2048.0),
+                ("analysis_seconds".to_owned(), 2.5)
+            ]
+        );
     }
 }

@@ -44,8 +44,8 @@ pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::
 /// A service the workers run. The server puts the client's [`std::net::SocketAddr`] into the
 /// request extensions (absent for unix-socket clients; from X-Forwarded-For, with port 0, when
 /// the peer is a trusted proxy) next to a [`ClientInfo`], and writes the access log itself. It
-/// answers `GET /metrics` without calling the handler, and records then strips the response
-/// headers `x-prefork-route` and `x-prefork-metric` (see the README).
+/// answers `GET /metrics` without calling the handler, and takes a [`HandlerReport`] out of the
+/// response extensions (route label, metric observations, internal error text) before sending.
 pub trait Handler: Send + Sync + 'static {
     fn call(
         &self,
@@ -64,6 +64,24 @@ where
     ) -> Pin<Box<dyn Future<Output = http::Response<ResponseBody>> + Send>> {
         Box::pin(self(req))
     }
+}
+
+/// What a handler tells the server about one response, as a response extension
+/// (`response.extensions_mut().insert(report)`). The server removes it before the response is
+/// written, so nothing in it can reach the client: the route labels the request in `/metrics`,
+/// the observations become `app_*` series, and `error` is written to the error log at ERROR as
+/// `ROUTE STATUS: ERROR`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerReport {
+    /// The route template for the `route` label (keep it a template, never a raw path with ids,
+    /// to bound cardinality); `None` = `other`.
+    pub route: Option<std::borrow::Cow<'static, str>>,
+    /// `(name, value)` with `name` matching `[a-z_][a-z0-9_]*`: `*_total` adds to a counter,
+    /// `*_seconds` and `*_bytes` are histogram observations, anything else is ignored. Exported as
+    /// `app_<name>`.
+    pub metrics: Vec<(String, f64)>,
+    /// The handler's internal failure, for the operator's error log only.
+    pub error: Option<String>,
 }
 
 /// Builds the handler inside each worker, after the fork and inside the worker's runtime, so the

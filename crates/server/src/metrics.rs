@@ -23,12 +23,6 @@ const BYTES_BUCKETS: [f64; 8] = [1e3, 1e4, 1e5, 1e6, 4e6, 16e6, 64e6, 256e6];
 /// How often a worker writes its file when something changed.
 pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(250);
 
-/// Response headers the application may set; the server strips them before sending.
-pub(crate) const ROUTE_HEADER: &str = "x-prefork-route";
-pub(crate) const METRIC_HEADER: &str = "x-prefork-metric";
-/// Set by the application on a failed response: logged at ERROR, stripped before sending.
-pub(crate) const ERROR_HEADER: &str = "x-prefork-error";
-
 pub(crate) type Series = BTreeMap<String, f64>;
 
 fn escape_label(v: &str) -> String {
@@ -108,13 +102,13 @@ impl WorkerMetrics {
         g.dirty = true;
     }
 
-    /// A finished request, with what the application asked to record (the header values).
+    /// A finished request, with the observations the handler reported.
     pub(crate) fn finished(
         &self,
         route: &str,
         status: u16,
         seconds: f64,
-        app_metrics: Option<&str>,
+        app_metrics: &[(String, f64)],
     ) {
         let mut g = self.lock();
         g.in_flight -= 1;
@@ -132,13 +126,8 @@ impl WorkerMetrics {
             seconds,
             &SECONDS_BUCKETS,
         );
-        for item in app_metrics.unwrap_or("").split(',') {
-            let Some((name, value)) = item.split_once('=') else {
-                continue;
-            };
-            let (name, Ok(value)) = (name.trim(), value.trim().parse::<f64>()) else {
-                continue;
-            };
+        for (name, value) in app_metrics {
+            let (name, value) = (name.as_str(), *value);
             if !valid_name(name) || !value.is_finite() {
                 continue;
             }
@@ -368,14 +357,19 @@ mod tests {
         let b = WorkerMetrics::new(dir.path().into(), master.worker_file(1, 2));
         for _ in 0..3 {
             a.started();
-            a.finished("/ping", 200, 0.002, None);
+            a.finished("/ping", 200, 0.002, &[]);
         }
         b.started();
         b.finished(
             "/run_analysis",
             200,
             2.0,
-            Some("analysis_runs_total=1, analysis_seconds=2.5, junk, Bad=1"),
+            &[
+                ("analysis_runs_total".to_owned(), 1.0),
+                ("analysis_seconds".to_owned(), 2.5),
+                ("Bad".to_owned(), 1.0),
+                ("nan_total".to_owned(), f64::NAN),
+            ],
         );
         b.started();
         a.flush().unwrap();

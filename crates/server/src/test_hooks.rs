@@ -4,8 +4,9 @@
 //!
 //! `/_test/pid` -> the worker pid; `/_test/sleep?ms=N&id=X` -> logs "REQUEST STARTED X", then
 //! waits N ms asynchronously; `/_test/block?ms=N&id=X` -> logs the same, then blocks the event-loop
-//! thread for N ms; `/_test/app_metric?route=R&m=M` -> answers with `x-prefork-route: R` and
-//! `x-prefork-metric: M` (the application's metrics side channel).
+//! thread for N ms; `/_test/app_metric?route=R&m=a=1,b=2&error=E` -> answers with a
+//! [`crate::HandlerReport`] holding that route, those observations and that error text (what an
+//! application reports).
 
 use std::time::Duration;
 
@@ -49,14 +50,22 @@ pub(crate) async fn respond(
             std::thread::sleep(Duration::from_millis(ms));
             text(StatusCode::OK, format!("blocked {ms}"))
         }
-        // Plays an application using the metrics side channel (headers the server strips).
+        // Plays an application reporting a route, metrics and an internal error.
         "app_metric" => {
             let mut resp = text(StatusCode::OK, "recorded".to_owned());
-            for (header, key) in [("x-prefork-route", "route"), ("x-prefork-metric", "m")] {
-                if let Some(v) = param(req, key).and_then(|v| http::HeaderValue::from_str(v).ok()) {
-                    resp.headers_mut().insert(header, v);
-                }
-            }
+            let metrics = param(req, "m")
+                .unwrap_or("")
+                .split(',')
+                .filter_map(|item| {
+                    let (name, value) = item.split_once('=')?;
+                    Some((name.to_owned(), value.parse().ok()?))
+                })
+                .collect();
+            resp.extensions_mut().insert(crate::HandlerReport {
+                route: param(req, "route").map(|r| r.to_owned().into()),
+                metrics,
+                error: param(req, "error").map(str::to_owned),
+            });
             resp
         }
         _ => text(StatusCode::NOT_FOUND, "no such test hook".to_owned()),

@@ -477,23 +477,20 @@ impl Shared {
                 self.dispatch(req, &mut route).await
             }
         };
-        let app_metrics = resp
-            .headers_mut()
-            .remove(metrics::METRIC_HEADER)
-            .and_then(|v| v.to_str().ok().map(str::to_owned));
-        if let Some(r) = resp.headers_mut().remove(metrics::ROUTE_HEADER)
-            && let Ok(r) = r.to_str()
-        {
-            route = Some(r.to_owned());
+        let report = resp
+            .extensions_mut()
+            .remove::<crate::HandlerReport>()
+            .unwrap_or_default();
+        if let Some(r) = report.route {
+            route = Some(r.into_owned());
         }
-        // The application's own failures reach the error log through the same side channel,
-        // never the client.
-        if let Some(e) = resp.headers_mut().remove(metrics::ERROR_HEADER) {
+        // The handler's own failures reach the error log, never the client.
+        if let Some(e) = &report.error {
             self.log.error(format_args!(
                 "{} {}: {}",
                 route.as_deref().unwrap_or("other"),
                 resp.status().as_u16(),
-                String::from_utf8_lossy(e.as_bytes())
+                e.replace(['\r', '\n'], " ")
             ));
         }
         if let Some(m) = &self.metrics {
@@ -501,7 +498,7 @@ impl Shared {
                 route.as_deref().unwrap_or("other"),
                 resp.status().as_u16(),
                 started.elapsed().as_secs_f64(),
-                app_metrics.as_deref(),
+                &report.metrics,
             );
         }
         if last || self.draining.load(Ordering::Relaxed) {
