@@ -54,25 +54,6 @@ pub async fn create(app: &App) -> Result<Response<ResponseBody>, ApiError> {
     Ok(response)
 }
 
-/// The api.md status fields, as derived from disk now.
-pub fn status_fields(state: &mrpt_session::SessionState) -> Value {
-    json!({
-        "status": "success",
-        "session_id": state.session_id,
-        "data_loaded": state.data_loaded,
-        "csv_loaded": state.csv_loaded,
-        "shapefile_loaded": state.shapefile_loaded,
-        "population_loaded": state.population_loaded,
-        "analysis_complete": state.analysis_complete,
-        "itn_complete": state.itn_complete,
-        "analysis_id": state.analysis_id,
-        "generation": state.generation,
-        "analyses_started": state.analyses_started,
-        "analyses_committed": state.analyses_committed,
-        "worker_pid": std::process::id(),
-    })
-}
-
 /// The status answer, serialised straight from the manifest's head (no JSON tree).
 #[derive(Serialize)]
 struct StatusAnswer<'a> {
@@ -205,7 +186,10 @@ pub async fn info(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBod
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let state = blocking(move || store.status(&id).map_err(ApiError::from)).await?;
-    let mut body = status_fields(&state);
+    // The status route's fields, then the rest.
+    let head = state.head();
+    let mut body = serde_json::to_value(StatusAnswer::new(Some(&state.session_id), &head, app.pid))
+        .map_err(|e| ApiError::internal(format!("session info answer: {e}")))?;
     if let Value::Object(map) = &mut body {
         map.insert("files".into(), json!(state.files));
         map.insert("upload_type".into(), json!(state.upload_type));
