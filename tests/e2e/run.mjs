@@ -208,14 +208,27 @@ try {
     if (sid !== "-") throw new Error(`a session before any upload: ${sid}`);
   });
 
+  await step("a first chat message mints the session", async () => {
+    await page.fill("#chat-input", "what can you do?");
+    await page.press("#chat-input", "Enter");
+    await page.waitForFunction(() => /^[0-9a-f]{32}$/.test(document.getElementById("session-id").textContent));
+    await page.waitForFunction(() => {
+      const bots = document.querySelectorAll("#chat-log .msg.bot");
+      const last = bots[bots.length - 1];
+      return last && last.textContent && last.textContent !== "..." && !last.classList.contains("error");
+    });
+    result.session_before_upload = await page.locator("#session-id").innerText();
+  });
+
   await step("upload the Kano CSV and shapefile", async () => {
     await page.setInputFiles("#csv-file", join(fixtures, "kano", "kano_wards.csv"));
     await page.setInputFiles("#shapefile", join(fixtures, "kano", "kano_wards_shapefile.zip"));
     await page.click("#upload-button");
     await statusOn("data_loaded").waitFor();
     await statusOn("shapefile_loaded").waitFor();
-    // The upload minted the session.
-    await page.waitForFunction(() => /^[0-9a-f]{32}$/.test(document.getElementById("session-id").textContent));
+    // The upload went to the session the chat minted.
+    const sid = await page.locator("#session-id").innerText();
+    if (sid !== result.session_before_upload) throw new Error(`session changed: ${result.session_before_upload} -> ${sid}`);
     result.upload_text = await page.locator("#upload-result").innerText();
     if (!/Loaded \d+ wards/.test(result.upload_text)) throw new Error(`upload said: ${result.upload_text}`);
   });
