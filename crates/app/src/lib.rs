@@ -214,7 +214,7 @@ impl App {
     ) -> Result<mrpt_session::SessionId, ApiError> {
         let Some(text) = identity::requested_session(headers) else {
             return Err(ApiError::BadRequest(
-                "no session: start one with POST /api/session (or open the page), then send its id \
+                "no session: start one with POST /api/session (or upload your data from the page), then send its id \
                  in the session_id cookie or the X-Session-ID header"
                     .to_string(),
             ));
