@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the browser end-to-end test (tests/browser_e2e.rs) needs, on a fresh machine:
+# Installs what the browser end-to-end test (tests/it/browser_e2e.rs) needs, on a fresh machine:
 # Debian's Chromium (/usr/bin/chromium) and playwright-core from npm (tests/e2e/node_modules).
 # Idempotent and cheap when everything is there: apt and npm are only asked when something is
 # missing. Test tools' own browser downloads (`npx playwright install`) are never used: this

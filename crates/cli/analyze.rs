@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, ItnSources};
+use mrpt_session::Artifact;
+use mrpt_table::{ItnStrategy, RankingMethod};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -80,8 +82,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let write_started = std::time::Instant::now();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    for (name, bytes) in &files.files {
-        write(&args.out, name, bytes)?;
+    for (artifact, bytes) in &files.files {
+        write(&args.out, &artifact.file_name(), bytes)?;
     }
     let summary = serde_json::to_vec_pretty(&files.summary)?;
     write(&args.out, "analysis_summary.json", &summary)?;
@@ -100,22 +102,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     if let Some(total_nets) = args.total_nets {
         let method = match args.method.as_str() {
-            "pca" => mrpt_analysis::RankingMethod::Pca,
-            _ => mrpt_analysis::RankingMethod::Composite,
+            "pca" => RankingMethod::Pca,
+            _ => RankingMethod::Composite,
         };
-        let rankings_name = match method {
-            mrpt_analysis::RankingMethod::Pca => "analysis_vulnerability_rankings_pca.csv",
-            mrpt_analysis::RankingMethod::Composite => "analysis_vulnerability_rankings.csv",
-        };
-        let find = |name: &str| {
-            files
-                .files
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, b)| b.as_slice())
-        };
-        let rankings = find(rankings_name)
-            .with_context(|| format!("the analysis produced no {rankings_name}"))?;
+        let rankings_artifact = pipeline::rankings_artifact(method);
+        let rankings = files
+            .get(&rankings_artifact)
+            .with_context(|| format!("the analysis produced no {rankings_artifact}"))?;
         let population = args.population.as_deref().map(read).transpose()?;
         let population_name = args
             .population
@@ -124,13 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or_default();
         let itn_started = std::time::Instant::now();
         let strategy = args.strategy.as_deref().map(|s| match s {
-            "rank" => mrpt_analysis::Strategy::Rank,
-            _ => mrpt_analysis::Strategy::RuralFirst,
+            "rank" => ItnStrategy::Rank,
+            _ => ItnStrategy::RuralFirst,
         });
         let output = pipeline::plan_itn(
             ItnSources {
-                rankings,
-                data: find("unified_dataset.csv"),
+                rankings: (&rankings_artifact, rankings),
+                data: files.get(&Artifact::UnifiedCsv),
                 population: population.as_deref().map(|bytes| InputFile {
                     name: &population_name,
                     bytes,

@@ -362,9 +362,10 @@ impl Config {
             forwarded_allow_ips: self.forwarded_allow_ips.parse()?,
             max_worker_memory: (self.max_worker_memory > 0)
                 .then(|| self.max_worker_memory.saturating_mul(1 << 20)),
+            // Under the instance directory: `serve` has mrpt-session create it.
             metrics_dir: self
                 .metrics
-                .then(|| self.instance_dir.join("run").join("metrics")),
+                .then(|| mrpt_session::runtime_dir(&self.instance_dir, "metrics")),
             ..prefork_server::Settings::default()
         })
     }

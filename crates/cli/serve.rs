@@ -35,6 +35,13 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("Configuration OK");
         return ExitCode::SUCCESS;
     }
+    // The metrics folder is inside the instance directory, where only mrpt-session creates
+    // anything (the server would otherwise make it itself).
+    if config.metrics
+        && let Err(e) = mrpt_session::create_runtime_dir(&config.instance_dir, "metrics")
+    {
+        return fail(&e.into());
+    }
     let factory = handler_factory(&config);
     let reload: prefork_server::Reloader = Box::new(move || {
         let config = config::load(&args).map_err(|e| format!("{e:#}"))?;

@@ -1,6 +1,6 @@
 // The browser end-to-end scenario of issue 6, driven by playwright-core in Debian's headless
 // Chromium (never a browser that Playwright downloads: the machine reaches only the registries).
-// tests/browser_e2e.rs starts the real server, runs this script against it and asserts on the
+// tests/it/browser_e2e.rs starts the real server, runs this script against it and asserts on the
 // JSON it writes; this script also fails (exit 1) on the first broken step, naming it.
 //
 // Usage: node run.mjs --base-url http://127.0.0.1:PORT --fixtures DIR --artifacts DIR --result FILE

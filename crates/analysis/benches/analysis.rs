@@ -8,9 +8,10 @@ mod synthetic;
 use std::time::{Duration, Instant};
 
 use mrpt_analysis::{
-    AnalysisOptions, ItnOptions, RankingMethod, Strategy, analyze_with_probe, itn_rankings,
-    output_tables, plan_itn, unified_table,
+    AnalysisOptions, ItnOptions, analyze_with_probe, itn_rankings, output_tables, plan_itn,
+    unified_table,
 };
+use mrpt_table::{ItnStrategy, RankingMethod};
 
 const STAGES: &[&str] = &[
     "validate",
@@ -116,7 +117,7 @@ fn main() {
                 &population,
                 &ItnOptions {
                     total_nets: (n as i64) * 2_000,
-                    strategy: Some(Strategy::Rank),
+                    strategy: Some(ItnStrategy::Rank),
                     ..ItnOptions::default()
                 },
             )
@@ -132,7 +133,7 @@ fn main() {
                 &population,
                 &ItnOptions {
                     total_nets: (n as i64) * 2_000,
-                    strategy: Some(Strategy::RuralFirst),
+                    strategy: Some(ItnStrategy::RuralFirst),
                     ..ItnOptions::default()
                 },
             )

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::ranking::{RankedWard, rank_wards};
+use crate::ranking::rank_wards;
+use mrpt_table::RankedWard;
 
 /// At most 15 variables: 2^15 - 16 = 32,752 models.
 pub const MAX_VARIABLES: usize = 15;

@@ -1,7 +1,7 @@
 //! Queen contiguity as libpysal computes it: two wards are neighbours when they share at least
 //! one vertex with exactly equal coordinates (every ring, every part). No snapping tolerance.
 
-use crate::table::WardGeometry;
+use mrpt_table::Geometry;
 
 fn vertex_key(v: [f64; 2]) -> (u64, u64) {
     // -0.0 == 0.0 as coordinates; fold it so bit patterns agree.
@@ -10,12 +10,12 @@ fn vertex_key(v: [f64; 2]) -> (u64, u64) {
 }
 
 /// Neighbour lists (sorted, no self) for each geometry.
-pub fn queen_neighbours(geometries: &[WardGeometry]) -> Vec<Vec<usize>> {
+pub fn queen_neighbours(geometries: &[Option<Geometry>]) -> Vec<Vec<usize>> {
     // Sort (vertex, geometry) pairs so equal vertices sit together; cheaper than a hash map of
     // vectors at national scale.
     let mut pairs: Vec<((u64, u64), u32)> = Vec::new();
     for (g, geom) in geometries.iter().enumerate() {
-        for v in geom.vertices() {
+        for v in geom.iter().flat_map(|g| g.vertices()) {
             if v[0].is_nan() || v[1].is_nan() {
                 continue;
             }
@@ -51,27 +51,25 @@ pub fn queen_neighbours(geometries: &[WardGeometry]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Polygon;
+    use mrpt_table::Polygon;
 
-    fn square(x: f64, y: f64) -> WardGeometry {
-        WardGeometry {
-            polygons: vec![Polygon {
-                exterior: vec![
-                    [x, y],
-                    [x + 1.0, y],
-                    [x + 1.0, y + 1.0],
-                    [x, y + 1.0],
-                    [x, y],
-                ],
-                holes: vec![],
-            }],
-        }
+    fn square(x: f64, y: f64) -> Option<Geometry> {
+        Some(Geometry::Polygon(Polygon {
+            exterior: vec![
+                [x, y],
+                [x + 1.0, y],
+                [x + 1.0, y + 1.0],
+                [x, y + 1.0],
+                [x, y],
+            ],
+            holes: vec![],
+        }))
     }
 
     #[test]
     fn grid_queen() {
         // 3x3 grid, centre touches all 8, corners touch 3.
-        let geoms: Vec<WardGeometry> = (0..9)
+        let geoms: Vec<Option<Geometry>> = (0..9)
             .map(|i| square((i % 3) as f64, (i / 3) as f64))
             .collect();
         let n = queen_neighbours(&geoms);

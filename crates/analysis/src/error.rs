@@ -4,14 +4,10 @@ use thiserror::Error;
 /// app can echo it to the user (these are input errors, not internal ones).
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum Error {
-    #[error("the ward table has no ward-name column (looked for WardName, ward_name, Ward, ward)")]
-    NoWardColumn,
-    #[error("column `{column}` has {found} values but the table has {expected} rows")]
-    RaggedColumn {
-        column: String,
-        expected: usize,
-        found: usize,
-    },
+    /// A table-level failure (no ward-name column, a missing or non-numeric column), worded
+    /// as mrpt-formats words it at upload.
+    #[error(transparent)]
+    Table(#[from] mrpt_table::Error),
     #[error("the geometry index for row {row} points at geometry {index}, but only {count} exist")]
     BadGeometryIndex {
         row: usize,

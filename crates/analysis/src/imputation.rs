@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contiguity::queen_neighbours;
 use crate::linalg::{mean_present, pairwise_sum};
-use crate::table::{ColumnData, WardGeometry, WardTable};
+use mrpt_table::{ColumnData, Geometry, Table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -36,7 +36,7 @@ pub struct ImputationReport {
 
 /// Row-level neighbour lists: rows whose geometries share a vertex (or are the same geometry).
 pub(crate) fn row_neighbours(
-    geometries: &[WardGeometry],
+    geometries: &[Option<Geometry>],
     geometry_index: &[Option<usize>],
 ) -> Vec<Vec<usize>> {
     let geom_neighbours = queen_neighbours(geometries);
@@ -73,27 +73,32 @@ pub(crate) fn row_neighbours(
 /// Fill every gap in `table` (the ward-name column excepted). `neighbours` is `None` when no
 /// shapefile was given.
 pub(crate) fn impute(
-    table: &mut WardTable,
+    table: &mut Table,
     ward_column: usize,
     neighbours: Option<&[Vec<usize>]>,
 ) -> Vec<ImputationReport> {
     let mut reports = Vec::new();
-    for (ci, column) in table.columns.iter_mut().enumerate() {
+    for ci in 0..table.n_columns() {
+        let column = &table.columns()[ci];
         if ci == ward_column || column.data.missing_count() == 0 {
             continue;
         }
         let name = column.name.clone();
-        let report = match &column.data {
+        let (data, report) = match &column.data {
             ColumnData::Float(_) | ColumnData::Int(_) => {
                 let original = column.data.to_f64().unwrap_or_default();
                 let (filled, report) = impute_numeric(&name, &original, neighbours);
-                column.data = ColumnData::Float(filled.into_iter().map(Some).collect());
-                report
+                (
+                    ColumnData::Float(filled.into_iter().map(Some).collect()),
+                    report,
+                )
             }
             ColumnData::Text(values) => {
                 let (filled, report) = impute_text(&name, values);
-                column.data = ColumnData::Text(filled.into_iter().map(Some).collect());
-                report
+                (
+                    ColumnData::Text(filled.into_iter().map(Some).collect()),
+                    report,
+                )
             }
             ColumnData::Bool(values) => {
                 let texts: Vec<Option<String>> = values
@@ -101,16 +106,18 @@ pub(crate) fn impute(
                     .map(|b| b.map(|b| if b { "True" } else { "False" }.to_string()))
                     .collect();
                 let (filled, report) = impute_text(&name, &texts);
-                if report.method == ImputationMethod::Unknown {
-                    column.data = ColumnData::Text(filled.into_iter().map(Some).collect());
+                let data = if report.method == ImputationMethod::Unknown {
+                    ColumnData::Text(filled.into_iter().map(Some).collect())
                 } else {
-                    column.data =
-                        ColumnData::Bool(filled.iter().map(|s| Some(s == "True")).collect());
-                }
-                report
+                    ColumnData::Bool(filled.iter().map(|s| Some(s == "True")).collect())
+                };
+                (data, report)
             }
         };
-        reports.push(report);
+        // Same length by construction: every filled column has one value per row.
+        if table.set_data(ci, data).is_ok() {
+            reports.push(report);
+        }
     }
     reports
 }
@@ -208,49 +215,47 @@ fn impute_text(name: &str, values: &[Option<String>]) -> (Vec<String>, Imputatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::Column;
+    use mrpt_table::Column;
 
     #[test]
     fn neighbour_mean_uses_original_values_only() {
         // Chain 0-1-2: rows 1 and 2 missing; row 2's only neighbour (1) is missing originally,
         // so it falls back to the column mean even though row 1 gets a value.
         let nb = vec![vec![1], vec![0, 2], vec![1], vec![]];
-        let mut t = WardTable {
-            columns: vec![
-                Column::new("WardName", ColumnData::Text(vec![Some("a".into()); 4])),
-                Column::new(
-                    "v",
-                    ColumnData::Float(vec![Some(2.0), None, None, Some(4.0)]),
-                ),
-            ],
-        };
+        let mut t = Table::new(vec![
+            Column::new("WardName", ColumnData::Text(vec![Some("a".into()); 4])),
+            Column::new(
+                "v",
+                ColumnData::Float(vec![Some(2.0), None, None, Some(4.0)]),
+            ),
+        ])
+        .unwrap();
         let r = impute(&mut t, 0, Some(&nb));
         assert_eq!(r[0].method, ImputationMethod::SpatialNeighbourMean);
         assert_eq!(r[0].from_neighbours, 1);
         assert_eq!(
-            t.columns[1].data,
+            t.columns()[1].data,
             ColumnData::Float(vec![Some(2.0), Some(2.0), Some(3.0), Some(4.0)])
         );
     }
 
     #[test]
     fn all_missing_numeric_becomes_zero_and_text_mode() {
-        let mut t = WardTable {
-            columns: vec![
-                Column::new("WardName", ColumnData::Text(vec![Some("a".into()); 3])),
-                Column::new("v", ColumnData::Float(vec![None, None, None])),
-                Column::new(
-                    "t",
-                    ColumnData::Text(vec![Some("b".into()), None, Some("a".into())]),
-                ),
-                Column::new("u", ColumnData::Text(vec![None, None, None])),
-            ],
-        };
+        let mut t = Table::new(vec![
+            Column::new("WardName", ColumnData::Text(vec![Some("a".into()); 3])),
+            Column::new("v", ColumnData::Float(vec![None, None, None])),
+            Column::new(
+                "t",
+                ColumnData::Text(vec![Some("b".into()), None, Some("a".into())]),
+            ),
+            Column::new("u", ColumnData::Text(vec![None, None, None])),
+        ])
+        .unwrap();
         let r = impute(&mut t, 0, None);
         assert_eq!(r[0].method, ImputationMethod::Zero);
-        assert_eq!(t.columns[1].data, ColumnData::Float(vec![Some(0.0); 3]));
+        assert_eq!(t.columns()[1].data, ColumnData::Float(vec![Some(0.0); 3]));
         assert_eq!(
-            t.columns[2].data,
+            t.columns()[2].data,
             ColumnData::Text(vec![Some("b".into()), Some("a".into()), Some("a".into())])
         );
         assert_eq!(r[2].method, ImputationMethod::Unknown);

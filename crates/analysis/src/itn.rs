@@ -7,14 +7,14 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use mrpt_table::{
+    ItnStats, ItnStrategy, NameRule, RankingMethod, Table, WardCoverageStats,
+    find_ward_code_column, find_ward_column, match_ward_names,
+};
+
 use crate::error::Error;
 use crate::linalg::pairwise_sum;
 use crate::pipeline::{AnalysisResult, Warning, WarningKind};
-use crate::table::WardTable;
-use crate::text_match::{
-    fuzz_ratio_prepared, normalize_ward_name, partial_may_reach, partial_ratio, sorted_chars,
-    token_sort_key, token_sort_may_reach,
-};
 
 /// One ranked ward as ITN planning needs it. Can be built from an [`AnalysisResult`]
 /// ([`itn_rankings`]) or from an old `analysis_vulnerability_rankings.csv` alone.
@@ -54,13 +54,6 @@ pub struct PopulationRow {
     pub longitude: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Strategy {
-    Rank,
-    RuralFirst,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ItnOptions {
@@ -69,7 +62,7 @@ pub struct ItnOptions {
     /// Default 30 for `rank` (\[J\]), 75 for `rural_first` (\[N\]).
     pub urban_threshold: Option<f64>,
     /// `None`: `rural_first` when any ranking row carries an urban percentage, else `rank`.
-    pub strategy: Option<Strategy>,
+    pub strategy: Option<ItnStrategy>,
 }
 
 impl Default for ItnOptions {
@@ -107,28 +100,6 @@ pub struct AllocationRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WardCoverageStats {
-    pub avg_coverage_percent: f64,
-    pub min_coverage_percent: f64,
-    pub max_coverage_percent: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItnStats {
-    pub total_nets: i64,
-    pub allocated: i64,
-    pub remaining: i64,
-    pub coverage_percent: f64,
-    pub prioritized_wards: usize,
-    pub fully_covered_wards: usize,
-    pub partially_covered_wards: usize,
-    pub reprioritized_wards: usize,
-    pub total_population: i64,
-    pub covered_population: i64,
-    pub ward_coverage_stats: WardCoverageStats,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchingReport {
     pub total_ranking_wards: usize,
     pub total_population_wards: usize,
@@ -143,7 +114,7 @@ pub struct MatchingReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnPlan {
-    pub strategy: Strategy,
+    pub strategy: ItnStrategy,
     pub urban_threshold: f64,
     pub avg_household_size: f64,
     pub total_nets: i64,
@@ -156,14 +127,6 @@ pub struct ItnPlan {
     pub excluded_wards: Vec<String>,
     pub matching: MatchingReport,
     pub warnings: Vec<Warning>,
-}
-
-/// Which ranking to plan from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RankingMethod {
-    Composite,
-    Pca,
 }
 
 const URBAN_COLUMNS: &[&str] = &[
@@ -180,12 +143,12 @@ const URBAN_COLUMNS: &[&str] = &[
 
 /// The urban-percentage column of a table: the first of the §5 \[N\] names, else any column whose
 /// name holds "urban" and "percent"/"pct"/"%".
-fn urban_column(table: &WardTable) -> Option<Vec<Option<f64>>> {
+fn urban_column(table: &Table) -> Option<Vec<Option<f64>>> {
     URBAN_COLUMNS
         .iter()
         .find_map(|c| table.column(c))
         .or_else(|| {
-            table.columns.iter().find(|c| {
+            table.columns().iter().find(|c| {
                 let l = c.name.to_lowercase();
                 l.contains("urban")
                     && (l.contains("percent") || l.contains("pct") || l.contains('%'))
@@ -199,11 +162,11 @@ fn urban_column(table: &WardTable) -> Option<Vec<Option<f64>>> {
 /// system wrote it) and, when present, the ward data (`unified_dataset.csv`) for urban % and
 /// centroids, joined by ward name. Works on folders that hold the rankings file alone.
 pub fn itn_rankings_from_tables(
-    rankings: &WardTable,
-    data: Option<&WardTable>,
+    rankings: &Table,
+    data: Option<&Table>,
     method: RankingMethod,
 ) -> Result<Vec<ItnRankingRow>, Error> {
-    let names = rankings.ward_names().ok_or(Error::NoWardColumn)?;
+    let names = ward_names(rankings)?;
     let numbers = |candidates: &[&str]| {
         candidates
             .iter()
@@ -228,19 +191,15 @@ pub fn itn_rankings_from_tables(
         RankingMethod::Pca => &["pca_category", "vulnerability_category"],
     };
     let categories = category_names.iter().find_map(|c| rankings.column(c));
-    let codes = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|c| rankings.column(c));
+    let codes = find_ward_code_column(rankings).map(|i| &rankings.columns()[i]);
 
     // Ward data by name (first row wins, as a left join on a duplicated key would show first).
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let (data_urban, data_lat, data_lon) = match data {
         Some(table) => {
-            if let Some(data_names) = table.ward_names() {
-                for (row, name) in data_names.into_iter().enumerate() {
-                    if let Some(name) = name {
-                        by_name.entry(name).or_insert(row);
-                    }
+            for (row, name) in ward_names(table)?.into_iter().enumerate() {
+                if let Some(name) = name {
+                    by_name.entry(name).or_insert(row);
                 }
             }
             let f = |name: &str| table.column(name).and_then(|c| c.data.to_f64());
@@ -284,18 +243,24 @@ pub fn itn_rankings_from_tables(
     Ok(rows)
 }
 
-/// Population rows from a ward data table's `Population` (else `population`) column, keyed by
-/// ward name; `None` when the table has no such numeric column.
-pub fn population_rows_from_data(table: &WardTable) -> Option<Vec<PopulationRow>> {
-    let values = ["Population", "population"]
-        .iter()
-        .find_map(|c| table.column(c))?
+/// A table's ward names by the one ward-name rule, or the error the upload gives.
+fn ward_names(table: &Table) -> Result<Vec<Option<String>>, Error> {
+    let column = find_ward_column(table).ok_or_else(|| mrpt_table::Error::NoWardColumn {
+        found: table.column_names(),
+    })?;
+    Ok(table.columns()[column].data.to_text())
+}
+
+/// Population rows from a table's `Population` (else `population`) column, keyed by ward name:
+/// the population table as stored (`WardName`, `Population`[, `WardCode`]), or ward data that
+/// carry a population column. `None` when there is no ward column or no such numeric column.
+pub fn population_rows_from_data(table: &Table) -> Option<Vec<PopulationRow>> {
+    let values = table
+        .first_column(&["Population", "population"])?
         .data
         .to_f64()?;
-    let names = table.ward_names()?;
-    let codes = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|c| table.column(c));
+    let names = ward_names(table).ok()?;
+    let codes = find_ward_code_column(table).map(|i| &table.columns()[i]);
     Some(
         names
             .into_iter()
@@ -325,11 +290,9 @@ pub fn itn_rankings(
     urban_pct: Option<&[Option<f64>]>,
     centroids: Option<&[Option<[f64; 2]>]>,
 ) -> Option<Vec<ItnRankingRow>> {
-    let table = &result.cleaned;
+    let table = &result.cleaned.table;
     let urban_col = urban_column(table);
-    let codes = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|c| table.column(c));
+    let codes = result.cleaned.code_column.map(|i| &table.columns()[i]);
     let row_of = |row: usize| -> (Option<f64>, Option<String>, Option<[f64; 2]>) {
         let urban = match urban_pct {
             Some(u) => u.get(row).copied().flatten(),
@@ -367,13 +330,12 @@ pub fn itn_rankings(
 /// Population rows from the ward data itself (§0.8): the `Population` (else `population`)
 /// column of the cleaned table, keyed by ward name. `None` when there is no such numeric column.
 pub fn population_from_table(result: &AnalysisResult) -> Option<Vec<PopulationRow>> {
-    let col = ["Population", "population"]
-        .iter()
-        .find_map(|c| result.cleaned.column(c))?;
-    let values = col.data.to_f64()?;
-    let codes = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|c| result.cleaned.column(c));
+    let table = &result.cleaned.table;
+    let values = table
+        .first_column(&["Population", "population"])?
+        .data
+        .to_f64()?;
+    let codes = result.cleaned.code_column.map(|i| &table.columns()[i]);
     Some(
         result
             .ward_names()
@@ -417,34 +379,6 @@ struct Candidate {
     imputed: bool,
     pop_ward_name: Option<String>,
     match_score: Option<i64>,
-}
-
-fn strip_code_suffix(name: &str) -> &str {
-    // `\s*\([A-Z]{2}\d+\)$`
-    let t = name.trim_end();
-    if let Some(open) = t.rfind('(')
-        && t.ends_with(')')
-    {
-        let inner = &t[open + 1..t.len() - 1];
-        let b = inner.as_bytes();
-        if b.len() > 2
-            && b[0].is_ascii_uppercase()
-            && b[1].is_ascii_uppercase()
-            && b[2..].iter().all(u8::is_ascii_digit)
-        {
-            return t[..open].trim_end();
-        }
-    }
-    t
-}
-
-fn rank_key(name: &str) -> String {
-    let k = strip_code_suffix(name).trim().to_lowercase();
-    match k.as_str() {
-        "jauben kudu" => "jaube".to_string(),
-        "rigar duka" => "rugar duka".to_string(),
-        _ => k,
-    }
 }
 
 fn haversine_km(a: [f64; 2], b: [f64; 2]) -> f64 {
@@ -500,19 +434,20 @@ fn join_rank(
             g.coord = Some([c.0 / c.2 as f64, c.1 / c.2 as f64]);
         }
     }
-    let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, g) in groups.iter().enumerate() {
-        by_key.entry(rank_key(&g.name)).or_default().push(i);
-    }
+    let rule = NameRule::PopulationExact;
+    let group_names: Vec<Option<String>> = groups.iter().map(|g| Some(g.name.clone())).collect();
+    let ward_names: Vec<Option<String>> =
+        rankings.iter().map(|r| Some(r.ward_name.clone())).collect();
+    let hits = match_ward_names(&ward_names, &group_names, rule);
     let mut ward_key_count: HashMap<String, usize> = HashMap::new();
     for r in rankings {
-        *ward_key_count.entry(rank_key(&r.ward_name)).or_default() += 1;
+        *ward_key_count.entry(rule.key(&r.ward_name)).or_default() += 1;
     }
     let mut out = Vec::new();
     let mut excluded = Vec::new();
-    for r in rankings {
-        let key = rank_key(&r.ward_name);
-        let cands = by_key.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+    for (r, hit) in rankings.iter().zip(&hits) {
+        let key = rule.key(&r.ward_name);
+        let cands = hit.as_ref().map_or(&[][..], |h| h.candidates.as_slice());
         let duplicated = cands.len() > 1 || ward_key_count.get(&key).copied().unwrap_or(0) > 1;
         let chosen = if cands.is_empty() {
             None
@@ -553,67 +488,35 @@ fn join_fuzzy(
     let by_code = !population.is_empty()
         && rankings.iter().all(|r| r.ward_code.is_some())
         && population.iter().all(|p| p.ward_code.is_some());
-    let norm_pop: Vec<String> = population
-        .iter()
-        .map(|p| normalize_ward_name(&p.ward_name))
-        .collect();
-    let mut exact: HashMap<&str, usize> = HashMap::new();
-    for (i, p) in norm_pop.iter().enumerate() {
-        exact.entry(p.as_str()).or_insert(i);
-    }
-    let mut code_index: HashMap<&str, usize> = HashMap::new();
-    for (i, p) in population.iter().enumerate() {
-        if let Some(c) = &p.ward_code {
-            code_index.entry(c.trim()).or_insert(i);
-        }
-    }
-    // Prepared once: the fuzzy fallback compares every unmatched ward with every row, so cheap
-    // upper bounds (character multisets) skip rows that cannot reach the cut-offs.
-    let sort_keys: Vec<String> = norm_pop.iter().map(|p| token_sort_key(p)).collect();
-    let sort_chars: Vec<Vec<char>> = sort_keys.iter().map(|k| sorted_chars(k)).collect();
-    let raw_chars: Vec<Vec<char>> = norm_pop.iter().map(|p| sorted_chars(p)).collect();
-    let mut matched: Vec<Option<(usize, i64)>> = Vec::with_capacity(rankings.len());
-    for r in rankings {
-        let m = if by_code {
-            r.ward_code
-                .as_deref()
-                .and_then(|c| code_index.get(c.trim()).copied())
-                .map(|i| (i, 100))
-        } else {
-            let q = normalize_ward_name(&r.ward_name);
-            match exact.get(q.as_str()) {
-                Some(&i) if !q.is_empty() => Some((i, 100)),
-                _ => {
-                    let qk = token_sort_key(&q);
-                    let qk_chars = sorted_chars(&qk);
-                    let mut best: Option<(usize, i64)> = None;
-                    for (i, k) in sort_keys.iter().enumerate() {
-                        if !token_sort_may_reach(&qk_chars, &sort_chars[i], 70) {
-                            continue;
-                        }
-                        let s = fuzz_ratio_prepared(&qk, k);
-                        if s >= 70 && best.is_none_or(|(_, b)| s > b) {
-                            best = Some((i, s));
-                        }
-                    }
-                    if best.is_none() {
-                        let q_chars = sorted_chars(&q);
-                        for (i, p) in norm_pop.iter().enumerate() {
-                            if !partial_may_reach(&q_chars, &raw_chars[i], 90) {
-                                continue;
-                            }
-                            let s = partial_ratio(&q, p);
-                            if s >= 90 && best.is_none_or(|(_, b)| s > b) {
-                                best = Some((i, s));
-                            }
-                        }
-                    }
-                    best
-                }
+    let matched: Vec<Option<(usize, i64)>> = if by_code {
+        let mut code_index: HashMap<&str, usize> = HashMap::new();
+        for (i, p) in population.iter().enumerate() {
+            if let Some(c) = &p.ward_code {
+                code_index.entry(c.trim()).or_insert(i);
             }
-        };
-        matched.push(m);
-    }
+        }
+        rankings
+            .iter()
+            .map(|r| {
+                r.ward_code
+                    .as_deref()
+                    .and_then(|c| code_index.get(c.trim()).copied())
+                    .map(|i| (i, 100))
+            })
+            .collect()
+    } else {
+        let pop_names: Vec<Option<String>> = population
+            .iter()
+            .map(|p| Some(p.ward_name.clone()))
+            .collect();
+        let ward_names: Vec<Option<String>> =
+            rankings.iter().map(|r| Some(r.ward_name.clone())).collect();
+        match_ward_names(&ward_names, &pop_names, NameRule::PopulationFuzzy)
+            .into_iter()
+            // fuzzywuzzy scores are whole numbers.
+            .map(|hit| hit.map(|h| (h.first(), h.score as i64)))
+            .collect()
+    };
     let matched_pops: Vec<f64> = matched
         .iter()
         .flatten()
@@ -736,18 +639,18 @@ pub fn plan_itn(
             .iter()
             .any(|r| r.urban_pct.is_some_and(|u| !u.is_nan()))
         {
-            Strategy::RuralFirst
+            ItnStrategy::RuralFirst
         } else {
-            Strategy::Rank
+            ItnStrategy::Rank
         },
     );
     let threshold = options.urban_threshold.unwrap_or(match strategy {
-        Strategy::Rank => 30.0,
-        Strategy::RuralFirst => 75.0,
+        ItnStrategy::Rank => 30.0,
+        ItnStrategy::RuralFirst => 75.0,
     });
     let mut warnings = Vec::new();
     let (candidates, unmatched, method) = match strategy {
-        Strategy::Rank => {
+        ItnStrategy::Rank => {
             let (c, u) = join_rank(&ranked, population);
             if c.is_empty() {
                 return Err(Error::NoPopulationMatch {
@@ -767,7 +670,7 @@ pub fn plan_itn(
             }
             (c, u, "Exact")
         }
-        Strategy::RuralFirst => {
+        ItnStrategy::RuralFirst => {
             let (c, u, m) = join_fuzzy(&ranked, population);
             if !u.is_empty() {
                 let all = u.len() == ranked.len();
@@ -791,7 +694,7 @@ pub fn plan_itn(
     let mut remaining = options.total_nets;
     let mut allocations = Vec::new();
     match strategy {
-        Strategy::Rank => {
+        ItnStrategy::Rank => {
             let all: Vec<&Candidate> = candidates.iter().collect();
             greedy(
                 &all,
@@ -802,7 +705,7 @@ pub fn plan_itn(
                 &mut allocations,
             );
         }
-        Strategy::RuralFirst => {
+        ItnStrategy::RuralFirst => {
             let urban = |c: &Candidate| c.row.urban_pct.filter(|u| !u.is_nan()).unwrap_or(50.0);
             let rural: Vec<&Candidate> =
                 candidates.iter().filter(|c| urban(c) < threshold).collect();
@@ -917,7 +820,7 @@ pub fn plan_itn(
         stats,
         allocations,
         unallocated_wards,
-        excluded_wards: if strategy == Strategy::Rank {
+        excluded_wards: if strategy == ItnStrategy::Rank {
             unmatched
         } else {
             Vec::new()
@@ -943,6 +846,7 @@ mod tests {
 
     #[test]
     fn code_suffix_and_spellings() {
+        let rank_key = |name: &str| NameRule::PopulationExact.key(name);
         assert_eq!(rank_key("Fagge A (KN123)"), "fagge a");
         assert_eq!(rank_key("Jauben Kudu"), "jaube");
         assert_eq!(rank_key("Ward (rural)"), "ward (rural)");

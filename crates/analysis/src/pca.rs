@@ -7,7 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{chi2_sf, pairwise_sum, symmetric_eigen, symmetric_pinv};
-use crate::ranking::{Category, RankedWard, rank_wards};
+use crate::ranking::rank_wards;
+use mrpt_table::{Category, RankedWard};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExplainedVariance {

@@ -13,17 +13,17 @@ use crate::normalisation::{
 };
 use crate::pca::{PcaCategories, PcaResult, pca};
 use crate::selection::{Selection, select_auto, select_user};
-use crate::table::{ColumnData, WardGeometry, WardTable};
+use mrpt_table::{Geometry, WardTable, fix_duplicate_ward_names};
 
 /// Everything `analyze` reads. The caller has already matched table ward names to shapefile
-/// ward names ([`crate::join_ward_names`] does §1.3) and renamed the table's ward column.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// ward names (`mrpt_table::match_wards`, §1.3 steps 1-2); `analyze` does step 3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisInput {
     pub table: WardTable,
-    /// Ward shapes in shapefile order; `None` when no shapefile was given (imputation then
-    /// uses column means).
+    /// Ward shapes in shapefile order (`None` for a null shape); `None` when no shapefile was
+    /// given (imputation then uses column means).
     #[serde(default)]
-    pub geometries: Option<Vec<WardGeometry>>,
+    pub geometries: Option<Vec<Option<Geometry>>>,
     /// Per table row, the index into `geometries` of its shape (`None`: no shape).
     #[serde(default)]
     pub geometry_index: Vec<Option<usize>>,
@@ -104,8 +104,6 @@ impl Warning {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisResult {
-    /// Name of the ward-name column in `cleaned`.
-    pub ward_column: String,
     /// The table after the duplicate-name fix and imputation, original column order.
     pub cleaned: WardTable,
     pub imputation: Vec<ImputationReport>,
@@ -123,28 +121,15 @@ impl AnalysisResult {
     /// Ward names per cleaned row ("" where missing).
     pub fn ward_names(&self) -> Vec<String> {
         self.cleaned
-            .column(&self.ward_column)
-            .map(|c| {
-                (0..c.data.len())
-                    .map(|r| c.data.cell_text(r).unwrap_or_default())
-                    .collect()
-            })
-            .unwrap_or_default()
+            .ward_names()
+            .iter()
+            .map(|n| n.clone().unwrap_or_default())
+            .collect()
     }
 }
 
-fn validate(input: &AnalysisInput) -> Result<usize, Error> {
-    let n = input.table.n_rows();
-    for c in &input.table.columns {
-        if c.data.len() != n {
-            return Err(Error::RaggedColumn {
-                column: c.name.clone(),
-                expected: n,
-                found: c.data.len(),
-            });
-        }
-    }
-    let ward = input.table.ward_column_index().ok_or(Error::NoWardColumn)?;
+fn validate(input: &AnalysisInput) -> Result<(), Error> {
+    let n = input.table.table.n_rows();
     if n == 0 {
         return Err(Error::NoWards);
     }
@@ -170,61 +155,30 @@ fn validate(input: &AnalysisInput) -> Result<usize, Error> {
             }
         }
     }
-    Ok(ward)
+    Ok(())
 }
 
-/// §1.3 step 3: with a ward-code column, every duplicated name becomes "<name> (<code>)".
-fn fix_duplicate_names(table: &mut WardTable, ward: usize, warnings: &mut Vec<Warning>) {
-    let names: Vec<Option<String>> = {
-        let d = &table.columns[ward].data;
-        (0..d.len()).map(|r| d.cell_text(r)).collect()
-    };
-    let mut counts: HashMap<&str, usize> = HashMap::new();
-    for n in names.iter().flatten() {
-        *counts.entry(n.as_str()).or_default() += 1;
+/// §1.3 step 3 (`mrpt_table::fix_duplicate_ward_names`), told to the user.
+fn fix_duplicate_names(table: &mut WardTable, warnings: &mut Vec<Warning>) -> Result<(), Error> {
+    let dups = fix_duplicate_ward_names(table)?;
+    if dups.rows == 0 {
+        return Ok(());
     }
-    let dups: Vec<usize> = (0..names.len())
-        .filter(|&r| {
-            names[r]
-                .as_deref()
-                .is_some_and(|n| counts.get(n).copied().unwrap_or(0) > 1)
-        })
-        .collect();
-    if dups.is_empty() {
-        return;
-    }
-    let code_col = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|c| table.column_index(c));
-    match code_col {
-        Some(ci) => {
-            let codes: Vec<Option<String>> = dups
-                .iter()
-                .map(|&r| table.columns[ci].data.cell_text(r))
-                .collect();
-            let mut new_names = names.clone();
-            for (&r, code) in dups.iter().zip(codes) {
-                if let Some(n) = &names[r] {
-                    new_names[r] = Some(format!("{n} ({})", code.unwrap_or_default()));
-                }
-            }
-            table.columns[ward].data = ColumnData::Text(new_names);
-            warnings.push(Warning::new(
-                WarningKind::DuplicateWardNames,
-                format!(
-                    "{} rows share a ward name; they were renamed \"<name> (<code>)\"",
-                    dups.len()
-                ),
-            ));
-        }
-        None => warnings.push(Warning::new(
-            WarningKind::DuplicateWardNames,
+    warnings.push(Warning::new(
+        WarningKind::DuplicateWardNames,
+        if dups.renamed {
+            format!(
+                "{} rows share a ward name; they were renamed \"<name> (<code>)\"",
+                dups.rows
+            )
+        } else {
             format!(
                 "{} rows share a ward name and there is no WardCode column; PCA keeps the first of each",
-                dups.len()
-            ),
-        )),
-    }
+                dups.rows
+            )
+        },
+    ));
+    Ok(())
 }
 
 /// Run the risk analysis. Errors are input errors (see [`Error`]); everything the user should
@@ -242,11 +196,12 @@ pub fn analyze_with_probe(
     options: &AnalysisOptions,
     probe: &mut dyn FnMut(&'static str),
 ) -> Result<AnalysisResult, Error> {
-    let ward = validate(input)?;
-    let n = input.table.n_rows();
+    validate(input)?;
+    let n = input.table.table.n_rows();
+    let ward = input.table.ward_column;
     let mut warnings = Vec::new();
     let mut cleaned = input.table.clone();
-    fix_duplicate_names(&mut cleaned, ward, &mut warnings);
+    fix_duplicate_names(&mut cleaned, &mut warnings)?;
     probe("validate");
 
     let neighbours = input
@@ -254,7 +209,7 @@ pub fn analyze_with_probe(
         .as_ref()
         .map(|g| row_neighbours(g, &input.geometry_index));
     probe("contiguity");
-    let imputation = impute(&mut cleaned, ward, neighbours.as_deref());
+    let imputation = impute(&mut cleaned.table, ward, neighbours.as_deref());
     probe("imputation");
     for rep in &imputation {
         if matches!(
@@ -279,7 +234,7 @@ pub fn analyze_with_probe(
 
     let requested: Vec<String> = options.variables.clone().unwrap_or_default();
     let selection = if requested.is_empty() {
-        select_auto(&cleaned, input.shapefile_state.as_deref())?
+        select_auto(&cleaned.table, input.shapefile_state.as_deref())?
     } else {
         if requested.len() > MAX_VARIABLES {
             return Err(Error::TooManyVariables {
@@ -287,7 +242,7 @@ pub fn analyze_with_probe(
                 max: MAX_VARIABLES,
             });
         }
-        select_user(&cleaned, &requested)?
+        select_user(&cleaned.table, &requested)?
     };
     for m in &selection.matches {
         if let Some(reason) = &m.rejected {
@@ -340,13 +295,14 @@ pub fn analyze_with_probe(
 
     let values_of = |name: &str| -> Vec<f64> {
         cleaned
+            .table
             .column(name)
             .and_then(|c| c.data.to_f64())
             .map(|v| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
             .unwrap_or_else(|| vec![f64::NAN; n])
     };
     let mut normalized: Vec<NormalizedColumn> = Vec::new();
-    for col in &cleaned.columns {
+    for col in cleaned.table.columns() {
         let Some(dir) = directions.iter().find(|d| d.variable == col.name) else {
             continue;
         };
@@ -384,10 +340,11 @@ pub fn analyze_with_probe(
                 .map(|c| c.values.as_slice())
         })
         .collect();
-    let names: Vec<String> = {
-        let d = &cleaned.columns[ward].data;
-        (0..n).map(|r| d.cell_text(r).unwrap_or_default()).collect()
-    };
+    let names: Vec<String> = cleaned
+        .ward_names()
+        .iter()
+        .map(|n| n.clone().unwrap_or_default())
+        .collect();
     probe("normalisation");
     let composite = composite(
         &selection.variables,
@@ -442,7 +399,6 @@ pub fn analyze_with_probe(
     probe("pca");
 
     Ok(AnalysisResult {
-        ward_column: cleaned.columns[ward].name.clone(),
         cleaned,
         imputation,
         selection,

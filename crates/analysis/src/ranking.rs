@@ -1,48 +1,6 @@
 //! Ranks and vulnerability categories shared by the composite and PCA methods (§3.5–§3.6).
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Category {
-    #[serde(rename = "High Risk")]
-    High,
-    #[serde(rename = "Medium Risk")]
-    Medium,
-    #[serde(rename = "Low Risk")]
-    Low,
-}
-
-impl Category {
-    pub fn label(self) -> &'static str {
-        match self {
-            Category::High => "High Risk",
-            Category::Medium => "Medium Risk",
-            Category::Low => "Low Risk",
-        }
-    }
-
-    /// Parse ChatMRPT's labels (as found in old rankings files).
-    pub fn from_label(label: &str) -> Option<Category> {
-        match label.trim() {
-            "High Risk" => Some(Category::High),
-            "Medium Risk" => Some(Category::Medium),
-            "Low Risk" => Some(Category::Low),
-            _ => None,
-        }
-    }
-}
-
-/// One ranked ward.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankedWard {
-    /// Row in the cleaned table.
-    pub row: usize,
-    pub ward_name: String,
-    pub score: f64,
-    /// 1 = most vulnerable.
-    pub rank: usize,
-    pub category: Category,
-}
+use mrpt_table::{Category, RankedWard};
 
 /// Row indices ordered by score descending; ties keep input order (stable), NaN last.
 pub fn rank_descending(scores: &[f64]) -> Vec<usize> {
@@ -61,14 +19,7 @@ pub fn rank_descending(scores: &[f64]) -> Vec<usize> {
 
 /// §3.6: top ⌊n/3⌋ High, bottom ⌊n/3⌋ Low, the rest Medium (all Medium when n < 3).
 pub fn categorize(rank: usize, n: usize) -> Category {
-    let third = n / 3;
-    if rank <= third {
-        Category::High
-    } else if rank > n - third {
-        Category::Low
-    } else {
-        Category::Medium
-    }
+    Category::of_rank(rank, n)
 }
 
 pub(crate) fn rank_wards(names: &[String], rows: &[usize], scores: &[f64]) -> Vec<RankedWard> {

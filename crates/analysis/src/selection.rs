@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::linalg::sample_variance;
-use crate::table::WardTable;
 use crate::text_match::{match_variable, zone_fuzzy_match};
+use mrpt_table::{Table, find_ward_column};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -258,7 +258,7 @@ fn zone_of_state_fuzzy(state: &str) -> Option<&'static str> {
     })
 }
 
-fn first_text(table: &WardTable, column: &str) -> Option<String> {
+fn first_text(table: &Table, column: &str) -> Option<String> {
     let col = table.column(column)?;
     (0..col.data.len()).find_map(|r| col.data.cell_text(r))
 }
@@ -266,7 +266,7 @@ fn first_text(table: &WardTable, column: &str) -> Option<String> {
 /// Zone detection with §0.5's fixes: State/StateCode first (table, then shapefile), and only
 /// then ward-name keywords, as whole words.
 fn detect_zone(
-    table: &WardTable,
+    table: &Table,
     shapefile_state: Option<&str>,
 ) -> Option<(&'static str, &'static str)> {
     if let Some(code) = first_text(table, "StateCode") {
@@ -292,7 +292,8 @@ fn detect_zone(
             return Some((z, "shapefile_state"));
         }
     }
-    if let Some(names) = table.ward_names() {
+    if let Some(ward) = find_ward_column(table) {
+        let names = table.columns()[ward].data.to_text();
         let words: std::collections::HashSet<String> = names
             .iter()
             .flatten()
@@ -322,7 +323,7 @@ fn detect_zone(
 }
 
 /// A column is usable for scoring: numeric, > 50 % present, sample variance > 0.
-fn usable(table: &WardTable, name: &str) -> Result<(), String> {
+fn usable(table: &Table, name: &str) -> Result<(), String> {
     let Some(col) = table.column(name) else {
         return Err("not in the data".into());
     };
@@ -340,8 +341,8 @@ fn usable(table: &WardTable, name: &str) -> Result<(), String> {
     }
 }
 
-pub(crate) fn select_user(table: &WardTable, requested: &[String]) -> Result<Selection, Error> {
-    let names: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
+pub(crate) fn select_user(table: &Table, requested: &[String]) -> Result<Selection, Error> {
+    let names: Vec<&str> = table.columns().iter().map(|c| c.name.as_str()).collect();
     let mut variables: Vec<String> = Vec::new();
     let mut matches = Vec::new();
     for req in requested {
@@ -420,7 +421,7 @@ fn name_tokens(name: &str) -> Vec<String> {
     tokens
 }
 
-fn fallback_numeric(table: &WardTable) -> Vec<String> {
+fn fallback_numeric(table: &Table) -> Vec<String> {
     const EXCLUDED: &[&str] = &[
         "id", "code", "name", "ward", "lga", "state", "x", "y", "index",
     ];
@@ -435,7 +436,7 @@ fn fallback_numeric(table: &WardTable) -> Vec<String> {
         "temperature",
     ];
     let candidates: Vec<&str> = table
-        .columns
+        .columns()
         .iter()
         .filter(|c| c.data.is_numeric() && !is_identifier(&c.name))
         .map(|c| c.name.as_str())
@@ -466,7 +467,7 @@ fn fallback_numeric(table: &WardTable) -> Vec<String> {
 }
 
 pub(crate) fn select_auto(
-    table: &WardTable,
+    table: &Table,
     shapefile_state: Option<&str>,
 ) -> Result<Selection, Error> {
     let Some((zone, source)) = detect_zone(table, shapefile_state) else {
@@ -493,7 +494,7 @@ pub(crate) fn select_auto(
         .map(|(_, v)| *v)
         .unwrap_or(&[]);
     let candidates: Vec<&str> = table
-        .columns
+        .columns()
         .iter()
         .map(|c| c.name.as_str())
         .filter(|n| !is_identifier(n))
@@ -530,7 +531,7 @@ pub(crate) fn select_auto(
         }
     }
     if selected.len() < 2 {
-        for c in &table.columns {
+        for c in table.columns() {
             if selected.len() >= 2 {
                 break;
             }
@@ -567,7 +568,7 @@ pub(crate) fn select_auto(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::table::{Column, ColumnData};
+    use mrpt_table::{Column, ColumnData, Table};
 
     fn num(name: &str, v: &[f64]) -> Column {
         Column::new(
@@ -596,17 +597,16 @@ mod tests {
 
     #[test]
     fn fallback_keeps_tpr_and_drops_identifiers() {
-        let t = WardTable {
-            columns: vec![
-                Column::new("Unnamed: 0", ColumnData::Int((0..4).map(Some).collect())),
-                names(4),
-                num("test_positivity_rate", &[0.1, 0.2, 0.3, 0.5]),
-                num("housing_quality", &[1.0, 2.0, 3.0, 5.0]),
-                num("LGACode", &[1.0, 2.0, 3.0, 4.0]),
-                num("flat", &[1.0, 1.0, 1.0, 1.0]),
-                num("rainfall", &[3.0, 1.0, 2.0, 0.0]),
-            ],
-        };
+        let t = Table::new(vec![
+            Column::new("Unnamed: 0", ColumnData::Int((0..4).map(Some).collect())),
+            names(4),
+            num("test_positivity_rate", &[0.1, 0.2, 0.3, 0.5]),
+            num("housing_quality", &[1.0, 2.0, 3.0, 5.0]),
+            num("LGACode", &[1.0, 2.0, 3.0, 4.0]),
+            num("flat", &[1.0, 1.0, 1.0, 1.0]),
+            num("rainfall", &[3.0, 1.0, 2.0, 0.0]),
+        ])
+        .unwrap();
         let s = select_auto(&t, None).unwrap();
         assert_eq!(s.method, SelectionMethod::FallbackNumeric);
         assert_eq!(
@@ -617,31 +617,28 @@ mod tests {
 
     #[test]
     fn balogun_is_not_ogun() {
-        let t = WardTable {
-            columns: vec![Column::new(
-                "WardName",
-                ColumnData::Text(vec![Some("Balogun Fulani".into()), Some("Zango".into())]),
-            )],
-        };
+        let t = Table::new(vec![Column::new(
+            "WardName",
+            ColumnData::Text(vec![Some("Balogun Fulani".into()), Some("Zango".into())]),
+        )])
+        .unwrap();
         assert_eq!(detect_zone(&t, None), None);
-        let t = WardTable {
-            columns: vec![Column::new(
-                "StateCode",
-                ColumnData::Text(vec![Some("KW".into())]),
-            )],
-        };
+        let t = Table::new(vec![Column::new(
+            "StateCode",
+            ColumnData::Text(vec![Some("KW".into())]),
+        )])
+        .unwrap();
         assert_eq!(detect_zone(&t, None), Some(("North_Central", "state_code")));
     }
 
     #[test]
     fn user_selection_rejects_constant_and_text() {
-        let t = WardTable {
-            columns: vec![
-                names(3),
-                num("a", &[1.0, 2.0, 3.0]),
-                num("b", &[1.0, 1.0, 1.0]),
-            ],
-        };
+        let t = Table::new(vec![
+            names(3),
+            num("a", &[1.0, 2.0, 3.0]),
+            num("b", &[1.0, 1.0, 1.0]),
+        ])
+        .unwrap();
         let e = select_user(&t, &["a".into(), "b".into(), "zzz".into()]).unwrap_err();
         assert!(matches!(e, Error::TooFewVariables { found: 1, .. }), "{e}");
         assert!(e.to_string().contains("constant"));

@@ -1,63 +1,62 @@
 //! The unified dataset (§1.4): the cleaned table joined with both rankings, the PCs, the model
 //! scores and their agreement statistics, spatial measures and the method comparison columns, in
-//! ChatMRPT's column order. Geometry-derived numbers and the timestamp come from the caller.
+//! ChatMRPT's column order. The timestamp comes from the caller.
 
-use serde::{Deserialize, Serialize};
+use mrpt_table::{Category, ColumnData, Geometry, Table};
 
+use crate::error::Error;
 use crate::linalg::pairwise_sum;
-use crate::output::{Cell, OutputColumn, OutputTable};
 use crate::pipeline::AnalysisResult;
-use crate::ranking::Category;
+use crate::spatial::WardSpatial;
 
-/// Per-ward measures from the geometry (mrpt-formats computes them: area and perimeter in
-/// EPSG:3857, centroid in the native CRS).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct WardSpatial {
-    pub area_km2: f64,
-    pub centroid_lat: f64,
-    pub centroid_lon: f64,
-    pub perimeter_km: f64,
+/// A float column where NaN and absent values are missing.
+fn opt_floats(v: impl IntoIterator<Item = Option<f64>>) -> ColumnData {
+    ColumnData::Float(v.into_iter().map(|x| x.filter(|f| !f.is_nan())).collect())
 }
 
-fn col(name: &str, cells: Vec<Cell>) -> OutputColumn {
-    OutputColumn {
-        name: name.to_string(),
-        cells,
-    }
+fn opt_texts<S: Into<String>>(v: impl IntoIterator<Item = Option<S>>) -> ColumnData {
+    ColumnData::Text(v.into_iter().map(|x| x.map(Into::into)).collect())
 }
 
-fn opt_float(v: Option<f64>) -> Cell {
-    match v {
-        Some(f) if !f.is_nan() => Cell::Float(f),
-        _ => Cell::Null,
-    }
+fn add(cols: &mut Vec<(String, ColumnData)>, name: &str, data: ColumnData) {
+    cols.push((name.to_string(), data));
 }
 
-fn is_null(c: &Cell) -> bool {
-    match c {
-        Cell::Null => true,
-        Cell::Float(f) => f.is_nan(),
-        _ => false,
-    }
+fn opt_ints(v: impl IntoIterator<Item = Option<i64>>) -> ColumnData {
+    ColumnData::Int(v.into_iter().collect())
 }
 
-/// `unified_dataset.csv` (the geoparquet holds the same columns plus `geometry`).
-/// `spatial` is per cleaned row (`None` for a ward without a shape); pass `None` when there is
-/// no shapefile at all. `last_updated` is the ISO timestamp to stamp on every row.
+/// The spatial measures of each row's ward (`None` for a ward without a shape).
+pub fn row_spatial(geometries: &[Option<Geometry>]) -> Vec<Option<WardSpatial>> {
+    geometries
+        .iter()
+        .map(|g| g.as_ref().map(WardSpatial::of))
+        .collect()
+}
+
+/// `unified_dataset.csv` (the GeoParquet holds the same columns plus `geometry`).
+/// `spatial` is per cleaned row ([`row_spatial`]; `None` for a ward without a shape); pass
+/// `None` when there is no shapefile at all. `last_updated` is the ISO timestamp to stamp on
+/// every row.
 pub fn unified_table(
     result: &AnalysisResult,
     spatial: Option<&[Option<WardSpatial>]>,
     last_updated: &str,
-) -> OutputTable {
-    let n = result.cleaned.n_rows();
+) -> Result<Table, Error> {
+    let cleaned = &result.cleaned;
+    let n = cleaned.table.n_rows();
     let names = result.ward_names();
-    let mut cols: Vec<OutputColumn> = Vec::new();
-    let cleaned = crate::output::cleaned_columns(result);
+    let mut cols: Vec<(String, ColumnData)> = Vec::new();
     // The ward-name column first, then the rest in file order.
-    if let Some(w) = cleaned.iter().find(|c| c.name == result.ward_column) {
-        cols.push(w.clone());
-    }
-    cols.extend(cleaned.into_iter().filter(|c| c.name != result.ward_column));
+    let ward = cleaned.ward_column;
+    let all = cleaned.table.columns();
+    cols.push((all[ward].name.clone(), all[ward].data.clone()));
+    cols.extend(
+        all.iter()
+            .enumerate()
+            .filter(|(i, _)| *i != ward)
+            .map(|(_, c)| (c.name.clone(), c.data.clone())),
+    );
 
     let mut comp_rank: Vec<Option<usize>> = vec![None; n];
     let mut comp_cat: Vec<Option<Category>> = vec![None; n];
@@ -65,29 +64,17 @@ pub fn unified_table(
         comp_rank[w.row] = Some(w.rank);
         comp_cat[w.row] = Some(w.category);
     }
-    let rank_cells = |r: &[Option<usize>]| -> Vec<Cell> {
-        r.iter()
-            .map(|x| x.map_or(Cell::Null, |v| Cell::Int(v as i64)))
-            .collect()
-    };
-    let cat_cells = |c: &[Option<Category>]| -> Vec<Cell> {
-        c.iter()
-            .map(|x| x.map_or(Cell::Null, |v| Cell::Text(v.label().to_string())))
-            .collect()
-    };
-    cols.push(col(
+    let rank_col = |r: &[Option<usize>]| opt_ints(r.iter().map(|x| x.map(|v| v as i64)));
+    let cat_col = |c: &[Option<Category>]| opt_texts(c.iter().map(|x| x.map(Category::label)));
+    add(
+        &mut cols,
         "composite_score",
-        result
-            .composite
-            .median_score
-            .iter()
-            .map(|s| opt_float(Some(*s)))
-            .collect(),
-    ));
-    cols.push(col("composite_rank", rank_cells(&comp_rank)));
-    cols.push(col("composite_category", cat_cells(&comp_cat)));
-    cols.push(col("overall_rank", rank_cells(&comp_rank)));
-    cols.push(col("vulnerability_category", cat_cells(&comp_cat)));
+        ColumnData::floats(result.composite.median_score.iter().copied()),
+    );
+    add(&mut cols, "composite_rank", rank_col(&comp_rank));
+    add(&mut cols, "composite_category", cat_col(&comp_cat));
+    add(&mut cols, "overall_rank", rank_col(&comp_rank));
+    add(&mut cols, "vulnerability_category", cat_col(&comp_cat));
 
     let mut pca_rank: Vec<Option<usize>> = vec![None; n];
     let mut cat: Vec<Option<Category>> = vec![None; n];
@@ -117,29 +104,28 @@ pub fn unified_table(
                 }
             }
         }
-        cols.push(col(
-            "pca_score",
-            score.iter().map(|s| opt_float(*s)).collect(),
-        ));
-        cols.push(col("pca_rank", rank_cells(&pca_rank)));
-        cols.push(col("pca_category", cat_cells(&cat)));
+        add(&mut cols, "pca_score", opt_floats(score.iter().copied()));
+        add(&mut cols, "pca_rank", rank_col(&pca_rank));
+        add(&mut cols, "pca_category", cat_col(&cat));
         for (c, pc) in pcs.iter().enumerate() {
-            cols.push(col(
+            add(
+                &mut cols,
                 &format!("PC{}", c + 1),
-                pc.iter().map(|v| opt_float(*v)).collect(),
-            ));
+                opt_floats(pc.iter().copied()),
+            );
         }
         let covered = score.iter().filter(|s| s.is_some()).count();
         let coverage = covered as f64 / n.max(1) as f64 * 100.0;
-        cols.push(col("pca_coverage", vec![Cell::Float(coverage); n]));
+        add(
+            &mut cols,
+            "pca_coverage",
+            ColumnData::Float(vec![Some(coverage); n]),
+        );
     }
 
     let models = &result.composite.model_scores;
     for (m, s) in result.composite.models.iter().zip(models) {
-        cols.push(col(
-            &m.name,
-            s.iter().map(|v| opt_float(Some(*v))).collect(),
-        ));
+        add(&mut cols, &m.name, ColumnData::floats(s.iter().copied()));
     }
     if models.len() >= 2 {
         let mut mean = Vec::with_capacity(n);
@@ -160,32 +146,25 @@ pub fn unified_table(
             if agree.is_nan() {
                 agree = 0.0;
             }
-            mean.push(opt_float(Some(mu)));
-            std.push(opt_float(Some(sd)));
-            agreement.push(Cell::Float(agree));
-            consensus.push(Cell::Bool(agree >= 0.7));
+            mean.push(mu);
+            std.push(sd);
+            agreement.push(agree);
+            consensus.push(Some(agree >= 0.7));
         }
-        cols.push(col("model_mean_score", mean));
-        cols.push(col("model_std_score", std));
-        cols.push(col("model_agreement", agreement));
-        cols.push(col("model_consensus", consensus));
+        add(&mut cols, "model_mean_score", ColumnData::floats(mean));
+        add(&mut cols, "model_std_score", ColumnData::floats(std));
+        add(&mut cols, "model_agreement", ColumnData::floats(agreement));
+        add(&mut cols, "model_consensus", ColumnData::Bool(consensus));
     }
 
-    let area: Option<Vec<Option<f64>>> = spatial.map(|s| {
-        (0..n)
-            .map(|r| s.get(r).copied().flatten().map(|w| w.area_km2))
-            .collect()
-    });
+    let at = |s: &[Option<WardSpatial>], r: usize| s.get(r).copied().flatten();
     if let Some(s) = spatial {
-        let field = |f: fn(&WardSpatial) -> f64| -> Vec<Cell> {
-            (0..n)
-                .map(|r| opt_float(s.get(r).copied().flatten().map(|w| f(&w))))
-                .collect()
-        };
-        cols.push(col("area_km2", field(|w| w.area_km2)));
-        cols.push(col("centroid_lat", field(|w| w.centroid_lat)));
-        cols.push(col("centroid_lon", field(|w| w.centroid_lon)));
-        cols.push(col("perimeter_km", field(|w| w.perimeter_km)));
+        let field =
+            |f: fn(&WardSpatial) -> f64| opt_floats((0..n).map(|r| at(s, r).map(|w| f(&w))));
+        add(&mut cols, "area_km2", field(|w| w.area_km2));
+        add(&mut cols, "centroid_lat", field(|w| w.centroid_lat));
+        add(&mut cols, "centroid_lon", field(|w| w.centroid_lon));
+        add(&mut cols, "perimeter_km", field(|w| w.perimeter_km));
     }
 
     if result.pca.is_some() {
@@ -198,32 +177,28 @@ pub fn unified_table(
         let mut risk = Vec::with_capacity(n);
         for row in 0..n {
             let (Some(c), Some(p)) = (comp_rank[row], pca_rank[row]) else {
-                for v in [
-                    &mut diff,
-                    &mut diff_abs,
-                    &mut agreement,
-                    &mut priority,
-                    &mut consensus_score,
-                    &mut better,
-                    &mut risk,
-                ] {
-                    v.push(Cell::Null);
-                }
+                diff.push(None);
+                diff_abs.push(None);
+                agreement.push(None);
+                priority.push(None);
+                consensus_score.push(None);
+                better.push(None);
+                risk.push(None);
                 continue;
             };
             let d = c as i64 - p as i64;
-            diff.push(Cell::Int(d));
-            diff_abs.push(Cell::Int(d.abs()));
-            agreement.push(Cell::Text(
+            diff.push(Some(d));
+            diff_abs.push(Some(d.abs()));
+            agreement.push(Some(
                 match d.abs() {
                     0..=10 => "High Agreement",
                     11..=25 => "Moderate Agreement",
                     _ => "Low Agreement",
                 }
-                .into(),
+                .to_string(),
             ));
             let mean_rank = (c + p) as f64 / 2.0;
-            priority.push(Cell::Text(
+            priority.push(Some(
                 if mean_rank <= 50.0 {
                     "Very High Priority"
                 } else if mean_rank <= 100.0 {
@@ -233,93 +208,97 @@ pub fn unified_table(
                 } else {
                     "Low Priority"
                 }
-                .into(),
+                .to_string(),
             ));
-            consensus_score.push(Cell::Float(
-                1.0 - d.abs() as f64 / (n as f64 - 1.0).max(1.0),
-            ));
-            better.push(Cell::Text(
+            consensus_score.push(Some(1.0 - d.abs() as f64 / (n as f64 - 1.0).max(1.0)));
+            better.push(Some(
                 match c.cmp(&p) {
                     std::cmp::Ordering::Less => "Composite",
                     std::cmp::Ordering::Greater => "PCA",
                     std::cmp::Ordering::Equal => "Equal",
                 }
-                .into(),
+                .to_string(),
             ));
-            let pca_cat = cat[row];
-            let comp = comp_cat[row];
-            risk.push(match (comp, pca_cat) {
-                (Some(a), Some(b)) if a == b => Cell::Text(format!("{} (Consensus)", a.label())),
+            risk.push(Some(match (comp_cat[row], cat[row]) {
+                (Some(a), Some(b)) if a == b => format!("{} (Consensus)", a.label()),
                 (a, b) if a == Some(Category::High) || b == Some(Category::High) => {
-                    Cell::Text("High Risk (Mixed)".into())
+                    "High Risk (Mixed)".to_string()
                 }
                 (a, b) if a == Some(Category::Medium) || b == Some(Category::Medium) => {
-                    Cell::Text("Medium Risk (Mixed)".into())
+                    "Medium Risk (Mixed)".to_string()
                 }
-                _ => Cell::Text("Low Risk (Mixed)".into()),
-            });
+                _ => "Low Risk (Mixed)".to_string(),
+            }));
         }
-        cols.push(col("rank_difference", diff));
-        cols.push(col("rank_difference_abs", diff_abs));
-        cols.push(col("method_agreement", agreement));
-        cols.push(col("combined_priority", priority));
-        cols.push(col("method_consensus_score", consensus_score));
-        cols.push(col("better_ranking_method", better));
-        cols.push(col("consensus_risk_level", risk));
+        add(&mut cols, "rank_difference", opt_ints(diff));
+        add(&mut cols, "rank_difference_abs", opt_ints(diff_abs));
+        add(&mut cols, "method_agreement", opt_texts(agreement));
+        add(&mut cols, "combined_priority", opt_texts(priority));
+        add(
+            &mut cols,
+            "method_consensus_score",
+            opt_floats(consensus_score),
+        );
+        add(&mut cols, "better_ranking_method", opt_texts(better));
+        add(&mut cols, "consensus_risk_level", opt_texts(risk));
     } else {
-        cols.push(col(
+        add(
+            &mut cols,
             "intervention_priority",
-            comp_rank
-                .iter()
-                .map(|r| match r {
-                    Some(r) if *r <= 50 => Cell::Text("High".into()),
-                    Some(r) if *r <= 150 => Cell::Text("Medium".into()),
-                    Some(_) => Cell::Text("Low".into()),
-                    None => Cell::Null,
-                })
-                .collect(),
-        ));
+            opt_texts(comp_rank.iter().map(|r| match r {
+                Some(r) if *r <= 50 => Some("High"),
+                Some(r) if *r <= 150 => Some("Medium"),
+                Some(_) => Some("Low"),
+                None => None,
+            })),
+        );
     }
-    if let (Some(pop), Some(area)) = (
-        result
-            .cleaned
+    if let (Some(pop), Some(s)) = (
+        cleaned
+            .table
             .column("population")
             .and_then(|c| c.data.to_f64()),
-        &area,
+        spatial,
     ) {
-        cols.push(col(
+        add(
+            &mut cols,
             "population_density",
-            (0..n)
-                .map(|r| match (pop[r], area[r]) {
-                    (Some(p), Some(a)) => opt_float(Some(p / a)),
-                    _ => Cell::Null,
-                })
-                .collect(),
-        ));
+            opt_floats((0..n).map(|r| match (pop[r], at(s, r)) {
+                (Some(p), Some(w)) => Some(p / w.area_km2),
+                _ => None,
+            })),
+        );
     }
 
     // Completeness counts the geometry column too (null where a ward has no shape).
     let n_cols = cols.len() + 1;
-    let completeness: Vec<Cell> = (0..n)
+    let completeness: Vec<f64> = (0..n)
         .map(|r| {
-            let mut nulls = cols.iter().filter(|c| is_null(&c.cells[r])).count();
-            if spatial.and_then(|s| s.get(r).copied().flatten()).is_none() {
+            let mut nulls = cols.iter().filter(|(_, c)| c.is_missing(r)).count();
+            if spatial.and_then(|s| at(s, r)).is_none() {
                 nulls += 1;
             }
-            Cell::Float((1.0 - nulls as f64 / n_cols as f64) * 100.0)
+            (1.0 - nulls as f64 / n_cols as f64) * 100.0
         })
         .collect();
-    cols.push(col("data_completeness", completeness));
-    cols.push(col(
+    add(
+        &mut cols,
+        "data_completeness",
+        ColumnData::floats(completeness),
+    );
+    add(
+        &mut cols,
         "last_updated",
-        vec![Cell::Text(last_updated.to_string()); n],
-    ));
-    cols.push(col(
+        ColumnData::texts(std::iter::repeat_n(last_updated, n)),
+    );
+    add(
+        &mut cols,
         "dataset_version",
-        vec![Cell::Text("1.0.0_unified".into()); n],
-    ));
-    OutputTable {
-        file_name: "unified_dataset.csv".into(),
-        columns: cols,
+        ColumnData::texts(std::iter::repeat_n("1.0.0_unified", n)),
+    );
+    let mut table = Table::with_rows(n);
+    for (name, data) in cols {
+        table.push(name, data)?;
     }
+    Ok(table)
 }

@@ -6,9 +6,7 @@ mod reference_data;
 
 use std::path::PathBuf;
 
-use mrpt_analysis::{
-    AnalysisInput, AnalysisOptions, ColumnData, SelectionMethod, analyze, join_ward_names,
-};
+use mrpt_analysis::{AnalysisInput, AnalysisOptions, SelectionMethod, analyze};
 use reference_data::{read_shapefile, read_table, repo_root};
 
 fn load(dir: &str, csv: &str, zip: &str, state_field: Option<&str>) -> AnalysisInput {
@@ -16,9 +14,7 @@ fn load(dir: &str, csv: &str, zip: &str, state_field: Option<&str>) -> AnalysisI
     let mut table = read_table(&base.join(csv));
     let (geoms, attrs) = read_shapefile(&base.join(zip));
     let shp: Vec<Option<String>> = attrs.iter().map(|a| Some(a["WardName"].clone())).collect();
-    let join = join_ward_names(&table.ward_names().unwrap(), &shp);
-    let wi = table.ward_column_index().unwrap();
-    table.columns[wi].data = ColumnData::Text(join.names);
+    let join = mrpt_table::match_wards(&mut table, &shp).unwrap();
     AnalysisInput {
         table,
         geometries: Some(geoms),
@@ -69,7 +65,7 @@ fn ilorin_runs_and_uses_the_shapefile_state_code() {
             .iter()
             .any(|v| v == "X" || v.starts_with("Unnamed"))
     );
-    assert_eq!(r.composite.rankings.len(), input.table.n_rows());
+    assert_eq!(r.composite.rankings.len(), input.table.table.n_rows());
     // Without state information the ward-name heuristic decides: "Balogun" no longer counts,
     // but "Oka-Ogun" holds the whole word "ogun".
     let mut no_state = input.clone();

@@ -2,9 +2,10 @@
 #![allow(clippy::unwrap_used)]
 
 use mrpt_analysis::{
-    AnalysisInput, AnalysisOptions, Column, ColumnData, Direction, DirectionSource, Error,
-    ItnOptions, ItnRankingRow, PopulationRow, Strategy, WardTable, WarningKind, analyze, plan_itn,
+    AnalysisInput, AnalysisOptions, Direction, DirectionSource, Error, ItnOptions, ItnRankingRow,
+    PopulationRow, WarningKind, analyze, plan_itn,
 };
+use mrpt_table::{Column, ColumnData, ItnStrategy, RankingMethod, Table, WardTable};
 
 fn names(n: usize) -> Column {
     Column::new(
@@ -26,8 +27,10 @@ fn num(name: &str, v: &[f64]) -> Column {
 
 fn input(columns: Vec<Column>) -> AnalysisInput {
     AnalysisInput {
-        table: WardTable { columns },
-        ..AnalysisInput::default()
+        table: WardTable::from_table(Table::new(columns).unwrap()).unwrap(),
+        geometries: None,
+        geometry_index: Vec::new(),
+        shapefile_state: None,
     }
 }
 
@@ -72,7 +75,7 @@ fn all_missing_column_is_zero_filled_and_never_selected() {
             .any(|w| w.kind == WarningKind::ColumnAllMissing)
     );
     assert_eq!(
-        r.cleaned.column("empty").unwrap().data,
+        r.cleaned.table.column("empty").unwrap().data,
         ColumnData::Float(vec![Some(0.0); 4])
     );
     let e = analyze(&i, &vars(&["a", "empty"])).unwrap_err();
@@ -194,10 +197,11 @@ fn relationship_overrides_are_applied_and_reported() {
 
 #[test]
 fn malformed_tables() {
-    let e = analyze(&input(vec![num("a", &[1.0, 2.0])]), &vars(&["a"])).unwrap_err();
-    assert_eq!(e, Error::NoWardColumn);
-    let e = analyze(&input(vec![names(3), num("a", &[1.0, 2.0])]), &vars(&["a"])).unwrap_err();
-    assert!(matches!(e, Error::RaggedColumn { .. }));
+    // No ward column and ragged columns cannot reach `analyze`: the table types refuse them.
+    let e = WardTable::from_table(Table::new(vec![num("a", &[1.0, 2.0])]).unwrap()).unwrap_err();
+    assert!(matches!(e, mrpt_table::Error::NoWardColumn { .. }), "{e}");
+    let e = Table::new(vec![names(3), num("a", &[1.0, 2.0])]).unwrap_err();
+    assert!(matches!(e, mrpt_table::Error::ColumnLength { .. }), "{e}");
     let mut i = input(vec![names(2), num("a", &[1.0, 2.0]), num("b", &[2.0, 1.0])]);
     i.geometries = Some(vec![]);
     i.geometry_index = vec![Some(0), None];
@@ -258,7 +262,7 @@ fn ranking(n: usize, urban: Option<f64>) -> Vec<ItnRankingRow> {
         .collect()
 }
 
-fn nets(total: i64, strategy: Strategy) -> ItnOptions {
+fn nets(total: i64, strategy: ItnStrategy) -> ItnOptions {
     ItnOptions {
         total_nets: total,
         strategy: Some(strategy),
@@ -277,10 +281,10 @@ fn total_nets_zero_or_negative() {
         longitude: None,
     }];
     for total in [0, -5] {
-        let e = plan_itn(&ranking(3, None), &pop, &nets(total, Strategy::Rank)).unwrap_err();
+        let e = plan_itn(&ranking(3, None), &pop, &nets(total, ItnStrategy::Rank)).unwrap_err();
         assert_eq!(e, Error::InvalidTotalNets(total));
     }
-    let mut o = nets(10, Strategy::Rank);
+    let mut o = nets(10, ItnStrategy::Rank);
     o.avg_household_size = 0.0;
     assert!(matches!(
         plan_itn(&ranking(3, None), &pop, &o).unwrap_err(),
@@ -298,7 +302,7 @@ fn missing_population_for_every_ward() {
         latitude: None,
         longitude: None,
     }];
-    let e = plan_itn(&ranking(3, None), &pop, &nets(1000, Strategy::Rank)).unwrap_err();
+    let e = plan_itn(&ranking(3, None), &pop, &nets(1000, ItnStrategy::Rank)).unwrap_err();
     assert!(matches!(
         e,
         Error::NoPopulationMatch {
@@ -306,13 +310,13 @@ fn missing_population_for_every_ward() {
             population: 1
         }
     ));
-    let e = plan_itn(&ranking(3, None), &[], &nets(1000, Strategy::Rank)).unwrap_err();
+    let e = plan_itn(&ranking(3, None), &[], &nets(1000, ItnStrategy::Rank)).unwrap_err();
     assert!(matches!(e, Error::NoPopulationMatch { .. }));
     // [N]: everyone gets 10,000 people, with a warning.
     let plan = plan_itn(
         &ranking(3, Some(0.0)),
         &[],
-        &nets(100_000, Strategy::RuralFirst),
+        &nets(100_000, ItnStrategy::RuralFirst),
     )
     .unwrap();
     assert!(
@@ -341,7 +345,7 @@ fn empty_or_nan_ranking() {
         w.score = f64::NAN;
     }
     assert_eq!(
-        plan_itn(&r, &[], &nets(10, Strategy::Rank)).unwrap_err(),
+        plan_itn(&r, &[], &nets(10, ItnStrategy::Rank)).unwrap_err(),
         Error::EmptyRanking
     );
 }
@@ -364,10 +368,10 @@ fn default_strategy_follows_urban_data() {
     };
     assert_eq!(
         plan_itn(&ranking(3, None), &pop, &o).unwrap().strategy,
-        Strategy::Rank
+        ItnStrategy::Rank
     );
     let plan = plan_itn(&ranking(3, Some(10.0)), &pop, &o).unwrap();
-    assert_eq!(plan.strategy, Strategy::RuralFirst);
+    assert_eq!(plan.strategy, ItnStrategy::RuralFirst);
     assert_eq!(plan.urban_threshold, 75.0);
 }
 
@@ -384,9 +388,8 @@ fn population_from_a_data_column() {
     assert_eq!(pop.len(), 3);
     // The gap was imputed like any other numeric column (neighbour/column mean).
     assert_eq!(pop[1].population, 1350.0);
-    let rows = mrpt_analysis::itn_rankings(&r, mrpt_analysis::RankingMethod::Composite, None, None)
-        .unwrap();
-    let plan = plan_itn(&rows, &pop, &nets(1_000, Strategy::Rank)).unwrap();
+    let rows = mrpt_analysis::itn_rankings(&r, RankingMethod::Composite, None, None).unwrap();
+    let plan = plan_itn(&rows, &pop, &nets(1_000, ItnStrategy::Rank)).unwrap();
     assert_eq!(plan.stats.allocated, 1_000);
     assert_eq!(plan.allocations[0].ward_name, "Ward 2");
     assert_eq!(plan.allocations[0].nets_needed, 1000);

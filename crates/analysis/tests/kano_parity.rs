@@ -9,10 +9,11 @@ mod reference_data;
 use std::collections::HashMap;
 
 use mrpt_analysis::{
-    AnalysisInput, AnalysisOptions, AnalysisResult, ColumnData, ItnOptions, ItnPlan, ItnRankingRow,
-    OutputTable, PcaCategories, PopulationRow, RankingMethod, SelectionMethod, Strategy,
-    WardSpatial, analyze, itn_rankings, join_ward_names, output_tables, plan_itn, unified_table,
+    AnalysisInput, AnalysisOptions, AnalysisResult, ItnOptions, ItnPlan, ItnRankingRow,
+    OutputTables, PcaCategories, PopulationRow, SelectionMethod, WardSpatial, analyze,
+    itn_rankings, output_tables, plan_itn, unified_table,
 };
+use mrpt_table::{ItnStrategy, RankingMethod, Table};
 use reference_data::{
     close, f, kano_input, read_csv_raw, read_records, read_shapefile, read_table, reference,
 };
@@ -29,11 +30,9 @@ fn kano() -> Kano {
     let (geoms, attrs) = read_shapefile(&kano_input("kano_wards_shapefile.zip"));
     let shp_names: Vec<Option<String>> =
         attrs.iter().map(|a| Some(a["WardName"].clone())).collect();
-    let join = join_ward_names(&table.ward_names().unwrap(), &shp_names);
-    assert_eq!(join.table_only, vec!["Fagg c".to_string()]);
-    assert_eq!(join.renamed.len(), 3);
-    let wi = table.ward_column_index().unwrap();
-    table.columns[wi].data = ColumnData::Text(join.names.clone());
+    let join = mrpt_table::match_wards(&mut table, &shp_names).unwrap();
+    assert_eq!(join.report.unmatched_table, vec!["Fagg c".to_string()]);
+    assert_eq!(join.report.fuzzy.len(), 3);
     Kano {
         input: AnalysisInput {
             table,
@@ -57,15 +56,15 @@ fn run(k: &Kano, vars: &[&str]) -> AnalysisResult {
 }
 
 /// Headers equal; numeric cells within TOL; other cells equal as text.
-fn assert_table_matches(ours: &OutputTable, reference_file: &str) {
+fn assert_table_matches(ours: &Table, reference_file: &str) {
     let (headers, rows) = read_csv_raw(&reference(reference_file));
-    let our_headers: Vec<&str> = ours.columns.iter().map(|c| c.name.as_str()).collect();
+    let our_headers: Vec<&str> = ours.columns().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(our_headers, headers, "{reference_file}: headers");
     assert_eq!(ours.n_rows(), rows.len(), "{reference_file}: row count");
-    for (ci, col) in ours.columns.iter().enumerate() {
+    for (ci, col) in ours.columns().iter().enumerate() {
         for (ri, row) in rows.iter().enumerate() {
             let expected = &row[ci];
-            let got = col.cells[ri].render();
+            let got = col.data.cell_text(ri).unwrap_or_default();
             match (expected.parse::<f64>(), got.parse::<f64>()) {
                 (Ok(e), Ok(g)) => assert!(
                     close(g, e, TOL),
@@ -82,8 +81,19 @@ fn assert_table_matches(ours: &OutputTable, reference_file: &str) {
     }
 }
 
-fn table<'a>(tables: &'a [OutputTable], name: &str) -> &'a OutputTable {
-    tables.iter().find(|t| t.file_name == name).unwrap()
+/// The output table of a §1.5 file name.
+fn table<'a>(tables: &'a OutputTables, name: &str) -> &'a Table {
+    let pca = tables.pca.as_ref();
+    match name {
+        "analysis_cleaned_data.csv" => &tables.cleaned,
+        "analysis_normalized_data.csv" => &tables.normalized,
+        "analysis_vulnerability_rankings.csv" => &tables.rankings,
+        "composite_scores.csv" | "analysis_composite_scores.csv" => &tables.composite_scores,
+        "model_formulas.csv" => &tables.model_formulas,
+        "analysis_vulnerability_rankings_pca.csv" => &pca.unwrap().rankings,
+        "analysis_pca_scores.csv" => &pca.unwrap().scores,
+        other => panic!("no output table {other}"),
+    }
 }
 
 fn population() -> Vec<PopulationRow> {
@@ -109,7 +119,7 @@ fn assert_stats(plan: &ItnPlan, expected: &serde_json::Value) {
     assert_eq!(&ours, expected, "ITN stats");
 }
 
-fn itn(rankings: &[ItnRankingRow], strategy: Strategy) -> ItnPlan {
+fn itn(rankings: &[ItnRankingRow], strategy: ItnStrategy) -> ItnPlan {
     plan_itn(
         rankings,
         &population(),
@@ -148,7 +158,7 @@ fn kano_auto_composite_and_pca_match_reference() {
     assert_eq!(r.selection.variables, AUTO_VARS);
     assert_eq!(r.selection.method, SelectionMethod::UserSpecified);
     assert_eq!(r.composite.models.len(), 26);
-    let tables = output_tables(&r);
+    let tables = output_tables(&r).unwrap();
     for (ours, theirs) in [
         (
             "analysis_cleaned_data.csv",
@@ -212,8 +222,8 @@ fn kano_auto_itn_rank_strategy_matches_reference() {
         ),
     ] {
         let rankings = itn_rankings(&r, method, None, None).unwrap();
-        let plan = itn(&rankings, Strategy::Rank);
-        assert_table_matches(&plan.allocation_table(), file);
+        let plan = itn(&rankings, ItnStrategy::Rank);
+        assert_table_matches(&plan.allocation_table().unwrap(), file);
         assert_stats(&plan, &s[stats]);
         assert_eq!(plan.excluded_wards, vec!["Fagg c".to_string()]);
     }
@@ -225,7 +235,7 @@ fn kano_custom_imputation_normalisation_and_pca_match_reference() {
     let r = run(&k, CUSTOM_VARS);
     assert_eq!(r.selection.variables, CUSTOM_VARS);
     assert_eq!(r.composite.models.len(), 120);
-    let tables = output_tables(&r);
+    let tables = output_tables(&r).unwrap();
     for (ours, theirs) in [
         (
             "analysis_cleaned_data.csv",
@@ -261,7 +271,7 @@ fn kano_custom_imputation_normalisation_and_pca_match_reference() {
     }
     assert!((pca.suitability.kmo.unwrap() - 0.858).abs() < 5e-4);
     // Fagg c has no shape: its gap took the column mean (analysis.md §2.2 oracle check).
-    let cleaned = &r.cleaned;
+    let cleaned = &r.cleaned.table;
     let dist = cleaned
         .column("distance_to_water_bodies")
         .unwrap()
@@ -306,9 +316,9 @@ fn kano_custom_itn_from_rankings_files_matches_reference() {
         "overall_rank",
         &none,
     );
-    let plan = itn(&rk, Strategy::Rank);
+    let plan = itn(&rk, ItnStrategy::Rank);
     assert_table_matches(
-        &plan.allocation_table(),
+        &plan.allocation_table().unwrap(),
         "kano_custom_itn_allocation_composite.csv",
     );
     assert_stats(&plan, &s["itn_composite_stats"]);
@@ -316,10 +326,10 @@ fn kano_custom_itn_from_rankings_files_matches_reference() {
     let r = run(&k, CUSTOM_VARS);
     let plan = itn(
         &itn_rankings(&r, RankingMethod::Pca, None, None).unwrap(),
-        Strategy::Rank,
+        ItnStrategy::Rank,
     );
     assert_table_matches(
-        &plan.allocation_table(),
+        &plan.allocation_table().unwrap(),
         "kano_custom_itn_allocation_pca.csv",
     );
     assert_stats(&plan, &s["itn_pca_stats"]);
@@ -352,9 +362,9 @@ fn kano_custom_itn_from_rankings_files_matches_reference() {
         ),
     ] {
         let rk = rankings_from_file(file, score, rank, &urban);
-        let plan = itn(&rk, Strategy::RuralFirst);
+        let plan = itn(&rk, ItnStrategy::RuralFirst);
         assert_eq!(plan.urban_threshold, 75.0);
-        assert_table_matches(&plan.allocation_table(), out);
+        assert_table_matches(&plan.allocation_table().unwrap(), out);
         assert_stats(&plan, &s2[key]["stats"]);
         let m = &s2["ward_matching_report"];
         assert_eq!(
@@ -390,42 +400,9 @@ fn pca_default_categories_are_thirds() {
     let quirk_high = a
         .rankings
         .iter()
-        .filter(|w| w.category == mrpt_analysis::Category::High)
+        .filter(|w| w.category == mrpt_table::Category::High)
         .count();
     assert_eq!(quirk_high, 23);
-}
-
-/// Text cells, headers and integer formatting come out byte for byte as pandas writes them;
-/// computed floats agree to ~1e-15 but may differ in the last printed digit (summation order).
-#[test]
-fn csv_text_matches_pandas_where_no_float_is_computed() {
-    let k = kano();
-    let r = run(&k, AUTO_VARS);
-    let tables = output_tables(&r);
-    let formulas = table(&tables, "model_formulas.csv").to_csv_string();
-    let expected = std::fs::read_to_string(reference("kano_auto_model_formulas.csv")).unwrap();
-    assert_eq!(formulas, expected);
-    for (ours, theirs) in [
-        (
-            "analysis_cleaned_data.csv",
-            "kano_auto_analysis_cleaned_data.csv",
-        ),
-        (
-            "analysis_normalized_data.csv",
-            "kano_auto_analysis_normalized_data.csv",
-        ),
-    ] {
-        let text = table(&tables, ours).to_csv_string();
-        let expected = std::fs::read_to_string(reference(theirs)).unwrap();
-        // Header and the first row (no imputed or computed value in the cleaned columns).
-        let head = |t: &str| t.lines().take(2).map(str::to_string).collect::<Vec<_>>();
-        let (o, e) = (head(&text), head(&expected));
-        assert_eq!(o[0], e[0]);
-        let cleaned_cells = r.cleaned.columns.len();
-        let first: Vec<&str> = o[1].split(',').take(cleaned_cells).collect();
-        let want: Vec<&str> = e[1].split(',').take(cleaned_cells).collect();
-        assert_eq!(first, want);
-    }
 }
 
 #[test]
@@ -450,8 +427,77 @@ fn kano_auto_unified_dataset_matches_reference() {
             })
         })
         .collect();
-    let mut t = unified_table(&r, Some(&spatial), "2026-11-29T05:39:49.053110");
+    let t = unified_table(&r, Some(&spatial), "2026-11-29T05:39:49.053110").unwrap();
     // The reference's floats went through pandas' fast CSV parser: equal to ~1e-15.
-    t.file_name = "unified_dataset.csv".into();
     assert_table_matches(&t, "kano_auto_unified_dataset.csv");
+}
+
+/// Area, perimeter and centroid agree with geopandas (reference kano_custom_unified_dataset.csv),
+/// and a ward without a shape has none.
+#[test]
+fn spatial_measures_match_geopandas() {
+    let k = kano();
+    let geometry_of = |name: &str| {
+        let row = k
+            .input
+            .table
+            .ward_names()
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .unwrap();
+        k.input.geometry_index[row].map(|g| k.input.geometries.as_ref().unwrap()[g].clone())
+    };
+    let expected = [
+        (
+            "Adakawa",
+            0.21752752982193116,
+            12.010156126362066,
+            8.511851697016311,
+            3.531105485733615,
+        ),
+        (
+            "Bakin Ruwa",
+            0.3083461171643668,
+            11.998105155143984,
+            8.503949925993542,
+            3.1658106235496635,
+        ),
+        (
+            "Gawuna",
+            1.2235728859620776,
+            12.025827803714657,
+            8.551049766575128,
+            7.47312598070347,
+        ),
+        (
+            "Zaitawa",
+            0.6609701552111218,
+            12.007771186468645,
+            8.519951924459235,
+            4.6426786143914445,
+        ),
+    ];
+    for (name, area, lat, lon, perimeter) in expected {
+        let geometry = geometry_of(name).flatten().unwrap();
+        let s = WardSpatial::of(&geometry);
+        let near = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs();
+        assert!(near(s.area_km2, area, 1e-9), "{name} area {}", s.area_km2);
+        assert!(
+            near(s.perimeter_km, perimeter, 1e-9),
+            "{name} perimeter {}",
+            s.perimeter_km
+        );
+        assert!(
+            near(s.centroid_lat, lat, 1e-12),
+            "{name} lat {}",
+            s.centroid_lat
+        );
+        assert!(
+            near(s.centroid_lon, lon, 1e-12),
+            "{name} lon {}",
+            s.centroid_lon
+        );
+    }
+    let rows = mrpt_analysis::row_spatial(&[geometry_of("Fagg c").flatten()]);
+    assert_eq!(rows, [None]);
 }

@@ -5,10 +5,8 @@
 
 mod synthetic;
 
-use mrpt_analysis::{
-    AnalysisOptions, Category, ColumnData, ItnOptions, RankingMethod, Strategy, analyze,
-    itn_rankings, plan_itn,
-};
+use mrpt_analysis::{AnalysisOptions, ItnOptions, analyze, itn_rankings, plan_itn};
+use mrpt_table::{Category, ColumnData, ItnStrategy, RankingMethod};
 use synthetic::{Rng, dataset, population};
 
 const CASES: u64 = 40;
@@ -75,7 +73,7 @@ fn scores_ranks_and_categories() {
             assert!(pca.explained_variance.total_explained <= 1.0 + 1e-12);
         }
         // No gaps remain after imputation.
-        for c in &r.cleaned.columns {
+        for c in r.cleaned.table.columns() {
             assert_eq!(c.data.missing_count(), 0, "column {}", c.name);
         }
     }
@@ -92,9 +90,15 @@ fn raising_a_direct_variable_never_lowers_a_wards_score() {
         let base = analyze(&input, &options(p)).unwrap();
         let ward = rng.below(n);
         let mut raised = input.clone();
-        if let ColumnData::Float(v) = &mut raised.table.columns[1].data {
+        if let ColumnData::Float(v) = &raised.table.table.columns()[1].data {
+            let mut v = v.clone();
             let old = v[ward].unwrap();
             v[ward] = Some(old + rng.unit() * 5.0);
+            raised
+                .table
+                .table
+                .set_data(1, ColumnData::Float(v))
+                .unwrap();
         }
         let after = analyze(&raised, &options(p)).unwrap();
         assert!(
@@ -118,7 +122,7 @@ fn allocation_never_exceeds_nets() {
             row.urban_pct = Some((rng.below(101)) as f64);
         }
         let pop = population(n, seed);
-        for strategy in [Strategy::Rank, Strategy::RuralFirst] {
+        for strategy in [ItnStrategy::Rank, ItnStrategy::RuralFirst] {
             let total = 1 + rng.below(200_000) as i64;
             let plan = plan_itn(
                 &rows,
@@ -180,10 +184,8 @@ fn input_and_result_round_trip_through_serde() {
 /// analysis and ITN planning return a result or an error; they never panic.
 #[test]
 fn arbitrary_tables_never_panic() {
-    use mrpt_analysis::{
-        AnalysisInput, Column, Polygon, PopulationRow, WardGeometry, WardTable, output_tables,
-        unified_table,
-    };
+    use mrpt_analysis::{AnalysisInput, PopulationRow, output_tables, unified_table};
+    use mrpt_table::{Column, Geometry, Polygon, Table, WardTable};
     let mut analysed = 0;
     for seed in 0..300u64 {
         let mut rng = Rng::new(seed + 9000);
@@ -229,9 +231,9 @@ fn arbitrary_tables_never_panic() {
             names.push(name.clone());
             columns.push(Column::new(name, data));
         }
-        let geoms: Vec<WardGeometry> = (0..rng.below(n + 2))
-            .map(|_| WardGeometry {
-                polygons: vec![Polygon {
+        let geoms: Vec<Option<Geometry>> = (0..rng.below(n + 2))
+            .map(|_| {
+                Some(Geometry::MultiPolygon(vec![Polygon {
                     exterior: (0..rng.below(5))
                         .map(|_| {
                             [
@@ -245,14 +247,14 @@ fn arbitrary_tables_never_panic() {
                         })
                         .collect(),
                     holes: vec![],
-                }],
+                }]))
             })
             .collect();
         let geometry_index = (0..n)
             .map(|_| (!geoms.is_empty() && rng.below(4) > 0).then(|| rng.below(geoms.len())))
             .collect();
         let input = AnalysisInput {
-            table: WardTable { columns },
+            table: WardTable::from_table(Table::new(columns).unwrap()).unwrap(),
             geometries: (rng.below(2) == 0).then_some(geoms),
             geometry_index,
             shapefile_state: None,
@@ -284,7 +286,7 @@ fn arbitrary_tables_never_panic() {
                 longitude: None,
             })
             .collect();
-        for strategy in [Strategy::Rank, Strategy::RuralFirst] {
+        for strategy in [ItnStrategy::Rank, ItnStrategy::RuralFirst] {
             let _ = plan_itn(
                 &rows,
                 &pop,

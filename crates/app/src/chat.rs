@@ -13,19 +13,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
-use mrpt_analysis as analysis;
 use mrpt_formats as formats;
 use mrpt_interpreter::{
-    self as interp, AnalysisSummary, ColumnSummary, DataSummary, ExportInfo, ItnContext, ItnStats,
-    MapMethod, Pending, Plan, RankMethod, RankedWard, SessionContext, ToolCall, ToolOutcome,
-    TopWardsResult, Turn, VariableContribution, VariableInfo, VariableKind, Visualization,
-    WardDetail,
+    self as interp, AnalysisSummary, DataOverview, ExportInfo, ItnContext, ItnOutcome, MapMethod,
+    Pending, Plan, SessionContext, ToolCall, ToolOutcome, TopWardsResult, Turn,
+    VariableContribution, VariableInfo, VariableKind, Visualization, WardDetail,
 };
 use mrpt_session::{AnalysisView, Artifact, SessionId, Store};
+use mrpt_table::summary::DataSummary;
+use mrpt_table::{Category, Column, ItnStats, RankedWard, RankingMethod, Table, find_ward_column};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::pipeline::{self, ItnParams};
+use crate::pipeline::{self, ItnParams, UploadDetails};
 use crate::workflow::{self, RunAnalysisBody};
 use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 
@@ -422,10 +422,9 @@ pub(crate) fn session_context(
         ..SessionContext::default()
     };
     if state.data_loaded {
-        let summary = state.upload_info.get("data_summary");
-        ctx.row_count = summary
-            .and_then(|s| s.get("total_rows"))
-            .and_then(Value::as_u64);
+        let details = UploadDetails::of(&state);
+        let summary = details.data_summary.as_ref();
+        ctx.row_count = summary.map(|s| s.total_rows as u64);
         ctx.variables = variables_from_summary(summary);
     }
     let view = if state.analysis_complete {
@@ -438,11 +437,11 @@ pub(crate) fn session_context(
         None => None,
     };
     if let Some(t) = &tables {
-        ctx.wards = t.composite.iter().map(|w| w.name.clone()).collect();
+        ctx.wards = t.composite.iter().map(|w| w.ward_name.clone()).collect();
         ctx.top_wards = t.composite.iter().take(10).cloned().collect();
         ctx.ward_column = Some(t.ward_column.clone());
     } else if state.data_loaded
-        && let Some(raw) = read_raw_wards(store, id)?
+        && let Some(raw) = crate::workflow::uploaded_wards(store, id)?
     {
         ctx.ward_column = raw
             .table
@@ -490,67 +489,44 @@ pub(crate) fn session_context(
     Ok((ctx, state.generation))
 }
 
-fn variables_from_summary(summary: Option<&Value>) -> Vec<VariableInfo> {
+/// The upload's columns as the assistant describes them: every named column but pandas'
+/// `Unnamed: N` row indexes.
+fn variables_from_summary(summary: Option<&DataSummary>) -> Vec<VariableInfo> {
     let Some(summary) = summary else {
         return Vec::new();
     };
-    let names: Vec<String> = summary
-        .get("column_names")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    names
-        .into_iter()
+    summary
+        .column_names
+        .iter()
         .filter(|n| !n.trim().is_empty() && !n.starts_with("Unnamed:"))
-        .map(|name| {
-            let kind = match summary
-                .pointer(&format!("/column_types/{}", pointer_escape(&name)))
-                .and_then(Value::as_str)
-            {
-                Some("numeric") => VariableKind::Numeric,
-                _ => VariableKind::Text,
-            };
-            let completeness_pct = summary
-                .pointer(&format!(
-                    "/data_completeness/by_column/{}",
-                    pointer_escape(&name)
-                ))
-                .and_then(Value::as_f64)
-                .unwrap_or(100.0);
-            VariableInfo {
-                name,
-                kind,
-                completeness_pct,
-            }
+        .map(|name| VariableInfo {
+            name: name.clone(),
+            kind: if summary.is_numeric(name) {
+                VariableKind::Numeric
+            } else {
+                VariableKind::Text
+            },
+            completeness_pct: summary.completeness(name),
         })
         .collect()
 }
 
-fn pointer_escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-fn read_raw_wards(store: &Store, id: &SessionId) -> Result<Option<formats::WardTable>, ApiError> {
-    for (artifact, name) in [
-        (Artifact::RawCsv, "raw_data.csv"),
-        (Artifact::RawXlsx, "raw_data.xlsx"),
-    ] {
-        match store.read_artifact(id, &artifact) {
-            Ok(bytes) => {
-                return formats::read_ward_table(&bytes, name)
-                    .map(Some)
-                    .map_err(|e| ApiError::internal(format!("reading the stored {name}: {e}")));
-            }
-            Err(mrpt_session::Error::ArtifactNotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
+/// The upload's data summary: as stored with the upload, or (a folder written before uploads
+/// were recorded) computed from the stored table.
+fn data_summary(
+    store: &Store,
+    id: &SessionId,
+    details: &UploadDetails,
+) -> Result<DataSummary, ApiError> {
+    if let Some(summary) = &details.data_summary {
+        return Ok(summary.clone());
     }
-    Ok(None)
+    let wards = crate::workflow::uploaded_wards(store, id)?
+        .ok_or_else(|| ApiError::Conflict("no data has been uploaded yet".into()))?;
+    Ok(formats::summary::summarize(
+        &wards.table,
+        Some(wards.ward_column),
+    ))
 }
 
 fn read_itn(store: &Store, id: &SessionId) -> Result<Option<Value>, ApiError> {
@@ -579,7 +555,7 @@ fn itn_context(results: &Value) -> ItnContext {
             .and_then(|p| p.get("method"))
             .or_else(|| results.get("method"))
             .cloned()
-            .and_then(|m| serde_json::from_value::<RankMethod>(m).ok())
+            .and_then(|m| serde_json::from_value::<RankingMethod>(m).ok())
             .unwrap_or_default(),
         allocated: num(stats, "allocated").map(|n| n.max(0.0) as u64),
         coverage_percent: num(stats, "coverage_percent"),
@@ -595,10 +571,7 @@ struct AnalysisTables {
     variables: Vec<String>,
 }
 
-fn read_table(
-    view: &AnalysisView,
-    artifact: &Artifact,
-) -> Result<Option<formats::Table>, ApiError> {
+fn read_table(view: &AnalysisView, artifact: &Artifact) -> Result<Option<Table>, ApiError> {
     if !view.has(artifact) {
         return Ok(None);
     }
@@ -608,31 +581,25 @@ fn read_table(
         .map_err(|e| ApiError::internal(format!("reading {artifact}: {e}")))
 }
 
-fn ward_column_of(table: &formats::Table) -> Option<String> {
-    let names: Vec<&str> = table.columns().iter().map(|c| c.name.as_str()).collect();
-    names
-        .iter()
-        .find(|n| **n == "WardName")
-        .or_else(|| names.iter().find(|n| n.to_lowercase().contains("ward")))
-        .map(|n| n.to_string())
+/// A result table's ward-name column, by the one ward-column rule.
+fn ward_column_of(table: &Table) -> Option<&Column> {
+    find_ward_column(table).map(|i| &table.columns()[i])
 }
 
-fn first_column<'a>(table: &'a formats::Table, names: &[&str]) -> Option<&'a formats::Column> {
-    names.iter().find_map(|n| table.column(n))
-}
-
-/// A ranking file as ranked wards, best first.
+/// A ranking file as ranked wards, best first. A category label the file does not spell the
+/// way this service and ChatMRPT do is re-derived from the rank (§3.6 thirds).
 fn ranking(
-    table: &formats::Table,
+    table: &Table,
     score: &[&str],
     rank: &[&str],
     category: &[&str],
 ) -> Option<(String, Vec<RankedWard>)> {
     let ward_col = ward_column_of(table)?;
-    let names = table.column(&ward_col)?.data.to_text();
-    let scores = first_column(table, score)?.data.to_f64()?;
-    let ranks = first_column(table, rank).and_then(|c| c.data.to_f64());
-    let categories = first_column(table, category).map(|c| c.data.to_text());
+    let names = ward_col.data.to_text();
+    let scores = table.first_column(score)?.data.to_f64()?;
+    let ranks = table.first_column(rank).and_then(|c| c.data.to_f64());
+    let categories = table.first_column(category).map(|c| c.data.to_text());
+    let total = names.iter().flatten().count();
     let mut out: Vec<RankedWard> = names
         .iter()
         .enumerate()
@@ -642,21 +609,23 @@ fn ranking(
             let rank = ranks
                 .as_ref()
                 .and_then(|r| r.get(i).copied().flatten())
-                .map_or(i as u32 + 1, |r| r.max(0.0) as u32);
+                .map_or(i + 1, |r| r.max(0.0) as usize);
             let category = categories
                 .as_ref()
                 .and_then(|c| c.get(i).cloned().flatten())
-                .unwrap_or_default();
+                .and_then(|c| Category::from_label(&c))
+                .unwrap_or_else(|| Category::of_rank(rank, total));
             Some(RankedWard {
-                name,
-                rank,
+                ward_name: name,
                 score,
+                rank,
                 category,
+                row: i,
             })
         })
         .collect();
     out.sort_by_key(|w| w.rank);
-    Some((ward_col, out))
+    Some((ward_col.name.clone(), out))
 }
 
 impl AnalysisTables {
@@ -697,22 +666,21 @@ impl AnalysisTables {
 
     /// Rank, category, scores and the variables that push `ward`'s score most.
     fn detail(&self, view: &AnalysisView, ward: &str) -> Option<WardDetail> {
-        let w = self.composite.iter().find(|w| w.name == ward)?;
+        let w = self.composite.iter().find(|w| w.ward_name == ward)?;
         let pca = self
             .pca
             .as_ref()
-            .and_then(|p| p.iter().find(|x| x.name == ward));
+            .and_then(|p| p.iter().find(|x| x.ward_name == ward));
         let normalized = read_table(view, &Artifact::NormalizedData).ok().flatten();
         let cleaned = read_table(view, &Artifact::CleanedData).ok().flatten();
-        let row_of = |t: &formats::Table| -> Option<usize> {
-            let col = ward_column_of(t)?;
-            t.column(&col)?
+        let row_of = |t: &Table| -> Option<usize> {
+            ward_column_of(t)?
                 .data
                 .to_text()
                 .iter()
                 .position(|n| n.as_deref() == Some(ward))
         };
-        let value = |t: &formats::Table, row: usize, name: &str| -> Option<f64> {
+        let value = |t: &Table, row: usize, name: &str| -> Option<f64> {
             t.column(name)?.data.to_f64()?.get(row).copied().flatten()
         };
         let mut drivers: Vec<VariableContribution> = Vec::new();
@@ -735,12 +703,12 @@ impl AnalysisTables {
         drivers.sort_by(|a, b| b.normalised.total_cmp(&a.normalised));
         drivers.truncate(TOP_DRIVERS);
         Some(WardDetail {
-            ward: w.name.clone(),
-            rank: w.rank,
+            ward: w.ward_name.clone(),
+            rank: w.rank as u32,
             total_wards: self.composite.len() as u32,
-            category: w.category.clone(),
+            category: w.category.label().to_string(),
             score: w.score,
-            pca_rank: pca.map(|p| p.rank),
+            pca_rank: pca.map(|p| p.rank as u32),
             pca_score: pca.map(|p| p.score),
             top_variables: drivers,
         })
@@ -842,37 +810,21 @@ fn run_tool(
                     .map_err(|_| ApiError::BadRequest(format!("{total_nets} nets is too many")))?,
                 avg_household_size: *avg_household_size,
                 urban_threshold: *urban_threshold,
-                method: ranking_method(*method),
-                strategy: strategy.map(|s| match s {
-                    interp::ItnStrategy::Rank => analysis::Strategy::Rank,
-                    interp::ItnStrategy::RuralFirst => analysis::Strategy::RuralFirst,
-                }),
+                method: *method,
+                strategy: *strategy,
             };
             let result = crate::visuals::plan_and_store_itn(store, id, &params)?;
-            let stats = result.get("stats").cloned().unwrap_or(Value::Null);
-            let int = |key: &str| {
-                stats
-                    .get(key)
-                    .and_then(Value::as_f64)
-                    .map_or(0, |v| v.max(0.0) as u64)
-            };
+            let stats: ItnStats = result
+                .get("stats")
+                .cloned()
+                .and_then(|v| serde_json::from_value(v).ok())
+                .ok_or_else(|| ApiError::internal("the ITN plan has no stats"))?;
             let map_url = result
                 .get("map_path")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let outcome = ToolOutcome::Itn(ItnStats {
-                total_nets: int("total_nets"),
-                allocated: int("allocated"),
-                remaining: int("remaining"),
-                wards_covered: int("prioritized_wards") as u32,
-                fully_covered_wards: Some(int("fully_covered_wards") as u32),
-                partially_covered_wards: Some(int("partially_covered_wards") as u32),
-                population_total: int("total_population"),
-                population_covered: int("covered_population"),
-                coverage_percent: stats
-                    .get("coverage_percent")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(0.0),
+            let outcome = ToolOutcome::Itn(ItnOutcome {
+                stats,
                 avg_household_size: result.get("avg_household_size").and_then(Value::as_f64),
                 method: *method,
                 map_url: map_url.clone(),
@@ -939,8 +891,8 @@ fn run_tool(
             let view = crate::visuals::current_analysis(store, id)?;
             let tables = AnalysisTables::load(&view)?;
             let list = match method {
-                RankMethod::Composite => tables.composite.clone(),
-                RankMethod::Pca => tables.pca.clone().ok_or_else(|| {
+                RankingMethod::Composite => tables.composite.clone(),
+                RankingMethod::Pca => tables.pca.clone().ok_or_else(|| {
                     ApiError::Unprocessable(
                         "this analysis has no PCA ranking (too few wards or variables)".to_string(),
                     )
@@ -986,25 +938,11 @@ fn run_tool(
             if !state.data_loaded {
                 return Err(ApiError::Conflict("no data has been uploaded yet".into()));
             }
-            let summary = state.upload_info.get("data_summary");
-            let columns = variables_from_summary(summary)
-                .into_iter()
-                .map(|v| ColumnSummary {
-                    numeric: v.kind == VariableKind::Numeric,
-                    completeness_pct: v.completeness_pct,
-                    name: v.name,
-                    min: None,
-                    max: None,
-                })
-                .collect();
+            let summary = data_summary(store, id, &UploadDetails::of(&state))?;
             Ok((
-                ToolOutcome::DataSummary(DataSummary {
-                    rows: summary
-                        .and_then(|s| s.get("total_rows"))
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
+                ToolOutcome::DataSummary(DataOverview {
+                    summary,
                     wards: ctx.ward_count() as u32,
-                    columns,
                     state_name: ctx.state_name.clone(),
                     shapefile_loaded: state.shapefile_loaded,
                 }),
@@ -1030,13 +968,6 @@ fn run_tool(
     }
 }
 
-fn ranking_method(method: RankMethod) -> analysis::RankingMethod {
-    match method {
-        RankMethod::Composite => analysis::RankingMethod::Composite,
-        RankMethod::Pca => analysis::RankingMethod::Pca,
-    }
-}
-
 fn run_analysis(
     store: &Store,
     id: &SessionId,
@@ -1059,18 +990,7 @@ fn run_analysis(
             let base: Vec<String> = if ctx.analysis_complete && !ctx.variables_used.is_empty() {
                 ctx.variables_used.clone()
             } else {
-                let state = store.status(id)?;
-                state
-                    .upload_info
-                    .get("available_variables")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default()
+                UploadDetails::of(&store.status(id)?).available_variables
             };
             Some(
                 base.into_iter()
@@ -1138,12 +1058,10 @@ fn box_plot(
     let scores = read_table(&view, &Artifact::CompositeScores)?.ok_or_else(|| {
         ApiError::Unprocessable("this analysis has no per-model composite scores".to_string())
     })?;
-    let ward_col = ward_column_of(&scores)
-        .ok_or_else(|| ApiError::internal("composite scores have no ward column"))?;
-    let names = scores
-        .column(&ward_col)
-        .map(|c| c.data.to_text())
-        .unwrap_or_default();
+    let names = ward_column_of(&scores)
+        .ok_or_else(|| ApiError::internal("composite scores have no ward column"))?
+        .data
+        .to_text();
     let models: Vec<Vec<Option<f64>>> = scores
         .columns()
         .iter()
@@ -1155,14 +1073,14 @@ fn box_plot(
         .enumerate()
         .filter_map(|(i, name)| {
             let name = name.clone()?;
-            let ranked = tables.composite.iter().find(|w| w.name == name);
+            let ranked = tables.composite.iter().find(|w| w.ward_name == name);
             Some(mrpt_maps::BoxWard {
                 scores: models
                     .iter()
                     .filter_map(|m| m.get(i).copied().flatten())
                     .collect(),
-                rank: ranked.map(|w| w.rank),
-                category: ranked.map(|w| w.category.clone()),
+                rank: ranked.map(|w| w.rank as u32),
+                category: ranked.map(|w| w.category.label().to_string()),
                 name,
             })
         })
@@ -1193,17 +1111,6 @@ fn file_safe(name: &str) -> String {
             }
         })
         .take(60)
-        .collect()
-}
-
-fn to_map_geometry(g: &formats::Geometry) -> mrpt_maps::MultiPolygon {
-    g.polygons()
-        .iter()
-        .map(|p| {
-            std::iter::once(p.exterior.clone())
-                .chain(p.holes.iter().cloned())
-                .collect()
-        })
         .collect()
 }
 
@@ -1239,11 +1146,13 @@ fn variable_map(
             let shp = store.read_artifact(id, &Artifact::RawShapefile)?;
             let shapes = formats::read_shapefile_zip(&shp)
                 .map_err(|e| ApiError::internal(format!("stored shapefile: {e}")))?;
-            let mut wards = read_raw_wards(store, id)?
+            let mut wards = crate::workflow::uploaded_wards(store, id)?
                 .ok_or_else(|| ApiError::Conflict("no data has been uploaded yet".into()))?;
-            let shape_names = shapes.ward_names();
-            formats::match_wards(&mut wards, &shape_names)
+            // The wards as the upload report and the analysis match them.
+            pipeline::match_to_shapes(&mut wards, Some(&shapes))?;
+            mrpt_table::fix_duplicate_ward_names(&mut wards)
                 .map_err(|e| ApiError::internal(format!("matching wards: {e}")))?;
+            let shape_names = shapes.ward_names();
             let column = wards
                 .table
                 .column(variable)
@@ -1261,11 +1170,7 @@ fn variable_map(
                 let name = name.clone().unwrap_or_default();
                 values.push(by_name.get(name.as_str()).copied().flatten());
                 ward_inputs.push(mrpt_maps::WardInput {
-                    geometry: shapes
-                        .geometries
-                        .get(i)
-                        .and_then(|g| g.as_ref())
-                        .map(to_map_geometry),
+                    geometry: shapes.geometries.get(i).cloned().flatten(),
                     name,
                     composite: None,
                     pca: None,
@@ -1328,7 +1233,7 @@ mod tests {
         });
         let c = itn_context(&v);
         assert_eq!(c.total_nets, 120_000);
-        assert_eq!(c.method, RankMethod::Pca);
+        assert_eq!(c.method, RankingMethod::Pca);
         assert_eq!(c.allocated, Some(119_000));
     }
 }

@@ -189,7 +189,7 @@ pub(crate) fn build_package(store: &Store, id: &SessionId) -> Result<Value, ApiE
             "variables_used": view.variables_used,
             "analysis": view.summary,
             "itn": itn.as_ref().map(|v| json!({"stats": v.get("stats"), "parameters": v.get("parameters"), "strategy": v.get("strategy")})),
-            "upload": state.upload_info.get("ward_matching"),
+            "upload": crate::pipeline::UploadDetails::of(&state).ward_matching,
         }))
         .map_err(|e| ApiError::internal(format!("summary: {e}")))?,
     ));
@@ -217,11 +217,8 @@ fn summary_text(
 ) -> String {
     let mut out = String::new();
     out.push_str("Malaria risk prioritisation: analysis package\n\n");
-    let data = state
-        .upload_info
-        .get("csv_filename")
-        .and_then(Value::as_str)
-        .unwrap_or("-");
+    let details = crate::pipeline::UploadDetails::of(state);
+    let data = details.csv_filename.as_deref().unwrap_or("-");
     out.push_str(&format!("Ward data: {data}\n"));
     out.push_str(&format!("Analysis id: {}\n", view.analysis_id));
     out.push_str(&format!(

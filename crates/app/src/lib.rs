@@ -58,11 +58,6 @@ impl Default for AppConfig {
 /// Failures that stop the app from starting in a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot prepare the instance directory {path}: {source}")]
-    InstanceDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     #[error("cannot open the session store: {0}")]
     Store(#[from] mrpt_session::Error),
     #[error("cannot set up the chat model: {0}")]
@@ -81,11 +76,6 @@ pub struct App {
 
 impl App {
     pub fn new(config: AppConfig) -> Result<Self, Error> {
-        let uploads = config.instance_dir.join("uploads");
-        std::fs::create_dir_all(&uploads).map_err(|source| Error::InstanceDir {
-            path: uploads.clone(),
-            source,
-        })?;
         let store = mrpt_session::Store::open(&config.instance_dir)?;
         let interpreter = match &config.llm {
             Some(llm) => mrpt_interpreter::Interpreter::openai(llm.clone())?,
@@ -289,11 +279,7 @@ pub(crate) fn add_metric(response: &mut Response<ResponseBody>, observation: &st
 /// One line on stderr in the server's log format, for failures that cannot ride on the response's
 /// [`RequestReport`] (a stream already under way). Under systemd stderr is the journal.
 pub(crate) fn log_line(level: &str, message: &str) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let stamp = pipeline::iso_from_unix(now).replace('T', " ");
+    let stamp = prefork_utc::UtcDateTime::now().iso8601().replace('T', " ");
     eprintln!(
         "[{stamp} +0000] [{}] [{level}] {message}",
         std::process::id()

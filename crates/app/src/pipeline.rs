@@ -7,6 +7,13 @@ use std::collections::BTreeMap;
 
 use mrpt_analysis as analysis;
 use mrpt_formats as formats;
+use mrpt_session::Artifact;
+use mrpt_table::summary::DataSummary;
+use mrpt_table::{
+    DuplicateNames, FuzzyMatch, Geometry, ItnStrategy, RankedWard, RankingMethod, WardMatch,
+    WardTable, fix_duplicate_ward_names, match_wards,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 /// How many top wards a summary carries.
@@ -41,6 +48,12 @@ impl From<formats::Error> for PipelineError {
     }
 }
 
+impl From<mrpt_table::Error> for PipelineError {
+    fn from(err: mrpt_table::Error) -> Self {
+        PipelineError::from(formats::Error::from(err))
+    }
+}
+
 impl From<analysis::Error> for PipelineError {
     fn from(err: analysis::Error) -> Self {
         PipelineError::Unprocessable(err.to_string())
@@ -54,61 +67,117 @@ pub struct InputFile<'a> {
     pub bytes: &'a [u8],
 }
 
-/// What an upload is checked into before it is stored.
-#[derive(Debug, Clone)]
-pub struct UploadReport {
-    pub upload_type: &'static str,
-    pub data_summary: Value,
-    pub ward_matching: Value,
-    pub rows: usize,
-    pub columns: usize,
+/// What an upload is: recorded with it (mrpt-session keeps it as JSON) and read back, typed, by
+/// `/session_info`, the assistant and the analysis package.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UploadDetails {
+    pub csv_filename: Option<String>,
+    pub shapefile_filename: Option<String>,
+    pub csv_rows: Option<usize>,
+    pub csv_columns: Option<usize>,
     pub shapefile_features: Option<usize>,
     pub available_variables: Vec<String>,
+    pub ward_matching: Option<WardMatching>,
+    pub data_summary: Option<DataSummary>,
 }
 
-/// Read and check an upload without storing anything: the table must load and have a ward
-/// column; the shapefile (if any) must load; names are matched for the report.
-pub fn inspect_upload(
-    table: InputFile<'_>,
-    shapefile: Option<InputFile<'_>>,
-) -> Result<UploadReport, PipelineError> {
-    let mut wards = formats::read_ward_table(table.bytes, table.name)?;
-    let summary = formats::summary::summarize(&wards.table, Some(wards.ward_column));
-    let data_summary = serde_json::to_value(&summary)
-        .map_err(|e| PipelineError::Internal(format!("data summary: {e}")))?;
-    let available_variables = wards.candidate_variables();
-    let (ward_matching, shapefile_features) = match shapefile {
-        Some(file) => {
-            let shapes = formats::read_shapefile_zip(file.bytes)?;
-            let report = formats::match_wards(&mut wards, &shapes.ward_names())?;
-            let unmatched = report.unmatched_table.clone();
-            let value = json!({
-                "matched": report.matched,
-                "exact": report.exact,
-                "fuzzy": report.fuzzy,
-                "unmatched": unmatched,
-                "unmatched_shapefile": report.unmatched_shape,
-                "total_wards": wards.table.n_rows(),
-            });
-            (value, Some(shapes.geometries.len()))
-        }
-        None => (
-            json!({"matched": 0, "unmatched": [], "note": "no shapefile uploaded: maps and spatial imputation need one"}),
-            None,
-        ),
-    };
-    Ok(UploadReport {
-        upload_type: if shapefile.is_some() {
+impl UploadDetails {
+    /// The record of the session's current upload (empty for a legacy folder, which has none).
+    pub fn of(state: &mrpt_session::SessionState) -> UploadDetails {
+        serde_json::from_value(state.upload_info.clone()).unwrap_or_default()
+    }
+
+    pub fn upload_type(&self) -> &'static str {
+        if self.shapefile_filename.is_some() {
             "csv_shapefile"
         } else {
             "csv_only"
+        }
+    }
+}
+
+/// How the table's ward names met the shapefile's, as the upload reports it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct WardMatching {
+    /// Table rows with a shapefile ward.
+    pub matched: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fuzzy: Option<Vec<FuzzyMatch>>,
+    /// Table names without a shapefile ward.
+    #[serde(default)]
+    pub unmatched: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched_shapefile: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_wards: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Ward names carried by several rows, and whether their codes told them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_names: Option<DuplicateNames>,
+}
+
+/// §1.3 steps 1-2 (`mrpt-table`'s matcher): the table's wards renamed to their shapefile names
+/// and each row's shape found. The upload report, the analysis and the assistant's maps of
+/// uploaded data all call this, so they cannot disagree.
+pub fn match_to_shapes(
+    wards: &mut WardTable,
+    shapes: Option<&formats::WardShapes>,
+) -> Result<Option<WardMatch>, PipelineError> {
+    match shapes {
+        Some(shapes) => Ok(Some(match_wards(wards, &shapes.ward_names())?)),
+        None => Ok(None),
+    }
+}
+
+/// Read and check an upload without storing anything: the table must load and have a ward
+/// column; the shapefile (if any) must load; names are matched for the report exactly as the
+/// analysis will match them.
+pub fn inspect_upload(
+    table: InputFile<'_>,
+    shapefile: Option<InputFile<'_>>,
+) -> Result<UploadDetails, PipelineError> {
+    let raw = formats::read_ward_table(table.bytes, table.name)?;
+    let summary = formats::summary::summarize(&raw.table, Some(raw.ward_column));
+    let available_variables = raw.candidate_variables();
+    let shapes = match shapefile {
+        Some(file) => Some(formats::read_shapefile_zip(file.bytes)?),
+        None => None,
+    };
+    // What the analysis will do to the names: steps 1-2, then step 3 (which `analyze` runs).
+    let mut wards = raw.clone();
+    let matched = match_to_shapes(&mut wards, shapes.as_ref())?;
+    let duplicates = fix_duplicate_ward_names(&mut wards)?;
+    let duplicate_names = (duplicates.rows > 0).then_some(duplicates);
+    let ward_matching = match matched {
+        Some(m) => WardMatching {
+            matched: m.report.matched,
+            exact: Some(m.report.exact),
+            fuzzy: Some(m.report.fuzzy),
+            unmatched: m.report.unmatched_table,
+            unmatched_shapefile: Some(m.report.unmatched_shape),
+            total_wards: Some(wards.table.n_rows()),
+            note: None,
+            duplicate_names,
         },
-        data_summary,
-        ward_matching,
-        rows: wards.table.n_rows(),
-        columns: wards.table.n_columns(),
-        shapefile_features,
+        None => WardMatching {
+            note: Some("no shapefile uploaded: maps and spatial imputation need one".to_string()),
+            duplicate_names,
+            ..WardMatching::default()
+        },
+    };
+    Ok(UploadDetails {
+        csv_filename: Some(table.name.to_string()),
+        shapefile_filename: shapefile.map(|f| f.name.to_string()),
+        csv_rows: Some(raw.table.n_rows()),
+        csv_columns: Some(raw.table.n_columns()),
+        shapefile_features: shapes.as_ref().map(|s| s.geometries.len()),
         available_variables,
+        ward_matching: Some(ward_matching),
+        data_summary: Some(summary),
     })
 }
 
@@ -122,14 +191,29 @@ pub struct AnalysisParams {
     pub relationships: BTreeMap<String, analysis::Direction>,
 }
 
-/// Every file an analysis produces (api.md / analysis.md §1.5 names) and its summary.
+/// Every file an analysis produces, each with the artifact it is stored as, and its summary.
 #[derive(Debug, Clone)]
 pub struct AnalysisFiles {
-    pub files: Vec<(String, Vec<u8>)>,
+    pub files: Vec<(Artifact, Vec<u8>)>,
     pub variables_used: Vec<String>,
     pub warnings: Vec<String>,
     /// Stored with the analysis so a reused answer can repeat it (top wards, PCA facts...).
     pub summary: Value,
+}
+
+impl AnalysisFiles {
+    /// The bytes of one artifact, when the analysis produced it.
+    pub fn get(&self, artifact: &Artifact) -> Option<&[u8]> {
+        self.files
+            .iter()
+            .find(|(a, _)| a == artifact)
+            .map(|(_, b)| b.as_slice())
+    }
+}
+
+fn json_bytes(artifact: &Artifact, value: &Value) -> Result<Vec<u8>, PipelineError> {
+    serde_json::to_vec_pretty(value)
+        .map_err(|e| PipelineError::Internal(format!("{artifact}: {e}")))
 }
 
 /// Run the full analysis on uploaded bytes: read, match names, impute, select, score, rank,
@@ -139,52 +223,25 @@ pub fn run_analysis(
     shapefile: Option<InputFile<'_>>,
     params: &AnalysisParams,
 ) -> Result<AnalysisFiles, PipelineError> {
-    let wards = formats::read_ward_table(table.bytes, table.name)?;
     let shapes = match shapefile {
         Some(file) => Some(formats::read_shapefile_zip(file.bytes)?),
         None => None,
     };
-    let ward_column = wards.ward_column;
-    let mut columns: Vec<analysis::Column> = wards
-        .table
-        .columns()
-        .iter()
-        .map(|c| analysis::Column {
-            name: c.name.clone(),
-            data: convert_column(&c.data),
-        })
-        .collect();
-    let (geometries, geometry_index, shapefile_state, row_geometries) = match &shapes {
-        Some(shapes) => {
-            let table_names = wards.ward_names().to_vec();
-            let join = analysis::join_ward_names(&table_names, &shapes.ward_names());
-            if let Some(col) = columns.get_mut(ward_column) {
-                col.data = analysis::ColumnData::Text(join.names.clone());
-            }
-            let geometries: Vec<analysis::WardGeometry> = shapes
-                .geometries
-                .iter()
-                .map(|g| to_analysis_geometry(g.as_ref()))
-                .collect();
-            let row_geometries: Vec<Option<formats::Geometry>> = join
-                .geometry_index
-                .iter()
-                .map(|i| i.and_then(|i| shapes.geometries.get(i).cloned().flatten()))
-                .collect();
-            (
-                Some(geometries),
-                join.geometry_index,
-                shapefile_state(shapes),
-                Some(row_geometries),
-            )
-        }
-        None => (None, Vec::new(), None, None),
-    };
+    let mut wards = formats::read_ward_table(table.bytes, table.name)?;
+    // §1.3 steps 1-2 here, step 3 inside `analyze` (which reports it as a warning).
+    let matched = match_to_shapes(&mut wards, shapes.as_ref())?;
+    let geometry_index = matched.map(|m| m.geometry_index).unwrap_or_default();
+    let row_geometries: Option<Vec<Option<Geometry>>> = shapes.as_ref().map(|shapes| {
+        geometry_index
+            .iter()
+            .map(|i| i.and_then(|i| shapes.geometries.get(i).cloned().flatten()))
+            .collect()
+    });
     let input = analysis::AnalysisInput {
-        table: analysis::WardTable { columns },
-        geometries,
+        table: wards,
+        geometries: shapes.as_ref().map(|s| s.geometries.clone()),
         geometry_index,
-        shapefile_state,
+        shapefile_state: shapes.as_ref().and_then(shapefile_state),
     };
     let options = analysis::AnalysisOptions {
         variables: params.variables.clone().filter(|v| !v.is_empty()),
@@ -193,39 +250,42 @@ pub fn run_analysis(
     };
     let result = analysis::analyze(&input, &options)?;
 
-    let mut files: Vec<(String, Vec<u8>)> = analysis::output_tables(&result)
-        .into_iter()
-        .map(|t| (t.file_name.clone(), t.to_csv_string().into_bytes()))
-        .collect();
-    for (name, value) in analysis::output_json(&result) {
-        let bytes = serde_json::to_vec_pretty(&value)
-            .map_err(|e| PipelineError::Internal(format!("{name}: {e}")))?;
-        files.push((name, bytes));
+    let tables = analysis::output_tables(&result)?;
+    let scores = formats::write_csv(&tables.composite_scores);
+    let mut files: Vec<(Artifact, Vec<u8>)> = vec![
+        (Artifact::CleanedData, formats::write_csv(&tables.cleaned)),
+        (
+            Artifact::NormalizedData,
+            formats::write_csv(&tables.normalized),
+        ),
+        (Artifact::Rankings, formats::write_csv(&tables.rankings)),
+        (Artifact::CompositeScores, scores.clone()),
+        (Artifact::CompositeScoresCopy, scores),
+        (
+            Artifact::ModelFormulas,
+            formats::write_csv(&tables.model_formulas),
+        ),
+    ];
+    if let Some(pca) = &tables.pca {
+        files.push((Artifact::RankingsPca, formats::write_csv(&pca.rankings)));
+        files.push((Artifact::PcaScores, formats::write_csv(&pca.scores)));
     }
-    let spatial: Option<Vec<Option<analysis::WardSpatial>>> = row_geometries.as_ref().map(|rows| {
-        rows.iter()
-            .map(|g| {
-                g.as_ref().map(|g| {
-                    let m = g.spatial_metrics();
-                    analysis::WardSpatial {
-                        area_km2: m.area_km2,
-                        centroid_lat: m.centroid_lat,
-                        centroid_lon: m.centroid_lon,
-                        perimeter_km: m.perimeter_km,
-                    }
-                })
-            })
-            .collect()
-    });
-    let unified = analysis::unified_table(&result, spatial.as_deref(), &now_iso());
-    files.push((
-        "unified_dataset.csv".to_string(),
-        unified.to_csv_string().into_bytes(),
-    ));
+    if let Some(docs) = analysis::pca_documents(&result) {
+        for (artifact, value) in [
+            (Artifact::PcaVariableImportance, &docs.variable_importance),
+            (Artifact::PcaExplainedVariance, &docs.explained_variance),
+        ] {
+            files.push((artifact.clone(), json_bytes(&artifact, value)?));
+        }
+    }
+    let spatial = row_geometries.as_deref().map(analysis::row_spatial);
+    let unified = analysis::unified_table(&result, spatial.as_deref(), &now_iso())?;
+    files.push((Artifact::UnifiedCsv, formats::write_csv(&unified)));
     if let Some(rows) = &row_geometries {
-        let table = output_to_table(&unified)?;
-        let geoparquet = formats::write_geoparquet(&table, rows)?;
-        files.push(("unified_dataset.geoparquet".to_string(), geoparquet));
+        files.push((
+            Artifact::UnifiedGeoparquet,
+            formats::write_geoparquet(&unified, rows)?,
+        ));
     }
 
     let variables_used = result.selection.variables.clone();
@@ -240,7 +300,7 @@ pub fn run_analysis(
 }
 
 fn analysis_summary(result: &analysis::AnalysisResult, warnings: &[String]) -> Value {
-    let top = |wards: &[analysis::RankedWard]| -> Vec<Value> {
+    let top = |wards: &[RankedWard]| -> Vec<Value> {
         wards
             .iter()
             .take(TOP_WARDS)
@@ -282,157 +342,194 @@ fn shapefile_state(shapes: &formats::WardShapes) -> Option<String> {
         .find(|v| !v.trim().is_empty())
 }
 
-fn convert_column(data: &formats::ColumnData) -> analysis::ColumnData {
-    match data {
-        formats::ColumnData::Float(v) => analysis::ColumnData::Float(v.clone()),
-        formats::ColumnData::Int(v) => analysis::ColumnData::Int(v.clone()),
-        formats::ColumnData::Bool(v) => analysis::ColumnData::Bool(v.clone()),
-        formats::ColumnData::Text(v) => analysis::ColumnData::Text(v.clone()),
-    }
-}
-
-fn to_analysis_geometry(geometry: Option<&formats::Geometry>) -> analysis::WardGeometry {
-    analysis::WardGeometry {
-        polygons: geometry
-            .map(|g| {
-                g.polygons()
-                    .iter()
-                    .map(|p| analysis::Polygon {
-                        exterior: p.exterior.clone(),
-                        holes: p.holes.clone(),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
-
-/// The analysis crate's output table as a formats table, for the GeoParquet writer.
-fn output_to_table(output: &analysis::OutputTable) -> Result<formats::Table, PipelineError> {
-    let mut table = formats::Table::with_rows(output.n_rows());
-    for column in &output.columns {
-        table
-            .push(column.name.clone(), cells_to_column(&column.cells))
-            .map_err(|e| PipelineError::Internal(format!("unified dataset column: {e}")))?;
-    }
-    Ok(table)
-}
-
-/// One typed column from cells: the first non-null cell decides the type (floats absorb ints);
-/// anything mixed is written as text.
-fn cells_to_column(cells: &[analysis::Cell]) -> formats::ColumnData {
-    use analysis::Cell;
-    let mut kind = None;
-    for cell in cells {
-        let k = match cell {
-            Cell::Null => continue,
-            Cell::Int(_) => 0,
-            Cell::Float(_) => 1,
-            Cell::Bool(_) => 2,
-            Cell::Text(_) => 3,
-        };
-        kind = Some(match (kind, k) {
-            (None, k) => k,
-            (Some(a), b) if a == b => a,
-            (Some(0), 1) | (Some(1), 0) => 1,
-            _ => 3,
-        });
-    }
-    match kind {
-        Some(0) => formats::ColumnData::Int(
-            cells
-                .iter()
-                .map(|c| match c {
-                    Cell::Int(i) => Some(*i),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Some(1) => formats::ColumnData::Float(
-            cells
-                .iter()
-                .map(|c| match c {
-                    Cell::Int(i) => Some(*i as f64),
-                    Cell::Float(f) => Some(*f),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        Some(2) => formats::ColumnData::Bool(
-            cells
-                .iter()
-                .map(|c| match c {
-                    Cell::Bool(b) => Some(*b),
-                    _ => None,
-                })
-                .collect(),
-        ),
-        _ => formats::ColumnData::Text(
-            cells
-                .iter()
-                .map(|c| match c {
-                    Cell::Null => None,
-                    other => Some(other.render()),
-                })
-                .collect(),
-        ),
-    }
-}
-
 /// UTC now as `YYYY-MM-DDTHH:MM:SS` (the unified dataset's `last_updated`).
 fn now_iso() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    iso_from_unix(secs)
-}
-
-pub(crate) fn iso_from_unix(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if mo <= 2 { y + 1 } else { y };
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}")
+    prefork_utc::UtcDateTime::now().iso8601()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn iso_dates() {
-        assert_eq!(iso_from_unix(0), "1970-01-01T00:00:00");
-        assert_eq!(iso_from_unix(1_796_000_000), "2026-11-30T00:53:20");
+    fn fixture(rel: &str) -> Vec<u8> {
+        let path = format!("{}/../../tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
-}
 
-/// A table file read back from the session as the analysis crate's table.
-pub fn read_result_table(bytes: &[u8], name: &str) -> Result<analysis::WardTable, PipelineError> {
-    let table = formats::read_table(bytes, name)?;
-    Ok(to_analysis_table(&table))
-}
-
-fn to_analysis_table(table: &formats::Table) -> analysis::WardTable {
-    analysis::WardTable {
-        columns: table
-            .columns()
+    /// The analysed wards: (name, has a shape) per row of the unified dataset.
+    fn analysed(files: &AnalysisFiles) -> Vec<(String, bool)> {
+        let csv = files.get(&Artifact::UnifiedCsv).unwrap_or_default();
+        let table =
+            formats::read_table(csv, "unified_dataset.csv").unwrap_or_else(|e| panic!("{e}"));
+        let wards = WardTable::from_table(table).unwrap_or_else(|e| panic!("{e}"));
+        let area = wards
+            .table
+            .column("area_km2")
+            .and_then(|c| c.data.to_f64())
+            .unwrap_or_else(|| vec![None; wards.table.n_rows()]);
+        wards
+            .ward_names()
             .iter()
-            .map(|c| analysis::Column {
-                name: c.name.clone(),
-                data: convert_column(&c.data),
+            .zip(area)
+            .map(|(n, a)| (n.clone().unwrap_or_default(), a.is_some()))
+            .collect()
+    }
+
+    /// What the upload report says the analysis will do, checked against what it did: the same
+    /// number of wards, the same wards with and without a shape, every fuzzy rename and every
+    /// duplicate fix carried out. Returns the report.
+    fn assert_report_agrees(csv: &[u8], shapefile: &[u8]) -> WardMatching {
+        let table = InputFile {
+            name: "wards.csv",
+            bytes: csv,
+        };
+        let shapes = InputFile {
+            name: "wards.zip",
+            bytes: shapefile,
+        };
+        let details = inspect_upload(table, Some(shapes)).unwrap_or_else(|e| panic!("{e}"));
+        let report = details.ward_matching.unwrap_or_default();
+        let files = run_analysis(table, Some(shapes), &AnalysisParams::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let wards = analysed(&files);
+        assert_eq!(Some(wards.len()), report.total_wards);
+        assert_eq!(details.csv_rows, Some(wards.len()));
+        let with_shape = wards.iter().filter(|(_, shaped)| *shaped).count();
+        assert_eq!(report.matched, with_shape, "wards with a shape");
+        let without: std::collections::BTreeSet<&str> = wards
+            .iter()
+            .filter(|(_, shaped)| !*shaped)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        let unmatched: std::collections::BTreeSet<&str> =
+            report.unmatched.iter().map(String::as_str).collect();
+        assert_eq!(without, unmatched, "wards without a shape");
+        let names: Vec<&str> = wards.iter().map(|(n, _)| n.as_str()).collect();
+        let renamed = report.duplicate_names.as_ref().is_some_and(|d| d.renamed);
+        for pair in report.fuzzy.as_deref().unwrap_or_default() {
+            assert!(!names.contains(&pair.table_name.as_str()), "{pair:?}");
+            let carried = names.iter().any(|n| {
+                *n == pair.shape_name
+                    || (renamed && n.starts_with(&format!("{} (", pair.shape_name)))
+            });
+            assert!(carried, "{pair:?} not applied: {names:?}");
+        }
+        if let Some(d) = &report.duplicate_names {
+            for name in &d.names {
+                let rows = names.iter().filter(|n| **n == name.as_str()).count();
+                if d.renamed {
+                    assert_eq!(rows, 0, "{name} kept although renamed");
+                    let coded = names
+                        .iter()
+                        .filter(|n| n.starts_with(&format!("{name} (")))
+                        .count();
+                    assert!(coded >= 2, "{name}: {names:?}");
+                } else {
+                    assert!(rows >= 2, "{name}: {names:?}");
+                }
+            }
+        }
+        report
+    }
+
+    /// Text cells, headers and integer formatting come out byte for byte as pandas writes them
+    /// (ChatMRPT's kano_auto run, five variables named); computed floats agree to ~1e-15 but
+    /// may differ in the last printed digit (summation order), so only what is not computed is
+    /// compared.
+    #[test]
+    fn csv_text_matches_pandas_where_no_float_is_computed() {
+        let params = AnalysisParams {
+            variables: Some(
+                [
+                    "rainfall",
+                    "total",
+                    "nets_per_capita",
+                    "distance_to_water_bodies",
+                    "dumpsites",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ),
+            ..AnalysisParams::default()
+        };
+        let csv = fixture("kano/kano_wards.csv");
+        let shapefile = fixture("kano/kano_wards_shapefile.zip");
+        let files = run_analysis(
+            InputFile {
+                name: "kano_wards.csv",
+                bytes: &csv,
+            },
+            Some(InputFile {
+                name: "kano_wards_shapefile.zip",
+                bytes: &shapefile,
+            }),
+            &params,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let text = |a: &Artifact| String::from_utf8(files.get(a).unwrap_or_default().to_vec());
+        let reference = |name: &str| {
+            String::from_utf8(fixture(&format!("reference/kano/{name}"))).unwrap_or_default()
+        };
+        assert_eq!(
+            text(&Artifact::ModelFormulas).ok(),
+            Some(reference("kano_auto_model_formulas.csv"))
+        );
+        let cleaned_columns = 12;
+        for (ours, theirs) in [
+            (Artifact::CleanedData, "kano_auto_analysis_cleaned_data.csv"),
+            (
+                Artifact::NormalizedData,
+                "kano_auto_analysis_normalized_data.csv",
+            ),
+        ] {
+            let ours = text(&ours).unwrap_or_default();
+            let theirs = reference(theirs);
+            // Header and the first row (no imputed or computed value in the cleaned columns).
+            let head = |t: &str| t.lines().take(2).map(str::to_string).collect::<Vec<_>>();
+            let (o, e) = (head(&ours), head(&theirs));
+            assert_eq!(o[0], e[0]);
+            let first: Vec<&str> = o[1].split(',').take(cleaned_columns).collect();
+            let want: Vec<&str> = e[1].split(',').take(cleaned_columns).collect();
+            assert_eq!(first, want);
+        }
+    }
+
+    #[test]
+    fn the_upload_report_and_the_analysis_agree() {
+        let kano_shapes = fixture("kano/kano_wards_shapefile.zip");
+        let kano = assert_report_agrees(&fixture("kano/kano_wards.csv"), &kano_shapes);
+        assert_eq!(
+            (kano.matched, kano.unmatched.clone()),
+            (65, vec!["Fagg c".to_string()])
+        );
+        assert_eq!(kano.fuzzy.map(|f| f.len()), Some(3));
+
+        let ilorin = assert_report_agrees(
+            &fixture("ilorin/ilorin_wards.csv"),
+            &fixture("ilorin/ilorin_wards_shapefile.zip"),
+        );
+        assert_eq!(ilorin.matched, 35);
+
+        // Gwale renamed Dala: an exact duplicate. Gwammaja renamed Gawuna: a duplicate only
+        // once Gawunab is matched to Gawuna (step 2 before step 3). With codes both get renamed.
+        let dup = fixture("formats/kano_duplicate_names.csv");
+        let report = assert_report_agrees(&dup, &kano_shapes);
+        let d = report.duplicate_names.unwrap_or_default();
+        assert_eq!(d.names, ["Dala", "Gawuna"]);
+        assert_eq!((d.rows, d.renamed), (4, true));
+        // Without the code column the duplicates keep their names (PCA keeps the first).
+        let text = String::from_utf8(dup).unwrap_or_default();
+        let without_codes: String = text
+            .lines()
+            .map(|l| {
+                let mut cells: Vec<&str> = l.split(',').collect();
+                cells.remove(3);
+                cells.join(",") + "\n"
             })
-            .collect(),
+            .collect();
+        let report = assert_report_agrees(without_codes.as_bytes(), &kano_shapes);
+        let d = report.duplicate_names.unwrap_or_default();
+        assert_eq!((d.names.len(), d.rows, d.renamed), (2, 4, false));
     }
 }
 
@@ -442,15 +539,24 @@ pub struct ItnParams {
     pub total_nets: i64,
     pub avg_household_size: Option<f64>,
     pub urban_threshold: Option<f64>,
-    pub method: analysis::RankingMethod,
-    pub strategy: Option<analysis::Strategy>,
+    pub method: RankingMethod,
+    pub strategy: Option<ItnStrategy>,
 }
 
-/// The files ITN planning reads: the rankings of the chosen method, the ward data (for urban %,
-/// centroids and a population column) and the uploaded population table, each if present.
+/// The rankings file of a method.
+pub fn rankings_artifact(method: RankingMethod) -> Artifact {
+    match method {
+        RankingMethod::Composite => Artifact::Rankings,
+        RankingMethod::Pca => Artifact::RankingsPca,
+    }
+}
+
+/// The files ITN planning reads, each with the artifact it was stored as: the rankings of the
+/// chosen method (or the unified dataset of an old folder), the ward data (for urban %,
+/// centroids and a population column) and the population table, each if present.
 #[derive(Debug, Clone, Copy)]
 pub struct ItnSources<'a> {
-    pub rankings: &'a [u8],
+    pub rankings: (&'a Artifact, &'a [u8]),
     pub data: Option<&'a [u8]>,
     pub population: Option<InputFile<'a>>,
 }
@@ -466,44 +572,35 @@ pub struct ItnOutput {
 
 /// Plan ITN distribution from stored rankings. Never runs the analysis.
 pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput, PipelineError> {
-    let rankings_table = read_result_table(sources.rankings, "rankings.csv")?;
+    let (artifact, bytes) = sources.rankings;
+    let rankings_table = formats::read_table(bytes, &artifact.file_name())?;
     let data = match sources.data {
-        Some(bytes) => Some(read_result_table(bytes, "unified_dataset.csv")?),
+        Some(bytes) => Some(formats::read_table(
+            bytes,
+            &Artifact::UnifiedCsv.file_name(),
+        )?),
         None => None,
     };
     let rankings =
         analysis::itn_rankings_from_tables(&rankings_table, data.as_ref(), params.method)?;
-    let population: Vec<analysis::PopulationRow> = match sources.population {
+    let population_table = match sources.population {
         Some(file) => {
-            let table = formats::population::read_population(file.bytes, file.name)?;
-            let codes = table.ward_codes.clone();
-            table
-                .ward_names
-                .iter()
-                .zip(&table.populations)
-                .enumerate()
-                .map(|(i, (name, population))| analysis::PopulationRow {
-                    ward_name: name.clone(),
-                    admin2: None,
-                    ward_code: codes.as_ref().and_then(|c| c.get(i).cloned().flatten()),
-                    population: *population,
-                    latitude: None,
-                    longitude: None,
-                })
-                .collect()
+            Some(formats::population::read_population(file.bytes, file.name)?.to_table()?)
         }
-        None => data
-            .as_ref()
-            .and_then(analysis::population_rows_from_data)
-            .ok_or_else(|| {
-                PipelineError::Unprocessable(
-                    "ITN planning needs ward populations: upload a population table \
-                     (POST /upload_population with WardName and Population columns) or include a \
-                     Population column in the ward data"
-                        .to_string(),
-                )
-            })?,
+        None => None,
     };
+    let population: Vec<analysis::PopulationRow> = population_table
+        .as_ref()
+        .or(data.as_ref())
+        .and_then(analysis::population_rows_from_data)
+        .ok_or_else(|| {
+            PipelineError::Unprocessable(
+                "ITN planning needs ward populations: upload a population table \
+                 (POST /upload_population with WardName and Population columns) or include a \
+                 Population column in the ward data"
+                    .to_string(),
+            )
+        })?;
     let options = analysis::ItnOptions {
         total_nets: params.total_nets,
         avg_household_size: params.avg_household_size.unwrap_or(5.0),
@@ -511,7 +608,7 @@ pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput
         strategy: params.strategy,
     };
     let plan = analysis::plan_itn(&rankings, &population, &options)?;
-    let table = plan.allocation_table();
+    let table = plan.allocation_table()?;
     let results = json!({
         "status": "success",
         "stats": plan.stats,
@@ -530,7 +627,7 @@ pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput
     });
     Ok(ItnOutput {
         results,
-        allocation_csv: table.to_csv_string().into_bytes(),
+        allocation_csv: formats::write_csv(&table),
         plan,
     })
 }
@@ -538,7 +635,7 @@ pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput
 /// Ward shapes and their results, read back from `unified_dataset.geoparquet`.
 pub fn map_input_from_unified(geoparquet: &[u8]) -> Result<mrpt_maps::MapInput, PipelineError> {
     let (table, geometries) = formats::read_geoparquet(geoparquet)?;
-    let wards = formats::WardTable::from_table(table)?;
+    let wards = WardTable::from_table(table).map_err(formats::Error::from)?;
     let t = &wards.table;
     let floats = |name: &str| t.column(name).and_then(|c| c.data.to_f64());
     let texts = |name: &str| t.column(name).map(|c| c.data.to_text());
@@ -565,11 +662,7 @@ pub fn map_input_from_unified(geoparquet: &[u8]) -> Result<mrpt_maps::MapInput, 
     for (row, name) in names.iter().enumerate() {
         out.push(mrpt_maps::WardInput {
             name: name.clone().unwrap_or_default(),
-            geometry: geometries
-                .get(row)
-                .cloned()
-                .flatten()
-                .map(|g| to_map_geometry(&g)),
+            geometry: geometries.get(row).cloned().flatten(),
             composite: composite(row),
             pca: pca(row),
             itn: None,
@@ -599,24 +692,13 @@ pub fn add_unmatched_shapes(
         }
         input.wards.push(mrpt_maps::WardInput {
             name,
-            geometry: Some(to_map_geometry(geometry)),
+            geometry: Some(geometry.clone()),
             composite: None,
             pca: None,
             itn: None,
         });
     }
     Ok(())
-}
-
-fn to_map_geometry(g: &formats::Geometry) -> mrpt_maps::MultiPolygon {
-    g.polygons()
-        .iter()
-        .map(|p| {
-            std::iter::once(p.exterior.clone())
-                .chain(p.holes.iter().cloned())
-                .collect()
-        })
-        .collect()
 }
 
 /// Attach an ITN plan's per-ward figures to the map input (by ward name).
@@ -650,10 +732,7 @@ pub fn attach_itn(input: &mut mrpt_maps::MapInput, plan: &analysis::ItnPlan) {
     }
 }
 
-pub fn itn_summary(
-    plan: &analysis::ItnPlan,
-    method: analysis::RankingMethod,
-) -> mrpt_maps::ItnSummary {
+pub fn itn_summary(plan: &analysis::ItnPlan, method: RankingMethod) -> mrpt_maps::ItnSummary {
     mrpt_maps::ItnSummary {
         total_nets: plan.total_nets.max(0) as u64,
         allocated: plan.stats.allocated.max(0) as u64,
@@ -661,16 +740,7 @@ pub fn itn_summary(
         coverage_percent: plan.stats.coverage_percent,
         avg_household_size: plan.avg_household_size,
         urban_threshold: plan.urban_threshold,
-        method: match method {
-            analysis::RankingMethod::Composite => mrpt_maps::Method::Composite,
-            analysis::RankingMethod::Pca => mrpt_maps::Method::Pca,
-        },
-        strategy: Some(
-            match plan.strategy {
-                analysis::Strategy::Rank => "rank",
-                analysis::Strategy::RuralFirst => "rural_first",
-            }
-            .to_string(),
-        ),
+        method,
+        strategy: Some(plan.strategy),
     }
 }

@@ -195,18 +195,9 @@ pub async fn info(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBod
         map.insert("upload_type".into(), json!(state.upload_type));
         map.insert("variables_used".into(), json!(state.variables_used));
         map.insert("legacy".into(), json!(state.legacy));
-        let info = &state.upload_info;
-        for key in [
-            "csv_filename",
-            "shapefile_filename",
-            "csv_rows",
-            "csv_columns",
-            "shapefile_features",
-            "available_variables",
-            "ward_matching",
-            "data_summary",
-        ] {
-            map.insert(key.into(), info.get(key).cloned().unwrap_or(Value::Null));
+        let details = crate::pipeline::UploadDetails::of(&state);
+        if let Ok(Value::Object(fields)) = serde_json::to_value(&details) {
+            map.extend(fields);
         }
     }
     Ok(reply::json(StatusCode::OK, &body))

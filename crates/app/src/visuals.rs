@@ -1,8 +1,8 @@
 //! Maps and ITN results: built from the current analysis's files on disk and stored under names
 //! that carry the analysis id, so a map of an older analysis can never pass for the current one.
 
-use mrpt_analysis as analysis;
 use mrpt_session::{AnalysisView, Artifact, SessionId, Store};
+use mrpt_table::RankingMethod;
 use serde_json::{Value, json};
 
 use crate::ApiError;
@@ -78,10 +78,10 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Va
         (
             "Vulnerability map (composite)",
             "vulnerability_map_composite",
-            |i| mrpt_maps::render_vulnerability_map(i, mrpt_maps::Method::Composite),
+            |i| mrpt_maps::render_vulnerability_map(i, RankingMethod::Composite),
         ),
         ("Vulnerability map (PCA)", "vulnerability_map_pca", |i| {
-            mrpt_maps::render_vulnerability_map(i, mrpt_maps::Method::Pca)
+            mrpt_maps::render_vulnerability_map(i, RankingMethod::Pca)
         }),
         (
             "Composite and PCA side by side",
@@ -119,20 +119,17 @@ pub fn plan_and_store_itn(
     let view = current_analysis(store, id)?;
     // The method's rankings file; an old-system folder may hold only the unified dataset,
     // whose composite/PCA score and rank columns serve as well.
-    let rankings_artifact = match params.method {
-        analysis::RankingMethod::Composite => Artifact::Rankings,
-        analysis::RankingMethod::Pca => Artifact::RankingsPca,
-    };
+    let rankings_artifact = pipeline::rankings_artifact(params.method);
     let source = if view.has(&rankings_artifact) {
         rankings_artifact
     } else if view.has(&Artifact::UnifiedCsv) {
         Artifact::UnifiedCsv
     } else {
         return Err(ApiError::Conflict(match params.method {
-            analysis::RankingMethod::Pca => {
+            RankingMethod::Pca => {
                 "this analysis has no PCA rankings; plan with method \"composite\"".to_string()
             }
-            analysis::RankingMethod::Composite => {
+            RankingMethod::Composite => {
                 "this analysis has no composite rankings; plan with method \"pca\" or re-run the analysis"
                     .to_string()
             }
@@ -144,6 +141,7 @@ pub fn plan_and_store_itn(
     } else {
         None
     };
+    let population_name = Artifact::Population.file_name();
     let population = match store.read_artifact(id, &Artifact::Population) {
         Ok(bytes) => Some(bytes),
         Err(mrpt_session::Error::ArtifactNotFound(_)) => None,
@@ -151,10 +149,10 @@ pub fn plan_and_store_itn(
     };
     let output = pipeline::plan_itn(
         pipeline::ItnSources {
-            rankings: &rankings,
+            rankings: (&source, &rankings),
             data: data.as_deref(),
             population: population.as_deref().map(|bytes| InputFile {
-                name: "population.csv",
+                name: &population_name,
                 bytes,
             }),
         },

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
 use mrpt_analysis as analysis;
-use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store};
+use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store, UploadedTable};
+use mrpt_table::{ItnStrategy, NameRule, RankingMethod, WardTable, match_ward_names};
 use serde_json::{Value, json};
 
 use crate::pipeline::{self, InputFile, PipelineError};
@@ -59,12 +60,6 @@ fn extension(name: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT stored them
-/// under the .csv name and then failed to read them).
-fn is_workbook(bytes: &[u8]) -> bool {
-    bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0])
-}
-
 /// `POST /upload_both_files` (and `/upload`).
 pub async fn upload(
     app: &App,
@@ -107,40 +102,36 @@ pub async fn upload(
     let response_id = id.clone();
     let upload_bytes = table.bytes.len() + shapefile.as_ref().map_or(0, |f| f.bytes.len());
     let body = blocking(move || {
-        let report = pipeline::inspect_upload(
+        let details = pipeline::inspect_upload(
             InputFile { name: &table.file_name, bytes: &table.bytes },
             shapefile.as_ref().map(|f| InputFile { name: &f.file_name, bytes: &f.bytes }),
         )?;
         // Checked first, stored second: a bad upload leaves the previous generation untouched.
         let mut upload = store.begin_upload(&id)?;
-        let raw = if is_workbook(&table.bytes) { Artifact::RawXlsx } else { Artifact::RawCsv };
+        // Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT
+        // stored them under the .csv name and then failed to read them).
+        let raw = if mrpt_formats::is_workbook(&table.bytes) { Artifact::RawXlsx } else { Artifact::RawCsv };
         upload.write(&raw, &table.bytes)?;
         if let Some(shp) = &shapefile {
             upload.write(&Artifact::RawShapefile, &shp.bytes)?;
         }
-        let info = json!({
-            "csv_filename": table.file_name,
-            "shapefile_filename": shapefile.as_ref().map(|f| f.file_name.clone()),
-            "csv_rows": report.rows,
-            "csv_columns": report.columns,
-            "shapefile_features": report.shapefile_features,
-            "available_variables": report.available_variables,
-            "ward_matching": report.ward_matching,
-            "data_summary": report.data_summary,
-        });
+        let upload_type = details.upload_type();
+        let info = serde_json::to_value(&details)
+            .map_err(|e| ApiError::internal(format!("upload record: {e}")))?;
         let generation = store.commit_upload(
             upload,
-            mrpt_session::UploadInfo { upload_type: report.upload_type.to_string(), info },
+            mrpt_session::UploadInfo { upload_type: upload_type.to_string(), info },
         )?;
+        let (rows, columns) = (details.csv_rows.unwrap_or(0), details.csv_columns.unwrap_or(0));
         Ok(json!({
             "status": "success",
             "session_id": id.as_str(),
             "generation": generation,
-            "upload_type": report.upload_type,
-            "data_summary": report.data_summary,
-            "ward_matching": report.ward_matching,
-            "available_variables": report.available_variables,
-            "message": format!("Loaded {} wards and {} columns. Next: run the risk analysis.", report.rows, report.columns),
+            "upload_type": upload_type,
+            "data_summary": details.data_summary,
+            "ward_matching": details.ward_matching,
+            "available_variables": details.available_variables,
+            "message": format!("Loaded {rows} wards and {columns} columns. Next: run the risk analysis."),
         }))
     })
     .await?;
@@ -168,12 +159,14 @@ pub async fn upload_population(
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let body = blocking(move || {
-        let table = mrpt_formats::population::read_population(&file.bytes, &file.file_name)
+        let population = mrpt_formats::population::read_population(&file.bytes, &file.file_name)
             .map_err(PipelineError::from)?;
-        // Report matches against the ward names of the current upload.
-        let known = current_ward_names(&store, &id)?;
-        let wards = table.ward_names.len();
-        let csv = population_csv(&table);
+        let stored = population.to_table().map_err(PipelineError::from)?;
+        let csv = mrpt_formats::write_csv(&stored);
+        // Reported as ITN planning will join it (the `rank` strategy's exact rule, the default
+        // without urban data) against the wards as the analysis names them.
+        let known = analysed_ward_names(&store, &id)?;
+        let wards = population.ward_names.len();
         store.commit_population(
             &id,
             &csv,
@@ -182,10 +175,13 @@ pub async fn upload_population(
         let unmatched: Vec<&String> = if known.is_empty() {
             Vec::new()
         } else {
-            table
-                .ward_names
+            let names: Vec<Option<String>> =
+                population.ward_names.iter().cloned().map(Some).collect();
+            match_ward_names(&names, &known, NameRule::PopulationExact)
                 .iter()
-                .filter(|n| !known.contains(n))
+                .zip(&population.ward_names)
+                .filter(|(hit, _)| hit.is_none())
+                .map(|(_, name)| name)
                 .collect()
         };
         Ok(json!({
@@ -193,59 +189,42 @@ pub async fn upload_population(
             "wards": wards,
             "matched": wards - unmatched.len(),
             "unmatched": unmatched,
-            "skipped_rows": table.skipped_rows.len(),
+            "skipped_rows": population.skipped_rows.len(),
         }))
     })
     .await?;
     Ok(reply::json(StatusCode::OK, &body))
 }
 
-/// The ward names a population table may use: the table's and the shapefile's.
-fn current_ward_names(store: &Store, id: &SessionId) -> Result<Vec<String>, ApiError> {
-    let mut names = table_ward_names(store, id)?;
-    match store.read_artifact(id, &Artifact::RawShapefile) {
-        Ok(bytes) => {
-            let shapes = mrpt_formats::read_shapefile_zip(&bytes).map_err(PipelineError::from)?;
-            names.extend(shapes.ward_names().into_iter().flatten());
-        }
-        Err(mrpt_session::Error::ArtifactNotFound(_)) => {}
+/// The current upload's ward table, read back (the one way: mrpt-session hands the bytes,
+/// mrpt-formats parses them).
+pub(crate) fn uploaded_wards(store: &Store, id: &SessionId) -> Result<Option<WardTable>, ApiError> {
+    match store.read_uploaded_table(id)? {
+        Some(table) => Ok(Some(parse_uploaded(&table)?)),
+        None => Ok(None),
+    }
+}
+
+fn parse_uploaded(table: &UploadedTable) -> Result<WardTable, ApiError> {
+    let name = table.artifact.file_name();
+    mrpt_formats::read_ward_table(&table.bytes, &name)
+        .map_err(|e| ApiError::internal(format!("reading the stored {name}: {e}")))
+}
+
+/// The ward names of the current upload as the analysis names them (matched to the shapefile,
+/// duplicates fixed); empty before any upload.
+fn analysed_ward_names(store: &Store, id: &SessionId) -> Result<Vec<Option<String>>, ApiError> {
+    let Some(mut wards) = uploaded_wards(store, id)? else {
+        return Ok(Vec::new());
+    };
+    let shapes = match store.read_artifact(id, &Artifact::RawShapefile) {
+        Ok(bytes) => Some(mrpt_formats::read_shapefile_zip(&bytes).map_err(PipelineError::from)?),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => None,
         Err(e) => return Err(e.into()),
-    }
-    Ok(names)
-}
-
-fn table_ward_names(store: &Store, id: &SessionId) -> Result<Vec<String>, ApiError> {
-    for (artifact, name) in [
-        (Artifact::RawCsv, "raw_data.csv"),
-        (Artifact::RawXlsx, "raw_data.xlsx"),
-    ] {
-        match store.read_artifact(id, &artifact) {
-            Ok(bytes) => {
-                let wards =
-                    mrpt_formats::read_ward_table(&bytes, name).map_err(PipelineError::from)?;
-                return Ok(wards.ward_names().iter().flatten().cloned().collect());
-            }
-            Err(mrpt_session::Error::ArtifactNotFound(_)) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(Vec::new())
-}
-
-/// Population is stored normalised (WardName, Population[, WardCode]) whatever was uploaded.
-fn population_csv(table: &mrpt_formats::population::PopulationTable) -> Vec<u8> {
-    let mut out = mrpt_formats::Table::with_rows(table.ward_names.len());
-    let names =
-        mrpt_formats::ColumnData::Text(table.ward_names.iter().cloned().map(Some).collect());
-    let pops =
-        mrpt_formats::ColumnData::Float(table.populations.iter().copied().map(Some).collect());
-    // Pushing equal-length columns into a table of that many rows cannot fail.
-    let _ = out.push("WardName", names);
-    let _ = out.push("Population", pops);
-    if let Some(codes) = &table.ward_codes {
-        let _ = out.push("WardCode", mrpt_formats::ColumnData::Text(codes.clone()));
-    }
-    mrpt_formats::write_csv(&out)
+    };
+    pipeline::match_to_shapes(&mut wards, shapes.as_ref())?;
+    mrpt_table::fix_duplicate_ward_names(&mut wards).map_err(PipelineError::from)?;
+    Ok(wards.ward_names().to_vec())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -303,38 +282,31 @@ pub(crate) fn analyse(
         wait: Some(ANALYSIS_WAIT),
     };
     let outcome = store.run_analysis_once(id, &session_request, |inputs, staging| {
-        let (table, name) = match inputs.read(&Artifact::RawCsv).map_err(ApiError::from)? {
-            Some(bytes) => (bytes, "raw_data.csv"),
-            None => match inputs.read(&Artifact::RawXlsx).map_err(ApiError::from)? {
-                Some(bytes) => (bytes, "raw_data.xlsx"),
-                None => {
-                    return Err(ApiError::Conflict(
-                        "no ward data uploaded: upload a CSV first".into(),
-                    ));
-                }
-            },
+        let Some(table) = inputs.uploaded_table().map_err(ApiError::from)? else {
+            return Err(ApiError::Conflict(
+                "no ward data uploaded: upload a CSV first".into(),
+            ));
         };
         let shapefile = inputs
             .read(&Artifact::RawShapefile)
             .map_err(ApiError::from)?;
+        let (table_name, shapefile_name) = (
+            table.artifact.file_name(),
+            Artifact::RawShapefile.file_name(),
+        );
         let files = pipeline::run_analysis(
             InputFile {
-                name,
-                bytes: &table,
+                name: &table_name,
+                bytes: &table.bytes,
             },
             shapefile.as_deref().map(|bytes| InputFile {
-                name: "raw_shapefile.zip",
+                name: &shapefile_name,
                 bytes,
             }),
             &params,
         )?;
-        for (file_name, bytes) in &files.files {
-            let Some(artifact) = Artifact::from_file_name(file_name) else {
-                return Err(ApiError::internal(format!(
-                    "the analysis produced an unknown file {file_name}"
-                )));
-            };
-            staging.write(&artifact, bytes).map_err(ApiError::from)?;
+        for (artifact, bytes) in &files.files {
+            staging.write(artifact, bytes).map_err(ApiError::from)?;
         }
         Ok(mrpt_session::AnalysisResult {
             variables_used: files.variables_used,
@@ -383,9 +355,9 @@ struct ItnBody {
     #[serde(default)]
     urban_threshold: Option<f64>,
     #[serde(default)]
-    method: Option<analysis::RankingMethod>,
+    method: Option<RankingMethod>,
     #[serde(default)]
-    strategy: Option<analysis::Strategy>,
+    strategy: Option<ItnStrategy>,
 }
 
 /// `POST /api/itn/update-distribution` (and `/api/itn/plan`). Never runs the analysis.
@@ -421,7 +393,7 @@ pub async fn plan_itn(
         total_nets,
         avg_household_size: request.avg_household_size,
         urban_threshold: request.urban_threshold,
-        method: request.method.unwrap_or(analysis::RankingMethod::Composite),
+        method: request.method.unwrap_or_default(),
         strategy: request.strategy,
     };
     let id = app.session_of(headers).await?;

@@ -1,6 +1,6 @@
 //! The upload-to-unified-dataset chain on Nigeria-sized synthetic data (9,410 wards): read the
-//! CSV and the zipped shapefile, match ward names, join geometries (plus the spatial columns),
-//! write GeoParquet and CSV. Prints the median of each stage over several runs.
+//! CSV and the zipped shapefile, match ward names (`mrpt-table`'s matcher, as the upload and the
+//! analysis do), join geometries, write GeoParquet and CSV. Prints the median of each stage over several runs.
 //! Target: the whole chain under 300 ms in release on a 2-core machine.
 //!
 //! Wall time suffers when other work shares the machine, so each stage also reports the time
@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use mrpt_formats::unified::spatial_columns;
 use mrpt_formats::{
-    join_geometries, match_wards, read_geoparquet, read_shapefile_zip, read_ward_table, write_csv,
-    write_geoparquet,
+    read_geoparquet, read_shapefile_zip, read_ward_table, write_csv, write_geoparquet,
 };
+use mrpt_table::{Geometry, match_wards};
 
 const RUNS: usize = 7;
 
@@ -71,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "read CSV",
         "read shapefile zip",
         "match ward names",
-        "join + spatial columns",
+        "join geometries",
         "write GeoParquet",
         "write CSV",
         "TOTAL",
@@ -90,16 +89,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mark(0, &mut times);
         let shapes = read_shapefile_zip(&data.shapefile_zip)?;
         mark(1, &mut times);
-        let r = match_wards(&mut table, &shapes.ward_names())?;
+        let m = match_wards(&mut table, &shapes.ward_names())?;
         mark(2, &mut times);
-        let mut base = join_geometries(&table, &shapes)?;
-        for c in spatial_columns(&base.geometries)?.columns() {
-            base.table.push(c.name.clone(), c.data.clone())?;
-        }
+        let geometries: Vec<Option<Geometry>> = m
+            .geometry_index
+            .iter()
+            .map(|i| i.and_then(|i| shapes.geometries[i].clone()))
+            .collect();
         mark(3, &mut times);
-        let parquet = write_geoparquet(&base.table, &base.geometries)?;
+        let parquet = write_geoparquet(&table.table, &geometries)?;
         mark(4, &mut times);
-        let csv = write_csv(&base.table);
+        let csv = write_csv(&table.table);
         mark(5, &mut times);
         times[6].push(start.since());
         let back = Lap::now();
@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         times[7].push(back.since());
         assert_eq!(t2.n_rows(), wards);
         assert!(!csv.is_empty());
-        report = Some((r, parquet.len(), csv.len()));
+        report = Some((m.report, parquet.len(), csv.len()));
     }
     if let Some((r, pq, csv)) = report {
         println!(

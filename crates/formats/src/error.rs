@@ -1,15 +1,13 @@
 //! The crate's one error type. Every variant names what failed so the HTTP layer can echo it.
 
-/// Where a bad cell sits: 1-based data row (the header is row 0) and its text.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct BadCell {
-    pub row: usize,
-    pub value: String,
-}
-
 /// Everything that can go wrong while reading or writing a data file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A table-level failure: no ward-name column, text in a numeric column, a missing column,
+    /// a column of the wrong length.
+    #[error(transparent)]
+    Table(#[from] mrpt_table::Error),
+
     #[error("{file} is empty: it holds no header and no data rows")]
     Empty { file: String },
 
@@ -35,29 +33,6 @@ pub enum Error {
         file: String,
         line: usize,
         reason: String,
-    },
-
-    #[error("no ward name column (expected `WardName`); columns found: {}", .found.join(", "))]
-    NoWardColumn { found: Vec<String> },
-
-    #[error("column `{column}` must be numeric but holds text: {}", describe_cells(.cells))]
-    NonNumericCells {
-        column: String,
-        /// The first offending cells (at most 20).
-        cells: Vec<BadCell>,
-    },
-
-    #[error("no column named `{column}`; columns found: {}", .found.join(", "))]
-    MissingColumn { column: String, found: Vec<String> },
-
-    #[error("duplicate ward names and no ward code column to tell them apart: {}", .names.join(", "))]
-    DuplicateWardNames { names: Vec<String> },
-
-    #[error("column `{column}` has {found} values but the table has {expected} rows")]
-    ColumnLength {
-        column: String,
-        expected: usize,
-        found: usize,
     },
 
     #[error("column name `{column}` appears twice")]
@@ -160,14 +135,6 @@ pub(crate) fn contain_panic<T>(
             Err(on_panic(msg))
         }
     }
-}
-
-fn describe_cells(cells: &[BadCell]) -> String {
-    cells
-        .iter()
-        .map(|c| format!("row {} {:?}", c.row, c.value))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn describe_ragged(rows: &[(usize, usize)]) -> String {

@@ -15,8 +15,9 @@ use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
-use crate::geometry::{Geometry, decode_row};
-use crate::table::{ColumnData, Table};
+use crate::wkb::{decode_row, to_wkb};
+use mrpt_table::Geometry;
+use mrpt_table::{ColumnData, Table};
 
 /// Name of the geometry column we write (geopandas' default).
 pub const GEOMETRY_COLUMN: &str = "geometry";
@@ -59,10 +60,7 @@ pub fn to_record_batch(
                 column: GEOMETRY_COLUMN.into(),
             });
         }
-        let wkb: Vec<Option<Vec<u8>>> = geoms
-            .iter()
-            .map(|g| g.as_ref().map(Geometry::to_wkb))
-            .collect();
+        let wkb: Vec<Option<Vec<u8>>> = geoms.iter().map(|g| g.as_ref().map(to_wkb)).collect();
         let arr = BinaryArray::from(wkb.iter().map(Option::as_deref).collect::<Vec<_>>());
         fields.push(Field::new(GEOMETRY_COLUMN, DataType::Binary, true));
         arrays.push(Arc::new(arr));
@@ -289,8 +287,8 @@ fn array_column(arr: &dyn Array) -> Option<ColumnData> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::geometry::Polygon;
-    use crate::table::Column;
+    use mrpt_table::Column;
+    use mrpt_table::Polygon;
 
     #[test]
     fn round_trip_with_metadata() {

@@ -1,15 +1,15 @@
 //! mrpt-formats: every data format of the service. Ward tables (CSV, XLSX/XLS), zipped
-//! shapefiles, ward-name matching, the unified dataset (GeoParquet + CSV), result CSVs written
-//! the way pandas writes them, upload summaries, population tables and a synthetic generator.
+//! shapefiles, GeoParquet, result CSVs written the way pandas writes them, upload summaries,
+//! population tables and a synthetic generator.
 //!
 //! The only crate that depends on csv / parquet / zip / spreadsheet readers. It must not depend
-//! on any other internal crate, touches no session folder (callers pass bytes in and get bytes
-//! out) and does no analysis.
+//! on any internal crate but the vocabulary crate `mrpt-table`, touches no session folder
+//! (callers pass bytes in and get bytes out) and does no analysis.
 //!
-//! Entry points: [`read_ward_table`], [`read_shapefile_zip`], [`matching::match_wards`],
-//! [`unified::join_geometries`], [`unified::write_unified`], [`write_csv`] / [`read_table`],
-//! [`summary::summarize`], [`inspect_upload`], [`population::read_population`],
-//! [`synth::synthesize`].
+//! Entry points: [`read_ward_table`] / [`read_table`], [`read_shapefile_zip`],
+//! [`write_csv`] (every CSV the service writes), [`read_geoparquet`] / [`write_geoparquet`],
+//! [`summary::summarize`], [`population::read_population`], [`synth::synthesize`]. The table,
+//! geometry and ward-column vocabulary is `mrpt-table`'s.
 //!
 //! Where we differ from pandas' `read_csv` on purpose (each loses data silently in pandas):
 //! `-` and whitespace-padded NA tokens count as missing; rows wider *or narrower* than the
@@ -21,25 +21,25 @@ pub mod archive;
 pub mod crs;
 pub mod delimited;
 pub mod error;
-pub mod geometry;
 pub mod geoparquet;
-pub mod matching;
 pub mod population;
 pub mod shapefile;
 pub mod summary;
 pub mod synth;
-pub mod table;
-pub mod unified;
+pub mod wkb;
 pub mod workbook;
 
-pub use delimited::{python_float_repr, write_csv};
-pub use error::{BadCell, Error, Result};
-pub use geometry::{Geometry, Polygon, Ring};
+pub use delimited::write_csv;
+pub use error::{Error, Result};
 pub use geoparquet::{read_geoparquet, write_geoparquet};
-pub use matching::{MatchReport, match_wards};
 pub use shapefile::{WardShapes, read_shapefile_zip};
-pub use table::{Column, ColumnData, Table, WardTable};
-pub use unified::{UnifiedBase, UnifiedFiles, join_geometries, write_unified};
+
+use mrpt_table::{Table, WardTable};
+
+/// Whether bytes are an Excel workbook (xlsx zip or legacy xls), whatever the file is called.
+pub fn is_workbook(bytes: &[u8]) -> bool {
+    bytes.starts_with(workbook::ZIP_MAGIC) || bytes.starts_with(workbook::OLE_MAGIC)
+}
 
 /// Reads an uploaded table: CSV-like text (`.csv`, `.txt`, `.tsv`, no extension) or an Excel
 /// workbook (`.xlsx`, `.xls`). The content decides over the extension for Excel bytes sent under
@@ -54,8 +54,7 @@ pub fn read_table(bytes: &[u8], file_name: &str) -> Result<Table> {
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
         .unwrap_or_default();
-    let excel_bytes =
-        bytes.starts_with(workbook::ZIP_MAGIC) || bytes.starts_with(workbook::OLE_MAGIC);
+    let excel_bytes = is_workbook(bytes);
     match ext.as_str() {
         "xlsx" | "xlsm" | "xls" => workbook::read_workbook(bytes, file_name),
         "csv" | "txt" | "tsv" | "tab" | "dat" | "" if excel_bytes => {
@@ -68,43 +67,8 @@ pub fn read_table(bytes: &[u8], file_name: &str) -> Result<Table> {
     }
 }
 
-/// Reads an uploaded ward table and identifies its ward-name, ward-code and index columns.
-/// Fails with [`Error::NoWardColumn`] (listing the columns found) when no ward column exists.
+/// Reads an uploaded ward table and identifies its ward-name, ward-code and index columns
+/// (`mrpt-table`'s rules). Fails naming the columns found when no ward column exists.
 pub fn read_ward_table(bytes: &[u8], file_name: &str) -> Result<WardTable> {
-    WardTable::from_table(read_table(bytes, file_name)?)
-}
-
-/// What an upload holds, for the upload response: the ward table, its summary, and (with a
-/// shapefile) the shapes and how their names match. Nothing is renamed here; the analysis
-/// applies [`match_wards`] on its own copy.
-#[derive(Debug, Clone)]
-pub struct UploadInspection {
-    pub wards: WardTable,
-    pub summary: summary::DataSummary,
-    pub shapes: Option<WardShapes>,
-    pub matching: Option<MatchReport>,
-}
-
-/// Reads and checks an upload: the table (CSV/XLSX) and optionally the zipped shapefile.
-pub fn inspect_upload(
-    table_bytes: &[u8],
-    table_name: &str,
-    shapefile_zip: Option<&[u8]>,
-) -> Result<UploadInspection> {
-    let wards = read_ward_table(table_bytes, table_name)?;
-    let summary = summary::summarize(&wards.table, Some(wards.ward_column));
-    let (shapes, matching) = match shapefile_zip {
-        Some(zip) => {
-            let shapes = read_shapefile_zip(zip)?;
-            let (_, report) = matching::match_names(wards.ward_names(), &shapes.ward_names());
-            (Some(shapes), Some(report))
-        }
-        None => (None, None),
-    };
-    Ok(UploadInspection {
-        wards,
-        summary,
-        shapes,
-        matching,
-    })
+    Ok(WardTable::from_table(read_table(bytes, file_name)?)?)
 }

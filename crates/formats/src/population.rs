@@ -3,7 +3,7 @@
 //! `N_FamilyMembers`), which is summed per ward.
 
 use crate::error::{Error, Result};
-use crate::table::{Table, find_ward_column};
+use mrpt_table::{ColumnData, Table, find_ward_code_column, find_ward_column};
 
 /// Population per ward, in file order (PBI exports: first-appearance order of each ward).
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,26 @@ pub struct PopulationTable {
     pub ward_codes: Option<Vec<Option<String>>>,
     /// Rows dropped because the ward name or the population was missing.
     pub skipped_rows: Vec<usize>,
+}
+
+impl PopulationTable {
+    /// The normalised table (`WardName`, `Population`[, `WardCode`]) the service stores and
+    /// ITN planning reads, whatever layout was uploaded.
+    pub fn to_table(&self) -> Result<Table> {
+        let mut out = Table::with_rows(self.ward_names.len());
+        out.push(
+            "WardName",
+            ColumnData::texts(self.ward_names.iter().cloned()),
+        )?;
+        out.push(
+            "Population",
+            ColumnData::Float(self.populations.iter().copied().map(Some).collect()),
+        )?;
+        if let Some(codes) = &self.ward_codes {
+            out.push("WardCode", ColumnData::Text(codes.clone()))?;
+        }
+        Ok(out)
+    }
 }
 
 /// Reads a population upload (.csv or .xlsx).
@@ -47,7 +67,7 @@ pub fn population_from_table(table: &Table) -> Result<PopulationTable> {
     if table.column("AdminLevel3").is_some() && table.column("N_FamilyMembers").is_some() {
         return from_pbi(table);
     }
-    let ward = find_ward_column(table).ok_or_else(|| Error::NoWardColumn {
+    let ward = find_ward_column(table).ok_or_else(|| mrpt_table::Error::NoWardColumn {
         found: table.column_names(),
     })?;
     let pop_name = find_population_column(table).ok_or_else(|| Error::NoPopulationColumn {
@@ -55,10 +75,7 @@ pub fn population_from_table(table: &Table) -> Result<PopulationTable> {
     })?;
     let pops = table.numeric(&pop_name)?;
     let names = table.columns()[ward].data.to_text();
-    let codes = ["WardCode", "ward_code", "Ward_Code"]
-        .iter()
-        .find_map(|n| table.column(n))
-        .map(|c| c.data.to_text());
+    let codes = find_ward_code_column(table).map(|i| table.columns()[i].data.to_text());
     let mut out = PopulationTable {
         ward_names: vec![],
         populations: vec![],

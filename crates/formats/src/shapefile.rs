@@ -6,8 +6,10 @@ use crate::archive::{ZipLimits, base_name, read_zip};
 use crate::crs::{SourceCrs, TransverseMercator, parse_prj};
 use crate::delimited::decode_windows_1252;
 use crate::error::{Error, Result};
-use crate::geometry::{Geometry, Polygon, Ring, signed_area};
-use crate::table::{Column, ColumnData, Table, find_ward_column};
+use mrpt_table::{
+    Column, ColumnData, Geometry, Polygon, Ring, Table, find_ward_code_column, find_ward_column,
+    signed_area,
+};
 
 /// Ward boundaries and their attribute table, row i of one matching row i of the other.
 #[derive(Debug, Clone)]
@@ -132,12 +134,11 @@ pub fn read_shapefile_parts(
             ),
         });
     }
-    let ward_column = find_ward_column(&attributes).ok_or_else(|| Error::NoWardColumn {
-        found: attributes.column_names(),
-    })?;
-    let code_column = ["WardCode", "ward_code", "Ward_Code", "WARDCODE", "wardcode"]
-        .iter()
-        .find_map(|n| attributes.column_index(n));
+    let ward_column =
+        find_ward_column(&attributes).ok_or_else(|| mrpt_table::Error::NoWardColumn {
+            found: attributes.column_names(),
+        })?;
+    let code_column = find_ward_code_column(&attributes);
     Ok(WardShapes {
         attributes,
         geometries: shapes,

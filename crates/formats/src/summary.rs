@@ -1,69 +1,12 @@
-//! The `data_summary` of the upload response (api.md, chatmrpt-server.md E2).
+//! The `data_summary` of the upload response (api.md, chatmrpt-server.md E2), computed here and
+//! typed by `mrpt-table` so the assistant reads back what the upload stored.
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::delimited::parse_pandas_float;
-use crate::error::BadCell;
-use crate::table::{ColumnData, Table};
-
-/// How a column is described to the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ColumnKind {
-    Numeric,
-    /// Text with fewer than 10% distinct values.
-    Categorical,
-    Text,
-    Other,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IssueKind {
-    EmptyColumns,
-    DuplicateRows,
-    MissingWardColumn,
-    DuplicateWardNames,
-    /// Mostly numbers with a few text cells: the column is treated as text (not analysable).
-    TextInNumericColumn,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct QualityIssue {
-    pub kind: IssueKind,
-    pub message: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub cells: Vec<BadCell>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Completeness {
-    /// Percentage of present cells per column (2 decimals).
-    pub by_column: BTreeMap<String, f64>,
-    pub overall: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct QualityAssessment {
-    pub issues_found: usize,
-    pub issues: Vec<QualityIssue>,
-    /// max(0, 100 - 20 per issue), as ChatMRPT scores it.
-    pub quality_score: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct DataSummary {
-    pub total_rows: usize,
-    pub total_columns: usize,
-    pub column_names: Vec<String>,
-    pub column_types: BTreeMap<String, ColumnKind>,
-    pub data_completeness: Completeness,
-    pub data_quality_assessment: QualityAssessment,
-    /// The first five rows; missing cells are "N/A".
-    pub preview_rows: Vec<serde_json::Map<String, serde_json::Value>>,
-}
+use mrpt_table::summary::{
+    ColumnKind, Completeness, DataSummary, IssueKind, QualityAssessment, QualityIssue,
+};
+use mrpt_table::{BadCell, Cell, ColumnData, Table, parse_pandas_float};
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
@@ -206,12 +149,9 @@ pub fn summarize(table: &Table, ward_column: Option<usize>) -> DataSummary {
                 .columns()
                 .iter()
                 .map(|c| {
-                    let v = match &c.data {
-                        _ if c.data.is_missing(r) => serde_json::Value::from("N/A"),
-                        ColumnData::Float(v) => serde_json::json!(v[r]),
-                        ColumnData::Int(v) => serde_json::json!(v[r]),
-                        ColumnData::Bool(v) => serde_json::json!(v[r]),
-                        ColumnData::Text(v) => serde_json::json!(v[r]),
+                    let v = match c.data.cell(r) {
+                        Cell::Null => Cell::Text("N/A".into()),
+                        cell => cell,
                     };
                     (c.name.clone(), v)
                 })

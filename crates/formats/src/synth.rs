@@ -8,9 +8,8 @@ use crate::archive::write_zip;
 use crate::crs::WGS84_PRJ;
 use crate::delimited::write_csv;
 use crate::error::Result;
-use crate::geometry::{Geometry, Polygon};
 use crate::shapefile::write_shapefile;
-use crate::table::{ColumnData, Table};
+use mrpt_table::{ColumnData, Geometry, Polygon, Table};
 
 /// Nigeria's ward count.
 pub const NIGERIA_WARDS: usize = 9410;

@@ -4,9 +4,10 @@ use std::io::Cursor;
 
 use calamine::{Data, Reader};
 
-use crate::delimited::{is_missing_token, python_float_repr, table_from_cells};
+use crate::delimited::{is_missing_token, table_from_cells};
 use crate::error::{Error, Result};
-use crate::table::Table;
+use mrpt_table::Table;
+use mrpt_table::python_float_repr;
 
 /// Zip local-file magic: every .xlsx starts with it.
 pub(crate) const ZIP_MAGIC: &[u8] = b"PK\x03\x04";

@@ -3,13 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use mrpt_formats::crs::SourceCrs;
-use mrpt_formats::matching::{FuzzyMatch, fix_duplicate_ward_names};
-use mrpt_formats::summary::{IssueKind, summarize};
-use mrpt_formats::unified::{JoinKey, spatial_columns};
+use mrpt_formats::summary::summarize;
 use mrpt_formats::{
-    ColumnData, Error, join_geometries, match_wards, read_geoparquet, read_shapefile_zip,
-    read_table, read_ward_table, write_csv, write_unified,
+    Error, read_geoparquet, read_shapefile_zip, read_table, read_ward_table, write_csv,
+    write_geoparquet,
 };
+use mrpt_table::summary::IssueKind;
+use mrpt_table::{ColumnData, FuzzyMatch, Geometry, fix_duplicate_ward_names, match_wards};
 
 fn fixture(path: &str) -> Vec<u8> {
     let full = format!("{}/../../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
@@ -66,7 +66,8 @@ fn kano_loads_matches_and_round_trips() {
     );
     assert!(shapes.code_column.is_some());
 
-    let report = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let m = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let report = &m.report;
     assert_eq!(report.exact, 62);
     assert_eq!(report.matched, 65);
     let pairs: Vec<(&str, &str)> = report
@@ -107,86 +108,26 @@ fn kano_loads_matches_and_round_trips() {
     }
     assert!(compared > 30, "{compared}");
 
-    let base = join_geometries(&wards, &shapes).unwrap();
-    assert_eq!(base.join, JoinKey::WardName);
-    assert_eq!(base.table.n_rows(), 66);
-    assert_eq!(base.without_geometry, 1);
-    assert_eq!(base.table.column_names()[0], "WardName");
-    let names = base.table.columns()[0].data.to_text();
+    // Each table row takes the shape of the shapefile ward it was matched to.
+    let geometries: Vec<Option<Geometry>> = m
+        .geometry_index
+        .iter()
+        .map(|g| g.and_then(|g| shapes.geometries[g].clone()))
+        .collect();
+    let names = wards.ward_names();
     let fagg = names
         .iter()
         .position(|n| n.as_deref() == Some("Fagg c"))
         .unwrap();
-    assert!(base.geometries[fagg].is_none());
+    assert!(geometries[fagg].is_none());
+    assert_eq!(geometries.iter().filter(|g| g.is_none()).count(), 1);
 
-    // Spatial columns agree with geopandas (reference kano_custom_unified_dataset.csv).
-    let spatial = spatial_columns(&base.geometries).unwrap();
-    let expected = [
-        (
-            "Adakawa",
-            0.21752752982193116,
-            12.010156126362066,
-            8.511851697016311,
-            3.531105485733615,
-        ),
-        (
-            "Bakin Ruwa",
-            0.3083461171643668,
-            11.998105155143984,
-            8.503949925993542,
-            3.1658106235496635,
-        ),
-        (
-            "Gawuna",
-            1.2235728859620776,
-            12.025827803714657,
-            8.551049766575128,
-            7.47312598070347,
-        ),
-        (
-            "Zaitawa",
-            0.6609701552111218,
-            12.007771186468645,
-            8.519951924459235,
-            4.6426786143914445,
-        ),
-    ];
-    for (name, area, lat, lon, perim) in expected {
-        let r = names
-            .iter()
-            .position(|n| n.as_deref() == Some(name))
-            .unwrap();
-        let get = |c: &str| spatial.numeric(c).unwrap()[r].unwrap();
-        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs();
-        assert!(
-            close(get("area_km2"), area, 1e-9),
-            "{name} area {}",
-            get("area_km2")
-        );
-        assert!(
-            close(get("perimeter_km"), perim, 1e-9),
-            "{name} perimeter {}",
-            get("perimeter_km")
-        );
-        assert!(
-            close(get("centroid_lat"), lat, 1e-12),
-            "{name} lat {}",
-            get("centroid_lat")
-        );
-        assert!(
-            close(get("centroid_lon"), lon, 1e-12),
-            "{name} lon {}",
-            get("centroid_lon")
-        );
-    }
-    assert!(spatial.numeric("area_km2").unwrap()[fagg].is_none());
-
-    let files = write_unified(&base.table, &base.geometries).unwrap();
-    let (table, geoms) = read_geoparquet(&files.geoparquet).unwrap();
-    assert_eq!(table, base.table);
-    assert_eq!(geoms, base.geometries);
-    let csv_back = read_table(&files.csv, "unified_dataset.csv").unwrap();
-    assert_eq!(csv_back.column_names(), base.table.column_names());
+    let parquet = write_geoparquet(&wards.table, &geometries).unwrap();
+    let (table, geoms) = read_geoparquet(&parquet).unwrap();
+    assert_eq!(table, wards.table);
+    assert_eq!(geoms, geometries);
+    let csv_back = read_table(&write_csv(&wards.table), "unified_dataset.csv").unwrap();
+    assert_eq!(csv_back.column_names(), wards.table.column_names());
     assert_eq!(csv_back.n_rows(), 66);
 }
 
@@ -242,18 +183,23 @@ fn ilorin_loads_with_its_prj_and_matches_exactly() {
     let shapes = read_shapefile_zip(&fixture("ilorin/ilorin_wards_shapefile.zip")).unwrap();
     assert_eq!(shapes.crs, SourceCrs::Wgs84);
     assert_eq!(shapes.geometries.len(), 35);
-    let report = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let m = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let report = &m.report;
     assert_eq!((report.exact, report.matched), (35, 35));
     assert!(
         report.fuzzy.is_empty()
             && report.unmatched_table.is_empty()
             && report.unmatched_shape.is_empty()
     );
-    let base = join_geometries(&wards, &shapes).unwrap();
-    assert_eq!(base.without_geometry, 0);
-    let files = write_unified(&base.table, &base.geometries).unwrap();
-    let (table, geoms) = read_geoparquet(&files.geoparquet).unwrap();
-    assert_eq!((table, geoms), (base.table, base.geometries));
+    assert!(m.geometry_index.iter().all(Option::is_some));
+    let geometries: Vec<Option<Geometry>> = m
+        .geometry_index
+        .iter()
+        .map(|g| g.and_then(|g| shapes.geometries[g].clone()))
+        .collect();
+    let parquet = write_geoparquet(&wards.table, &geometries).unwrap();
+    let (table, geoms) = read_geoparquet(&parquet).unwrap();
+    assert_eq!((table, geoms), (wards.table, geometries));
 }
 
 #[test]
@@ -348,7 +294,7 @@ fn bad_tables_get_typed_errors() {
         other => panic!("{other:?}"),
     }
     match read_ward_table(&bad("no_ward_column.csv"), "no_ward_column.csv") {
-        Err(e @ Error::NoWardColumn { .. }) => {
+        Err(e @ Error::Table(mrpt_table::Error::NoWardColumn { .. })) => {
             assert!(e.to_string().contains("LGA, tpr, rainfall"), "{e}")
         }
         other => panic!("{other:?}"),
@@ -370,7 +316,7 @@ fn text_in_a_numeric_column_is_reported_with_its_cells() {
     assert!(!t.candidate_variables().contains(&"tpr".to_string()));
     // ...asking for them as numbers names the cells...
     match t.table.numeric("rainfall") {
-        Err(e @ Error::NonNumericCells { .. }) => {
+        Err(e @ mrpt_table::Error::NonNumericCells { .. }) => {
             assert!(e.to_string().contains("row 3 \"n.d.\""), "{e}")
         }
         other => panic!("{other:?}"),
@@ -397,10 +343,12 @@ fn duplicate_ward_names() {
             .kind,
         IssueKind::DuplicateWardNames
     ));
-    match fix_duplicate_ward_names(&mut t) {
-        Err(Error::DuplicateWardNames { names }) => assert_eq!(names, ["Dala"]),
-        other => panic!("{other:?}"),
-    }
+    // Without a ward-code column duplicates keep their names (analysis.md §1.3 step 3).
+    let d = fix_duplicate_ward_names(&mut t).unwrap();
+    assert_eq!(
+        (d.names, d.rows, d.renamed),
+        (vec!["Dala".to_string()], 2, false)
+    );
     let mut t = read_ward_table(&bad("duplicate_wards_with_code.csv"), "d.csv").unwrap();
     fix_duplicate_ward_names(&mut t).unwrap();
     let names: Vec<_> = t.ward_names().iter().flatten().cloned().collect();
@@ -478,11 +426,11 @@ fn population_tables() {
     );
     assert!(matches!(
         mrpt_formats::population::read_population(&bad("population_bad.csv"), "p.csv"),
-        Err(Error::NonNumericCells { .. })
+        Err(Error::Table(mrpt_table::Error::NonNumericCells { .. }))
     ));
     assert!(matches!(
         mrpt_formats::population::read_population(&bad("no_ward_column.csv"), "p.csv"),
-        Err(Error::NoWardColumn { .. })
+        Err(Error::Table(mrpt_table::Error::NoWardColumn { .. }))
     ));
 }
 
@@ -500,33 +448,6 @@ fn pbi_population_export_is_summed_per_ward() {
 }
 
 #[test]
-fn upload_inspection() {
-    let u = mrpt_formats::inspect_upload(
-        &fixture("kano/kano_wards.csv"),
-        "kano_wards.csv",
-        Some(&fixture("kano/kano_wards_shapefile.zip")),
-    )
-    .unwrap();
-    assert_eq!(u.summary.total_rows, 66);
-    let m = u.matching.unwrap();
-    assert_eq!(
-        (m.matched, m.unmatched_table.clone()),
-        (65, vec!["Fagg c".to_string()])
-    );
-    // Inspection reports; it does not rename.
-    assert!(
-        u.wards
-            .ward_names()
-            .iter()
-            .flatten()
-            .any(|n| n == "Bakin-Ruwa")
-    );
-    let csv_only =
-        mrpt_formats::inspect_upload(&fixture("kano/kano_wards.csv"), "k.csv", None).unwrap();
-    assert!(csv_only.shapes.is_none() && csv_only.matching.is_none());
-}
-
-#[test]
 fn synthetic_data_is_deterministic_and_readable() {
     let a = mrpt_formats::synth::synthesize(600, 7).unwrap();
     let b = mrpt_formats::synth::synthesize(600, 7).unwrap();
@@ -539,11 +460,10 @@ fn synthetic_data_is_deterministic_and_readable() {
     let shapes = read_shapefile_zip(&a.shapefile_zip).unwrap();
     assert_eq!(shapes.crs, SourceCrs::Wgs84);
     assert_eq!(shapes.geometries, a.geometries);
-    let report = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let m = match_wards(&mut wards, &shapes.ward_names()).unwrap();
+    let report = &m.report;
     assert!(report.matched >= 598, "{report:?}");
-    let base = join_geometries(&wards, &shapes).unwrap();
-    assert_eq!(base.join, JoinKey::WardCode);
-    assert_eq!(base.without_geometry, 0);
+    assert!(m.geometry_index.iter().all(Option::is_some));
 
     // Neighbouring hexagons share vertices bit for bit (queen contiguity depends on it).
     let mut counts = std::collections::HashMap::new();
@@ -589,7 +509,7 @@ fn mutated_inputs_never_panic() {
     let shp =
         mrpt_formats::shapefile::write_shapefile(&synth.geometries, &synth.attributes).unwrap();
     let parquet = mrpt_formats::write_geoparquet(&synth.table, &synth.geometries).unwrap();
-    let wkb = synth.geometries[0].as_ref().unwrap().to_wkb();
+    let wkb = mrpt_formats::wkb::to_wkb(synth.geometries[0].as_ref().unwrap());
     for _ in 0..300 {
         let _ = read_ward_table(&mutate(&csv, &mut next), "k.csv");
         let _ = read_table(&mutate(&xlsx, &mut next), "w.xlsx");
@@ -602,6 +522,6 @@ fn mutated_inputs_never_panic() {
             "m.shp",
         );
         let _ = read_geoparquet(&mutate(&parquet, &mut next));
-        let _ = mrpt_formats::Geometry::from_wkb(&mutate(&wkb, &mut next));
+        let _ = mrpt_formats::wkb::from_wkb(&mutate(&wkb, &mut next));
     }
 }

@@ -4,8 +4,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-use crate::context::{RankedWard, SessionContext, Stage, WardDetail};
-use crate::tools::{ExplainTopic, MapMethod, RankMethod, ToolCall};
+use mrpt_table::{DataSummary, ItnStats, RankedWard, RankingMethod};
+
+use crate::context::{SessionContext, Stage, WardDetail};
+use crate::tools::{ExplainTopic, MapMethod, ToolCall, score_label};
 
 /// Result of the risk analysis run (or reused).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,23 +23,15 @@ pub struct AnalysisSummary {
     pub warnings: Vec<String>,
 }
 
+/// An ITN plan just made: its figures (as `itn_distribution_results.json` holds them) and how
+/// it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ItnStats {
-    pub total_nets: u64,
-    pub allocated: u64,
-    pub remaining: u64,
-    pub wards_covered: u32,
-    #[serde(default)]
-    pub fully_covered_wards: Option<u32>,
-    #[serde(default)]
-    pub partially_covered_wards: Option<u32>,
-    pub population_total: u64,
-    pub population_covered: u64,
-    pub coverage_percent: f64,
+pub struct ItnOutcome {
+    pub stats: ItnStats,
     #[serde(default)]
     pub avg_household_size: Option<f64>,
     #[serde(default)]
-    pub method: RankMethod,
+    pub method: RankingMethod,
     #[serde(default)]
     pub map_url: Option<String>,
 }
@@ -59,22 +53,12 @@ pub struct TopWardsResult {
     pub total_wards: u32,
 }
 
+/// The uploaded data as the upload summarised it, with what the session adds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ColumnSummary {
-    pub name: String,
-    pub numeric: bool,
-    pub completeness_pct: f64,
-    #[serde(default)]
-    pub min: Option<f64>,
-    #[serde(default)]
-    pub max: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DataSummary {
-    pub rows: u64,
+pub struct DataOverview {
+    /// The upload's summary, as stored with it.
+    pub summary: DataSummary,
     pub wards: u32,
-    pub columns: Vec<ColumnSummary>,
     #[serde(default)]
     pub state_name: Option<String>,
     #[serde(default)]
@@ -94,7 +78,7 @@ pub struct ExportInfo {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ToolOutcome {
     Analysis(AnalysisSummary),
-    Itn(ItnStats),
+    Itn(ItnOutcome),
     Visualizations {
         items: Vec<Visualization>,
     },
@@ -104,7 +88,7 @@ pub enum ToolOutcome {
         a: WardDetail,
         b: WardDetail,
     },
-    DataSummary(DataSummary),
+    DataSummary(DataOverview),
     Export(ExportInfo),
     /// The tool failed; `message` is shown to the user as the reason.
     Error {
@@ -147,7 +131,7 @@ fn ward_table(out: &mut String, wards: &[RankedWard]) {
         let _ = writeln!(
             out,
             "{}. {} - score {:.3} ({})",
-            w.rank, w.name, w.score, w.category
+            w.rank, w.ward_name, w.score, w.category
         );
     }
 }
@@ -267,34 +251,39 @@ fn analysis_answer(s: &AnalysisSummary) -> String {
     out
 }
 
-fn itn_answer(s: &ItnStats, urban_threshold: Option<f64>) -> String {
+/// A count of nets or people (never negative in a plan).
+fn count(n: i64) -> String {
+    thousands(n.max(0) as u64)
+}
+
+fn itn_answer(o: &ItnOutcome, urban_threshold: Option<f64>) -> String {
+    let s = &o.stats;
     let mut out = String::new();
     let _ = writeln!(
         out,
         "ITN distribution plan ready: {} of {} nets allocated across {} wards in order of malaria risk ({}).",
-        thousands(s.allocated),
-        thousands(s.total_nets),
-        s.wards_covered,
-        s.method.label()
+        count(s.allocated),
+        count(s.total_nets),
+        s.prioritized_wards,
+        score_label(o.method)
     );
     let _ = writeln!(
         out,
         "These nets cover about {} of {} people ({:.1}% of the population).",
-        thousands(s.population_covered),
-        thousands(s.population_total),
+        count(s.covered_population),
+        count(s.total_population),
         s.coverage_percent
     );
-    if let (Some(full), Some(part)) = (s.fully_covered_wards, s.partially_covered_wards) {
-        let _ = writeln!(
-            out,
-            "{full} wards are fully covered and {part} partially covered."
-        );
-    }
+    let _ = writeln!(
+        out,
+        "{} wards are fully covered and {} partially covered.",
+        s.fully_covered_wards, s.partially_covered_wards
+    );
     if s.remaining > 0 {
         let _ = writeln!(
             out,
             "{} nets are left over after every ward reached full coverage.",
-            thousands(s.remaining)
+            count(s.remaining)
         );
     } else if s.coverage_percent < 100.0 {
         let _ = writeln!(
@@ -303,7 +292,7 @@ fn itn_answer(s: &ItnStats, urban_threshold: Option<f64>) -> String {
         );
     }
     let mut assumptions = Vec::new();
-    if let Some(h) = s.avg_household_size {
+    if let Some(h) = o.avg_household_size {
         assumptions.push(format!("{h} people per household"));
     }
     if let Some(t) = urban_threshold {
@@ -312,7 +301,7 @@ fn itn_answer(s: &ItnStats, urban_threshold: Option<f64>) -> String {
     if !assumptions.is_empty() {
         let _ = writeln!(out, "Assumptions: {}.", assumptions.join(", "));
     }
-    if let Some(url) = &s.map_url {
+    if let Some(url) = &o.map_url {
         let _ = writeln!(out, "See the distribution on the ITN map: {url}");
     }
     out.trim_end().to_string()
@@ -364,7 +353,7 @@ fn top_wards_answer(
     n: u32,
     bottom: bool,
     decile: bool,
-    method: RankMethod,
+    method: RankingMethod,
     r: &TopWardsResult,
 ) -> String {
     let mut out = String::new();
@@ -375,14 +364,14 @@ fn top_wards_answer(
             if bottom { "bottom" } else { "top" },
             r.wards.len(),
             r.total_wards,
-            method.label()
+            score_label(method)
         )
     } else {
         format!(
             "The {} {which}-risk wards (of {}) by {}",
             r.wards.len().min(n as usize),
             r.total_wards,
-            method.label()
+            score_label(method)
         )
     };
     let _ = writeln!(out, "{head}:");
@@ -489,19 +478,30 @@ fn comparison_answer(a: &WardDetail, b: &WardDetail) -> String {
     out.trim_end().to_string()
 }
 
-fn data_summary_answer(d: &DataSummary) -> String {
+/// The columns an answer describes: every named column but pandas' `Unnamed: N` row indexes.
+fn described_columns(summary: &DataSummary) -> Vec<&str> {
+    summary
+        .column_names
+        .iter()
+        .filter(|n| !n.trim().is_empty() && !n.starts_with("Unnamed:"))
+        .map(String::as_str)
+        .collect()
+}
+
+fn data_summary_answer(d: &DataOverview) -> String {
     let mut out = String::new();
     let area = d
         .state_name
         .as_deref()
         .map_or_else(String::new, |s| format!(" for {s}"));
-    let numeric = d.columns.iter().filter(|c| c.numeric).count();
+    let columns = described_columns(&d.summary);
+    let numeric = columns.iter().filter(|c| d.summary.is_numeric(c)).count();
     let _ = writeln!(
         out,
         "Your data{area} has {} rows covering {} wards, with {} columns ({numeric} numeric).",
-        thousands(d.rows),
+        thousands(d.summary.total_rows as u64),
         d.wards,
-        d.columns.len()
+        columns.len()
     );
     let _ = writeln!(
         out,
@@ -513,24 +513,22 @@ fn data_summary_answer(d: &DataSummary) -> String {
         }
     );
     let _ = writeln!(out, "Variables:");
-    for c in &d.columns {
-        let range = match (c.min, c.max) {
-            (Some(lo), Some(hi)) => format!(", range {} to {}", trim_float(lo), trim_float(hi)),
-            _ => String::new(),
-        };
+    for c in &columns {
         let _ = writeln!(
             out,
-            "- {} ({}, {:.0}% complete{range})",
-            c.name,
-            if c.numeric { "numeric" } else { "text" },
-            c.completeness_pct
+            "- {c} ({}, {:.0}% complete)",
+            if d.summary.is_numeric(c) {
+                "numeric"
+            } else {
+                "text"
+            },
+            d.summary.completeness(c)
         );
     }
-    let gaps: Vec<&str> = d
-        .columns
+    let gaps: Vec<&str> = columns
         .iter()
-        .filter(|c| c.completeness_pct < 100.0)
-        .map(|c| c.name.as_str())
+        .filter(|c| d.summary.completeness(c) < 100.0)
+        .copied()
         .collect();
     if !gaps.is_empty() {
         let _ = writeln!(
@@ -604,21 +602,29 @@ mod tests {
             total_nets: 120_000,
             avg_household_size: Some(5.0),
             urban_threshold: None,
-            method: RankMethod::Composite,
+            method: RankingMethod::Composite,
             strategy: None,
         };
-        let outcome = ToolOutcome::Itn(ItnStats {
-            total_nets: 120_000,
-            allocated: 118_500,
-            remaining: 1_500,
-            wards_covered: 42,
-            fully_covered_wards: Some(40),
-            partially_covered_wards: Some(2),
-            population_total: 3_000_000,
-            population_covered: 592_500,
-            coverage_percent: 19.75,
+        let outcome = ToolOutcome::Itn(ItnOutcome {
+            stats: ItnStats {
+                total_nets: 120_000,
+                allocated: 118_500,
+                remaining: 1_500,
+                coverage_percent: 19.75,
+                prioritized_wards: 42,
+                fully_covered_wards: 40,
+                partially_covered_wards: 2,
+                reprioritized_wards: 0,
+                total_population: 3_000_000,
+                covered_population: 592_500,
+                ward_coverage_stats: mrpt_table::WardCoverageStats {
+                    avg_coverage_percent: 99.0,
+                    min_coverage_percent: 60.0,
+                    max_coverage_percent: 100.0,
+                },
+            },
             avg_household_size: Some(5.0),
-            method: RankMethod::Composite,
+            method: RankingMethod::Composite,
             map_url: Some("/itn_embed/abc".into()),
         });
         let text = compose_answer(&call, &outcome, &SessionContext::default());

@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-use crate::tools::{ItnStrategy, RankMethod, ToolCall};
+use mrpt_table::{ItnStrategy, RankedWard, RankingMethod};
+
+use crate::tools::ToolCall;
 
 /// Whether a column holds numbers or text; only numeric columns can enter the risk analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -28,15 +30,6 @@ pub struct VariableInfo {
 
 fn full() -> f64 {
     100.0
-}
-
-/// A ward's place in the ranking (1 = highest risk).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RankedWard {
-    pub name: String,
-    pub rank: u32,
-    pub score: f64,
-    pub category: String,
 }
 
 /// How much one variable pushed a ward's score, on the normalised 0-1 scale the analysis uses.
@@ -77,7 +70,7 @@ pub struct ItnContext {
     #[serde(default)]
     pub urban_threshold: Option<f64>,
     #[serde(default)]
-    pub method: RankMethod,
+    pub method: RankingMethod,
     #[serde(default)]
     pub allocated: Option<u64>,
     #[serde(default)]
@@ -106,7 +99,7 @@ pub struct ItnDraft {
     #[serde(default)]
     pub urban_threshold: Option<f64>,
     #[serde(default)]
-    pub method: RankMethod,
+    pub method: RankingMethod,
     #[serde(default)]
     pub strategy: Option<ItnStrategy>,
 }
@@ -265,7 +258,7 @@ impl SessionContext {
                     let _ = writeln!(
                         out,
                         "- {}. {} ({:.3}, {})",
-                        w.rank, w.name, w.score, w.category
+                        w.rank, w.ward_name, w.score, w.category
                     );
                 }
             }

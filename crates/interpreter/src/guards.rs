@@ -12,26 +12,30 @@ use crate::tools::{ToolCall, ToolName, validate};
 /// Most tool calls one message may trigger; a model emitting a dozen is not answering the user.
 pub const MAX_CALLS: usize = 4;
 
+/// The phrases that ask to run the analysis again (normalised: lower case, words separated by
+/// single spaces). The one list: the rules and the guards both read it.
+pub(crate) const RERUN_PHRASES: &[&str] = &[
+    "rerun",
+    "re run",
+    "redo",
+    "run again",
+    "run it again",
+    "again",
+    "recompute",
+    "recalculate",
+    "from scratch",
+    "start over",
+    "force",
+    "refresh",
+    "repeat",
+];
+
 /// Did the user (not the model) ask to run the analysis again?
 pub fn asks_rerun(message: &str) -> bool {
     let padded = format!(" {} ", normalise(message));
-    [
-        "rerun",
-        "re run",
-        "redo",
-        "run again",
-        "run it again",
-        "again",
-        "recompute",
-        "recalculate",
-        "from scratch",
-        "start over",
-        "force",
-        "refresh",
-        "repeat",
-    ]
-    .iter()
-    .any(|p| padded.contains(&format!(" {p} ")))
+    RERUN_PHRASES
+        .iter()
+        .any(|p| padded.contains(&format!(" {p} ")))
 }
 
 /// Whether a requested run differs from the completed one (new variable set or exclusions).
@@ -198,7 +202,7 @@ pub fn apply_guards(ctx: &SessionContext, message: &str, planned: Vec<ToolCall>)
                         .top_wards
                         .iter()
                         .take(5)
-                        .map(|w| format!("{}. {}", w.rank, w.name))
+                        .map(|w| format!("{}. {}", w.rank, w.ward_name))
                         .collect();
                     text.push_str(&format!(" The highest-risk wards are {}.", top.join(", ")));
                 }

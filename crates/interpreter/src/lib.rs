@@ -5,7 +5,8 @@
 //! ([`apply_guards`]), answer composition ([`compose_answer`]) and an OpenAI-compatible
 //! chat-completions client with tool calling, streaming and fallback to the rules.
 //!
-//! It must not depend on other internal crates, touch the session folder or read environment
+//! It must not depend on internal crates other than the vocabulary crate `mrpt-table` (ranking
+//! methods, ranked wards, data summaries, the difflib port), touch the session folder or read environment
 //! variables: the app derives a [`SessionContext`] from disk for every message and passes it in,
 //! and the caller reads the API key and puts it in [`OpenAiConfig::api_key`].
 //!
@@ -52,25 +53,25 @@ mod sse;
 mod tools;
 
 pub use answer::{
-    AnalysisSummary, ColumnSummary, DataSummary, ExportInfo, ItnStats, ToolOutcome, TopWardsResult,
+    AnalysisSummary, DataOverview, ExportInfo, ItnOutcome, ToolOutcome, TopWardsResult,
     Visualization, capabilities, compose_answer, explain, thousands,
 };
 pub use context::{
-    ItnContext, ItnDraft, Pending, RankedWard, Role, SessionContext, Stage, Turn,
-    VariableContribution, VariableInfo, VariableKind, WardDetail,
+    ItnContext, ItnDraft, Pending, Role, SessionContext, Stage, Turn, VariableContribution,
+    VariableInfo, VariableKind, WardDetail,
 };
 pub use guards::{MAX_CALLS, apply_guards, asks_rerun};
 pub use interpreter::{Interpreter, plan_with_rules, sentence_chunks, wards_mentioned};
 pub use matching::{
-    WARD_MATCH_THRESHOLD, WardMention, find_variables, find_wards, ratio, resolve_variable,
-    resolve_ward, suggest_wards,
+    WARD_MATCH_THRESHOLD, WardMention, find_variables, find_wards, resolve_variable, resolve_ward,
+    suggest_wards,
 };
 pub use numbers::{ItnNumbers, NumberMention, find_numbers, itn_numbers};
 pub use openai::{OpenAiConfig, system_prompt};
 pub use plan::{Plan, PlanSource};
 pub use tools::{
-    ExplainTopic, ItnStrategy, MAX_ANALYSIS_VARIABLES, MapMethod, RankMethod, Refusal, ToolCall,
-    ToolName, openai_tools, parse_tool_call, validate,
+    ExplainTopic, MAX_ANALYSIS_VARIABLES, MapMethod, Refusal, ToolCall, ToolName, openai_tools,
+    parse_tool_call, score_label, validate,
 };
 
 /// Failures to set up the interpreter (planning itself never fails: it falls back to rules).

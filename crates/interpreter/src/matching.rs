@@ -2,6 +2,8 @@
 //! misspell them and the data spells them oddly: "Fagg c", "Bakin-Ruwa") and column names
 //! (underscores, camelCase, abbreviations such as tpr or evi).
 
+use mrpt_table::sequence_ratio;
+
 use crate::context::VariableInfo;
 
 /// Lowercase, every non-alphanumeric run to one space. Digits stay (ward "Fagge D1").
@@ -42,45 +44,7 @@ fn normalise_column(name: &str) -> String {
     normalise(&spaced)
 }
 
-/// difflib's SequenceMatcher ratio (without the junk heuristic): 2*M / (|a|+|b|), where M is
-/// the total size of the recursively found longest common blocks.
-pub fn ratio(a: &str, b: &str) -> f64 {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let total = a.len() + b.len();
-    if total == 0 {
-        return 1.0;
-    }
-    2.0 * matching_chars(&a, &b) as f64 / total as f64
-}
-
-fn matching_chars(a: &[char], b: &[char]) -> usize {
-    if a.is_empty() || b.is_empty() {
-        return 0;
-    }
-    // Longest common substring by dynamic programming; inputs are ward-name sized.
-    let mut best = (0usize, 0usize, 0usize);
-    let mut prev = vec![0usize; b.len() + 1];
-    for i in 1..=a.len() {
-        let mut cur = vec![0usize; b.len() + 1];
-        for j in 1..=b.len() {
-            if a[i - 1] == b[j - 1] {
-                cur[j] = prev[j - 1] + 1;
-                if cur[j] > best.2 {
-                    best = (i - cur[j], j - cur[j], cur[j]);
-                }
-            }
-        }
-        prev = cur;
-    }
-    let (i, j, k) = best;
-    if k == 0 {
-        return 0;
-    }
-    k + matching_chars(&a[..i], &b[..j]) + matching_chars(&a[i + k..], &b[j + k..])
-}
-
-/// Whether `ratio(a, b)` can reach `threshold` at all: it is at most 2*min/(len a + len b), and
+/// Whether `sequence_ratio(a, b)` (difflib, `mrpt_table`'s port) can reach `threshold` at all: it is at most 2*min/(len a + len b), and
 /// this cheap bound skips the quadratic comparison for most ward/window pairs.
 fn may_reach(a: &str, b: &str, threshold: f64) -> bool {
     let (la, lb) = (a.chars().count(), b.chars().count());
@@ -176,7 +140,7 @@ pub fn find_wards(message: &str, wards: &[String]) -> Vec<WardMention> {
                             || may_reach(compact, &alias_compact, WARD_MATCH_THRESHOLD))
                     {
                         // Compare without spaces too: "bakin ruwa" vs "bakinruwa".
-                        ratio(joined, alias).max(ratio(compact, &alias_compact))
+                        sequence_ratio(joined, alias).max(sequence_ratio(compact, &alias_compact))
                     } else {
                         0.0
                     };
@@ -227,7 +191,7 @@ pub fn resolve_ward(name: &str, wards: &[String]) -> Option<String> {
             } else if may_reach(&alias, &target, WARD_MATCH_THRESHOLD)
                 || may_reach(&compact, &target_compact, WARD_MATCH_THRESHOLD)
             {
-                ratio(&alias, &target).max(ratio(&compact, &target_compact))
+                sequence_ratio(&alias, &target).max(sequence_ratio(&compact, &target_compact))
             } else {
                 0.0
             };
@@ -245,7 +209,7 @@ pub fn suggest_wards(name: &str, wards: &[String], n: usize) -> Vec<String> {
     let target = normalise(name);
     let mut scored: Vec<(f64, &String)> = wards
         .iter()
-        .map(|w| (ratio(&normalise(w), &target), w))
+        .map(|w| (sequence_ratio(&normalise(w), &target), w))
         .filter(|(s, _)| *s >= 0.5)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -360,7 +324,7 @@ pub fn resolve_variable(name: &str, variables: &[VariableInfo]) -> Option<String
     let mut best: Option<(f64, &VariableInfo)> = None;
     for v in variables {
         for n in column_names(&v.name) {
-            let s = ratio(&n, &target);
+            let s = sequence_ratio(&n, &target);
             if best.is_none_or(|(b, _)| s > b) {
                 best = Some((s, v));
             }
@@ -400,7 +364,7 @@ pub fn find_variables(text: &str, variables: &[VariableInfo]) -> Vec<String> {
             let close = v_names
                 .iter()
                 .filter(|n| !n.contains(' ') && n.chars().count() >= 5)
-                .any(|n| may_reach(n, tok, 0.88) && ratio(n, tok) >= 0.88);
+                .any(|n| may_reach(n, tok, 0.88) && sequence_ratio(n, tok) >= 0.88);
             if close {
                 let pos = tokens[..i].iter().map(|t| t.len() + 1).sum::<usize>();
                 hits.push((pos, tok.len(), v.name.clone()));
@@ -458,12 +422,12 @@ mod tests {
     }
 
     #[test]
-    fn ratio_matches_difflib() {
-        // difflib.SequenceMatcher(None, "zango", "zangoo").ratio() == 0.9090...
-        assert!((ratio("zango", "zangoo") - 10.0 / 11.0).abs() < 1e-9);
-        assert!((ratio("abcd", "bcde") - 0.75).abs() < 1e-9);
-        assert_eq!(ratio("", ""), 1.0);
-        assert!(ratio("gama", "game") < WARD_MATCH_THRESHOLD);
+    fn ward_ratios_match_difflib() {
+        // difflib.SequenceMatcher(None, "zango", "zangoo").sequence_ratio() == 0.9090...
+        assert!((sequence_ratio("zango", "zangoo") - 10.0 / 11.0).abs() < 1e-9);
+        assert!((sequence_ratio("abcd", "bcde") - 0.75).abs() < 1e-9);
+        assert_eq!(sequence_ratio("", ""), 1.0);
+        assert!(sequence_ratio("gama", "game") < WARD_MATCH_THRESHOLD);
     }
 
     #[test]

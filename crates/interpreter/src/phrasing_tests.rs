@@ -5,7 +5,8 @@ use crate::context::{Pending, SessionContext};
 use crate::guards::apply_guards;
 use crate::interpreter::plan_with_rules;
 use crate::plan::Plan;
-use crate::tools::{ExplainTopic, ItnStrategy, MapMethod, RankMethod, ToolCall, ToolName};
+use crate::tools::{ExplainTopic, MapMethod, ToolCall, ToolName};
+use mrpt_table::{ItnStrategy, RankingMethod};
 
 fn post() -> SessionContext {
     serde_json::from_str(include_str!("../tests/fixtures/kano_post_analysis.json")).unwrap()
@@ -44,7 +45,7 @@ fn itn(
     total: u64,
     hh: Option<f64>,
     urban: Option<f64>,
-    method: RankMethod,
+    method: RankingMethod,
     strategy: Option<ItnStrategy>,
 ) -> ToolCall {
     ToolCall::PlanItn {
@@ -118,7 +119,7 @@ fn unknown_variable_is_explained_not_run() {
 #[test]
 fn itn_phrasings() {
     let ctx = post();
-    let c = RankMethod::Composite;
+    let c = RankingMethod::Composite;
     let table: &[(&str, ToolCall)] = &[
         (
             "plan ITN distribution with 120000 nets",
@@ -148,7 +149,7 @@ fn itn_phrasings() {
         ),
         (
             "help me plan bed net distribution for 200000 nets using pca",
-            itn(200_000, None, None, RankMethod::Pca, None),
+            itn(200_000, None, None, RankingMethod::Pca, None),
         ),
         (
             "plan the net campaign with 30000 nets, urban threshold 40%",
@@ -199,11 +200,11 @@ fn itn_without_a_total_asks_and_the_answer_lands_on_any_worker() {
     };
     assert_eq!(
         only_call("100000", &next),
-        itn(100_000, Some(6.0), None, RankMethod::Composite, None)
+        itn(100_000, Some(6.0), None, RankingMethod::Composite, None)
     );
     assert_eq!(
         only_call("I have 10000", &next),
-        itn(10_000, Some(6.0), None, RankMethod::Composite, None)
+        itn(10_000, Some(6.0), None, RankingMethod::Composite, None)
     );
     let still = plan("household size 7", &next);
     assert!(still.calls.is_empty());
@@ -262,7 +263,7 @@ fn top_ward_phrasings() {
         decile,
         method,
     };
-    let c = RankMethod::Composite;
+    let c = RankingMethod::Composite;
     let table: &[(&str, ToolCall)] = &[
         ("which wards are most at risk?", top(10, false, false, c)),
         ("top 10 wards", top(10, false, false, c)),
@@ -279,7 +280,10 @@ fn top_ward_phrasings() {
             "which wards should be prioritised first?",
             top(10, false, false, c),
         ),
-        ("top 3 wards by pca", top(3, false, false, RankMethod::Pca)),
+        (
+            "top 3 wards by pca",
+            top(3, false, false, RankingMethod::Pca),
+        ),
         ("show me the rankings", top(10, false, false, c)),
         ("worst 15 wards", top(15, false, false, c)),
         ("rank the wards", top(10, false, false, c)),
@@ -430,7 +434,7 @@ fn analyse_and_then_plan_runs_both_in_order() {
         p.calls,
         [
             run(None, &[], false),
-            itn(50_000, None, None, RankMethod::Composite, None)
+            itn(50_000, None, None, RankingMethod::Composite, None)
         ]
     );
     let p = plan("plan ITN with 50000 nets after running the analysis", &ctx);
@@ -450,7 +454,7 @@ fn analyse_and_then_plan_runs_both_in_order() {
     assert_eq!(
         p.calls,
         [
-            itn(40_000, None, None, RankMethod::Composite, None),
+            itn(40_000, None, None, RankingMethod::Composite, None),
             ToolCall::ItnMap
         ]
     );
@@ -468,12 +472,12 @@ fn h4_itn_after_analysis_never_reruns_whoever_proposed_it() {
             "plan ITN with 50000 nets, household size 5",
             vec![
                 run(None, &[], force),
-                itn(50_000, Some(5.0), None, RankMethod::Composite, None),
+                itn(50_000, Some(5.0), None, RankingMethod::Composite, None),
             ],
         );
         assert_eq!(
             p.calls,
-            [itn(50_000, Some(5.0), None, RankMethod::Composite, None)]
+            [itn(50_000, Some(5.0), None, RankingMethod::Composite, None)]
         );
         assert!(
             p.notes.iter().any(|n| n.contains("gen-1-a3f9")),
@@ -558,7 +562,7 @@ fn before_analysis_itn_and_maps_offer_the_analysis() {
     };
     assert_eq!(
         then,
-        &[itn(50_000, None, None, RankMethod::Composite, None)]
+        &[itn(50_000, None, None, RankingMethod::Composite, None)]
     );
     // "yes" on another worker: the pending offer came back from disk.
     let next = SessionContext {
@@ -570,7 +574,7 @@ fn before_analysis_itn_and_maps_offer_the_analysis() {
         yes.calls,
         [
             run(None, &[], false),
-            itn(50_000, None, None, RankMethod::Composite, None)
+            itn(50_000, None, None, RankingMethod::Composite, None)
         ]
     );
     let no = plan("no, not now", &next);
@@ -602,7 +606,7 @@ fn before_analysis_itn_and_maps_offer_the_analysis() {
 #[test]
 fn h10_model_invented_net_total_is_not_used() {
     let ctx = post();
-    let invented = itn(10_000, None, None, RankMethod::Composite, None);
+    let invented = itn(10_000, None, None, RankingMethod::Composite, None);
     let p = apply_guards(&ctx, "plan ITN distribution", vec![invented.clone()]);
     assert!(p.calls.is_empty());
     assert!(p.reply_without_tools.unwrap().contains("number of nets"));
@@ -698,7 +702,7 @@ fn questions_routed_to_the_nearest_tool() {
                 n: 10,
                 bottom: false,
                 decile: false,
-                method: RankMethod::Composite,
+                method: RankingMethod::Composite,
             },
         ),
         ("show me the data", ToolCall::DataSummary),
@@ -757,7 +761,7 @@ async fn answers_to_pending_questions_never_wait_for_a_model() {
     let interp = crate::Interpreter::openai(config).unwrap();
     let ctx = SessionContext {
         pending: Some(Pending::RunAnalysis {
-            then: vec![itn(50_000, None, None, RankMethod::Composite, None)],
+            then: vec![itn(50_000, None, None, RankingMethod::Composite, None)],
         }),
         ..pre()
     };

@@ -3,11 +3,14 @@
 //! order, and the arguments are pulled from the text and matched against the session's wards and
 //! columns. The result still goes through [`crate::guards::apply_guards`].
 
+use mrpt_table::{ItnStrategy, RankingMethod};
+
 use crate::answer::capabilities;
 use crate::context::{ItnDraft, Pending, SessionContext, VariableInfo};
+use crate::guards::RERUN_PHRASES;
 use crate::matching::{find_variables, find_wards, normalise, suggest_wards};
 use crate::numbers::{find_numbers, itn_numbers, tokens};
-use crate::tools::{ExplainTopic, ItnStrategy, MapMethod, RankMethod, ToolCall};
+use crate::tools::{ExplainTopic, MapMethod, ToolCall};
 
 /// What the rules make of a message, before the guards.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,21 +97,6 @@ const MAP_PREFIXES: &[&str] = &[
     "chart",
     "graph",
     "heatmap",
-];
-const RERUN: &[&str] = &[
-    "rerun",
-    "re run",
-    "re-run",
-    "redo",
-    "run again",
-    "run it again",
-    "again",
-    "recompute",
-    "recalculate",
-    "from scratch",
-    "start over",
-    "force",
-    "refresh",
 ];
 const EXCLUDE_MARKERS: &[&str] = &[
     "exclude",
@@ -434,11 +422,11 @@ fn itn_call(total: u64, n: &crate::numbers::ItnNumbers, draft: &ItnDraft, t: &Te
     }
 }
 
-fn itn_method(t: &Text) -> (Option<RankMethod>, Option<ItnStrategy>) {
+fn itn_method(t: &Text) -> (Option<RankingMethod>, Option<ItnStrategy>) {
     let method = if t.any(&["pca", "principal component"]) {
-        Some(RankMethod::Pca)
+        Some(RankingMethod::Pca)
     } else if t.has("composite") {
-        Some(RankMethod::Composite)
+        Some(RankingMethod::Composite)
     } else {
         None
     };
@@ -875,9 +863,6 @@ fn classify(
         "please",
         "could you",
         "would like",
-        "rerun",
-        "redo",
-        "repeat",
         "try",
         "running",
         "doing",
@@ -888,7 +873,7 @@ fn classify(
         "using",
         "only",
         "include",
-    ]);
+    ]) || t.any(RERUN_PHRASES);
     let rank_request = t.any(&[
         "rank the wards",
         "rank wards",
@@ -900,7 +885,8 @@ fn classify(
         "prioritise the wards",
         "prioritize the wards",
     ]);
-    let rerun = t.any(RERUN) && (analysis_noun || analyse_verb || t.has("it") || t.has("analysis"));
+    let rerun =
+        t.any(RERUN_PHRASES) && (analysis_noun || analyse_verb || t.has("it") || t.has("analysis"));
     let exclude_text = t.after(EXCLUDE_MARKERS);
     let what_if = t.any(&[
         "what if",
@@ -1021,9 +1007,9 @@ fn classify(
         ]) || t.raw.contains("10%");
         let n = top_n(t).unwrap_or(10);
         let method = if t.any(&["pca", "principal component"]) {
-            RankMethod::Pca
+            RankingMethod::Pca
         } else {
-            RankMethod::Composite
+            RankingMethod::Composite
         };
         return ClauseIntent::Call(ToolCall::TopWards {
             n,

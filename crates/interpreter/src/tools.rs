@@ -6,31 +6,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use mrpt_table::{ItnStrategy, RankingMethod};
+
 use crate::context::{SessionContext, VariableKind};
 use crate::matching::{resolve_variable, resolve_ward, suggest_wards};
 
-/// Which ranking a result is based on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum RankMethod {
-    #[default]
-    Composite,
-    Pca,
-}
-
-impl RankMethod {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RankMethod::Composite => "composite",
-            RankMethod::Pca => "pca",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            RankMethod::Composite => "composite score",
-            RankMethod::Pca => "PCA score",
-        }
+/// How a ranking method's score is named in answers.
+pub fn score_label(method: RankingMethod) -> &'static str {
+    match method {
+        RankingMethod::Composite => "composite score",
+        RankingMethod::Pca => "PCA score",
     }
 }
 
@@ -41,16 +26,6 @@ pub enum MapMethod {
     Composite,
     Pca,
     Both,
-}
-
-/// Order in which wards receive nets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ItnStrategy {
-    /// Strictly by risk rank.
-    Rank,
-    /// Rural (below the urban threshold) wards first, then by rank.
-    RuralFirst,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -81,7 +56,7 @@ pub enum ToolCall {
         total_nets: u64,
         avg_household_size: Option<f64>,
         urban_threshold: Option<f64>,
-        method: RankMethod,
+        method: RankingMethod,
         strategy: Option<ItnStrategy>,
     },
     VulnerabilityMap {
@@ -100,7 +75,7 @@ pub enum ToolCall {
         bottom: bool,
         /// The top (or bottom) tenth of wards; `n` then holds that count.
         decile: bool,
-        method: RankMethod,
+        method: RankingMethod,
     },
     WardDetail {
         ward: String,
@@ -459,9 +434,9 @@ impl Args<'_> {
     }
 }
 
-const RANK_METHODS: &[(&str, RankMethod)] = &[
-    ("composite", RankMethod::Composite),
-    ("pca", RankMethod::Pca),
+const RANK_METHODS: &[(&str, RankingMethod)] = &[
+    ("composite", RankingMethod::Composite),
+    ("pca", RankingMethod::Pca),
 ];
 
 /// Parse a model's tool call (name + JSON arguments string) and validate it against the
@@ -823,7 +798,7 @@ mod tests {
                 total_nets: 10_000,
                 avg_household_size: Some(5.0),
                 urban_threshold: None,
-                method: RankMethod::Pca,
+                method: RankingMethod::Pca,
                 strategy: Some(ItnStrategy::RuralFirst),
             },
             ToolCall::VulnerabilityMap {
@@ -838,7 +813,7 @@ mod tests {
                 n: 2,
                 bottom: true,
                 decile: false,
-                method: RankMethod::Composite,
+                method: RankingMethod::Composite,
             },
             ToolCall::WardDetail {
                 ward: "Zango".into(),

@@ -12,11 +12,12 @@ use serde_json::json;
 use std::collections::HashMap;
 
 use mrpt_interpreter::{
-    AnalysisSummary, ColumnSummary, DataSummary, Interpreter, ItnContext, ItnStats, OpenAiConfig,
-    Pending, Plan, RankedWard, Role, SessionContext, ToolCall, ToolName, ToolOutcome,
-    TopWardsResult, Turn, VariableContribution, Visualization, WardDetail, compose_answer,
-    wards_mentioned,
+    AnalysisSummary, DataOverview, Interpreter, ItnContext, ItnOutcome, OpenAiConfig, Pending,
+    Plan, Role, SessionContext, ToolCall, ToolName, ToolOutcome, TopWardsResult, Turn,
+    VariableContribution, Visualization, WardDetail, compose_answer, wards_mentioned,
 };
+use mrpt_table::summary::{ColumnKind, Completeness, DataSummary, QualityAssessment};
+use mrpt_table::{Category, ItnStats, RankedWard, WardCoverageStats};
 use support::{Reply, kano_post_analysis, start, text_reply, tool_calls};
 
 /// What the session folder holds between messages.
@@ -40,10 +41,11 @@ fn reference() -> Reference {
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             RankedWard {
-                name: f[0].to_string(),
+                ward_name: f[0].to_string(),
                 score: f[1].parse().unwrap(),
                 rank: f[2].parse().unwrap(),
-                category: f[3].to_string(),
+                category: Category::from_label(f[3]).unwrap(),
+                row: 0,
             }
         })
         .collect();
@@ -99,12 +101,12 @@ fn context(disk_json: &str) -> SessionContext {
 }
 
 fn detail(r: &Reference, ward: &str) -> WardDetail {
-    let w = r.rankings.iter().find(|w| w.name == ward).unwrap();
+    let w = r.rankings.iter().find(|w| w.ward_name == ward).unwrap();
     WardDetail {
-        ward: w.name.clone(),
-        rank: w.rank,
+        ward: w.ward_name.clone(),
+        rank: w.rank as u32,
         total_wards: r.rankings.len() as u32,
-        category: w.category.clone(),
+        category: w.category.label().to_string(),
         score: w.score,
         pca_rank: None,
         pca_score: None,
@@ -154,16 +156,24 @@ fn execute(call: &ToolCall, ctx: &SessionContext, disk: &mut Disk, runs: &mut u3
                 allocated: Some(*total_nets),
                 coverage_percent: Some(41.2),
             });
-            ToolOutcome::Itn(ItnStats {
-                total_nets: *total_nets,
-                allocated: *total_nets,
-                remaining: 0,
-                wards_covered: 27,
-                fully_covered_wards: Some(26),
-                partially_covered_wards: Some(1),
-                population_total: 524_000,
-                population_covered: 216_000,
-                coverage_percent: 41.2,
+            ToolOutcome::Itn(ItnOutcome {
+                stats: ItnStats {
+                    total_nets: *total_nets as i64,
+                    allocated: *total_nets as i64,
+                    remaining: 0,
+                    coverage_percent: 41.2,
+                    prioritized_wards: 27,
+                    fully_covered_wards: 26,
+                    partially_covered_wards: 1,
+                    reprioritized_wards: 0,
+                    total_population: 524_000,
+                    covered_population: 216_000,
+                    ward_coverage_stats: WardCoverageStats {
+                        avg_coverage_percent: 97.3,
+                        min_coverage_percent: 30.0,
+                        max_coverage_percent: 100.0,
+                    },
+                },
                 avg_household_size: *avg_household_size,
                 method: *method,
                 map_url: Some("/itn_embed/s1".into()),
@@ -186,20 +196,38 @@ fn execute(call: &ToolCall, ctx: &SessionContext, disk: &mut Disk, runs: &mut u3
             a: detail(&r, a),
             b: detail(&r, b),
         },
-        ToolCall::DataSummary => ToolOutcome::DataSummary(DataSummary {
-            rows: 66,
+        ToolCall::DataSummary => ToolOutcome::DataSummary(DataOverview {
+            summary: DataSummary {
+                total_rows: 66,
+                total_columns: ctx.variables.len(),
+                column_names: ctx.variables.iter().map(|v| v.name.clone()).collect(),
+                column_types: ctx
+                    .variables
+                    .iter()
+                    .map(|v| {
+                        let kind = match v.kind {
+                            mrpt_interpreter::VariableKind::Numeric => ColumnKind::Numeric,
+                            mrpt_interpreter::VariableKind::Text => ColumnKind::Text,
+                        };
+                        (v.name.clone(), kind)
+                    })
+                    .collect(),
+                data_completeness: Completeness {
+                    by_column: ctx
+                        .variables
+                        .iter()
+                        .map(|v| (v.name.clone(), v.completeness_pct))
+                        .collect(),
+                    overall: 97.0,
+                },
+                data_quality_assessment: QualityAssessment {
+                    issues_found: 0,
+                    issues: vec![],
+                    quality_score: 100.0,
+                },
+                preview_rows: vec![],
+            },
             wards: 66,
-            columns: ctx
-                .variables
-                .iter()
-                .map(|v| ColumnSummary {
-                    name: v.name.clone(),
-                    numeric: v.kind == mrpt_interpreter::VariableKind::Numeric,
-                    completeness_pct: v.completeness_pct,
-                    min: None,
-                    max: None,
-                })
-                .collect(),
             state_name: Some("Kano".into()),
             shapefile_loaded: true,
         }),

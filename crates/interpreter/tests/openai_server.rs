@@ -10,7 +10,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-use mrpt_interpreter::{Interpreter, OpenAiConfig, PlanSource, RankMethod, ToolCall, ToolName};
+use mrpt_interpreter::{Interpreter, OpenAiConfig, PlanSource, ToolCall, ToolName};
+use mrpt_table::RankingMethod;
 use support::{
     Reply, kano_post_analysis, kano_pre_analysis, start, text_delta, text_reply, tool_calls,
 };
@@ -30,7 +31,7 @@ fn itn(total: u64, hh: Option<f64>) -> ToolCall {
         total_nets: total,
         avg_household_size: hh,
         urban_threshold: None,
-        method: RankMethod::Composite,
+        method: RankingMethod::Composite,
         strategy: None,
     }
 }
@@ -156,7 +157,7 @@ async fn hostile_and_invalid_tool_calls_are_refused_and_rules_answer() {
                 n: 10,
                 bottom: false,
                 decile: false,
-                method: RankMethod::Composite
+                method: RankingMethod::Composite
             }]
         );
     }

@@ -1,7 +1,8 @@
 //! prefork-loadgen: the 60-user load test, the chaos test and the history checker of issue 9.
 //!
 //! Owns: simulated users that each walk the whole workflow on their own session over real
-//! sockets (`scenario`), a std-only HTTP/1.1 client (`http`), the JSONL history of every answer
+//! sockets (`scenario`), the workspace's one HTTP/1.1 client (`http`, std only, strict parsing;
+//! the repository's integration tests use it too), the JSONL history of every answer
 //! (`record`), the checker of that history and of the session folders (`check`), and the worker
 //! killer (`chaos`). [`run`] ties them together and decides pass/fail.
 //!

@@ -18,8 +18,11 @@ use serde_json::{Value, json};
 
 use crate::Error;
 use crate::chaos::Rng;
-use crate::http::{self, Failure, Reply, Request, Timeouts};
+use crate::http::{self, Body, Failure, Part, Reply, Request, Timeouts};
 use crate::record::{Observed, Outcome, Record, Recorder};
+
+/// Load traffic names itself in the server's access log.
+const USER_AGENT: &str = "prefork-load";
 
 /// The files every user uploads.
 #[derive(Debug, Clone)]
@@ -138,12 +141,9 @@ pub fn chat_available(addr: SocketAddr, timeouts: Timeouts) -> Result<bool, Erro
     for attempt in 1..=5u64 {
         match http::send(
             addr,
-            &Request {
-                method: "POST",
-                path: "/send_message",
-                session: None,
-                body: Some(("application/json", br#"{"message":"ping"}"#)),
-            },
+            &Request::new("POST", "/send_message")
+                .headers(&[("User-Agent", USER_AGENT)])
+                .body(Body::Sized("application/json", br#"{"message":"ping"}"#)),
             timeouts,
         ) {
             Ok(reply) => return Ok(reply.status != 404),
@@ -279,8 +279,8 @@ impl<'a> User<'a> {
 
         let f = &self.config.fixtures;
         let (ct, body) = http::multipart(&[
-            ("csv_file", "kano_wards.csv", &f.csv),
-            ("shapefile", "kano_wards_shapefile.zip", &f.shapefile),
+            Part::file("csv_file", "kano_wards.csv", &f.csv),
+            Part::file("shapefile", "kano_wards_shapefile.zip", &f.shapefile),
         ]);
         self.click(
             "upload",
@@ -322,7 +322,7 @@ impl<'a> User<'a> {
         }
         self.think();
 
-        let (ct, body) = http::multipart(&[(
+        let (ct, body) = http::multipart(&[Part::file(
             "population_file",
             "kano_auto_population_input.csv",
             &f.population,
@@ -490,14 +490,14 @@ impl<'a> User<'a> {
         self.outcome.attempts += 1;
         let session = self.outcome.session.clone();
         let t0 = Instant::now();
+        let mut headers = vec![("User-Agent", USER_AGENT)];
+        if let Some(sid) = session.as_deref() {
+            headers.push(("X-Session-ID", sid));
+        }
+        let body = body.map_or(Body::Empty, |(ct, bytes)| Body::Sized(ct, bytes));
         let result = http::send(
             self.config.addr,
-            &Request {
-                method,
-                path,
-                session: session.as_deref(),
-                body,
-            },
+            &Request::new(method, path).headers(&headers).body(body),
             self.config.timeouts,
         );
         let latency_ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -520,7 +520,13 @@ impl<'a> User<'a> {
         let verdict = match result {
             Ok(reply) => {
                 record.http = Some(reply.status);
-                record.worker_pid = reply.worker_pid();
+                // Release builds send no x-worker-pid header; the status route names the worker.
+                record.worker_pid = reply.worker_pid().or_else(|| {
+                    reply
+                        .json()
+                        .and_then(|v| v.get("worker_pid").and_then(Value::as_i64))
+                        .and_then(|p| i32::try_from(p).ok())
+                });
                 if let Some(pid) = record.worker_pid {
                     self.outcome.workers.insert(pid);
                 }
@@ -550,7 +556,9 @@ impl<'a> User<'a> {
                 record.error = Some(why.clone());
                 Err(match failure {
                     Failure::Malformed(_) => AttemptError::Answer(why),
-                    Failure::Connect(_) | Failure::Exchange(_) => AttemptError::Connection(why),
+                    Failure::Connect(_) | Failure::NoAnswer(_) | Failure::Exchange(_) => {
+                        AttemptError::Connection(why)
+                    }
                 })
             }
         };

@@ -10,9 +10,10 @@ mod hexgrid;
 use std::time::{Duration, Instant};
 
 use mrpt_maps::{
-    BoxPlotInput, BoxWard, ItnSummary, Method, render_box_plot, render_itn_map,
-    render_ranking_chart, render_side_by_side, render_variable_map, render_vulnerability_map,
+    BoxPlotInput, BoxWard, ItnSummary, render_box_plot, render_itn_map, render_ranking_chart,
+    render_side_by_side, render_variable_map, render_vulnerability_map,
 };
+use mrpt_table::{ItnStrategy, RankingMethod};
 
 const WARDS: usize = 9410;
 const SEGMENTS: usize = 8;
@@ -62,7 +63,8 @@ fn main() {
     let vertices: usize = input
         .wards
         .iter()
-        .flat_map(|w| w.geometry.iter().flatten().flatten())
+        .flat_map(|w| w.geometry.iter())
+        .flat_map(|g| g.polygons().iter().flat_map(|p| p.rings()))
         .map(Vec::len)
         .sum();
     println!("{WARDS} wards, {vertices} input vertices, {RUNS} runs each");
@@ -73,8 +75,8 @@ fn main() {
         coverage_percent: 61.5,
         avg_household_size: 5.0,
         urban_threshold: 75.0,
-        method: Method::Composite,
-        strategy: Some("rural_first".to_string()),
+        method: RankingMethod::Composite,
+        strategy: Some(ItnStrategy::RuralFirst),
     };
     let values: Vec<Option<f64>> = (0..WARDS)
         .map(|i| (i % 50 != 0).then(|| hexgrid::unit(i as u64 * 31) * 3000.0))
@@ -110,11 +112,11 @@ fn main() {
         results.push((name.to_string(), doc));
     };
     let composite = time("composite map", || {
-        render_vulnerability_map(&input, Method::Composite).unwrap_or_default()
+        render_vulnerability_map(&input, RankingMethod::Composite).unwrap_or_default()
     });
     check("vulnerability_composite.html", composite, Some(300));
     let pca = time("pca map", || {
-        render_vulnerability_map(&input, Method::Pca).unwrap_or_default()
+        render_vulnerability_map(&input, RankingMethod::Pca).unwrap_or_default()
     });
     check("vulnerability_pca.html", pca, Some(300));
     let itn = time("itn map", || {
@@ -143,7 +145,7 @@ fn main() {
     });
     check("box_plot_page1.html", bp, None);
     let rank = time("ranking chart (top 50)", || {
-        render_ranking_chart(&input, Method::Composite, 50).unwrap_or_default()
+        render_ranking_chart(&input, RankingMethod::Composite, 50).unwrap_or_default()
     });
     check("ranking_top50.html", rank, None);
 

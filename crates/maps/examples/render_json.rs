@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use mrpt_maps::{
-    MapInput, Method, content_security_policy, render_ranking_chart, render_side_by_side,
+    MapInput, content_security_policy, render_ranking_chart, render_side_by_side,
     render_vulnerability_map,
 };
+use mrpt_table::RankingMethod;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -21,13 +22,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let docs = [
         (
             "composite.html",
-            render_vulnerability_map(&input, Method::Composite),
+            render_vulnerability_map(&input, RankingMethod::Composite),
         ),
-        ("pca.html", render_vulnerability_map(&input, Method::Pca)),
+        (
+            "pca.html",
+            render_vulnerability_map(&input, RankingMethod::Pca),
+        ),
         ("side_by_side.html", render_side_by_side(&input)),
         (
             "ranking.html",
-            render_ranking_chart(&input, Method::Composite, 0),
+            render_ranking_chart(&input, RankingMethod::Composite, 0),
         ),
     ];
     for (name, doc) in docs {

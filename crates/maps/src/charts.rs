@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use crate::Error;
 use crate::colour::{category_fill, quantile_sorted};
 use crate::html::{begin, end, fmt_score, fmt_tick, push_escaped};
-use crate::input::{BoxPlotInput, MapInput, Method};
+use crate::input::{BoxPlotInput, MapInput};
+use mrpt_table::RankingMethod;
 
 /// Wards per box-plot page (as ChatMRPT's `box_plot_ranking_top20`).
 pub const BOX_PLOT_PAGE_SIZE: usize = 20;
@@ -349,7 +350,11 @@ pub fn render_box_plot(input: &BoxPlotInput, page: usize) -> Result<(String, usi
 /// Horizontal bars of one method's score, wards in rank order, coloured by category. `top`
 /// limits the number of wards (0 = all). Wards without a result for the method are left out
 /// and counted in the subtitle.
-pub fn render_ranking_chart(input: &MapInput, method: Method, top: usize) -> Result<String, Error> {
+pub fn render_ranking_chart(
+    input: &MapInput,
+    method: RankingMethod,
+    top: usize,
+) -> Result<String, Error> {
     if input.wards.is_empty() {
         return Err(Error::NoWards);
     }
@@ -358,7 +363,7 @@ pub fn render_ranking_chart(input: &MapInput, method: Method, top: usize) -> Res
         .collect();
     if ranked.is_empty() {
         return Err(Error::MissingValues {
-            what: format!("{} results", method.label()),
+            what: format!("{} results", method.title()),
         });
     }
     let missing = input.wards.len() - ranked.len();
@@ -380,7 +385,7 @@ pub fn render_ranking_chart(input: &MapInput, method: Method, top: usize) -> Res
     let min = scores.iter().copied().fold(0.0f64, f64::min);
     let max = scores.iter().copied().fold(0.0f64, f64::max);
     let axis = Axis::new(min, max);
-    let label = method.label();
+    let label = method.title();
 
     let area = match input.area.as_deref().map(str::trim) {
         Some(a) if !a.is_empty() => format!(" \u{2014} {a}"),

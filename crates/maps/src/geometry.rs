@@ -18,7 +18,12 @@ use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::Error;
-use crate::input::MultiPolygon;
+use mrpt_table::Geometry;
+
+/// Every ring of a ward: each polygon's exterior, then its holes.
+pub(crate) fn rings(g: &Geometry) -> impl Iterator<Item = &Vec<[f64; 2]>> {
+    g.polygons().iter().flat_map(|p| p.rings())
+}
 
 /// SVG user units along the longer side of the drawn area.
 pub(crate) const EXTENT: f64 = 10_000.0;
@@ -75,7 +80,7 @@ impl Projection {
 /// Validates coordinates and returns the bounding box of all given geometries, or `None` when
 /// there is not a single point.
 pub(crate) fn bounding_box<'a>(
-    shapes: impl Iterator<Item = (&'a str, &'a MultiPolygon)>,
+    shapes: impl Iterator<Item = (&'a str, &'a Geometry)>,
 ) -> Result<Option<[f64; 4]>, Error> {
     let mut bb = [
         f64::INFINITY,
@@ -85,7 +90,7 @@ pub(crate) fn bounding_box<'a>(
     ];
     let mut any = false;
     for (name, mp) in shapes {
-        for ring in mp.iter().flatten() {
+        for ring in rings(mp) {
             for &[lon, lat] in ring {
                 if !(lon.is_finite()
                     && lat.is_finite()
@@ -159,7 +164,7 @@ fn clean_ring(ring: &[[f64; 2]]) -> Vec<[f64; 2]> {
 
 /// Simplifies and quantises every ward's geometry; `None` in, empty rings out.
 pub(crate) fn prepare(
-    geometries: &[Option<&MultiPolygon>],
+    geometries: &[Option<&Geometry>],
     proj: &Projection,
     tolerance: f64,
 ) -> Vec<QuantRings> {
@@ -167,8 +172,7 @@ pub(crate) fn prepare(
         .iter()
         .map(|g| {
             g.map(|mp| {
-                mp.iter()
-                    .flatten()
+                rings(mp)
                     .map(|r| clean_ring(r))
                     .filter(|r| !r.is_empty())
                     .collect()
@@ -492,6 +496,19 @@ mod tests {
         assert_eq!(keep, [true, false, false, false, true]);
     }
 
+    /// A ward from polygons given as rings (exterior first).
+    fn mp(polygons: Vec<Vec<Vec<[f64; 2]>>>) -> Geometry {
+        Geometry::MultiPolygon(
+            polygons
+                .into_iter()
+                .map(|mut rings| mrpt_table::Polygon {
+                    exterior: rings.remove(0),
+                    holes: rings,
+                })
+                .collect(),
+        )
+    }
+
     #[test]
     fn shared_borders_stay_identical_after_simplification() {
         // Two squares sharing a wiggly vertical border x = 1, traversed in opposite directions.
@@ -507,8 +524,8 @@ mod tests {
         let mut right = vec![[2.0, 1.0]];
         right.extend(border.iter().rev().copied());
         right.push([2.0, 0.0]);
-        let a: MultiPolygon = vec![vec![left]];
-        let b: MultiPolygon = vec![vec![right]];
+        let a = mp(vec![vec![left]]);
+        let b = mp(vec![vec![right]]);
         let proj = Projection::fit([0.0, 0.0, 2.0, 1.0]);
         let q = prepare(&[Some(&a), Some(&b)], &proj, 3.0);
         let x_border = proj.project(1.0, 0.5)[0];
@@ -544,8 +561,8 @@ mod tests {
             v
         };
         let outer = vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]];
-        let donut: MultiPolygon = vec![vec![outer, circle(false, 0)]];
-        let enclave: MultiPolygon = vec![vec![circle(true, 37)]];
+        let donut = mp(vec![vec![outer, circle(false, 0)]]);
+        let enclave = mp(vec![vec![circle(true, 37)]]);
         let proj = Projection::fit([0.0, 0.0, 1.0, 1.0]);
         let q = prepare(&[Some(&donut), Some(&enclave)], &proj, 5.0);
         let mut hole = q[0][1].clone();
@@ -558,12 +575,17 @@ mod tests {
 
     #[test]
     fn tiny_ward_keeps_a_shape() {
-        let big: MultiPolygon = vec![vec![vec![[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]];
-        let tiny: MultiPolygon = vec![vec![vec![
+        let big = mp(vec![vec![vec![
+            [0.0, 0.0],
+            [1.0, 0.0],
+            [1.0, 1.0],
+            [0.0, 0.0],
+        ]]]);
+        let tiny = mp(vec![vec![vec![
             [0.5, 0.5],
             [0.500_000_1, 0.5],
             [0.500_000_1, 0.500_000_1],
-        ]]];
+        ]]]);
         let proj = Projection::fit([0.0, 0.0, 1.0, 1.0]);
         let q = prepare(&[Some(&big), Some(&tiny), None], &proj, TOLERANCE);
         assert_eq!(q[0].len(), 1);
@@ -580,10 +602,10 @@ mod tests {
 
     #[test]
     fn bad_coordinates_name_the_ward() {
-        let mp: MultiPolygon = vec![vec![vec![[200.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]];
-        let err = bounding_box(std::iter::once(("Gwale", &mp))).unwrap_err();
+        let outside = mp(vec![vec![vec![[200.0, 0.0], [1.0, 1.0], [0.0, 1.0]]]]);
+        let err = bounding_box(std::iter::once(("Gwale", &outside))).unwrap_err();
         assert!(err.to_string().contains("Gwale"));
-        let mp: MultiPolygon = vec![vec![vec![[f64::NAN, 0.0]]]];
-        assert!(bounding_box(std::iter::once(("x", &mp))).is_err());
+        let nan = mp(vec![vec![vec![[f64::NAN, 0.0]]]]);
+        assert!(bounding_box(std::iter::once(("x", &nan))).is_err());
     }
 }

@@ -1,33 +1,7 @@
 //! What the caller hands in: wards with optional WGS84 boundaries and the values to draw.
 
+use mrpt_table::{Geometry, ItnStrategy, RankingMethod};
 use serde::{Deserialize, Serialize};
-
-/// One ring as `[longitude, latitude]` pairs in degrees (WGS84). Closed or not: a repeated
-/// closing point is ignored.
-pub type Ring = Vec<[f64; 2]>;
-/// A polygon: the outer ring first, then its holes. Orientation does not matter (even-odd fill).
-pub type Polygon = Vec<Ring>;
-/// A ward boundary: one or more polygons.
-pub type MultiPolygon = Vec<Polygon>;
-
-/// Which vulnerability ranking a map or chart shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Method {
-    /// Median of the composite models (`composite_score`, `composite_rank`).
-    Composite,
-    /// Weighted principal components (`pca_score`, `pca_rank`).
-    Pca,
-}
-
-impl Method {
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Method::Composite => "Composite",
-            Method::Pca => "PCA",
-        }
-    }
-}
 
 /// A ward's score, rank (1 = most vulnerable) and category for one method.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,8 +35,10 @@ pub struct ItnWard {
 pub struct WardInput {
     pub name: String,
     /// `None` (or empty) when the ward has no boundary: it is listed under the map, not drawn.
+    /// Coordinates are `[longitude, latitude]` in WGS84 degrees; ring orientation does not
+    /// matter (even-odd fill) and a repeated closing point is ignored.
     #[serde(default)]
-    pub geometry: Option<MultiPolygon>,
+    pub geometry: Option<Geometry>,
     #[serde(default)]
     pub composite: Option<Vulnerability>,
     #[serde(default)]
@@ -73,10 +49,10 @@ pub struct WardInput {
 }
 
 impl WardInput {
-    pub(crate) fn vulnerability(&self, method: Method) -> Option<&Vulnerability> {
+    pub(crate) fn vulnerability(&self, method: RankingMethod) -> Option<&Vulnerability> {
         match method {
-            Method::Composite => self.composite.as_ref(),
-            Method::Pca => self.pca.as_ref(),
+            RankingMethod::Composite => self.composite.as_ref(),
+            RankingMethod::Pca => self.pca.as_ref(),
         }
     }
 }
@@ -100,10 +76,10 @@ pub struct ItnSummary {
     pub coverage_percent: f64,
     pub avg_household_size: f64,
     pub urban_threshold: f64,
-    pub method: Method,
-    /// "rank" or "rural_first"; `None` leaves the choice to the server.
+    pub method: RankingMethod,
+    /// The plan's strategy, posted back with the form; `None` leaves the choice to the server.
     #[serde(default)]
-    pub strategy: Option<String>,
+    pub strategy: Option<ItnStrategy>,
 }
 
 /// Per-ward model scores for the box plot.

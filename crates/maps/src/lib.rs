@@ -4,7 +4,8 @@
 //! that national inputs stay small, colour classes and legends, tooltips, and the HTML shell
 //! with its one inline stylesheet and one inline script (see [`content_security_policy`]).
 //!
-//! Must not depend on: any internal crate, the file system, the network, a clock or randomness.
+//! Must not depend on: any internal crate but the vocabulary crate `mrpt-table` (whose
+//! geometry and ranking method it draws), the file system, the network, a clock or randomness.
 //! Every function takes values and returns a `String`; the caller writes the file atomically
 //! and serves it. Output is deterministic for a given input.
 //!
@@ -33,10 +34,7 @@ mod maps;
 pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
 pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
 pub use geometry::Projection;
-pub use input::{
-    BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Method, MultiPolygon, Polygon, Ring,
-    Vulnerability, WardInput,
-};
+pub use input::{BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Vulnerability, WardInput};
 pub use maps::{
     ITN_UPDATE_ENDPOINT, render_itn_map, render_side_by_side, render_variable_map,
     render_vulnerability_map,

@@ -11,7 +11,8 @@ use crate::geometry::{Projection, TOLERANCE, bounding_box, prepare, write_path};
 use crate::html::{
     begin, end, escape, fmt_count, fmt_int, fmt_pct, fmt_plain, fmt_score, fmt_value, push_escaped,
 };
-use crate::input::{ItnSummary, MapInput, Method, MultiPolygon, WardInput};
+use crate::input::{ItnSummary, MapInput, WardInput};
+use mrpt_table::{Geometry, RankingMethod};
 
 /// The route the ITN map's form posts to (JSON body, see the crate docs).
 pub const ITN_UPDATE_ENDPOINT: &str = "/api/itn/update-distribution";
@@ -30,10 +31,10 @@ pub(crate) fn prepare_input(input: &MapInput) -> Result<Prepared, Error> {
     if input.wards.is_empty() {
         return Err(Error::NoWards);
     }
-    let geoms: Vec<Option<&MultiPolygon>> = input
+    let geoms: Vec<Option<&Geometry>> = input
         .wards
         .iter()
-        .map(|w| w.geometry.as_ref().filter(|g| !g.is_empty()))
+        .map(|w| w.geometry.as_ref().filter(|g| !g.polygons().is_empty()))
         .collect();
     let bbox = bounding_box(
         input
@@ -101,16 +102,20 @@ fn nets_line(w: &WardInput, t: &mut String) {
     }
 }
 
-fn vulnerability_layer(input: &MapInput, method: Method, id: &'static str) -> Result<Layer, Error> {
+fn vulnerability_layer(
+    input: &MapInput,
+    method: RankingMethod,
+    id: &'static str,
+) -> Result<Layer, Error> {
     let max_rank = input
         .wards
         .iter()
         .filter_map(|w| w.vulnerability(method).map(|v| v.rank))
         .max()
         .ok_or_else(|| Error::MissingValues {
-            what: format!("{} results", method.label()),
+            what: format!("{} results", method.title()),
         })?;
-    let label = method.label();
+    let label = method.title();
     let mut class_of = Vec::with_capacity(input.wards.len());
     let mut tooltips = Vec::with_capacity(input.wards.len());
     for w in &input.wards {
@@ -125,8 +130,8 @@ fn vulnerability_layer(input: &MapInput, method: Method, id: &'static str) -> Re
                     v.category
                 );
                 class_of.push(Some(match method {
-                    Method::Composite => rank_level(v.rank, max_rank),
-                    Method::Pca => rank_quartile(v.rank, max_rank),
+                    RankingMethod::Composite => rank_level(v.rank, max_rank),
+                    RankingMethod::Pca => rank_quartile(v.rank, max_rank),
                 }));
             }
             None => {
@@ -138,7 +143,7 @@ fn vulnerability_layer(input: &MapInput, method: Method, id: &'static str) -> Re
         tooltips.push(t);
     }
     let (fills, legend) = match method {
-        Method::Composite => {
+        RankingMethod::Composite => {
             let fills: Vec<String> = (0..RANK_LEVELS).map(rank_level_fill).collect();
             let stops = (0..=10)
                 .map(|k| rank_level_fill(k * (RANK_LEVELS - 1) / 10))
@@ -152,7 +157,7 @@ fn vulnerability_layer(input: &MapInput, method: Method, id: &'static str) -> Re
                 },
             )
         }
-        Method::Pca => {
+        RankingMethod::Pca => {
             let fills: Vec<String> = GREENS_4.iter().map(|s| (*s).to_string()).collect();
             let mut ranges: [Option<(u32, u32)>; 4] = [None; 4];
             for r in 1..=max_rank {
@@ -189,13 +194,13 @@ fn vulnerability_layer(input: &MapInput, method: Method, id: &'static str) -> Re
 
 /// A map of one ranking: composite (reversed Plasma by rank, rank 1 darkest) or PCA (four
 /// greens by rank quarter, darkest = most vulnerable).
-pub fn render_vulnerability_map(input: &MapInput, method: Method) -> Result<String, Error> {
+pub fn render_vulnerability_map(input: &MapInput, method: RankingMethod) -> Result<String, Error> {
     let prepared = prepare_input(input)?;
     let layer = vulnerability_layer(input, method, "m")?;
-    let title = format!("{} vulnerability map{}", method.label(), area_suffix(input));
+    let title = format!("{} vulnerability map{}", method.title(), area_suffix(input));
     let sub = format!(
         "Wards coloured by {} rank (1 = most vulnerable). Hover or tap a ward for details.",
-        method.label()
+        method.title()
     );
     Ok(document(
         &title,
@@ -210,8 +215,8 @@ pub fn render_vulnerability_map(input: &MapInput, method: Method) -> Result<Stri
 /// Composite and PCA maps side by side (they wrap onto two rows on a narrow screen).
 pub fn render_side_by_side(input: &MapInput) -> Result<String, Error> {
     let prepared = prepare_input(input)?;
-    let composite = vulnerability_layer(input, Method::Composite, "c")?;
-    let pca = vulnerability_layer(input, Method::Pca, "p")?;
+    let composite = vulnerability_layer(input, RankingMethod::Composite, "c")?;
+    let pca = vulnerability_layer(input, RankingMethod::Pca, "p")?;
     let title = format!("Composite and PCA vulnerability{}", area_suffix(input));
     let sub = "Both rankings of the same wards; rank 1 = most vulnerable. Hover or tap a ward for details.";
     Ok(document(
@@ -331,7 +336,7 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
             let _ = write!(
                 t,
                 "\n{} rank: {} ({})",
-                summary.method.label(),
+                summary.method.title(),
                 v.rank,
                 v.category
             );
@@ -358,12 +363,12 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
         format!(
             "Rural wards (urban share below {}%) first, by {} rank; urban wards get the surplus.",
             fmt_plain(summary.urban_threshold),
-            summary.method.label()
+            summary.method.title()
         )
     } else {
         format!(
             "Wards covered in order of {} rank until the nets run out.",
-            summary.method.label()
+            summary.method.title()
         )
     };
     let panel = itn_panel(summary);
@@ -390,7 +395,7 @@ fn itn_panel(s: &ItnSummary) -> String {
             format!("{}%", fmt_plain(s.urban_threshold)),
         ),
         ("Household size", fmt_plain(s.avg_household_size)),
-        ("Ranking", s.method.label().to_string()),
+        ("Ranking", s.method.title().to_string()),
     ];
     for (k, v) in rows {
         let _ = write!(
@@ -410,8 +415,8 @@ fn itn_panel(s: &ItnSummary) -> String {
         s.total_nets, s.urban_threshold, s.avg_household_size
     );
     for (value, text, m) in [
-        ("composite", "Composite", Method::Composite),
-        ("pca", "PCA", Method::Pca),
+        ("composite", "Composite", RankingMethod::Composite),
+        ("pca", "PCA", RankingMethod::Pca),
     ] {
         let sel = if s.method == m { " selected" } else { "" };
         let _ = write!(p, "<option value=\"{value}\"{sel}>{text}</option>");
@@ -419,7 +424,7 @@ fn itn_panel(s: &ItnSummary) -> String {
     p.push_str("</select></label>");
     if let Some(strategy) = &s.strategy {
         p.push_str("<input type=\"hidden\" name=\"strategy\" value=\"");
-        push_escaped(&mut p, strategy);
+        push_escaped(&mut p, strategy.as_str());
         p.push_str("\">");
     }
     p.push_str(

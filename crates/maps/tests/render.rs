@@ -8,22 +8,20 @@ mod common;
 use common::hexgrid::national_input;
 use mrpt_maps::{
     BOX_PLOT_PAGE_SIZE, BoxPlotInput, BoxWard, Error, ITN_UPDATE_ENDPOINT, ItnSummary, ItnWard,
-    MapInput, Method, SCRIPT, STYLE, Vulnerability, WardInput, content_security_policy,
-    render_box_plot, render_itn_map, render_ranking_chart, render_side_by_side,
-    render_variable_map, render_vulnerability_map,
+    MapInput, SCRIPT, STYLE, Vulnerability, WardInput, content_security_policy, render_box_plot,
+    render_itn_map, render_ranking_chart, render_side_by_side, render_variable_map,
+    render_vulnerability_map,
 };
+use mrpt_table::{Geometry, ItnStrategy, Polygon, RankingMethod};
 
 const EVIL: &str = "Gidan <b>\"Tsoho\" & 'Sons'</b></title><script>alert(1)</script>";
 
-fn square(x: f64, y: f64) -> Vec<Vec<Vec<[f64; 2]>>> {
+fn square(x: f64, y: f64) -> Geometry {
     let d = 0.01;
-    vec![vec![vec![
-        [x, y],
-        [x + d, y],
-        [x + d, y + d],
-        [x, y + d],
-        [x, y],
-    ]]]
+    Geometry::Polygon(Polygon {
+        exterior: vec![[x, y], [x + d, y], [x + d, y + d], [x, y + d], [x, y]],
+        holes: vec![],
+    })
 }
 
 fn vul(score: f64, rank: u32, category: &str) -> Vulnerability {
@@ -162,7 +160,7 @@ fn assert_self_contained(doc: &str) {
 #[test]
 fn composite_map_has_every_drawn_ward_once_with_correct_tooltips() {
     let input = small_input();
-    let doc = render_vulnerability_map(&input, Method::Composite).unwrap();
+    let doc = render_vulnerability_map(&input, RankingMethod::Composite).unwrap();
     assert_self_contained(&doc);
     assert_balanced(&doc);
     let ps = paths(&doc);
@@ -208,12 +206,12 @@ fn composite_map_has_every_drawn_ward_once_with_correct_tooltips() {
 fn hostile_ward_names_are_escaped_everywhere() {
     let input = small_input();
     let docs = [
-        render_vulnerability_map(&input, Method::Composite).unwrap(),
-        render_vulnerability_map(&input, Method::Pca).unwrap(),
+        render_vulnerability_map(&input, RankingMethod::Composite).unwrap(),
+        render_vulnerability_map(&input, RankingMethod::Pca).unwrap(),
         render_side_by_side(&input).unwrap(),
         render_itn_map(&input, &summary(None)).unwrap(),
         render_variable_map(&input, "rain<fall>", &[Some(1.0); 9]).unwrap(),
-        render_ranking_chart(&input, Method::Composite, 0).unwrap(),
+        render_ranking_chart(&input, RankingMethod::Composite, 0).unwrap(),
         render_box_plot(&box_input(3), 1).unwrap().0,
     ];
     for doc in &docs {
@@ -230,7 +228,7 @@ fn hostile_ward_names_are_escaped_everywhere() {
 #[test]
 fn pca_map_uses_four_green_classes_by_rank() {
     let input = small_input();
-    let doc = render_vulnerability_map(&input, Method::Pca).unwrap();
+    let doc = render_vulnerability_map(&input, RankingMethod::Pca).unwrap();
     for (i, _, title) in paths(&doc) {
         if let Some(v) = &input.wards[i].pca {
             assert!(unescape(&title).contains(&format!("PCA score: {:.3}", v.score)));
@@ -287,7 +285,7 @@ fn side_by_side_draws_both_maps_with_unique_ids() {
     assert!(doc.contains("<h2>PCA vulnerability</h2>"));
 }
 
-fn summary(strategy: Option<&str>) -> ItnSummary {
+fn summary(strategy: Option<ItnStrategy>) -> ItnSummary {
     ItnSummary {
         total_nets: 16_234,
         allocated: 16_234,
@@ -295,15 +293,15 @@ fn summary(strategy: Option<&str>) -> ItnSummary {
         coverage_percent: 41.3,
         avg_household_size: 5.0,
         urban_threshold: 30.0,
-        method: Method::Composite,
-        strategy: strategy.map(str::to_string),
+        method: RankingMethod::Composite,
+        strategy,
     }
 }
 
 #[test]
 fn itn_map_classes_summary_and_form() {
     let input = small_input();
-    let doc = render_itn_map(&input, &summary(Some("rank"))).unwrap();
+    let doc = render_itn_map(&input, &summary(Some(ItnStrategy::Rank))).unwrap();
     assert_self_contained(&doc);
     assert!(doc.contains(&format!(
         "<form id=\"itn-form\" class=\"itn\" method=\"post\" action=\"{ITN_UPDATE_ENDPOINT}\">"
@@ -406,7 +404,7 @@ fn variable_map_quantile_classes() {
 #[test]
 fn errors_on_unusable_input() {
     assert_eq!(
-        render_vulnerability_map(&MapInput::default(), Method::Composite),
+        render_vulnerability_map(&MapInput::default(), RankingMethod::Composite),
         Err(Error::NoWards)
     );
     let mut input = small_input();
@@ -414,12 +412,15 @@ fn errors_on_unusable_input() {
         w.geometry = None;
     }
     assert_eq!(
-        render_vulnerability_map(&input, Method::Composite),
+        render_vulnerability_map(&input, RankingMethod::Composite),
         Err(Error::NoGeometry)
     );
     let mut input = small_input();
-    input.wards[3].geometry = Some(vec![vec![vec![[8.0, 95.0], [8.1, 12.0], [8.0, 12.1]]]]);
-    let err = render_vulnerability_map(&input, Method::Composite).unwrap_err();
+    input.wards[3].geometry = Some(Geometry::Polygon(Polygon {
+        exterior: vec![[8.0, 95.0], [8.1, 12.0], [8.0, 12.1]],
+        holes: vec![],
+    }));
+    let err = render_vulnerability_map(&input, RankingMethod::Composite).unwrap_err();
     assert!(matches!(err, Error::InvalidCoordinate { ref ward, .. } if ward == "Ward 3"));
     let mut input = small_input();
     for w in &mut input.wards {
@@ -516,7 +517,7 @@ fn box_plot_pages_of_twenty_ordered_by_median() {
 #[test]
 fn ranking_chart_orders_by_rank_and_limits() {
     let input = small_input();
-    let doc = render_ranking_chart(&input, Method::Composite, 0).unwrap();
+    let doc = render_ranking_chart(&input, RankingMethod::Composite, 0).unwrap();
     assert_self_contained(&doc);
     let r = rows(&doc);
     let ranks: Vec<u32> = r
@@ -525,7 +526,7 @@ fn ranking_chart_orders_by_rank_and_limits() {
         .collect();
     assert_eq!(ranks, (1..=8).collect::<Vec<_>>());
     assert!(doc.contains("1 ward(s) without a Composite result are not shown"));
-    let top3 = render_ranking_chart(&input, Method::Pca, 3).unwrap();
+    let top3 = render_ranking_chart(&input, RankingMethod::Pca, 3).unwrap();
     assert_eq!(rows(&top3).len(), 3);
     assert!(top3.contains("The 3 most vulnerable of 8 ranked wards."));
 }
@@ -544,13 +545,14 @@ fn input_round_trips_through_json() {
     let back: MapInput = serde_json::from_str(&json).unwrap();
     assert_eq!(back, input);
     let minimal: MapInput = serde_json::from_str(
-        r#"{"wards":[{"name":"A","geometry":[[[[8.5,12.0],[8.6,12.0],[8.6,12.1]]]],
+        r#"{"wards":[{"name":"A","geometry":{"type":"MultiPolygon",
+            "coordinates":[[[[8.5,12.0],[8.6,12.0],[8.6,12.1]]]]},
             "composite":{"score":0.5,"rank":1,"category":"High Risk"}}]}"#,
     )
     .unwrap();
-    assert!(render_vulnerability_map(&minimal, Method::Composite).is_ok());
-    let m: Method = serde_json::from_str("\"pca\"").unwrap();
-    assert_eq!(m, Method::Pca);
+    assert!(render_vulnerability_map(&minimal, RankingMethod::Composite).is_ok());
+    let m: RankingMethod = serde_json::from_str("\"pca\"").unwrap();
+    assert_eq!(m, RankingMethod::Pca);
 }
 
 /// The national case from the issue: 9,410 wards in under 5 MB, every ward drawn once.
@@ -558,7 +560,7 @@ fn input_round_trips_through_json() {
 #[test]
 fn national_grid_stays_small_and_complete() {
     let input = national_input(9410, 8);
-    let doc = render_vulnerability_map(&input, Method::Composite).unwrap();
+    let doc = render_vulnerability_map(&input, RankingMethod::Composite).unwrap();
     assert!(doc.len() < 5_000_000, "{} bytes", doc.len());
     let ps = paths(&doc);
     assert_eq!(ps.len(), 9410);
@@ -567,7 +569,7 @@ fn national_grid_stays_small_and_complete() {
         assert!(!seen[*i], "ward {i} twice");
         seen[*i] = true;
     }
-    let itn = render_itn_map(&input, &summary(Some("rural_first"))).unwrap();
+    let itn = render_itn_map(&input, &summary(Some(ItnStrategy::RuralFirst))).unwrap();
     assert!(itn.len() < 5_000_000, "{} bytes", itn.len());
     assert_eq!(paths(&itn).len(), 9410);
 }

@@ -8,7 +8,9 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use prefork_utc::UtcDateTime;
 
 use crate::Error;
 
@@ -266,46 +268,33 @@ enum TimeStyle {
     AccessLog,
 }
 
-/// Always UTC: reading the local zone needs libc's non-thread-safe tz machinery or a tz database.
+/// Always UTC (see prefork-utc).
 fn format_time(t: SystemTime, style: TimeStyle) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
-    let (year, month, day) = civil_from_days(days);
+    let utc = UtcDateTime::from_system_time(t);
+    let UtcDateTime {
+        year,
+        month,
+        day,
+        hour: h,
+        minute: m,
+        second: s,
+    } = utc;
     match style {
         TimeStyle::ErrorLog => {
             format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02} +0000")
         }
         TimeStyle::AccessLog => {
-            const MONTHS: [&str; 12] = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-            ];
-            let name = MONTHS[(month as usize).saturating_sub(1) % 12];
+            let name = utc.month_abbrev();
             format!("{day:02}/{name}/{year:04}:{h:02}:{m:02}:{s:02} +0000")
         }
     }
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn formats_both_time_styles() {
@@ -319,8 +308,6 @@ mod tests {
             format_time(t, TimeStyle::AccessLog),
             "29/Nov/2026:05:39:23 +0000"
         );
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind};
+use crate::artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, UPLOADED_TABLE, UploadedTable};
 use crate::durable::{LockGuard, remove_any};
 use crate::error::{Error, Result};
 use crate::fault;
@@ -77,6 +77,17 @@ impl AnalysisInputs {
             return Ok(None);
         };
         read_all(&self.session, rel, path).map(Some)
+    }
+
+    /// This upload's ward table (CSV or Excel), as [`Store::read_uploaded_table`] reads the
+    /// current one.
+    pub fn uploaded_table(&self) -> Result<Option<UploadedTable>> {
+        for artifact in UPLOADED_TABLE {
+            if let Some(bytes) = self.read(&artifact)? {
+                return Ok(Some(UploadedTable { artifact, bytes }));
+            }
+        }
+        Ok(None)
     }
 }
 

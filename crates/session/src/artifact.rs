@@ -61,6 +61,18 @@ pub const ANALYSIS_EVIDENCE: [Artifact; 4] = [
     Artifact::RankingsPca,
 ];
 
+/// The artifacts an upload's ward table may be stored as (CSV text or an Excel workbook), in
+/// the order they are looked for.
+pub const UPLOADED_TABLE: [Artifact; 2] = [Artifact::RawCsv, Artifact::RawXlsx];
+
+/// The uploaded ward table as stored: which artifact it is and its bytes. Parsing it is
+/// mrpt-formats' job; this crate only says what is on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadedTable {
+    pub artifact: Artifact,
+    pub bytes: Vec<u8>,
+}
+
 /// Every artifact with a fixed name in the folder root, in a stable order.
 pub const FIXED: [Artifact; 19] = [
     Artifact::RawCsv,

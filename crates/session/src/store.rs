@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath};
+use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath, UPLOADED_TABLE, UploadedTable};
 use crate::beneath::{self, Want};
 use crate::durable::{
     AtomicFile, LockGuard, TEMP_PREFIX, parent, remove_any, sync_dir, write_atomic,
@@ -223,6 +223,27 @@ pub struct UploadInfo {
     pub upload_type: String,
     /// Free-form facts for `/session_info` (original names, row/column counts, ward matching).
     pub info: Value,
+}
+
+/// `<instance_dir>/run/<name>/`: where the server keeps its runtime files (e.g. `metrics`)
+/// inside the instance directory. [`create_runtime_dir`] makes it.
+pub fn runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> PathBuf {
+    instance_dir.as_ref().join("run").join(name)
+}
+
+/// Creates [`runtime_dir`] if missing (this crate is the only one that creates anything under
+/// the instance directory). `name` is one plain path component.
+pub fn create_runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> Result<PathBuf> {
+    let rel = RelPath::parse(name)?;
+    if rel.components().count() != 1 {
+        return Err(Error::UnsafePath {
+            path: name.to_owned(),
+            reason: "a runtime directory is one path component",
+        });
+    }
+    let dir = runtime_dir(instance_dir, rel.as_str());
+    fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+    Ok(dir)
 }
 
 impl Store {
@@ -626,6 +647,19 @@ impl Store {
         file.read_to_end(&mut bytes)
             .map_err(Error::io("read", artifact.file_name()))?;
         Ok(bytes)
+    }
+
+    /// The current upload's ward table (CSV or Excel), or `None` before any upload. The one way
+    /// the service reads the uploaded table back.
+    pub fn read_uploaded_table(&self, id: &SessionId) -> Result<Option<UploadedTable>> {
+        for artifact in UPLOADED_TABLE {
+            match self.read_artifact(id, &artifact) {
+                Ok(bytes) => return Ok(Some(UploadedTable { artifact, bytes })),
+                Err(Error::ArtifactNotFound(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
     }
 
     /// Lists the files under `visualizations/` (relative names), for `/session_info`.

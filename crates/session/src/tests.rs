@@ -118,6 +118,46 @@ fn unknown_and_malformed_ids_are_rejected_without_creating_folders() {
 }
 
 #[test]
+fn the_uploaded_table_is_read_back_as_stored_csv_or_excel() {
+    let (_dir, store) = store();
+    let id = store.create_session().unwrap();
+    assert_eq!(store.read_uploaded_table(&id).unwrap(), None);
+    upload(&store, &id, "WardName\nDala\n");
+    let table = store.read_uploaded_table(&id).unwrap().unwrap();
+    assert_eq!(table.artifact, Artifact::RawCsv);
+    assert_eq!(table.bytes, b"WardName\nDala\n");
+    let inputs_csv = store
+        .run_analysis_once(&id, &AnalysisRequest::default(), |inputs, staging| {
+            let t = inputs.uploaded_table()?.unwrap();
+            staging.write(&Artifact::Rankings, &t.bytes)?;
+            Ok::<_, Error>(AnalysisResult::default())
+        })
+        .unwrap();
+    assert!(!inputs_csv.reused);
+
+    // A new upload stored as a workbook replaces the CSV.
+    let mut up = store.begin_upload(&id).unwrap();
+    up.write(&Artifact::RawXlsx, b"PK\x03\x04 workbook")
+        .unwrap();
+    store.commit_upload(up, UploadInfo::default()).unwrap();
+    let table = store.read_uploaded_table(&id).unwrap().unwrap();
+    assert_eq!(table.artifact, Artifact::RawXlsx);
+    assert_eq!(table.bytes, b"PK\x03\x04 workbook");
+}
+
+#[test]
+fn runtime_directories_are_made_under_run_and_nowhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = create_runtime_dir(dir.path(), "metrics").unwrap();
+    assert_eq!(made, dir.path().join("run").join("metrics"));
+    assert_eq!(made, runtime_dir(dir.path(), "metrics"));
+    assert!(made.is_dir());
+    for bad in ["", "..", "a/b", "/tmp", ".hidden"] {
+        assert!(create_runtime_dir(dir.path(), bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
 fn a_file_named_like_a_session_is_not_a_session() {
     let (dir, store) = store();
     let name = "00000000000000000000000000000000";

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use mrpt_analysis::{Column, ColumnData, Polygon, WardGeometry, WardTable};
+use mrpt_table::{Column, ColumnData, Geometry, Polygon, Table, WardTable};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -52,8 +52,13 @@ pub fn read_csv_raw(path: &PathBuf) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 /// A pandas-like `read_csv`: Int when every cell is an integer literal, Float when every present
-/// cell is a number, Text otherwise.
+/// cell is a number, Text otherwise; its ward column by the one rule.
 pub fn read_table(path: &PathBuf) -> WardTable {
+    WardTable::from_table(read_plain_table(path)).unwrap()
+}
+
+/// [`read_table`] without identifying the ward column.
+pub fn read_plain_table(path: &PathBuf) -> Table {
     let (headers, rows) = read_csv_raw(path);
     let columns = headers
         .iter()
@@ -90,7 +95,7 @@ pub fn read_table(path: &PathBuf) -> WardTable {
             Column::new(name.clone(), data)
         })
         .collect();
-    WardTable { columns }
+    Table::new(columns).unwrap()
 }
 
 /// Rows of a reference CSV as name -> cell maps.
@@ -124,7 +129,7 @@ fn le_f64(b: &[u8], at: usize) -> f64 {
 }
 
 /// Geometries (each shapefile part as one polygon ring) and the DBF attributes, in record order.
-pub fn read_shapefile(zip_path: &PathBuf) -> (Vec<WardGeometry>, Vec<HashMap<String, String>>) {
+pub fn read_shapefile(zip_path: &PathBuf) -> (Vec<Option<Geometry>>, Vec<HashMap<String, String>>) {
     let shp = zip_member(zip_path, ".shp");
     let mut geoms = Vec::new();
     let mut pos = 100;
@@ -134,7 +139,7 @@ pub fn read_shapefile(zip_path: &PathBuf) -> (Vec<WardGeometry>, Vec<HashMap<Str
         pos += 8 + 2 * len_words;
         let shape_type = le_i32(rec, 0);
         if shape_type == 0 {
-            geoms.push(WardGeometry::default());
+            geoms.push(None);
             continue;
         }
         assert!(matches!(shape_type, 5 | 15 | 25), "polygon expected");
@@ -161,7 +166,7 @@ pub fn read_shapefile(zip_path: &PathBuf) -> (Vec<WardGeometry>, Vec<HashMap<Str
                 }
             })
             .collect();
-        geoms.push(WardGeometry { polygons });
+        geoms.push(Some(Geometry::MultiPolygon(polygons)));
     }
     let dbf = zip_member(zip_path, ".dbf");
     let nrec = u32::from_le_bytes(dbf[4..8].try_into().unwrap()) as usize;

@@ -3,9 +3,8 @@
 //! with a few gaps, and a population table.
 #![allow(dead_code)]
 
-use mrpt_analysis::{
-    AnalysisInput, Column, ColumnData, Polygon, PopulationRow, WardGeometry, WardTable,
-};
+use mrpt_analysis::{AnalysisInput, PopulationRow};
+use mrpt_table::{Column, ColumnData, Geometry, Polygon, Table, WardTable};
 
 /// xorshift64* — small, seeded, deterministic.
 pub struct Rng(u64);
@@ -52,28 +51,26 @@ pub const VARIABLE_NAMES: &[&str] = &[
     "settlement_type_poor",
 ];
 
-fn square(x: f64, y: f64) -> WardGeometry {
+fn square(x: f64, y: f64) -> Option<Geometry> {
     // Coordinates on a 0.01-degree grid: neighbours compute identical f64 corners.
     let c = |i: f64, j: f64| [8.0 + (x + i) * 0.01, 11.0 + (y + j) * 0.01];
-    WardGeometry {
-        polygons: vec![Polygon {
-            exterior: vec![
-                c(0.0, 0.0),
-                c(1.0, 0.0),
-                c(1.0, 1.0),
-                c(0.0, 1.0),
-                c(0.0, 0.0),
-            ],
-            holes: vec![],
-        }],
-    }
+    Some(Geometry::Polygon(Polygon {
+        exterior: vec![
+            c(0.0, 0.0),
+            c(1.0, 0.0),
+            c(1.0, 1.0),
+            c(0.0, 1.0),
+            c(0.0, 0.0),
+        ],
+        holes: vec![],
+    }))
 }
 
 /// `n` wards x `p` variables; `missing` is the chance a numeric cell is empty.
 pub fn dataset(n: usize, p: usize, missing: f64, seed: u64) -> AnalysisInput {
     let mut rng = Rng::new(seed);
     let side = (n as f64).sqrt().ceil() as usize;
-    let geometries: Vec<WardGeometry> = (0..n)
+    let geometries: Vec<Option<Geometry>> = (0..n)
         .map(|i| square((i % side) as f64, (i / side) as f64))
         .collect();
     let mut columns = vec![Column::new(
@@ -100,14 +97,16 @@ pub fn dataset(n: usize, p: usize, missing: f64, seed: u64) -> AnalysisInput {
         let j = rng.below(i + 1);
         order.swap(i, j);
     }
-    let mut shuffled = vec![WardGeometry::default(); n];
+    let mut shuffled: Vec<Option<Geometry>> = vec![None; n];
     let mut geometry_index = vec![None; n];
     for (row, &slot) in order.iter().enumerate() {
         shuffled[slot] = geometries[row].clone();
         geometry_index[row] = Some(slot);
     }
     AnalysisInput {
-        table: WardTable { columns },
+        table: Table::new(columns)
+            .and_then(WardTable::from_table)
+            .expect("synthetic columns have one value per ward and a WardName"),
         geometries: Some(shuffled),
         geometry_index,
         shapefile_state: None,

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use mrpt_maps::{ItnWard, MapInput, MultiPolygon, Vulnerability, WardInput};
+use mrpt_maps::{ItnWard, MapInput, Vulnerability, WardInput};
+use mrpt_table::{Geometry, Polygon};
 
 /// Nigeria, roughly: lon 2.67–14.68 E, lat 4.27–13.89 N.
 const LON0: f64 = 2.67;
@@ -66,7 +67,7 @@ impl Lattice {
 }
 
 /// `n` hexagonal wards, each edge split into `segments` pieces.
-pub fn hex_wards(n: usize, segments: usize) -> Vec<(String, MultiPolygon)> {
+pub fn hex_wards(n: usize, segments: usize) -> Vec<(String, Geometry)> {
     let size = HEIGHT_DEG / (1.5 * ROWS as f64);
     let lat = Lattice {
         size,
@@ -90,7 +91,13 @@ pub fn hex_wards(n: usize, segments: usize) -> Vec<(String, MultiPolygon)> {
                 ring.extend(lat.edge_interior(a, b, segments));
             }
             ring.push(ring[0]);
-            out.push((format!("Ward {row}-{col}"), vec![vec![ring]]));
+            out.push((
+                format!("Ward {row}-{col}"),
+                Geometry::Polygon(Polygon {
+                    exterior: ring,
+                    holes: vec![],
+                }),
+            ));
         }
     }
     out
