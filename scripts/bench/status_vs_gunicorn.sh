@@ -17,6 +17,8 @@
 #       --max-timewait N       before each measured run, wait (at most 65 s) until at most N
 #                              loopback sockets are in TIME-WAIT (default 2000; -1 = never wait)
 #       --synthetic            skip the API: use a synthetic Python-system folder (no manifest.json)
+#       --ping                 also measure prefork's GET /ping (same server, same connections): the
+#                              floor every request pays (HTTP, TCP, metrics), for scale
 #       --no-build             use the existing target/release/prefork
 #       --keep                 keep the scratch folder (instance dir, logs, raw results)
 #
@@ -38,6 +40,7 @@ SERVERS="prefork sync gthread"
 BUILD=1
 KEEP=0
 SYNTHETIC=0
+PING=0
 MAX_TIMEWAIT=2000
 STATUS_PATH=/api/session/status
 
@@ -52,6 +55,7 @@ while (($# > 0)); do
         --warmup) WARMUP=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
         --synthetic) SYNTHETIC=1; shift ;;
+        --ping) PING=1; shift ;;
         --max-timewait) MAX_TIMEWAIT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
@@ -222,6 +226,9 @@ for server in $SERVERS; do
         bench_log "$label answers: ${BODY[$label]}"
     fi
     measure "$label" "$BENCH_PORT" "$path" "$BENCH_PID"
+    if [[ "$server" == prefork ]] && ((PING == 1)); then
+        measure "prefork-ping" "$BENCH_PORT" /ping "$BENCH_PID"
+    fi
     bench_stop_server "$BENCH_PID"
 done
 
