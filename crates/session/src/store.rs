@@ -359,15 +359,23 @@ impl Store {
         let mut buf = [0u8; HEAD_READ];
         let mut file = File::from(fd);
         let mut len = 0;
-        while len < buf.len() {
+        // Usually one read: the head is complete in the first bytes (a short read of a small
+        // manifest is not followed by another one to see the end of the file).
+        let head = loop {
             match file.read(&mut buf[len..]) {
-                Ok(0) => break,
+                Ok(0) => break None,
                 Ok(n) => len += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(Error::io("read", self.uploads.join(rel))(e)),
             }
-        }
-        match StatusHead::parse_prefix(&buf[..len]) {
+            if let Some(head) = StatusHead::parse_prefix(&buf[..len]) {
+                break Some(head);
+            }
+            if len == buf.len() {
+                break None;
+            }
+        };
+        match head {
             Some(head) if !head.cleanup_pending => Ok(head),
             _ => self.status(id).map(|s| s.head()),
         }
