@@ -59,6 +59,15 @@ pub struct ServeArgs {
     /// Seconds a client gets to finish a request head once it has started it [config: header_timeout, 10]
     #[arg(long, env = "PREFORK_HEADER_TIMEOUT", value_name = "SECONDS")]
     pub header_timeout: Option<u64>,
+    /// Seconds a request body may go silent (and the grace before --body-min-rate); 408 after; 0 = off [config: body_timeout, 30]
+    #[arg(long, env = "PREFORK_BODY_TIMEOUT", value_name = "SECONDS")]
+    pub body_timeout: Option<u64>,
+    /// Slowest average request-body rate after --body-timeout, in bytes/s; 0 = off [config: body_min_rate, 4096]
+    #[arg(long, env = "PREFORK_BODY_MIN_RATE", value_name = "BYTES")]
+    pub body_min_rate: Option<u64>,
+    /// Most connections per worker; at the cap idle keep-alive ones are closed [config: worker_connections, 1000]
+    #[arg(long, env = "PREFORK_WORKER_CONNECTIONS", value_name = "N")]
+    pub worker_connections: Option<usize>,
     /// Longest request line in bytes, else 400; 0 = no limit, above 8190 clamps [config: limit_request_line, 4094]
     #[arg(long, env = "PREFORK_LIMIT_REQUEST_LINE", value_name = "BYTES")]
     pub limit_request_line: Option<usize>,

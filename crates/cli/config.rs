@@ -32,6 +32,11 @@ pub struct Config {
     pub worker_tmp_dir: Option<PathBuf>,
     pub instance_dir: PathBuf,
     pub header_timeout: u64,
+    /// Seconds; 0 = no request-body deadline.
+    pub body_timeout: u64,
+    /// Bytes per second; 0 = no minimum rate.
+    pub body_min_rate: u64,
+    pub worker_connections: usize,
     pub limit_request_line: usize,
     pub limit_request_fields: usize,
     pub limit_request_field_size: usize,
@@ -62,6 +67,9 @@ impl Default for Config {
             worker_tmp_dir: None,
             instance_dir: PathBuf::from("instance"),
             header_timeout: 10,
+            body_timeout: 30,
+            body_min_rate: 4096,
+            worker_connections: 1000,
             limit_request_line: 4094,
             limit_request_fields: 100,
             limit_request_field_size: 8190,
@@ -275,6 +283,16 @@ impl Config {
         if self.header_timeout == 0 {
             bail!("header_timeout must be at least 1");
         }
+        if self.worker_connections == 0 {
+            bail!("worker_connections must be at least 1");
+        }
+        if self.body_min_rate > 0 && self.body_timeout == 0 {
+            bail!(
+                "body_min_rate = {} needs a body_timeout (the grace before the rate applies); \
+                 set body_timeout to at least 1 or body_min_rate to 0",
+                self.body_min_rate
+            );
+        }
         self.forwarded_allow_ips
             .parse::<prefork_server::TrustedProxies>()?;
         self.sessions.validate()?;
@@ -312,6 +330,9 @@ impl Config {
         }
         set(&mut self.instance_dir, &args.instance_dir);
         set(&mut self.header_timeout, &args.header_timeout);
+        set(&mut self.body_timeout, &args.body_timeout);
+        set(&mut self.body_min_rate, &args.body_min_rate);
+        set(&mut self.worker_connections, &args.worker_connections);
         set(&mut self.limit_request_line, &args.limit_request_line);
         set(&mut self.limit_request_fields, &args.limit_request_fields);
         set(
@@ -356,6 +377,9 @@ impl Config {
             log_level: self.log_level.parse().map_err(anyhow::Error::msg)?,
             heartbeat_dir: self.worker_tmp_dir.clone(),
             header_timeout: Duration::from_secs(self.header_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+            body_min_rate: self.body_min_rate,
+            worker_connections: self.worker_connections,
             limit_request_line: self.limit_request_line,
             limit_request_fields: self.limit_request_fields,
             limit_request_field_size: self.limit_request_field_size,
@@ -437,6 +461,32 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        let c = Config {
+            worker_connections: 0,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("worker_connections")
+        );
+        let c = Config {
+            body_timeout: 0,
+            ..Config::default()
+        };
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("body_min_rate")
+        );
+        let c = Config {
+            body_timeout: 0,
+            body_min_rate: 0,
+            ..Config::default()
+        };
+        assert_eq!(c.server_settings().unwrap().body_timeout, Duration::ZERO);
         let c = Config {
             max_worker_memory: 512,
             ..Config::default()

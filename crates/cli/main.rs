@@ -7,6 +7,7 @@ mod config;
 mod serve;
 mod sessions;
 mod synth;
+mod tpr;
 
 use std::process::ExitCode;
 
@@ -34,6 +35,8 @@ enum Command {
     Synth(synth::Args),
     /// Session store maintenance (`prefork sessions gc`: remove idle sessions now).
     Sessions(sessions::Args),
+    /// Ward test positivity rate, trends and reprioritisation from a health-facility export.
+    Tpr(tpr::Args),
 }
 
 fn main() -> ExitCode {
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         Some(Command::Analyze(args)) => args::exit_code(analyze::run(args)),
         Some(Command::Synth(args)) => args::exit_code(synth::run(args)),
         Some(Command::Sessions(args)) => args::exit_code(sessions::run(args)),
+        Some(Command::Tpr(args)) => args::exit_code(tpr::run(args)),
         None => serve::run(cli.serve),
     }
 }

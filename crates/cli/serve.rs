@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use http::Request;
-use hyper::body::Incoming;
-use prefork_server::{Handler, HandlerFactory};
+use prefork_server::{Handler, HandlerFactory, RequestBody};
 
 use crate::args::ServeArgs;
 use crate::config::{self, Config};
@@ -156,7 +155,7 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         let app = Arc::new(mrpt_app::App::new(app_config.clone()).map_err(|e| e.to_string())?);
         // In the worker, inside its runtime: the master never sweeps.
         app.start_session_sweeper();
-        let handler = move |req: Request<Incoming>| {
+        let handler = move |req: Request<RequestBody>| {
             let app = Arc::clone(&app);
             async move {
                 let mut response = app.handle(req).await;

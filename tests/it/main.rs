@@ -22,6 +22,7 @@ mod ops_http;
 mod server_lifecycle;
 mod session_lifecycle;
 mod shared_process_rules;
+mod tpr_cli;
 mod workflow_bad_input;
 mod workflow_concurrency;
 mod workflow_faults;

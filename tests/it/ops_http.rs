@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crate::support;
 use crate::support::Answer;
 use crate::support::{
-    Connection, Failure, Request, ServerBuilder, TIMEOUTS, Timeouts, metrics_of, poll_until,
+    Connection, Failure, Reply, Request, ServerBuilder, TIMEOUTS, Timeouts, metrics_of, poll_until,
     raw_request,
 };
 
@@ -365,4 +365,361 @@ fn an_internal_error_of_the_app_is_logged_and_never_sent() {
         })
         .unwrap_or_else(|| panic!("no error line:\n{}", s.stderr()));
     assert!(line.contains("manifest"), "{line}");
+}
+
+// ---- HTTP edges (RFC 9112) that hyper lets through, and request-body deadlines ----
+
+/// Writes the parts on one connection (pausing between them) and reads every answer until the
+/// server closes it.
+fn converse(addr: std::net::SocketAddr, parts: &[&[u8]], pause: Duration) -> Vec<Reply> {
+    let mut c = Connection::open(addr, TIMEOUTS).unwrap();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            std::thread::sleep(pause);
+        }
+        // The server may already have answered and closed.
+        let _ = c.write_raw(part);
+    }
+    let mut got = Vec::new();
+    while let Ok(reply) = c.read_reply("POST") {
+        got.push(reply);
+    }
+    got
+}
+
+fn one_answer(addr: std::net::SocketAddr, request: &str) -> Reply {
+    let mut got = converse(addr, &[request.as_bytes()], Duration::ZERO);
+    assert_eq!(got.len(), 1, "{request:?} -> {got:?}");
+    got.remove(0)
+}
+
+fn statuses(got: &[Reply]) -> Vec<u16> {
+    got.iter().map(|r| r.status).collect()
+}
+
+#[test]
+fn host_header_rules_of_rfc_9112() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok()).unwrap();
+    let a = s.addr();
+    let status = |req: &str| one_answer(a, req).status;
+    let missing = one_answer(a, "GET /_test/pid HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(missing.status, 400);
+    assert!(
+        missing.text().contains("Missing Host header"),
+        "{}",
+        missing.text()
+    );
+    assert_eq!(
+        status("GET /_test/pid HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
+        400
+    );
+    for bad in ["exa mple.com", "a/b", "user@host", "h:80:1", "[::1"] {
+        let r = one_answer(
+            a,
+            &format!("GET /_test/pid HTTP/1.1\r\nHost: {bad}\r\nConnection: close\r\n\r\n"),
+        );
+        assert_eq!(r.status, 400, "Host: {bad}");
+        assert!(r.text().contains("Invalid Host header"), "{}", r.text());
+    }
+    for good in ["example.com", "example.com:8080", "[::1]:8000", "127.0.0.1"] {
+        assert_eq!(
+            status(&format!(
+                "GET /_test/pid HTTP/1.1\r\nHost: {good}\r\nConnection: close\r\n\r\n"
+            )),
+            200,
+            "Host: {good}"
+        );
+    }
+    // HTTP/1.0 needs no Host.
+    assert_eq!(status("GET /_test/pid HTTP/1.0\r\n\r\n"), 200);
+}
+
+#[test]
+fn stacked_chunked_and_whitespace_after_a_chunk_size_are_refused() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    let post = |te: &str, body: &str| {
+        format!(
+            "POST /send_message HTTP/1.1\r\nHost: t\r\n{te}Content-Type: application/json\r\n\r\n{body}"
+        )
+    };
+    let json = "{\"message\":\"hi\"}";
+    let chunked_json = format!("{:x}\r\n{json}\r\n0\r\n\r\n", json.len());
+    for te in [
+        "Transfer-Encoding: chunked, chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    ] {
+        let r = one_answer(a, &post(te, &chunked_json));
+        assert_eq!(r.status, 400, "{te:?}");
+        assert!(
+            r.text().contains("chunked is applied more than once"),
+            "{}",
+            r.text()
+        );
+    }
+    let r = one_answer(
+        a,
+        &post("Transfer-Encoding: gzip, chunked\r\n", &chunked_json),
+    );
+    assert_eq!(r.status, 501, "{}", r.text());
+    // Whitespace after the size: refused, and nothing pipelined behind it is served.
+    for size_line in [format!("{:x} ", json.len()), format!("{:x}\t", json.len())] {
+        let body =
+            format!("{size_line}\r\n{json}\r\n0\r\n\r\nGET /_test/pid HTTP/1.1\r\nHost: t\r\n\r\n");
+        let got = converse(
+            a,
+            &[post("Transfer-Encoding: chunked\r\n", &body).as_bytes()],
+            Duration::ZERO,
+        );
+        assert_eq!(statuses(&got), [400], "{got:?}");
+        assert!(
+            got[0].text().contains("Invalid chunk size"),
+            "{}",
+            got[0].text()
+        );
+    }
+    // Whitespace before a chunk extension is the grammar's BWS: the body is read (the app then
+    // answers on its own: no session here).
+    let ext = format!("{:x} ;x=1\r\n{json}\r\n0\r\n\r\n", json.len());
+    let r = one_answer(
+        a,
+        &post("Transfer-Encoding: chunked\r\nConnection: close\r\n", &ext),
+    );
+    assert!(!r.text().contains("Invalid chunk size"), "{}", r.text());
+    assert!(r.text().contains("no session"), "{}", r.text());
+}
+
+#[test]
+fn an_authority_form_target_is_refused_unless_connect() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    let r = one_answer(
+        a,
+        "GET example.com:80 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("authority form"), "{}", r.text());
+    let r = one_answer(a, "GET * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    // The origin form still serves the page.
+    let r = one_answer(a, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn an_http2_prior_knowledge_preface_gets_a_505_not_silence() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let got = converse(
+        s.addr(),
+        &[b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"],
+        Duration::ZERO,
+    );
+    assert_eq!(statuses(&got), [505], "{got:?}");
+    assert!(got[0].text().contains("HTTP/1.1 only"), "{}", got[0].text());
+    // Sent in pieces, the preface is recognised too; a PUT (same first letter) is not it.
+    let got = converse(
+        s.addr(),
+        &[b"PRI * HT", b"TP/2.0\r\n\r\nSM\r\n\r\n"],
+        Duration::from_millis(200),
+    );
+    assert_eq!(statuses(&got), [505], "{got:?}");
+    let r = one_answer(
+        s.addr(),
+        "PUT /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn an_unread_small_body_does_not_break_the_pipelined_request_behind_it() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let a = s.addr();
+    // POST /api/session answers without reading its body.
+    let next = "GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    let chunked = format!(
+        "POST /api/session HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n{next}"
+    );
+    let got = converse(a, &[chunked.as_bytes()], Duration::ZERO);
+    assert_eq!(statuses(&got), [201, 200], "{got:?}");
+    // The body arrives after the answer was written, then the next request.
+    let head = "POST /api/session HTTP/1.1\r\nHost: t\r\nContent-Length: 11\r\n\r\n";
+    let got = converse(
+        a,
+        &[head.as_bytes(), b"hello world", next.as_bytes()],
+        Duration::from_millis(300),
+    );
+    assert_eq!(statuses(&got), [201, 200], "{got:?}");
+    // A body over the drain limit is not read: the answer says Connection: close.
+    let big = format!(
+        "POST /api/session HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        prefork_server::DRAIN_LIMIT + 1
+    );
+    let got = converse(
+        a,
+        &[big.as_bytes(), &[b'x'; 1000]],
+        Duration::from_millis(100),
+    );
+    assert_eq!(statuses(&got), [201], "{got:?}");
+    assert!(got[0].closes_connection(), "{:?}", got[0].headers);
+}
+
+/// A connection that sent a request head announcing `length` body bytes, plus `sent` of them.
+fn start_body(addr: std::net::SocketAddr, path: &str, length: usize, sent: usize) -> Connection {
+    let mut c = Connection::open(addr, TIMEOUTS).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+    );
+    c.write_raw(head.as_bytes()).unwrap();
+    c.write_raw(&vec![b' '; sent]).unwrap();
+    c
+}
+
+#[test]
+fn a_stalled_body_is_cut_off_with_408_while_ping_keeps_answering() {
+    let s = ServerBuilder::new()
+        .args(&["-w", "1", "--body-timeout", "2"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let t0 = Instant::now();
+    // A head announcing 10 bytes and none of them; another that sent 3 and stopped.
+    let mut none = start_body(s.addr(), "/send_message", 10, 0);
+    let mut some = start_body(s.addr(), "/send_message", 10, 3);
+    for _ in 0..5 {
+        assert_eq!(s.get("/ping").unwrap().status, 200);
+    }
+    for stalled in [&mut none, &mut some] {
+        let r = stalled.read_reply("POST").unwrap();
+        assert_eq!(r.status, 408, "{}", r.text());
+        assert!(r.text().contains("body_timeout"), "{}", r.text());
+        stalled.expect_close().unwrap();
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(30),
+        "cut after {took:?}"
+    );
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+}
+
+#[test]
+fn a_trickled_body_is_cut_by_the_minimum_rate_and_a_steady_one_is_not() {
+    let s = ServerBuilder::new()
+        .args(&["-w", "1", "--body-timeout", "2", "--body-min-rate", "2000"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let addr = s.addr();
+    // 500 bytes/s, never silent for long: the rate ends it (after ~2.7 s), not the idle limit.
+    let trickle = std::thread::spawn(move || {
+        let mut c = start_body(addr, "/_test/body", 100_000, 0);
+        let t0 = Instant::now();
+        let mut sent = 0;
+        while sent < 100_000 && t0.elapsed() < Duration::from_secs(40) {
+            if c.write_raw(&[b'x'; 100]).is_err() {
+                break;
+            }
+            sent += 100;
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        (sent, t0.elapsed(), c.read_reply("POST"))
+    });
+    // 20 kB/s, ten times the minimum: the whole body is read.
+    let mut c = start_body(addr, "/_test/body", 40_000, 0);
+    for _ in 0..10 {
+        c.write_raw(&[b'y'; 4000]).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let steady = c.read_reply("POST").unwrap();
+    assert_eq!(steady.status, 200, "{}", steady.text());
+    assert_eq!(steady.text(), "read 40000 bytes");
+    let (sent, took, got) = trickle.join().unwrap();
+    // Cut after ~2.7 s (1,400 bytes); 10,000 bytes would be 20 s of trickle.
+    assert!(sent <= 10_000, "the trickle went on for {sent} bytes");
+    assert_eq!(got.map(|r| r.status), Ok(408));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "cut after {took:?}"
+    );
+}
+
+#[test]
+fn at_worker_connections_the_quietest_connection_makes_room() {
+    let s = ServerBuilder::new()
+        .args(&["-w", "1", "--worker-connections", "4", "--keep-alive", "60"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..4 {
+        let mut c = Connection::open(s.addr(), TIMEOUTS).unwrap();
+        assert_eq!(c.send(&Request::get("/ping")).unwrap().status, 200);
+        idle.push(c);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A fifth client is served at once: the longest-idle keep-alive connection is closed for it.
+    let t0 = Instant::now();
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    idle[0].expect_close().unwrap();
+    assert!(
+        s.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("worker_connections (4) reached"))
+            .is_some(),
+        "{}",
+        s.stderr()
+    );
+    drop(idle);
+    // Four stalled bodies (body_timeout is 30 s): the one silent longest gives way to a new
+    // client, which is served at once.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(start_body(s.addr(), "/send_message", 10, 0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    stalled[0].expect_close().unwrap();
+}
+
+#[test]
+fn running_out_of_file_descriptors_cannot_stop_ping() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("prefork-ulimit");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\nulimit -n 96\nexec '{}' \"$@\"\n", support::BIN),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    // Default timeouts: no stalled body ends for 30 s, so only making room lets /ping in.
+    let s = ServerBuilder::new()
+        .program(&wrapper)
+        .args(&["-w", "1"])
+        .start();
+    poll_until(Duration::from_secs(30), || s.get("/ping").ok()).unwrap();
+    assert!(
+        s.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("does not fit the open-file limit"))
+            .is_some(),
+        "{}",
+        s.stderr()
+    );
+    // More stalled bodies than the worker has descriptors.
+    let stalled: Vec<Connection> = (0..150)
+        .map(|_| start_body(s.addr(), "/send_message", 10, 0))
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    assert_eq!(s.get("/ping").unwrap().status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    drop(stalled);
+    let log = s.stderr();
+    assert!(!log.contains("Too many open files"), "{log}");
 }

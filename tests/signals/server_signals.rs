@@ -381,3 +381,53 @@ fn quit_during_a_graceful_stop_escalates_to_a_quick_stop() {
     let r = req.join().unwrap();
     assert!(r.is_err() || r.unwrap().status != 200);
 }
+
+#[test]
+fn a_worker_that_aborts_itself_is_not_said_to_be_aborted_by_the_master() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    let pid = poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok())
+        .unwrap()
+        .worker();
+    // abort() on a blocking-pool thread, as an allocation failure in the app would.
+    let r = support::http_get(s.addr(), "/_test/abort");
+    assert!(r.is_err() || r.unwrap().status != 200);
+    let line = s
+        .wait_for_line(Duration::from_secs(20), |l| {
+            l.contains(&format!("Worker (pid:{pid}) aborted itself"))
+        })
+        .unwrap_or_else(|| panic!("no line about the abort:\n{}", s.stderr()));
+    assert!(line.contains("SIGABRT"), "{line}");
+    // A replacement serves, and nothing blamed the master.
+    poll_until(Duration::from_secs(20), || {
+        s.get("/_test/pid").ok().filter(|r| r.worker() != pid)
+    })
+    .expect("a replacement worker serves");
+    let log = s.stderr();
+    assert!(!log.contains("aborted by the master"), "{log}");
+    assert!(!log.contains("was sent SIGABRT"), "{log}");
+}
+
+#[test]
+fn a_sigabrt_from_another_process_is_named_as_such() {
+    let s = ServerBuilder::new().args(&["-w", "1"]).start();
+    let pid = poll_until(Duration::from_secs(30), || s.get("/_test/pid").ok())
+        .unwrap()
+        .worker();
+    kill_pid(pid, Signal::SIGABRT);
+    let me = std::process::id();
+    let line = s
+        .wait_for_line(Duration::from_secs(20), |l| {
+            l.contains(&format!("Worker (pid:{pid}) was sent SIGABRT by pid {me}"))
+        })
+        .unwrap_or_else(|| panic!("no line about the signal:\n{}", s.stderr()));
+    assert!(line.contains("not the master"), "{line}");
+    poll_until(Duration::from_secs(20), || {
+        s.get("/_test/pid").ok().filter(|r| r.worker() != pid)
+    })
+    .expect("a replacement worker serves");
+    assert!(
+        !s.stderr().contains("aborted by the master"),
+        "{}",
+        s.stderr()
+    );
+}

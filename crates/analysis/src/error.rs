@@ -39,8 +39,37 @@ pub enum Error {
     InvalidHouseholdSize(f64),
     #[error("the ranking is empty: no ward has a numeric score")]
     EmptyRanking,
+    #[error("no state named `{state}` in the export; states: {}", .states.join(", "))]
+    TprUnknownState { state: String, states: Vec<String> },
+    #[error("no facility rows at level `{level}`; levels present: {}", .present.join(", "))]
+    TprEmptyLevel { level: String, present: Vec<String> },
+    #[error(
+        "no tests by method `{method}` for age group `{age}` at facility level `{level}`: choose another method, age group or level"
+    )]
+    TprNoTests {
+        method: String,
+        age: String,
+        level: String,
+    },
+    #[error("no complete tested/positive column pair for age group `{age}` and method `{method}`{}", ambiguous_note(.ambiguous))]
+    TprNoPair {
+        age: String,
+        method: String,
+        ambiguous: Vec<String>,
+    },
     #[error(
         "no ward in the ranking matched the population table ({rankings} wards, {population} population rows)"
     )]
     NoPopulationMatch { rankings: usize, population: usize },
+}
+
+fn ambiguous_note(columns: &[String]) -> String {
+    if columns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; these columns could not be placed and may hold it (send `mapping` to name them): {}",
+            columns.join(" | ")
+        )
+    }
 }

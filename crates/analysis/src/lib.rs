@@ -36,6 +36,7 @@ mod ranking;
 mod selection;
 mod spatial;
 mod text_match;
+pub mod tpr;
 mod unified;
 
 pub use composite::{CompositeResult, MAX_VARIABLES, Model};

@@ -13,6 +13,7 @@ pub mod pipeline;
 mod reply;
 mod request_body;
 mod sessions;
+pub mod tpr;
 mod ui;
 mod visuals;
 mod workflow;

@@ -39,8 +39,16 @@ pub enum PipelineError {
 impl From<formats::Error> for PipelineError {
     fn from(err: formats::Error) -> Self {
         match err {
-            formats::Error::UnsupportedFileType { .. } => {
+            formats::Error::UnsupportedFileType { .. } | formats::Error::TprFileType { .. } => {
                 PipelineError::UnsupportedType(err.to_string())
+            }
+            formats::Error::NoHeaderRow { .. }
+            | formats::Error::TprMissingFields { .. }
+            | formats::Error::NoIndicatorPair { .. }
+            | formats::Error::TprMapping { .. }
+            | formats::Error::TooManyRows { .. }
+            | formats::Error::TooManyColumns { .. } => {
+                PipelineError::Unprocessable(err.to_string())
             }
             e if e.is_input_error() => PipelineError::Input(e.to_string()),
             e => PipelineError::Internal(e.to_string()),

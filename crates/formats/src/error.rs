@@ -90,6 +90,42 @@ pub enum Error {
     #[error("no population column (expected `Population`); columns found: {}", .found.join(", "))]
     NoPopulationColumn { found: Vec<String> },
 
+    #[error(
+        "{file}: unsupported file type for a facility export; upload a .csv, .xlsx or .xls file"
+    )]
+    TprFileType { file: String },
+
+    #[error(
+        "{file}: no header row found in the first 20 rows (a header has at least 3 named cells, no numbers, and names such as orgunitlevel3, ward or a testing indicator)"
+    )]
+    NoHeaderRow { file: String },
+
+    #[error("the export has no {} column; columns found: {}. Send `mapping` to name them, e.g. {{\"ward\": \"<header>\", \"lga\": \"<header>\"}}", .missing.join(" or "), .found.join(" | "))]
+    TprMissingFields {
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+
+    #[error("no malaria testing columns could be placed: a facility export needs, for RDT or microscopy, a tested column and a positive column (e.g. `Persons presenting with fever & tested by RDT <5yrs` and `Persons tested positive for malaria by RDT <5yrs`).{}{}{} Send `mapping` (e.g. {{\"u5_rdt_tested\": \"<header>\", \"u5_rdt_positive\": \"<header>\"}}) to place them", describe_list(" Columns not placed: ", .unplaced), describe_list(" Ambiguous columns: ", .ambiguous), describe_list(" Incomplete pairs: ", .partial))]
+    NoIndicatorPair {
+        unplaced: Vec<String>,
+        ambiguous: Vec<String>,
+        partial: Vec<String>,
+    },
+
+    #[error("invalid mapping: {reason}")]
+    TprMapping { reason: String },
+
+    #[error("{file} has more than {limit} data rows; split the export (by year or by state)")]
+    TooManyRows { file: String, limit: usize },
+
+    #[error("{file} has {found} header columns; at most {limit} are accepted")]
+    TooManyColumns {
+        file: String,
+        found: usize,
+        limit: usize,
+    },
+
     #[error("I/O failure on {path}: {source}")]
     Io {
         path: String,
@@ -134,6 +170,14 @@ pub(crate) fn contain_panic<T>(
                 .unwrap_or_else(|| "the decoder failed".into());
             Err(on_panic(msg))
         }
+    }
+}
+
+fn describe_list(title: &str, items: &[String]) -> String {
+    if items.is_empty() {
+        String::new()
+    } else {
+        format!("{title}{}.", items.join(" | "))
     }
 }
 

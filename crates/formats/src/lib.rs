@@ -26,6 +26,7 @@ pub mod population;
 pub mod shapefile;
 pub mod summary;
 pub mod synth;
+pub mod tpr;
 pub mod wkb;
 pub mod workbook;
 

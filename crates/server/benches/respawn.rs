@@ -39,7 +39,7 @@ fn serve() -> u8 {
         ..prefork_server::Settings::default()
     };
     let factory: prefork_server::HandlerFactory = Box::new(|| {
-        let handler = |_req: http::Request<hyper::body::Incoming>| async {
+        let handler = |_req: http::Request<prefork_server::RequestBody>| async {
             http::Response::new(prefork_server::full_body(std::process::id().to_string()))
         };
         Ok(std::sync::Arc::new(handler) as std::sync::Arc<dyn prefork_server::Handler>)

@@ -2,9 +2,11 @@
 //! before the fork, both ends keep only the descriptor. The worker stamps the file's mtime with
 //! the CLOCK_MONOTONIC time from a runtime task (so a blocked event loop stops beating), and
 //! writes its lifecycle state into the first byte (so the master knows when a worker is ready,
-//! which gates boot timeouts and the rolling replacement of old workers).
+//! which gates boot timeouts and the rolling replacement of old workers). The second byte is set
+//! by the worker's SIGABRT handler when the worker aborts itself, so the master can say so.
 
 use std::fs::File;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,6 +23,9 @@ pub(crate) enum WorkerState {
     Ready = 1,
     Draining = 2,
 }
+
+/// Offset of the "aborted itself" byte (0 or absent = no, 1 = yes).
+pub(crate) const ABORTED_ITSELF_OFFSET: u64 = 1;
 
 #[derive(Debug)]
 pub(crate) struct Heartbeat {
@@ -55,6 +60,21 @@ impl Heartbeat {
         futimens(&hb.file, &TimeSpec::new(0, 0), &TimeSpec::new(0, 0))
             .map_err(|e| err(e.into()))?;
         Ok(hb)
+    }
+
+    /// The descriptor, for the worker's signal handler (which may only make raw system calls).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Whether the worker marked the file from its SIGABRT handler: the signal came from the
+    /// worker itself (abort()), not from the master or another process.
+    pub(crate) fn aborted_itself(&self) -> bool {
+        let mut b = [0u8; 1];
+        self.file
+            .read_exact_at(&mut b, ABORTED_ITSELF_OFFSET)
+            .is_ok()
+            && b[0] == 1
     }
 
     pub(crate) fn beat(&self) -> std::io::Result<()> {
@@ -101,6 +121,10 @@ mod tests {
         assert_eq!(hb.age(), None);
         hb.beat().unwrap();
         hb.set_state(WorkerState::Ready).unwrap();
+        assert_eq!(hb.state(), WorkerState::Ready);
+        assert!(!hb.aborted_itself());
+        hb.file.write_all_at(&[1], ABORTED_ITSELF_OFFSET).unwrap();
+        assert!(hb.aborted_itself());
         assert_eq!(hb.state(), WorkerState::Ready);
         let age = hb.age().unwrap();
         assert!(age < Duration::from_secs(5), "{age:?}");

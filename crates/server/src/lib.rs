@@ -13,8 +13,10 @@
 //! The master stays single-threaded (no tokio, no logging thread) so that `fork` is sound; each
 //! worker builds its own current-thread runtime after the fork.
 
+mod abort;
 mod bind;
-mod head_clock;
+mod body;
+mod conns;
 mod heartbeat;
 mod limits;
 mod logging;
@@ -25,6 +27,7 @@ mod pidfile;
 mod signals;
 #[cfg(feature = "test-hooks")]
 mod test_hooks;
+mod wire;
 mod worker;
 
 use std::future::Future;
@@ -34,6 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use bind::BindAddr;
+pub use body::{DRAIN_LIMIT, RequestBody};
 pub use limits::{ClientInfo, TrustedProxies};
 pub use logging::{Level, LogTarget};
 pub use signals::Intent;
@@ -49,18 +53,18 @@ pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::
 pub trait Handler: Send + Sync + 'static {
     fn call(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<RequestBody>,
     ) -> Pin<Box<dyn Future<Output = http::Response<ResponseBody>> + Send>>;
 }
 
 impl<F, Fut> Handler for F
 where
-    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Send + Sync + 'static,
+    F: Fn(http::Request<RequestBody>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = http::Response<ResponseBody>> + Send + 'static,
 {
     fn call(
         &self,
-        req: http::Request<hyper::body::Incoming>,
+        req: http::Request<RequestBody>,
     ) -> Pin<Box<dyn Future<Output = http::Response<ResponseBody>> + Send>> {
         Box::pin(self(req))
     }
@@ -125,6 +129,17 @@ pub struct Settings {
     /// Time a client gets to finish a request head once it has sent its first byte. Silence
     /// before that is bounded by `keep_alive` (or this, when keep-alive is off).
     pub header_timeout: Duration,
+    /// While a handler waits for request-body bytes: the longest silence, and the grace before
+    /// `body_min_rate` applies; past it the request gets 408 and the connection closes. Zero =
+    /// no deadline.
+    pub body_timeout: Duration,
+    /// Slowest average body rate in bytes per second after `body_timeout`, so a body of N bytes
+    /// gets at most `body_timeout + N / body_min_rate`; zero = no minimum.
+    pub body_min_rate: u64,
+    /// Most connections a worker holds at once (gunicorn's `worker_connections`); a client that
+    /// arrives at the cap gets the slot of the quietest connection (idle keep-alive first, then
+    /// one stalled in a head or body). Also bounded by the open-file limit.
+    pub worker_connections: usize,
     /// Longest request line in bytes (CRLF excluded), else 400; 0 = no limit of ours.
     pub limit_request_line: usize,
     /// Most header fields (Host included), else 431.
@@ -184,6 +199,9 @@ impl Default for Settings {
             log_level: Level::Info,
             heartbeat_dir: None,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            body_min_rate: 4096,
+            worker_connections: 1000,
             limit_request_line: 4094,
             limit_request_fields: 100,
             limit_request_field_size: 8190,
@@ -238,6 +256,10 @@ pub enum Error {
     Fork(#[source] nix::Error),
     #[error("invalid forwarded-allow-ips entry {entry:?}")]
     BadTrustedProxy { entry: String },
+    #[error("the request body was not received in time ({received} bytes in {seconds} s)")]
+    BodyTimeout { received: u64, seconds: u64 },
+    #[error("reading the request body: {0}")]
+    Body(#[source] hyper::Error),
     #[error("metrics directory '{}': {source}", dir.display())]
     MetricsDir {
         dir: PathBuf,

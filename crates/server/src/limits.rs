@@ -95,6 +95,118 @@ impl Limits {
     }
 }
 
+/// RFC 9112's rules on a request message that hyper does not enforce: the Host header
+/// (§3.2: missing on HTTP/1.1, repeated, or not `host[:port]` -> 400), the transfer codings (only
+/// a single `chunked` is understood: `chunked` twice -> 400, any other coding -> 501, §6.1), and
+/// the request-target forms (§3.2.3: authority-form only with CONNECT, asterisk-form only with
+/// OPTIONS -> 400). The answer closes the connection.
+pub(crate) fn check_message<B>(req: &Request<B>) -> Option<Response<ResponseBody>> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == http::Version::HTTP_11 => {
+            return Some(error_page(StatusCode::BAD_REQUEST, "Missing Host header"));
+        }
+        (Some(host), None) if !valid_host(host.as_bytes()) => {
+            return Some(error_page(StatusCode::BAD_REQUEST, "Invalid Host header"));
+        }
+        (Some(_), Some(_)) => {
+            return Some(error_page(StatusCode::BAD_REQUEST, "Duplicate Host header"));
+        }
+        _ => {}
+    }
+    let te = req.headers().get_all(header::TRANSFER_ENCODING);
+    let only_chunked = || {
+        let mut values = te.iter();
+        matches!((values.next(), values.next()), (Some(v), None)
+            if v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    };
+    if te.iter().next().is_some() && !only_chunked() {
+        let codings: Vec<String> = te
+            .iter()
+            .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+            .map(|c| String::from_utf8_lossy(c.trim_ascii()).to_ascii_lowercase())
+            .collect();
+        if codings.iter().filter(|c| *c == "chunked").count() > 1 {
+            return Some(error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid Transfer-Encoding: chunked is applied more than once",
+            ));
+        }
+        return Some(error_page(
+            StatusCode::NOT_IMPLEMENTED,
+            "Unsupported transfer coding: only chunked is understood",
+        ));
+    }
+    let uri = req.uri();
+    if uri.scheme().is_none() && uri.authority().is_some() && req.method() != http::Method::CONNECT
+    {
+        return Some(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid request target: the authority form is for CONNECT only",
+        ));
+    }
+    if uri.path() == "*" && req.method() != http::Method::OPTIONS {
+        return Some(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid request target: * is for OPTIONS only",
+        ));
+    }
+    None
+}
+
+/// `Host = uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2); empty is allowed (a target
+/// without authority).
+fn valid_host(value: &[u8]) -> bool {
+    let (host, port) = if value.first() == Some(&b'[') {
+        let Some(end) = value.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &value[1..end];
+        let ok = std::str::from_utf8(literal).is_ok_and(|l| {
+            l.parse::<std::net::Ipv6Addr>().is_ok()
+                || (l.starts_with(['v', 'V'])
+                    && l.len() > 1
+                    && l.bytes().all(|b| reg_name_byte(b) || b == b':'))
+        });
+        if !ok {
+            return false;
+        }
+        match &value[end + 1..] {
+            [] => (&[][..], None),
+            [b':', port @ ..] => (&[][..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match value.iter().rposition(|&b| b == b':') {
+            Some(i) => (&value[..i], Some(&value[i + 1..])),
+            None => (value, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    let mut i = 0;
+    while i < host.len() {
+        if host[i] == b'%' {
+            if !(host.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && host.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+            {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !reg_name_byte(host[i]) {
+            return false;
+        }
+        i += 1;
+    }
+    port_ok
+}
+
+/// unreserved / sub-delims of RFC 3986.
+fn reg_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=".contains(&b)
+}
+
 /// gunicorn's small HTML error page, with Connection: close.
 pub(crate) fn error_page(status: StatusCode, reason: &str) -> Response<ResponseBody> {
     let title = status.canonical_reason().unwrap_or("Error");
@@ -320,6 +432,79 @@ mod tests {
         );
         assert_eq!(Limits::new(0, 0, 0), Limits::new(0, 40000, 8190));
         assert_eq!(Limits::new(99999, 1, 1).line, 8190);
+    }
+
+    #[test]
+    fn host_values_follow_the_uri_grammar() {
+        for ok in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8000",
+            "",
+            "a-b_c~d.e%41",
+            "host:",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in [
+            "exa mple.com",
+            "a/b",
+            "user@host",
+            "host:port",
+            "a:b:c",
+            "[::1",
+            "[zz]",
+            "[::1]x",
+            "h%4",
+            "host:123456",
+            "\"q\"",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_rules_hyper_does_not_enforce() {
+        let status = |r: Request<()>| check_message(&r).map(|resp| resp.status());
+        let get = |target: &str| Request::builder().uri(target).header("host", "h");
+        assert_eq!(status(get("/").body(()).unwrap()), None);
+        let no_host = Request::builder().uri("/").body(()).unwrap();
+        assert_eq!(status(no_host), Some(StatusCode::BAD_REQUEST));
+        let old = Request::builder()
+            .uri("/")
+            .version(http::Version::HTTP_10)
+            .body(())
+            .unwrap();
+        assert_eq!(status(old), None);
+        let two = get("/").header("host", "h").body(()).unwrap();
+        assert_eq!(status(two), Some(StatusCode::BAD_REQUEST));
+        let te = |v: &str| get("/").header("transfer-encoding", v).body(()).unwrap();
+        assert_eq!(status(te("chunked")), None);
+        assert_eq!(status(te("Chunked")), None);
+        assert_eq!(
+            status(te("chunked, chunked")),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            status(te("gzip, chunked")),
+            Some(StatusCode::NOT_IMPLEMENTED)
+        );
+        assert_eq!(
+            status(get("example.com:80").body(()).unwrap()),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        let connect = get("example.com:443")
+            .method(http::Method::CONNECT)
+            .body(())
+            .unwrap();
+        assert_eq!(status(connect), None);
+        assert_eq!(
+            status(get("*").body(()).unwrap()),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(status(get("http://h/x").body(()).unwrap()), None);
     }
 
     #[test]

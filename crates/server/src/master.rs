@@ -28,6 +28,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getppid};
 
 use crate::bind::{self, Listener};
+use crate::body::BodyLimits;
 use crate::heartbeat::{self, Heartbeat, WorkerState};
 use crate::limits::Limits;
 use crate::logging::Logger;
@@ -537,6 +538,11 @@ impl Master {
             keep_alive: self.settings.keep_alive,
             max_requests,
             header_timeout: self.settings.header_timeout,
+            body: BodyLimits {
+                timeout: self.settings.body_timeout,
+                min_rate: self.settings.body_min_rate,
+            },
+            worker_connections: self.settings.worker_connections,
             limits: Limits::new(
                 self.settings.limit_request_line,
                 self.settings.limit_request_fields,
@@ -596,6 +602,10 @@ impl Master {
             Exit::Code(0) => self
                 .log
                 .debug(format!("Worker (pid:{pid}) exited with code 0.")),
+            Exit::Code(c) if w.killed_for == Some(KillReason::Timeout) => self.log.error(format!(
+                "Worker (pid:{pid}) exited with code {c} after the master aborted it (heartbeat \
+                 timeout)."
+            )),
             Exit::Code(c) => self
                 .log
                 .error(format!("Worker (pid:{pid}) exited with code {c}.")),
@@ -617,6 +627,22 @@ impl Master {
                     self.log
                         .info(format!("Worker (pid:{pid}) was sent SIGTERM!"));
                 }
+                (Signal::SIGABRT, None) if w.heartbeat.aborted_itself() => self.log.error(format!(
+                    "Worker (pid:{pid}) aborted itself (SIGABRT raised inside the worker: an \
+                         allocation failure, a stack overflow or a panic that could not unwind; \
+                         the lines above say which). The master did not signal it."
+                )),
+                (
+                    Signal::SIGABRT
+                    | Signal::SIGSEGV
+                    | Signal::SIGBUS
+                    | Signal::SIGILL
+                    | Signal::SIGFPE
+                    | Signal::SIGSYS,
+                    None,
+                ) => self.log.error(format!(
+                    "Worker (pid:{pid}) died of {sig} (not sent by the master)."
+                )),
                 (sig, None) => self
                     .log
                     .warning(format!("Worker (pid:{pid}) was sent {sig}!")),

@@ -3,7 +3,8 @@
 //! on the inherited listeners until it is told to stop.
 //!
 //! TERM (or reaching max_requests) = stop accepting, let in-flight requests finish within the
-//! graceful timeout, exit 0. QUIT/INT = exit now. ABRT (the master's heartbeat timeout) = exit 1.
+//! graceful timeout, exit 0. QUIT/INT = exit now. ABRT from the master (heartbeat timeout) or
+//! another process = exit 1; an ABRT the worker raised itself (abort()) is left to kill it.
 //! USR1 = reopen the logs. The master's death kills the worker (PR_SET_PDEATHSIG), and the
 //! heartbeat task also compares getppid() with the master's pid in case the master died before
 //! the death signal was armed.
@@ -14,23 +15,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http::{HeaderValue, Request, Response, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::{Body, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use nix::sys::signal::Signal;
 use nix::unistd::{Pid, getppid};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::bind::Listener;
-use crate::head_clock::{HeadClock, Timed};
+use crate::body::{BodyLimits, RequestBody};
+use crate::conns::{self, Connections, Slot};
 use crate::heartbeat::{Heartbeat, WorkerState};
 use crate::limits::{self, ClientInfo, Limits, TrustedProxies};
 use crate::logging::{AccessRecord, Logger};
 use crate::metrics::{self, WorkerMetrics};
+use crate::wire::{self, Quiet, Sniffed, Timed, Wire};
 use crate::{EXIT_WORKER_BOOT_ERROR, Handler, HandlerFactory, ResponseBody, full_body};
 
 pub(crate) struct WorkerContext {
@@ -45,6 +48,8 @@ pub(crate) struct WorkerContext {
     /// 0 = unlimited; otherwise already includes this worker's jitter.
     pub max_requests: u64,
     pub header_timeout: Duration,
+    pub body: BodyLimits,
+    pub worker_connections: usize,
     pub limits: Limits,
     pub trusted: TrustedProxies,
     pub metrics: Option<WorkerMetrics>,
@@ -90,6 +95,8 @@ struct Shared {
     limits: Limits,
     trusted: TrustedProxies,
     metrics: Option<Arc<WorkerMetrics>>,
+    body: BodyLimits,
+    conns: Arc<Connections>,
     /// Set when the worker starts draining: every response then says Connection: close.
     draining: std::sync::atomic::AtomicBool,
 }
@@ -99,7 +106,7 @@ struct Shared {
 /// connection closed under it.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
 
-/// How a connection is set up (hyper's builder options).
+/// How a connection is set up (hyper's builder options and our timers).
 #[derive(Clone, Copy)]
 struct ConnOptions {
     keep_alive: Duration,
@@ -127,6 +134,8 @@ async fn serve(ctx: WorkerContext) -> i32 {
         keep_alive,
         max_requests,
         header_timeout,
+        body,
+        worker_connections,
         limits,
         trusted,
         metrics,
@@ -138,6 +147,11 @@ async fn serve(ctx: WorkerContext) -> i32 {
     };
     let metrics = metrics.map(Arc::new);
     let pid = std::process::id();
+    // Before tokio's own SIGABRT action, so the sender is known when the stream wakes us.
+    if let Err(e) = crate::abort::record_senders(heartbeat.raw_fd()) {
+        log.error(format!("Worker failed to boot: SIGABRT handler: {e}"));
+        return BOOT_ERROR;
+    }
     let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::quit()),
@@ -165,6 +179,11 @@ async fn serve(ctx: WorkerContext) -> i32 {
         limits,
         trusted,
         metrics: metrics.clone(),
+        body,
+        conns: Connections::new(
+            conns::fit_to_open_file_limit(worker_connections, &log),
+            log.clone(),
+        ),
         draining: std::sync::atomic::AtomicBool::new(false),
     });
 
@@ -217,10 +236,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
             () = shared.limit_reached.notified() => break,
             _ = quit.recv() => quick_exit(&log, pid),
             _ = int.recv() => quick_exit(&log, pid),
-            _ = abrt.recv() => {
-                log.critical(format!("Worker (pid:{pid}) aborted by the master"));
-                std::process::exit(1);
-            }
+            _ = abrt.recv() => on_abort_signal(&log, pid, master_pid),
             _ = usr1.recv() => {
                 if let Err(e) = log.reopen() {
                     log.error(format!("Could not reopen the logs: {e}"));
@@ -251,7 +267,7 @@ async fn serve(ctx: WorkerContext) -> i32 {
             }
             _ = quit.recv() => quick_exit(&log, pid),
             _ = int.recv() => quick_exit(&log, pid),
-            _ = abrt.recv() => std::process::exit(1),
+            _ = abrt.recv() => on_abort_signal(&log, pid, master_pid),
             _ = term.recv() => {}
             _ = usr1.recv() => { let _ = log.reopen(); }
         }
@@ -263,6 +279,27 @@ async fn serve(ctx: WorkerContext) -> i32 {
     }
     log.info(format!("Worker exiting (pid: {pid})"));
     0
+}
+
+/// SIGABRT: from the master (heartbeat timeout) or another process, log who sent it and exit 1
+/// (gunicorn's worker exits 1 too). From the worker itself, abort() is under way on another
+/// thread and the process dies of the signal in a moment; the master reports that.
+fn on_abort_signal(log: &Logger, pid: u32, master: Pid) {
+    match crate::abort::origin(master.as_raw()) {
+        crate::abort::Origin::Master => {
+            log.critical(format!(
+                "Worker (pid:{pid}) aborted by the master (heartbeat timeout)"
+            ));
+            std::process::exit(1);
+        }
+        crate::abort::Origin::Other(sender) => {
+            log.critical(format!(
+                "Worker (pid:{pid}) was sent SIGABRT by pid {sender} (not the master); exiting"
+            ));
+            std::process::exit(1);
+        }
+        crate::abort::Origin::Itself => {}
+    }
 }
 
 fn quick_exit(log: &Logger, pid: u32) -> ! {
@@ -297,6 +334,14 @@ async fn accept_loop(
 ) {
     let log = shared.log.clone();
     let backoff = || tokio::time::sleep(Duration::from_millis(100));
+    let serve = |peer, permit| Accepted {
+        peer,
+        permit,
+        shared: Arc::clone(&shared),
+        stop: stop.clone(),
+        done: done.clone(),
+        options,
+    };
     match listener {
         Listener::Tcp(std_listener) => {
             let listener = match tokio::net::TcpListener::from_std(std_listener) {
@@ -310,14 +355,8 @@ async fn accept_loop(
                 match listener.accept().await {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_connection(
-                            stream,
-                            Some(peer),
-                            Arc::clone(&shared),
-                            stop.clone(),
-                            done.clone(),
-                            options,
-                        ));
+                        let permit = shared.conns.admit().await;
+                        serve(Some(peer), permit).spawn(stream);
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
@@ -338,14 +377,8 @@ async fn accept_loop(
             loop {
                 match listener.accept().await {
                     Ok((stream, _)) => {
-                        tokio::spawn(serve_connection(
-                            stream,
-                            None,
-                            Arc::clone(&shared),
-                            stop.clone(),
-                            done.clone(),
-                            options,
-                        ));
+                        let permit = shared.conns.admit().await;
+                        serve(None, permit).spawn(stream);
                     }
                     Err(e) => {
                         log.error(format!("accept: {e}"));
@@ -357,9 +390,58 @@ async fn accept_loop(
     }
 }
 
+/// Resolves once the worker drains (or the sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// The answer to an HTTP/2 prior-knowledge preface (hyper would close without a word).
+fn h2_refusal() -> Vec<u8> {
+    let text = "This server speaks HTTP/1.1 only; HTTP/2 needs a proxy in front of it.\n";
+    format!(
+        "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    )
+    .into_bytes()
+}
+
+/// A connection just accepted, with what serving it needs.
+struct Accepted {
+    peer: Option<SocketAddr>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
+    options: ConnOptions,
+}
+
+impl Accepted {
+    fn spawn<S>(self, io: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let wire = Wire::new();
+        let slot = self.shared.conns.enter(self.permit, Arc::clone(&wire));
+        tokio::spawn(serve_connection(
+            io,
+            self.peer,
+            wire,
+            slot,
+            self.shared,
+            self.stop,
+            self.done,
+            self.options,
+        ));
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection<S>(
     io: S,
     peer: Option<SocketAddr>,
+    wire: Arc<Wire>,
+    _slot: Slot,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
     _done: mpsc::Sender<()>,
@@ -369,10 +451,56 @@ async fn serve_connection<S>(
 {
     let log = shared.log.clone();
     let grace = DRAIN_IDLE_GRACE.min(options.keep_alive);
-    let service = service_fn(move |req| {
-        let shared = Arc::clone(&shared);
-        async move { Ok::<_, Infallible>(shared.respond(req, peer).await) }
-    });
+    let mut io = Timed::new(io, Arc::clone(&wire));
+    let slow_head = wire.overdue(options.header_timeout);
+    tokio::pin!(slow_head);
+
+    // The first bytes: HTTP/2 prior knowledge is refused in words, the rest goes to hyper. Silence
+    // is bounded like hyper's wait for a first head (keep-alive, else the header timeout), and a
+    // draining worker gives a silent connection only the drain grace.
+    let first_wait = if options.keep_alive.is_zero() {
+        options.header_timeout
+    } else {
+        options.keep_alive
+    };
+    let sniffed = {
+        let sniff = tokio::time::timeout(first_wait, wire::sniff(&mut io));
+        tokio::pin!(sniff);
+        tokio::select! {
+            r = &mut sniff => r,
+            () = &mut slow_head => return,
+            () = wire.evicted() => return,
+            () = stopped(&mut stop) => {
+                tokio::select! {
+                    r = &mut sniff => r,
+                    () = &mut slow_head => return,
+                    () = tokio::time::sleep(grace) => return,
+                }
+            }
+        }
+    };
+    match sniffed {
+        Ok(Ok(Sniffed::Http1(seen))) => io.replay(seen),
+        Ok(Ok(Sniffed::Http2)) => {
+            log.debug("Refused an HTTP/2 prior-knowledge connection (505)");
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let _ = io.write_all(&h2_refusal()).await;
+                let _ = io.shutdown().await;
+            })
+            .await;
+            return;
+        }
+        Ok(Err(_)) | Err(_) => return,
+    }
+
+    let service = {
+        let wire = Arc::clone(&wire);
+        service_fn(move |req| {
+            let shared = Arc::clone(&shared);
+            let wire = Arc::clone(&wire);
+            async move { Ok::<_, Infallible>(shared.respond(req, peer, &wire).await) }
+        })
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -380,7 +508,7 @@ async fn serve_connection<S>(
         .max_headers(options.limits.fields)
         .max_buf_size(options.limits.hyper_buf_size());
     // hyper starts this timer whenever it waits for a request head, so with keep-alive it is
-    // the idle timeout; a head that has started but not finished is the HeadClock's business.
+    // the idle timeout; a head that has started but not finished is the Wire's business.
     if options.keep_alive.is_zero() {
         builder
             .keep_alive(false)
@@ -390,34 +518,45 @@ async fn serve_connection<S>(
             .keep_alive(true)
             .header_read_timeout(options.keep_alive);
     }
-    let clock = HeadClock::new();
-    let conn = builder.serve_connection(TokioIo::new(Timed::new(io, Arc::clone(&clock))), service);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let slow_head = clock.overdue(options.header_timeout);
-    tokio::pin!(slow_head);
-    let result = tokio::select! {
-        res = conn.as_mut() => res,
-        () = &mut slow_head => {
-            log.debug(format!(
-                "Closing a connection whose request head took over {} s",
-                options.header_timeout.as_secs()
-            ));
-            return;
-        }
-        stopping = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
-            let _ = stopping;
-            // Responses now carry Connection: close, so a busy connection ends by itself after
-            // its next answer; an idle one gets a short grace before hyper closes it.
-            tokio::select! {
-                res = conn.as_mut() => res,
-                () = &mut slow_head => return,
-                () = tokio::time::sleep(grace) => {
+    // Responses carry Connection: close once the worker drains, so a busy connection ends by
+    // itself after its next answer; an idle one gets a short grace before hyper closes it. An
+    // evicted connection (worker_connections reached) closes once nothing is in flight.
+    let grace_over = tokio::time::sleep(Duration::MAX / 4);
+    tokio::pin!(grace_over);
+    let (mut stopping, mut closing) = (false, false);
+    let result = loop {
+        tokio::select! {
+            res = conn.as_mut() => break res,
+            () = &mut slow_head => {
+                log.debug(format!(
+                    "Closing a connection whose request head took over {} s",
+                    options.header_timeout.as_secs()
+                ));
+                return;
+            }
+            () = wire.evicted(), if !closing => match wire.quiet() {
+                Some(Quiet::Idle(_)) => {
                     conn.as_mut().graceful_shutdown();
-                    tokio::select! {
-                        res = conn.as_mut() => res,
-                        () = &mut slow_head => return,
-                    }
+                    closing = true;
                 }
+                Some(Quiet::Owing(_)) => {
+                    log.debug("Closing a stalled connection to make room (worker_connections)");
+                    return;
+                }
+                // The server is answering it now: another connection will be chosen.
+                None => {}
+            },
+            () = stopped(&mut stop), if !stopping => {
+                stopping = true;
+                grace_over
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + grace);
+            }
+            () = &mut grace_over, if stopping && !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
             }
         }
     };
@@ -429,8 +568,21 @@ async fn serve_connection<S>(
 impl Shared {
     async fn respond(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         peer: Option<SocketAddr>,
+        wire: &Wire,
+    ) -> Response<ResponseBody> {
+        wire.request_started();
+        let resp = self.respond_inner(req, peer, wire).await;
+        wire.request_finished();
+        resp
+    }
+
+    async fn respond_inner(
+        &self,
+        req: Request<Incoming>,
+        peer: Option<SocketAddr>,
+        wire: &Wire,
     ) -> Response<ResponseBody> {
         let n = self.served.fetch_add(1, Ordering::Relaxed) + 1;
         let last = self.max_requests > 0 && n >= self.max_requests;
@@ -448,7 +600,18 @@ impl Shared {
             client: peer.map(|p| p.ip()),
             https: false,
         };
-        let (info, early) = match self.limits.check(&req) {
+        let expect_continue = req
+            .headers()
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let (parts, incoming) = req.into_parts();
+        let (body, body_outcome) = RequestBody::new(incoming, self.body, expect_continue);
+        let mut req = Request::from_parts(parts, body);
+        let early = self
+            .limits
+            .check(&req)
+            .or_else(|| limits::check_message(&req));
+        let (info, early) = match early {
             Some(resp) => (fallback, Some(resp)),
             None => match limits::resolve_client(&mut req, peer, &self.trusted) {
                 Ok(info) => (info, None),
@@ -466,6 +629,8 @@ impl Shared {
         let mut resp = match early {
             Some(resp) => {
                 route = Some("invalid".to_owned());
+                // Refused before the handler: the answer closes the connection, nothing to drain.
+                RequestBody::abandon(req.into_body());
                 resp
             }
             None => {
@@ -477,6 +642,23 @@ impl Shared {
                 self.dispatch(req, &mut route).await
             }
         };
+        // What the body and the framing did while the handler ran wins over its answer.
+        if let Some(why) = wire.violation() {
+            resp = limits::error_page(StatusCode::BAD_REQUEST, why);
+        } else if body_outcome.timed_out() {
+            resp = limits::error_page(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!(
+                    "The request body did not arrive in time (body_timeout {} s, body_min_rate {} \
+                     bytes/s).",
+                    self.body.timeout.as_secs(),
+                    self.body.min_rate
+                ),
+            );
+        } else if body_outcome.abandoned() {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let report = resp
             .extensions_mut()
             .remove::<crate::HandlerReport>()
@@ -529,7 +711,7 @@ impl Shared {
     /// `/metrics` when enabled, the test hooks when built in, else the application.
     async fn dispatch(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         route: &mut Option<String>,
     ) -> Response<ResponseBody> {
         if let Some(m) = &self.metrics
@@ -545,9 +727,9 @@ impl Shared {
             return resp;
         }
         #[cfg(feature = "test-hooks")]
-        if let Some(resp) = crate::test_hooks::respond(&req, &self.log).await {
+        if req.uri().path().starts_with("/_test/") {
             *route = Some(req.uri().path().to_owned());
-            return resp;
+            return crate::test_hooks::respond(req, &self.log).await;
         }
         self.handler.call(req).await
     }
@@ -564,7 +746,7 @@ struct RequestLine {
 }
 
 impl RequestLine {
-    fn of(req: &Request<Incoming>, client: Option<std::net::IpAddr>) -> RequestLine {
+    fn of(req: &Request<RequestBody>, client: Option<std::net::IpAddr>) -> RequestLine {
         let header = |name| {
             req.headers()
                 .get(name)

@@ -22,6 +22,7 @@ mod method;
 mod results;
 pub mod summary;
 mod table;
+pub mod tpr;
 mod ward;
 
 pub use difflib::{SequenceMatcher, close_matches, sequence_ratio};

@@ -1,0 +1,425 @@
+//! The TPR workflow (tpr.md): a read facility export, an optional shapefile and population
+//! table in; ward TPR, trends and the rest of the §8.1 files out. `prefork tpr` and the HTTP
+//! routes run this same code, so their files are the same.
+
+use std::collections::BTreeMap;
+
+use mrpt_analysis::tpr::{self as analysis_tpr, TprOptions, TprResult};
+use mrpt_formats::tpr as formats_tpr;
+use mrpt_formats::tpr::write;
+use mrpt_table::tpr::{AgeChoice, FacilityExport, Selection, Thresholds, WardLink};
+use serde_json::{Value, json};
+
+use crate::pipeline::{InputFile, PipelineError};
+
+/// What the caller chose besides the files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TprParams {
+    pub selection: Selection,
+    pub thresholds: Thresholds,
+    /// Explicit column mapping (tpr.md §2.4), already applied when the export was read; echoed.
+    pub mapping: BTreeMap<String, Option<String>>,
+    /// Size of the reprioritisation list (tpr.md §6.6).
+    pub reprioritise_n: usize,
+    /// Tests a ward needs in the last year to be ranked.
+    pub min_tested: f64,
+}
+
+impl Default for TprParams {
+    fn default() -> Self {
+        TprParams {
+            selection: Selection::default(),
+            thresholds: Thresholds::default(),
+            mapping: BTreeMap::new(),
+            reprioritise_n: 10,
+            min_tested: 100.0,
+        }
+    }
+}
+
+/// The files of one TPR computation and the figures an answer quotes.
+#[derive(Debug, Clone)]
+pub struct TprOutput {
+    /// (file name, bytes) in writing order; `tpr_selection.json` first.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub result: TprResult,
+    pub links: Vec<WardLink>,
+    /// The answer's body (tpr.md §8.3 `/api/tpr/calculate`).
+    pub summary: Value,
+}
+
+/// Reads an uploaded export held in memory.
+pub fn read_export(
+    file: InputFile<'_>,
+    mapping: &BTreeMap<String, Option<String>>,
+) -> Result<FacilityExport, PipelineError> {
+    let options = formats_tpr::ReadOptions {
+        mapping: mapping.clone(),
+        ..Default::default()
+    };
+    Ok(formats_tpr::read_facility_export(
+        file.bytes, file.name, &options,
+    )?)
+}
+
+/// Links the export's wards to the shapefile and the population table (tpr.md §4.4, §5).
+pub fn link_wards(
+    export: &FacilityExport,
+    shapefile: Option<&[u8]>,
+    population: Option<InputFile<'_>>,
+) -> Result<Vec<WardLink>, PipelineError> {
+    let Some(zip) = shapefile else {
+        if population.is_some() {
+            return Err(PipelineError::Unprocessable(
+                "a population table is joined to the facility wards through the ward \
+                 shapefile; upload the shapefile too"
+                    .into(),
+            ));
+        }
+        return Ok(vec![WardLink::unlinked(); export.wards.len()]);
+    };
+    let shapes = mrpt_formats::read_shapefile_zip(zip)?;
+    let wards = formats_tpr::shape_wards(&shapes);
+    let mut links = formats_tpr::match_tpr_wards(export, &wards);
+    if let Some(p) = population {
+        let table = mrpt_formats::population::read_population(p.bytes, p.name)?;
+        formats_tpr::attach_population(&mut links, &wards, &table);
+    }
+    Ok(links)
+}
+
+/// Computes every output of tpr.md §8.1 for one selection.
+pub fn compute(
+    export: &FacilityExport,
+    links: Vec<WardLink>,
+    params: &TprParams,
+) -> Result<TprOutput, PipelineError> {
+    let options = TprOptions {
+        selection: params.selection.clone(),
+        thresholds: params.thresholds,
+    };
+    let result = analysis_tpr::compute_tpr(export, &links, &options)?;
+    let missingness = analysis_tpr::missingness(export, params.selection.state.as_deref())?;
+    let all_ages = params.selection.age == AgeChoice::AllAges;
+    let multi_year = result.years.len() >= 2;
+    let mut files: Vec<(String, Vec<u8>)> = vec![
+        (
+            "tpr_results.csv".into(),
+            write::results_csv(&result.wards, all_ages),
+        ),
+        (
+            "tpr_time_series.csv".into(),
+            write::time_series_csv(&result.wards, &result.series, all_ages),
+        ),
+        (
+            "tpr_lga_summary.csv".into(),
+            write::lga_summary_csv(&export.lgas, &result.lga_rates),
+        ),
+        (
+            "tpr_missingness.csv".into(),
+            write::missingness_csv(&missingness),
+        ),
+        (
+            "ward_matching.csv".into(),
+            write::ward_matching_csv(export, &links),
+        ),
+    ];
+    let reprioritisation = multi_year
+        .then(|| analysis_tpr::reprioritise(&result, params.reprioritise_n, params.min_tested));
+    if multi_year {
+        files.push((
+            "trend_summary.csv".into(),
+            write::trend_summary_csv(&result.wards, &result.trends),
+        ));
+        files.push((
+            "tpr_hotspots.csv".into(),
+            write::hotspots_csv(&result.wards, &result.hotspots),
+        ));
+        files.push((
+            "tpr_lga_trend.csv".into(),
+            write::lga_trend_csv(&export.lgas, &result.lga_trends),
+        ));
+        if let Some(r) = &reprioritisation {
+            files.push((
+                "tpr_reprioritise.csv".into(),
+                write::reprioritise_csv(&result.wards, &r.wards),
+            ));
+        }
+    }
+    let summary = summary_json(export, &result, &links, params, reprioritisation.as_ref());
+    let selection_json = selection_json(export, &result, &links, params, &summary);
+    let selection_bytes = serde_json::to_vec_pretty(&selection_json)
+        .map_err(|e| PipelineError::Internal(format!("tpr_selection.json: {e}")))?;
+    files.insert(0, ("tpr_selection.json".into(), selection_bytes));
+    let mut summary = summary;
+    if let Value::Object(m) = &mut summary {
+        m.insert(
+            "files".into(),
+            json!(files.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>()),
+        );
+    }
+    Ok(TprOutput {
+        files,
+        result,
+        links,
+        summary,
+    })
+}
+
+fn unmatched_wards(export: &FacilityExport, links: &[WardLink], result: &TprResult) -> Vec<Value> {
+    result
+        .export_ward
+        .iter()
+        .filter_map(|&w| {
+            let link = links.get(w)?;
+            (!link.is_matched() && link.match_kind != "no_shapefile").then(|| {
+                let ward = &export.wards[w];
+                json!({
+                    "ward": ward.name,
+                    "lga": export.lgas[ward.lga as usize].name,
+                    "match": link.match_kind,
+                })
+            })
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
+}
+
+/// The `/api/tpr/calculate` answer body (tpr.md §8.3); numbers are the server's own.
+fn summary_json(
+    export: &FacilityExport,
+    result: &TprResult,
+    links: &[WardLink],
+    params: &TprParams,
+    reprioritisation: Option<&analysis_tpr::Reprioritisation>,
+) -> Value {
+    let values: Vec<f64> = result.wards.iter().filter_map(|w| w.counts.tpr).collect();
+    let mean = (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64);
+    let round2 = |v: Option<f64>| v.map(|x| mrpt_table::tpr::round_half_even(x, 2));
+    let mut ranked: Vec<&mrpt_table::tpr::WardTpr> = result
+        .wards
+        .iter()
+        .filter(|w| w.counts.tpr.is_some())
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.counts
+            .tpr
+            .unwrap_or(0.0)
+            .total_cmp(&a.counts.tpr.unwrap_or(0.0))
+            .then(a.lga_key.cmp(&b.lga_key))
+            .then(a.ward_key.cmp(&b.ward_key))
+    });
+    let top: Vec<Value> = ranked
+        .iter()
+        .take(10)
+        .map(|w| {
+            json!({
+                "ward": w.ward_name, "lga": w.lga, "tpr": w.counts.tpr,
+                "tested": w.counts.tested, "positive": w.counts.positive,
+                "method_used": w.counts.method_used.map(|m| m.as_str()),
+            })
+        })
+        .collect();
+    let trend = (result.years.len() >= 2).then(|| {
+        let count = |d: mrpt_table::tpr::Direction| {
+            result.trends.iter().filter(|t| t.direction == d).count()
+        };
+        json!({
+            "worsening": count(mrpt_table::tpr::Direction::Worsening),
+            "improving": count(mrpt_table::tpr::Direction::Improving),
+            "stable": count(mrpt_table::tpr::Direction::Stable),
+            "insufficient_data": count(mrpt_table::tpr::Direction::InsufficientData),
+            "direction_threshold": params.thresholds.direction,
+            "note": "Direction comes from the least-squares slope over the yearly values; with \
+                     few years the Mann-Kendall p-value cannot reach 0.05, so it is reported but \
+                     not used to decide the direction.",
+        })
+    });
+    let microscopy_wards: Vec<&str> = result
+        .wards
+        .iter()
+        .filter(|w| {
+            params.selection.method == mrpt_table::tpr::MethodChoice::Both
+                && w.counts.method_used == Some(mrpt_table::tpr::TestMethod::Microscopy)
+        })
+        .map(|w| w.ward_name.as_str())
+        .collect();
+    json!({
+        "status": "success",
+        "metric_label": result.metric_label,
+        "selection": {
+            "state": params.selection.state,
+            "facility_level": params.selection.level.as_str(),
+            "age_group": params.selection.age.as_str(),
+            "test_method": params.selection.method.as_str(),
+        },
+        "wards": result.wards.len(),
+        "wards_without_tests": result.wards_without_tests(),
+        "wards_microscopy_used": microscopy_wards,
+        "unmatched_wards": unmatched_wards(export, links, result),
+        "summary": {
+            "mean_tpr": round2(mean),
+            "median_tpr": round2(median(values.clone())),
+            "min_tpr": values.iter().copied().reduce(f64::min),
+            "max_tpr": values.iter().copied().reduce(f64::max),
+            "state_tpr": result.state.tpr,
+            "state_tested": result.state.tested,
+            "state_positive": result.state.positive,
+            "state_method_used": result.state.method_used.map(|m| m.as_str()),
+        },
+        "top_wards": top,
+        "years": result.years,
+        "trend": trend,
+        "hotspots": {
+            "threshold": params.thresholds.hotspot,
+            "emerging": result.hotspots.iter().filter(|h| h.emerging).map(|h| result.wards[h.ward].ward_name.clone()).collect::<Vec<_>>(),
+            "resolving": result.hotspots.iter().filter(|h| !h.emerging).map(|h| result.wards[h.ward].ward_name.clone()).collect::<Vec<_>>(),
+        },
+        "reprioritise": reprioritisation.map(|r| json!({
+            "rule": r.rule,
+            "wards": r.wards.iter().map(|p| result.wards[p.ward].ward_name.clone()).collect::<Vec<_>>(),
+            "excluded_low_tests": r.excluded_low_tests.iter().map(|i| result.wards[*i].ward_name.clone()).collect::<Vec<_>>(),
+        })),
+        "burden": result.has_burden,
+        "joined": false,
+        "warnings": warnings_json(export, result),
+    })
+}
+
+fn warnings_json(export: &FacilityExport, result: &TprResult) -> Value {
+    let w = &export.warnings;
+    json!({
+        "rows_without_ward": w.rows_without_ward,
+        "rows_without_year": w.rows_without_year,
+        "non_numeric_cells": w.non_numeric_cells,
+        "negative_cells": w.negative_cells,
+        "summed_duplicate_columns": w.summed_duplicate_columns,
+        "rows_positives_exceed_tested": w.rows_positives_exceed_tested,
+        "positives_exceed_tested": result.positives_exceed_tested,
+        "ignored_all_ages_columns": w.ignored_all_ages_columns,
+    })
+}
+
+/// `tpr_selection.json` (tpr.md §8.1).
+fn selection_json(
+    export: &FacilityExport,
+    result: &TprResult,
+    links: &[WardLink],
+    params: &TprParams,
+    summary: &Value,
+) -> Value {
+    json!({
+        "header_row_index": export.mapping.header_row_index,
+        "mapping": export.mapping.fields,
+        "mapping_override": params.mapping,
+        "ambiguous_columns": export.mapping.ambiguous,
+        "unmapped_columns": export.mapping.unmapped,
+        "levels_from_names": export.mapping.levels_from_names,
+        "prefix": export.prefix,
+        "selection": summary["selection"],
+        "metric_label": result.metric_label,
+        "years": result.years,
+        "thresholds": params.thresholds,
+        "reprioritise": {"n": params.reprioritise_n, "min_tested": params.min_tested},
+        "warnings": warnings_json(export, result),
+        "unmatched_wards": unmatched_wards(export, links, result),
+    })
+}
+
+/// What joining the ward TPR into a ward table did (tpr.md §8.2).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JoinReport {
+    pub column: String,
+    /// Ward-table rows that got a value.
+    pub filled: usize,
+    /// Ward-table names left blank (no shapefile match, no facility, or no tests).
+    pub blank: Vec<String>,
+    /// Other TPR-like columns left alone (two TPR columns double-weight TPR if both are used).
+    pub other_tpr_columns: Vec<String>,
+}
+
+/// Adds the ward TPR as `column` to a ward table (`raw_data.csv`): each row takes the TPR of
+/// the data ward matched to the shapefile ward that the ward table's own name matching assigns
+/// it; otherwise blank, never 0. An existing column of that name is refused unless `replace`.
+pub fn join_into_ward_table(
+    table: InputFile<'_>,
+    shapefile: &[u8],
+    result: &TprResult,
+    links: &[WardLink],
+    column: &str,
+    replace: bool,
+) -> Result<(Vec<u8>, JoinReport), PipelineError> {
+    let mut wards = mrpt_formats::read_ward_table(table.bytes, table.name)?;
+    if wards.table.column(column).is_some() && !replace {
+        return Err(PipelineError::Unprocessable(format!(
+            "the ward table already has a `{column}` column; send replace: true to overwrite it, \
+             or name another column"
+        )));
+    }
+    let shapes = mrpt_formats::read_shapefile_zip(shapefile)?;
+    // The ward table's own name matching (analysis.md §1.3), through the one matcher.
+    let shape_names = shapes.ward_names();
+    let hits = mrpt_table::match_ward_names(
+        wards.ward_names(),
+        &shape_names,
+        mrpt_table::NameRule::Shapefile,
+    );
+    let renamed: Vec<Option<&str>> = hits
+        .iter()
+        .map(|h| h.as_ref().and_then(|h| shape_names[h.first()].as_deref()))
+        .collect();
+    let mut by_shape: std::collections::HashMap<&str, Option<f64>> =
+        std::collections::HashMap::new();
+    for (i, w) in result.wards.iter().enumerate() {
+        if let Some(name) = links
+            .get(result.export_ward[i])
+            .and_then(|l| l.shape_name.as_deref())
+        {
+            by_shape.insert(name, w.counts.tpr);
+        }
+    }
+    let values: Vec<Option<f64>> = renamed
+        .iter()
+        .map(|n| n.and_then(|n| by_shape.get(n).copied().flatten()))
+        .collect();
+    let blank: Vec<String> = wards
+        .ward_names()
+        .iter()
+        .zip(&values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| n.clone().unwrap_or_default())
+        .collect();
+    let other_tpr_columns: Vec<String> = wards
+        .table
+        .column_names()
+        .iter()
+        .filter(|c| {
+            let l = c.to_lowercase();
+            c.as_str() != column && (l.contains("tpr") || l.contains("positivity"))
+        })
+        .map(|c| c.to_string())
+        .collect();
+    let filled = values.iter().flatten().count();
+    wards
+        .table
+        .push(column, mrpt_table::ColumnData::Float(values))
+        .map_err(|e| PipelineError::Internal(format!("joining {column}: {e}")))?;
+    Ok((
+        mrpt_formats::write_csv(&wards.table),
+        JoinReport {
+            column: column.to_string(),
+            filled,
+            blank,
+            other_tpr_columns,
+        },
+    ))
+}
