@@ -45,6 +45,7 @@ pub struct Config {
     pub max_worker_memory: u64,
     pub metrics: bool,
     pub app: AppSettings,
+    pub sessions: SessionSettings,
 }
 
 impl Default for Config {
@@ -76,6 +77,66 @@ impl Default for Config {
             max_worker_memory: 0,
             metrics: true,
             app: AppSettings::default(),
+            sessions: SessionSettings::default(),
+        }
+    }
+}
+
+/// The `[sessions]` table: how long session folders live (`prefork sessions gc` and the
+/// workers' automatic sweep).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Days without a write after which a session with data is removed; 0 = never.
+    pub ttl_days: u64,
+    /// Hours without a write after which a session that holds nothing (never used, or cleared)
+    /// is removed; 0 = never.
+    pub empty_ttl_hours: u64,
+    /// Minutes between automatic sweeps (one worker at a time; the master never); 0 = none
+    /// (then run `prefork sessions gc` from cron).
+    pub sweep_interval_minutes: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            ttl_days: 30,
+            empty_ttl_hours: 24,
+            sweep_interval_minutes: 60,
+        }
+    }
+}
+
+impl SessionSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.ttl_days > 36_500 {
+            bail!(
+                "sessions.ttl_days must be at most 36500 (0 = never), not {}",
+                self.ttl_days
+            );
+        }
+        if self.empty_ttl_hours > 876_000 {
+            bail!(
+                "sessions.empty_ttl_hours must be at most 876000 (0 = never), not {}",
+                self.empty_ttl_hours
+            );
+        }
+        if self.sweep_interval_minutes > 10_080 {
+            bail!(
+                "sessions.sweep_interval_minutes must be at most 10080 (a week; 0 = no automatic sweep), not {}",
+                self.sweep_interval_minutes
+            );
+        }
+        Ok(())
+    }
+
+    /// What the app's workers use.
+    pub fn limits(&self) -> mrpt_app::SessionLimits {
+        let positive = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+        mrpt_app::SessionLimits {
+            idle_ttl: positive(self.ttl_days * 24 * 3600),
+            empty_ttl: positive(self.empty_ttl_hours * 3600),
+            sweep_every: positive(self.sweep_interval_minutes * 60),
         }
     }
 }
@@ -320,6 +381,7 @@ impl Config {
         }
         self.forwarded_allow_ips
             .parse::<prefork_server::TrustedProxies>()?;
+        self.sessions.validate()?;
         self.app.validate()
     }
 
@@ -643,10 +705,55 @@ mod tests {
                 },
                 ..Config::default()
             },
+            Config {
+                sessions: SessionSettings {
+                    sweep_interval_minutes: 20_000,
+                    ..SessionSettings::default()
+                },
+                ..Config::default()
+            },
+            Config {
+                sessions: SessionSettings {
+                    ttl_days: 100_000,
+                    ..SessionSettings::default()
+                },
+                ..Config::default()
+            },
         ];
         for c in bad {
             assert!(c.validate().is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn session_limits_follow_the_settings() {
+        let limits = SessionSettings::default().limits();
+        assert_eq!(limits.idle_ttl, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(limits.empty_ttl, Some(Duration::from_secs(86_400)));
+        assert_eq!(limits.sweep_every, Some(Duration::from_secs(3600)));
+        assert_eq!(limits, mrpt_app::SessionLimits::default());
+        let off = SessionSettings {
+            ttl_days: 0,
+            empty_ttl_hours: 0,
+            sweep_interval_minutes: 0,
+        }
+        .limits();
+        assert_eq!(
+            (off.idle_ttl, off.empty_ttl, off.sweep_every),
+            (None, None, None)
+        );
+        let c = Config {
+            sessions: SessionSettings {
+                ttl_days: 100_000,
+                ..SessionSettings::default()
+            },
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("sessions.ttl_days") && e.contains("100000"),
+            "{e}"
+        );
     }
 
     #[test]

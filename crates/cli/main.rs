@@ -5,6 +5,7 @@ mod analyze;
 mod args;
 mod config;
 mod serve;
+mod sessions;
 mod synth;
 mod tpr;
 
@@ -32,6 +33,8 @@ enum Command {
     Analyze(analyze::Args),
     /// Write a deterministic synthetic ward dataset (CSV + zipped shapefile).
     Synth(synth::Args),
+    /// Session store maintenance (`prefork sessions gc`: remove idle sessions now).
+    Sessions(sessions::Args),
     /// Ward test positivity rate, trends and reprioritisation from a health-facility export.
     Tpr(tpr::Args),
 }
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Analyze(args)) => args::exit_code(analyze::run(args)),
         Some(Command::Synth(args)) => args::exit_code(synth::run(args)),
+        Some(Command::Sessions(args)) => args::exit_code(sessions::run(args)),
         Some(Command::Tpr(args)) => args::exit_code(tpr::run(args)),
         None => serve::run(cli.serve),
     }

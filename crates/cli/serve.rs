@@ -152,11 +152,14 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         max_body_memory: config.app.max_body_memory,
         limits: config.app.limits(),
         max_variable_name_bytes: config.app.max_variable_name_bytes,
+        sessions: config.sessions.limits(),
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {
         switches.apply()?;
         let app = Arc::new(mrpt_app::App::new(app_config.clone()).map_err(|e| e.to_string())?);
+        // In the worker, inside its runtime: the master never sweeps.
+        app.start_session_sweeper();
         let handler = move |req: Request<RequestBody>| {
             let app = Arc::clone(&app);
             async move {

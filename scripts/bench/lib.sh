@@ -136,6 +136,21 @@ bench_children() {
 
 # bench_adopt_server PID NAME : registers a master this shell did not start itself (the new master
 # of a USR2 upgrade, forked by ours and so still in our process group) so it is stopped on exit.
+# bench_cpu_ticks PID : CPU time (user + system, in clock ticks) used so far by a server: the
+# master, its reaped children (cutime/cstime) and its live children (threads included). Read it
+# before and after a run; the difference over the requests served is the server CPU per request.
+bench_cpu_ticks() {
+    local master=$1 total=0 pid stat rest f
+    for pid in "$master" $(bench_children "$master"); do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        rest=${stat##*) }
+        read -r -a f <<<"$rest"
+        # After "pid (comm) ": f[0]=state ... f[11]=utime f[12]=stime f[13]=cutime f[14]=cstime
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
 bench_adopt_server() {
     local stat rest pgid
     stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1

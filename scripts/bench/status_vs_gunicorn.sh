@@ -2,7 +2,8 @@
 # Issue 9, benchmark 1: GET /api/session/status for an analysed session (the disk-derived state
 # check) on prefork with 6 workers, and on gunicorn with 6 sync workers and with 6 gthread workers
 # serving flask_app.py, which performs the same check on the same folder. Same load tool (wrk),
-# same connection counts, same duration; prints req/s, p50, p99 and errors per run and the ratios.
+# same connection counts, same duration; prints req/s, p50, p99, server CPU per request (master +
+# workers, from /proc) and errors per run, and the ratios.
 #
 # Usage: scripts/bench/status_vs_gunicorn.sh [options]
 #   -d, --duration SECONDS     per measured run (default 10; env BENCH_DURATION)
@@ -16,6 +17,8 @@
 #       --max-timewait N       before each measured run, wait (at most 65 s) until at most N
 #                              loopback sockets are in TIME-WAIT (default 2000; -1 = never wait)
 #       --synthetic            skip the API: use a synthetic Python-system folder (no manifest.json)
+#       --ping                 also measure prefork's GET /ping (same server, same connections): the
+#                              floor every request pays (HTTP, TCP, metrics), for scale
 #       --no-build             use the existing target/release/prefork
 #       --keep                 keep the scratch folder (instance dir, logs, raw results)
 #
@@ -37,6 +40,7 @@ SERVERS="prefork sync gthread"
 BUILD=1
 KEEP=0
 SYNTHETIC=0
+PING=0
 MAX_TIMEWAIT=2000
 STATUS_PATH=/api/session/status
 
@@ -51,6 +55,7 @@ while (($# > 0)); do
         --warmup) WARMUP=$2; shift 2 ;;
         --servers) SERVERS=$2; shift 2 ;;
         --synthetic) SYNTHETIC=1; shift ;;
+        --ping) PING=1; shift ;;
         --max-timewait) MAX_TIMEWAIT=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
@@ -151,12 +156,19 @@ field() { # field LINE NAME
     if [[ $1 =~ $re ]]; then echo "${BASH_REMATCH[2]}"; fi
 }
 
-printf 'server\tpath\tconnections\trps\tp50_ms\tp99_ms\terrors\tdetail\n' >"$RESULTS"
+printf 'server\tpath\tconnections\trps\tp50_ms\tp99_ms\tcpu_us_req\terrors\tdetail\n' >"$RESULTS"
 declare -A BODY=()
 PREFORK_PATH=$STATUS_PATH
 
-measure() { # measure LABEL PORT PATH
-    local label=$1 port=$2 path=$3 c line tw
+TICKS=$(getconf CLK_TCK)
+# cpu_per_request TICKS_BEFORE TICKS_AFTER REQUESTS : microseconds of server CPU per request.
+cpu_per_request() {
+    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$TICKS" 'BEGIN {
+        if (n ~ /^[0-9]+$/ && n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "-" }'
+}
+
+measure() { # measure LABEL PORT PATH MASTER_PID
+    local label=$1 port=$2 path=$3 master=$4 c line tw cpu0 cpu1
     if ((WARMUP > 0)); then
         run_wrk "$port" "$path" 8 "$WARMUP" >/dev/null
     fi
@@ -167,15 +179,17 @@ measure() { # measure LABEL PORT PATH
             tw=$(bench_drain_timewait "$MAX_TIMEWAIT" 65)
         fi
         bench_log "$label: $c connections, ${DURATION}s ($tw sockets in TIME-WAIT)"
+        cpu0=$(bench_cpu_ticks "$master")
         line=$(run_wrk "$port" "$path" "$c" "$DURATION")
+        cpu1=$(bench_cpu_ticks "$master")
         if [[ -z "$line" ]]; then
             bench_log "$label: wrk produced no result at $c connections"
-            printf '%s\t%s\t%s\t-\t-\t-\t-\twrk failed\n' "$label" "$path" "$c" >>"$RESULTS"
+            printf '%s\t%s\t%s\t-\t-\t-\t-\t-\twrk failed\n' "$label" "$path" "$c" >>"$RESULTS"
             continue
         fi
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$path" "$c" \
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$path" "$c" \
             "$(field "$line" rps)" "$(field "$line" p50_ms)" "$(field "$line" p99_ms)" \
-            "$(field "$line" errors)" \
+            "$(cpu_per_request "$cpu0" "$cpu1" "$(field "$line" requests)")" "$(field "$line" errors)" \
             "connect=$(field "$line" connect) read=$(field "$line" read) write=$(field "$line" write) timeout=$(field "$line" timeout) non2xx=$(field "$line" non2xx) max_ms=$(field "$line" max_ms) timewait_at_start=$tw" \
             >>"$RESULTS"
     done
@@ -211,7 +225,10 @@ for server in $SERVERS; do
         BODY[$label]=$(cat "$WORK/$label.json")
         bench_log "$label answers: ${BODY[$label]}"
     fi
-    measure "$label" "$BENCH_PORT" "$path"
+    measure "$label" "$BENCH_PORT" "$path" "$BENCH_PID"
+    if [[ "$server" == prefork ]] && ((PING == 1)); then
+        measure "prefork-ping" "$BENCH_PORT" /ping "$BENCH_PID"
+    fi
     bench_stop_server "$BENCH_PID"
 done
 
@@ -245,23 +262,23 @@ echo
 column -t -s $'\t' "$RESULTS"
 
 echo
-printf '%-12s %-22s %-22s %-22s %-22s\n' connections "req/s prefork/sync" "p99 sync/prefork" "req/s prefork/gthread" "p99 gthread/prefork"
+printf '%-12s %-20s %-20s %-20s %-22s %-22s\n' connections "CPU/req sync/prefork" "req/s prefork/sync" "p99 sync/prefork" "req/s prefork/gthread" "p99 gthread/prefork"
 value() { awk -F'\t' -v s="$1" -v c="$2" -v k="$3" 'NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next } $1 == s && $3 == c { print $col[k] }' "$RESULTS"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.1fx", a / b; else print "-" }'; }
 for c in $CONNECTIONS; do
-    p_rps=$(value prefork "$c" rps); p_p99=$(value prefork "$c" p99_ms)
-    s_rps=$(value gunicorn-sync "$c" rps); s_p99=$(value gunicorn-sync "$c" p99_ms)
+    p_rps=$(value prefork "$c" rps); p_p99=$(value prefork "$c" p99_ms); p_cpu=$(value prefork "$c" cpu_us_req)
+    s_rps=$(value gunicorn-sync "$c" rps); s_p99=$(value gunicorn-sync "$c" p99_ms); s_cpu=$(value gunicorn-sync "$c" cpu_us_req)
     g_rps=$(value gunicorn-gthread "$c" rps); g_p99=$(value gunicorn-gthread "$c" p99_ms)
-    printf '%-12s %-22s %-22s %-22s %-22s\n' "$c" "$(ratio "$p_rps" "$s_rps")" "$(ratio "$s_p99" "$p_p99")" \
-        "$(ratio "$p_rps" "$g_rps")" "$(ratio "$g_p99" "$p_p99")"
+    printf '%-12s %-20s %-20s %-20s %-22s %-22s\n' "$c" "$(ratio "$s_cpu" "$p_cpu")" "$(ratio "$p_rps" "$s_rps")" \
+        "$(ratio "$s_p99" "$p_p99")" "$(ratio "$p_rps" "$g_rps")" "$(ratio "$g_p99" "$p_p99")"
 done
 if [[ " $CONNECTIONS " == *" 64 "* ]]; then
-    p_rps=$(value prefork 64 rps); s_rps=$(value gunicorn-sync 64 rps)
+    p_cpu=$(value prefork 64 cpu_us_req); s_cpu=$(value gunicorn-sync 64 cpu_us_req)
     p_p99=$(value prefork 64 p99_ms); s_p99=$(value gunicorn-sync 64 p99_ms)
-    verdict=$(awk -v pr="$p_rps" -v sr="$s_rps" -v pp="$p_p99" -v sp="$s_p99" 'BEGIN {
-        if (pr !~ /^[0-9.]+$/ || sr !~ /^[0-9.]+$/ || pp !~ /^[0-9.]+$/ || sp !~ /^[0-9.]+$/ || sr == 0 || pp == 0) { print "not evaluated"; exit }
-        a = (pr / sr >= 20) ? "met" : "MISSED"; b = (sp / pp >= 10) ? "met" : "MISSED"
-        printf "req/s >= 20x sync: %s (%.1fx); p99 <= 1/10 of sync: %s (%.1fx)", a, pr / sr, b, sp / pp }')
+    verdict=$(awk -v pc="$p_cpu" -v sc="$s_cpu" -v pp="$p_p99" -v sp="$s_p99" 'BEGIN {
+        if (pc !~ /^[0-9.]+$/ || sc !~ /^[0-9.]+$/ || pp !~ /^[0-9.]+$/ || sp !~ /^[0-9.]+$/ || pc == 0 || pp == 0) { print "not evaluated"; exit }
+        a = (pc <= 28) ? "met" : "MISSED"; b = (sc / pc >= 20) ? "met" : "MISSED"; c = (sp / pp >= 10) ? "met" : "MISSED"
+        printf "server CPU <= 28 us/request: %s (%.1f us); >= 20x less CPU than sync: %s (%.1fx); p99 <= 1/10 of sync: %s (%.1fx)", a, pc, b, sc / pc, c, sp / pp }')
     echo
     echo "target at 64 connections: $verdict"
 fi

@@ -201,10 +201,23 @@ try {
     const res = await page.goto(`${base}/`);
     if (!res || res.status() !== 200) throw new Error(`GET / answered ${res && res.status()}`);
     if (!res.headers()["content-security-policy"]) throw new Error("GET / has no Content-Security-Policy");
+    // Looking at the page mints no session: no cookie; the status line says "-" until the upload.
+    if (res.headers()["set-cookie"]) throw new Error(`GET / set a cookie: ${res.headers()["set-cookie"]}`);
+    await page.waitForFunction(() => document.getElementById("worker-pid").textContent !== "-");
+    const sid = await page.locator("#session-id").innerText();
+    if (sid !== "-") throw new Error(`a session before any upload: ${sid}`);
+  });
+
+  await step("a first chat message mints the session", async () => {
+    await page.fill("#chat-input", "what can you do?");
+    await page.press("#chat-input", "Enter");
+    await page.waitForFunction(() => /^[0-9a-f]{32}$/.test(document.getElementById("session-id").textContent));
     await page.waitForFunction(() => {
-      const el = document.getElementById("session-id");
-      return el && el.textContent && el.textContent !== "-";
+      const bots = document.querySelectorAll("#chat-log .msg.bot");
+      const last = bots[bots.length - 1];
+      return last && last.textContent && last.textContent !== "..." && !last.classList.contains("error");
     });
+    result.session_before_upload = await page.locator("#session-id").innerText();
   });
 
   await step("upload the Kano CSV and shapefile", async () => {
@@ -213,6 +226,9 @@ try {
     await page.click("#upload-button");
     await statusOn("data_loaded").waitFor();
     await statusOn("shapefile_loaded").waitFor();
+    // The upload went to the session the chat minted.
+    const sid = await page.locator("#session-id").innerText();
+    if (sid !== result.session_before_upload) throw new Error(`session changed: ${result.session_before_upload} -> ${sid}`);
     result.upload_text = await page.locator("#upload-result").innerText();
     if (!/Loaded \d+ wards/.test(result.upload_text)) throw new Error(`upload said: ${result.upload_text}`);
   });

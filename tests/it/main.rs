@@ -21,6 +21,7 @@ mod golden_outputs;
 mod hostile_input;
 mod ops_http;
 mod server_lifecycle;
+mod session_lifecycle;
 mod shared_process_rules;
 mod tpr_cli;
 mod workflow_bad_input;

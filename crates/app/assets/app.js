@@ -24,9 +24,14 @@ async function api(method, path, body) {
   return data;
 }
 
+// The session, as the last status answer said: null until the first upload or chat makes one
+// (opening the page mints none).
+let sessionId = null;
+
 async function refreshStatus() {
   try {
     const s = await api("GET", "/api/session/status");
+    sessionId = s.session_id || null;
     for (const li of document.querySelectorAll("#status-list li")) {
       li.classList.toggle("on", !!s[li.dataset.key]);
     }
@@ -36,8 +41,19 @@ async function refreshStatus() {
     $("itn-button").disabled = !s.analysis_complete;
     return s;
   } catch (err) {
+    // An unknown session (removed after a long idle time): the next upload or chat starts anew.
+    sessionId = null;
+    $("session-id").textContent = "-";
     return null;
   }
+}
+
+// The chat needs a session; uploads mint their own.
+async function ensureSession() {
+  if (sessionId) return;
+  const r = await api("POST", "/api/session");
+  sessionId = r.session_id;
+  $("session-id").textContent = sessionId;
 }
 
 function addMap(title, url, select = true) {
@@ -208,6 +224,7 @@ async function sendChat(event) {
   chatLine(message, "user");
   const line = chatLine("...", "bot");
   try {
+    await ensureSession();
     const response = await fetch("/send_message_streaming", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" },

@@ -68,7 +68,7 @@ impl From<mrpt_session::Error> for ApiError {
         match err {
             E::MalformedSessionId | E::UnsafePath { .. } => ApiError::BadRequest(message),
             E::SessionNotFound(_) => ApiError::NotFound(format!(
-                "{message}: start one with POST /api/session (or reload the page)"
+                "{message}: it may have been removed after a long idle time; start a new one with POST /api/session (or upload your data again from the page)"
             )),
             E::ArtifactNotFound(_) => ApiError::NotFound(message),
             E::NoData(_) | E::NoAnalysis(_) | E::Superseded { .. } | E::StaleAnalysis { .. } => {
@@ -79,6 +79,7 @@ impl From<mrpt_session::Error> for ApiError {
             | E::WrongArtifactKind { .. }
             | E::Io { .. }
             | E::Manifest { .. }
+            | E::Tampered { .. }
             | E::Entropy(_) => ApiError::internal(message),
         }
     }

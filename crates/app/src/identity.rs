@@ -29,6 +29,17 @@ pub fn set_cookie(session: &str) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("session_id=; Path=/"))
 }
 
+/// Tells the browser to forget its session cookie (the session no longer exists: removed by the
+/// idle-session sweep), so that its next upload or chat starts a new one.
+pub fn expire_cookie() -> HeaderValue {
+    HeaderValue::from_static("session_id=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+/// The request names its session by cookie only (a browser), not by `X-Session-ID` (a script).
+pub fn by_cookie_only(headers: &HeaderMap) -> bool {
+    !headers.contains_key(HEADER_NAME)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,7 @@ use http::{Method, Request, Response};
 pub use error::ApiError;
 pub use mrpt_interpreter::OpenAiConfig;
 pub use reply::ResponseBody;
+pub use sessions::SessionLimits;
 
 /// What the app needs to know, from the binary's configuration.
 #[derive(Debug, Clone)]
@@ -52,6 +53,8 @@ pub struct AppConfig {
     pub limits: mrpt_formats::Limits,
     /// Longest variable name a request may send (selected variables, relationships).
     pub max_variable_name_bytes: usize,
+    /// When idle sessions are removed, and how often a worker looks (see `sessions.rs`).
+    pub sessions: SessionLimits,
 }
 
 impl Default for AppConfig {
@@ -66,6 +69,7 @@ impl Default for AppConfig {
             max_body_memory: 64 << 20,
             limits: mrpt_formats::Limits::default(),
             max_variable_name_bytes: 256,
+            sessions: SessionLimits::default(),
         }
     }
 }
@@ -87,6 +91,8 @@ pub struct App {
     interpreter: mrpt_interpreter::Interpreter,
     /// Bytes of unfinished request bodies this worker holds in memory (all requests).
     body_memory: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// This worker's pid (status answers carry it; read once, the app is built after the fork).
+    pid: u32,
 }
 
 impl App {
@@ -101,6 +107,7 @@ impl App {
             store,
             interpreter,
             body_memory: Default::default(),
+            pid: std::process::id(),
         })
     }
 
@@ -242,7 +249,7 @@ impl App {
     ) -> Result<mrpt_session::SessionId, ApiError> {
         let Some(text) = identity::requested_session(headers) else {
             return Err(ApiError::BadRequest(
-                "no session: start one with POST /api/session (or open the page), then send its id \
+                "no session: start one with POST /api/session (or upload your data from the page), then send its id \
                  in the session_id cookie or the X-Session-ID header"
                     .to_string(),
             ));

@@ -3,7 +3,7 @@
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
-use crate::{ApiError, App, ResponseBody, blocking, identity, reply};
+use crate::{ApiError, App, ResponseBody, reply};
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
@@ -13,29 +13,16 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      connect-src 'self'; frame-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
-/// `GET /`: the page; mints a session (and sets the cookie) when the browser has none that exists.
-pub async fn index(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
-    let requested = identity::requested_session(headers);
-    let store = app.store.clone();
-    let minted = blocking(move || {
-        if let Some(text) = requested
-            && store.session(&text).is_ok()
-        {
-            return Ok(None);
-        }
-        store.create_session().map(Some).map_err(ApiError::from)
-    })
-    .await?;
+/// `GET /`: the page. It mints no session and touches no disk: a session folder is made by the
+/// first action that stores something (an upload mints one when the browser has none; the
+/// page's chat asks `POST /api/session` before its first message), so page views, crawlers and
+/// health checks cost no disk.
+pub async fn index(_app: &App, _headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
     let mut response = page(INDEX_HTML, "text/html; charset=utf-8");
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(PAGE_CSP),
     );
-    if let Some(id) = minted {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, identity::set_cookie(id.as_str()));
-    }
     Ok(response)
 }
 

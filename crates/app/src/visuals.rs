@@ -163,7 +163,9 @@ pub fn plan_and_store_itn(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0);
-    // Each plan gets its own files: a page showing an older plan keeps working.
+    // Each plan gets its own names (a page never shows one plan's map under another's name);
+    // the commit records them, and only the current plan's files are kept: the previous plan's
+    // map and table are removed by `commit_itn` (disk stays bounded however often one plans).
     let map_file = format!("itn_map_{aid}_{stamp}.html");
     let csv_file = format!("itn_allocation_{aid}_{stamp}.csv");
     let mut files: Vec<(Artifact, Vec<u8>)> =

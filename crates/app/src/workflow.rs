@@ -67,11 +67,13 @@ pub async fn upload(
     body: Bytes,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let form = request_body::multipart(headers, body).await?;
-    let Some(table) = form.files.get("csv_file").cloned() else {
+    let Some(mut table) = form.files.get("csv_file").cloned() else {
         return Err(ApiError::BadRequest(
             "the upload needs a 'csv_file' field holding the ward data (.csv or .xlsx)".to_string(),
         ));
     };
+    // Names are stored, echoed and logged: bounded first (mrpt_session::stored_file_name).
+    table.file_name = mrpt_session::stored_file_name(&table.file_name);
     if !matches!(
         extension(&table.file_name).as_str(),
         "csv" | "txt" | "tsv" | "xlsx" | "xls"
@@ -81,18 +83,19 @@ pub async fn upload(
             table.file_name
         )));
     }
-    let shapefile = form
+    let mut shapefile = form
         .files
         .get("shapefile")
         .cloned()
         .filter(|f| !f.bytes.is_empty());
-    if let Some(shp) = &shapefile
-        && extension(&shp.file_name) != "zip"
-    {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "{:?} is not a .zip: upload the shapefile as one zip holding its .shp, .shx and .dbf",
-            shp.file_name
-        )));
+    if let Some(shp) = &mut shapefile {
+        shp.file_name = mrpt_session::stored_file_name(&shp.file_name);
+        if extension(&shp.file_name) != "zip" {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{:?} is not a .zip: upload the shapefile as one zip holding its .shp, .shx and .dbf",
+                shp.file_name
+            )));
+        }
     }
     let (id, minted) = upload_session(app, headers).await?;
     let store = app.store.clone();
@@ -151,11 +154,12 @@ pub async fn upload_population(
     body: Bytes,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let form = request_body::multipart(headers, body).await?;
-    let Some(file) = form.files.get("population_file").cloned() else {
+    let Some(mut file) = form.files.get("population_file").cloned() else {
         return Err(ApiError::BadRequest(
             "the upload needs a 'population_file' field (.csv or .xlsx with WardName and Population)".to_string(),
         ));
     };
+    file.file_name = mrpt_session::stored_file_name(&file.file_name);
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let limits = app.config.limits;

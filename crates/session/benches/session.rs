@@ -68,6 +68,57 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     );
     report("status()", time(20_000, || drop(store.status(&id))));
+    report(
+        "status_head() (the status route)",
+        time(20_000, || drop(store.status_head(&id))),
+    );
+
+    // A manifest the size of a real one (Kano: ~13 KB of upload info and analysis summary),
+    // where the full parse costs most: what the status route used to do, and what it does now.
+    let big = store.create_session()?;
+    let mut up = store.begin_upload(&big)?;
+    up.write(&Artifact::RawCsv, &csv)?;
+    let columns: Vec<String> = (0..60).map(|i| format!("variable_number_{i}")).collect();
+    let info = serde_json::json!({
+        "csv_filename": "kano_wards.csv",
+        "available_variables": columns,
+        "data_summary": {
+            "column_names": columns,
+            "column_types": columns.iter().map(|c| (c.clone(), serde_json::json!("numeric"))).collect::<serde_json::Map<_, _>>(),
+            "data_completeness": columns.iter().map(|c| (c.clone(), serde_json::json!(97.5))).collect::<serde_json::Map<_, _>>(),
+        },
+    });
+    store.commit_upload(
+        up,
+        UploadInfo {
+            upload_type: String::new(),
+            info,
+        },
+    )?;
+    let size = std::fs::metadata(
+        dir.path()
+            .join("uploads")
+            .join(big.as_str())
+            .join("manifest.json"),
+    )?
+    .len();
+    report(
+        &format!("status() with a {size}-byte manifest (full parse)"),
+        time(20_000, || drop(store.status(&big))),
+    );
+    report(
+        &format!("status_head() with a {size}-byte manifest"),
+        time(20_000, || drop(store.status_head(&big))),
+    );
+    let path = dir
+        .path()
+        .join("uploads")
+        .join(big.as_str())
+        .join("manifest.json");
+    report(
+        "for scale: std::fs::read of that manifest (open, fstat, read, close)",
+        time(20_000, || drop(std::fs::read(&path))),
+    );
     let reuse = AnalysisRequest::default();
     report(
         "run_analysis_once reuse (no lock)",

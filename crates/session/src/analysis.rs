@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ use crate::fault;
 use crate::id::{SessionId, random_hex};
 use crate::manifest::{AnalysisRecord, Manifest, now_ms};
 use crate::store::{
-    ANALYSIS_LOCK, DATA, LOCK, STAGING, Store, collect_garbage, make_staging, promote, publish,
-    sync_tree,
+    ANALYSIS_LOCK, DATA, LOCK, STAGING, SessionDir, Store, collect_garbage, make_staging, promote,
+    publish, remove_retired, retire, sync_tree,
 };
 
 /// What `/run_analysis` asked for.
@@ -57,7 +57,9 @@ pub struct AnalysisInputs {
     pub generation: u64,
     pub upload_type: String,
     pub upload_info: Value,
-    files: Vec<(Artifact, PathBuf)>,
+    /// (input, path, path relative to the session folder)
+    files: Vec<(Artifact, PathBuf, String)>,
+    session: SessionDir,
 }
 
 impl AnalysisInputs {
@@ -65,16 +67,16 @@ impl AnalysisInputs {
     pub fn path(&self, artifact: &Artifact) -> Option<&Path> {
         self.files
             .iter()
-            .find(|(a, _)| a == artifact)
-            .map(|(_, p)| p.as_path())
+            .find(|(a, _, _)| a == artifact)
+            .map(|(_, p, _)| p.as_path())
     }
 
-    /// Reads an input; `Ok(None)` when this upload has no such file.
+    /// Reads an input (without following links); `Ok(None)` when this upload has no such file.
     pub fn read(&self, artifact: &Artifact) -> Result<Option<Vec<u8>>> {
-        match self.path(artifact) {
-            None => Ok(None),
-            Some(path) => fs::read(path).map(Some).map_err(Error::io("read", path)),
-        }
+        let Some((_, path, rel)) = self.files.iter().find(|(a, _, _)| a == artifact) else {
+            return Ok(None);
+        };
+        read_all(&self.session, rel, path).map(Some)
     }
 
     /// This upload's ward table (CSV or Excel), as [`Store::read_uploaded_table`] reads the
@@ -87,6 +89,14 @@ impl AnalysisInputs {
         }
         Ok(None)
     }
+}
+
+fn read_all(session: &SessionDir, rel: &str, path: &Path) -> Result<Vec<u8>> {
+    let mut file = session.open_file(rel)?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(Error::io("read", path))?;
+    Ok(bytes)
 }
 
 /// Where an analysis writes its outputs before the commit.
@@ -189,7 +199,9 @@ pub struct AnalysisView {
     pub legacy: bool,
     /// File names of the outputs this analysis has.
     pub files: Vec<String>,
-    dir: PathBuf,
+    session: SessionDir,
+    /// Where the outputs are, relative to the session folder: `.data/a-<id>/` or `` (root).
+    prefix: String,
 }
 
 impl AnalysisView {
@@ -201,13 +213,10 @@ impl AnalysisView {
         if artifact.kind() != ArtifactKind::AnalysisOutput || !self.files.contains(&name) {
             return Err(Error::ArtifactNotFound(name));
         }
-        let path = self.dir.join(&name);
-        match fs::read(&path) {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(Error::ArtifactNotFound(name))
-            }
-            Err(e) => Err(Error::io("read", path)(e)),
+        let rel = format!("{}{name}", self.prefix);
+        match read_all(&self.session, &rel, &self.session.join(&rel)) {
+            Err(Error::ArtifactNotFound(_)) => Err(Error::ArtifactNotFound(name)),
+            other => other,
         }
     }
 
@@ -249,10 +258,11 @@ impl Store {
             summary: a.summary.clone(),
             legacy: a.legacy,
             files: a.files.clone(),
-            dir: match &a.dir {
-                Some(token) => dir.join(DATA).join(token),
-                None => dir.clone(),
+            prefix: match &a.dir {
+                Some(token) => format!("{DATA}/{token}/"),
+                None => String::new(),
             },
+            session: dir.clone(),
         }))
     }
 
@@ -314,27 +324,30 @@ impl Store {
             };
             m.analyses_started += 1;
             m.store(&dir)?;
-            let data_dir = |token: &Option<String>| match token {
-                Some(token) => dir.join(DATA).join(token),
-                None => dir.clone(),
+            let locate = |token: &Option<String>, name: &str| {
+                let rel = match token {
+                    Some(token) => format!("{DATA}/{token}/{name}"),
+                    None => name.to_owned(),
+                };
+                (dir.join(&rel), rel)
             };
             let mut files = Vec::new();
             for name in &upload.files {
                 if let Some(artifact) = Artifact::from_file_name(name) {
-                    files.push((artifact, data_dir(&upload.dir).join(name)));
+                    let (path, rel) = locate(&upload.dir, name);
+                    files.push((artifact, path, rel));
                 }
             }
             if let Some(population) = m.current_population() {
-                files.push((
-                    Artifact::Population,
-                    data_dir(&population.dir).join(Artifact::Population.file_name()),
-                ));
+                let (path, rel) = locate(&population.dir, &Artifact::Population.file_name());
+                files.push((Artifact::Population, path, rel));
             }
             AnalysisInputs {
                 generation: m.generation,
                 upload_type: upload.upload_type,
                 upload_info: upload.info,
                 files,
+                session: dir.clone(),
             }
         };
         fault::point("analysis-started");
@@ -393,6 +406,12 @@ impl Store {
         }
         promote(&dir, &staging_dir, &token)?;
         fault::point("analysis-after-data-rename");
+        // The superseded analysis' maps and packages (named with its id) and its ITN plan's
+        // files go with it.
+        let mut retired: Vec<String> = m.itn.as_ref().map(|i| i.loose.clone()).unwrap_or_default();
+        if let Some(old) = &m.analysis {
+            retired.extend(crate::store::loose_files_naming(&dir, &old.analysis_id)?);
+        }
         m.analyses_committed += 1;
         let record = AnalysisRecord {
             analysis_id,
@@ -410,9 +429,11 @@ impl Store {
         };
         m.analysis = Some(record.clone());
         m.itn = None;
+        retire(&dir, &mut m, retired);
         m.store(&dir)?;
         fault::point("analysis-after-manifest");
         publish(&dir, &m, "analysis-mid-publish")?;
+        remove_retired(&dir, &m);
         collect_garbage(&dir, &m)?;
         Ok(outcome(&record, false))
     }

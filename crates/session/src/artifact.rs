@@ -167,6 +167,40 @@ impl fmt::Display for Artifact {
     }
 }
 
+/// Longest uploaded file name, in characters, that is stored (in the manifest), shown and logged.
+pub const MAX_STORED_FILE_NAME: usize = 128;
+/// Longest extension kept when a name is shortened.
+const MAX_KEPT_EXTENSION: usize = 16;
+
+/// An uploaded file's name as it may be stored, echoed and logged: the last path component
+/// (old browsers sent whole Windows paths), control characters replaced by `_`, and at most
+/// [`MAX_STORED_FILE_NAME`] characters. A longer name keeps its beginning and its extension (up
+/// to 16 characters after the last dot), joined by `…`, so `.csv`/`.xlsx`/`.zip` survive. An
+/// empty name becomes `upload`. Linear in the input, however long.
+pub fn stored_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let clean = |c: char| if c.is_control() { '_' } else { c };
+    if base.chars().nth(MAX_STORED_FILE_NAME).is_none() {
+        let out: String = base.chars().map(clean).collect();
+        return if out.trim().is_empty() {
+            "upload".to_owned()
+        } else {
+            out
+        };
+    }
+    let extension = base
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.chars().nth(MAX_KEPT_EXTENSION).is_none())
+        .map(|e| format!(".{e}"))
+        .unwrap_or_default();
+    let keep = MAX_STORED_FILE_NAME - 1 - extension.chars().count();
+    let mut out: String = base.chars().take(keep).map(clean).collect();
+    out.push('…');
+    out.extend(extension.chars().map(clean));
+    out
+}
+
 /// A user-supplied relative path that is safe to join under `visualizations/` or `exports/`:
 /// 1 to 4 components of `[A-Za-z0-9._-]` (at most 128 bytes each), none starting with `.`, no
 /// separators other than `/`. So no `..`, no absolute paths, no NUL, no hidden files, no
@@ -260,6 +294,34 @@ mod tests {
         );
         assert!(Artifact::visualization("visualizations/../manifest.json").is_err());
         assert!(Artifact::export("../raw_data.csv").is_err());
+    }
+
+    #[test]
+    fn stored_file_names_are_bounded_and_keep_their_extension() {
+        assert_eq!(stored_file_name("kano.csv"), "kano.csv");
+        assert_eq!(
+            stored_file_name("C:\\fakepath\\kano wards.xlsx"),
+            "kano wards.xlsx"
+        );
+        assert_eq!(stored_file_name("../../etc/x.zip"), "x.zip");
+        assert_eq!(stored_file_name("a\r\nb.csv"), "a__b.csv");
+        assert_eq!(stored_file_name(""), "upload");
+        let huge = format!("{}.csv", "n".repeat(25 * 1024 * 1024));
+        let short = stored_file_name(&huge);
+        assert_eq!(short.chars().count(), MAX_STORED_FILE_NAME);
+        assert!(
+            short.ends_with("….csv") && short.starts_with("nnnn"),
+            "{short}"
+        );
+        let exact = "é".repeat(MAX_STORED_FILE_NAME);
+        assert_eq!(stored_file_name(&exact), exact);
+        let no_ext = "x".repeat(1000);
+        assert_eq!(
+            stored_file_name(&no_ext).chars().count(),
+            MAX_STORED_FILE_NAME
+        );
+        let long_ext = format!("a.{}", "e".repeat(500));
+        assert!(stored_file_name(&long_ext).ends_with('…'));
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub struct AtomicFile {
     temp: PathBuf,
     target: PathBuf,
     committed: bool,
+    /// Crash point between the fsync of the temp file and the rename (see `fault.rs`).
+    fault: Option<&'static str>,
 }
 
 impl AtomicFile {
@@ -63,7 +65,14 @@ impl AtomicFile {
             temp,
             target: target.to_owned(),
             committed: false,
+            fault: None,
         })
+    }
+
+    /// Names the crash point reached after the fsync, just before the rename.
+    pub(crate) fn with_fault_point(mut self, point: &'static str) -> AtomicFile {
+        self.fault = Some(point);
+        self
     }
 
     /// fsync, rename over the target, fsync the directory.
@@ -71,6 +80,9 @@ impl AtomicFile {
         self.file
             .sync_all()
             .map_err(Error::io("fsync", &self.temp))?;
+        if let Some(point) = self.fault {
+            crate::fault::point(point);
+        }
         fs::rename(&self.temp, &self.target)
             .map_err(Error::io("rename into place", &self.target))?;
         self.committed = true;
@@ -148,6 +160,13 @@ impl LockGuard {
             std::thread::sleep(pause.min(deadline - now));
             pause = (pause * 2).min(Duration::from_millis(100));
         }
+    }
+}
+
+impl LockGuard {
+    /// The lock file itself (a small state file may live in it, read and written under the lock).
+    pub(crate) fn file_mut(&mut self) -> &mut File {
+        &mut self.file
     }
 }
 

@@ -83,6 +83,12 @@ pub enum Error {
         source: serde_json::Error,
     },
 
+    /// The session folder holds something this server never writes: a symbolic link on the way
+    /// to a file, a manifest naming a data directory or file outside the crate's formats. The
+    /// read is refused (HTTP 500; the details go to the log only).
+    #[error("refused to read {path}: {reason}")]
+    Tampered { path: PathBuf, reason: String },
+
     /// The OS random source failed while minting an id (HTTP 500).
     #[error("the OS random number source failed: {0}")]
     Entropy(String),
@@ -106,6 +112,7 @@ impl Error {
             self,
             Error::Io { .. }
                 | Error::Manifest { .. }
+                | Error::Tampered { .. }
                 | Error::Entropy(_)
                 | Error::WrongArtifactKind { .. }
                 | Error::IncompleteAnalysis

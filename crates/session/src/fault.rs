@@ -3,7 +3,7 @@
 //! aborts the process (no destructors, no unlocks: like SIGKILL) when it reaches a listed point.
 
 /// Every point, so tests can iterate over them.
-pub const POINTS: [&str; 11] = [
+pub const POINTS: [&str; 12] = [
     "upload-after-first-input",
     "upload-before-commit",
     "upload-after-manifest",
@@ -15,6 +15,9 @@ pub const POINTS: [&str; 11] = [
     "analysis-mid-publish",
     "itn-before-commit",
     "itn-after-manifest",
+    // Any manifest write: the new manifest (head line and body) is complete and fsynced under
+    // its temp name, not yet renamed over the old one.
+    "manifest-before-rename",
 ];
 
 #[cfg(any(test, feature = "fault-injection"))]

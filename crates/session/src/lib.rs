@@ -14,6 +14,7 @@
 
 mod analysis;
 mod artifact;
+mod beneath;
 mod durable;
 mod error;
 pub mod fault;
@@ -21,6 +22,7 @@ mod id;
 mod manifest;
 mod spool;
 mod store;
+mod sweep;
 
 #[cfg(test)]
 mod tests;
@@ -30,10 +32,12 @@ pub use analysis::{
     AnalysisView, RunError,
 };
 pub use artifact::{
-    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, RelPath, UPLOADED_TABLE, UploadedTable,
+    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, UPLOADED_TABLE,
+    UploadedTable, stored_file_name,
 };
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;
-pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, UploadRecord};
+pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, StatusHead, UploadRecord};
 pub use store::{SessionState, Store, Upload, UploadInfo, create_runtime_dir, runtime_dir};
+pub use sweep::{SweepPolicy, SweepReport};

@@ -1,21 +1,53 @@
 //! `manifest.json`: the one document that says which files are the session's current state.
 //! Everything else in the folder is either immutable data named by it, a mirror for older
 //! tools, or debris that counts for nothing.
+//!
+//! The file starts with a one-line **head**, `{"head":{...},`, holding exactly what the status
+//! route answers, derived from the rest of the document every time it is written. Head and
+//! body are one file replaced by one rename, so they cannot disagree, and a status read parses
+//! the first few hundred bytes with a typed struct instead of the whole document.
 
 use std::fs;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::io::{self, Read, Write};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind, FIXED};
-use crate::durable::write_atomic;
+use crate::durable::AtomicFile;
 use crate::error::{Error, Result};
+use crate::store::SessionDir;
 
 pub(crate) const MANIFEST: &str = "manifest.json";
 pub(crate) const FORMAT: u32 = 1;
+/// How the head line starts; a manifest without it (written before heads existed) is read whole.
+const HEAD_PREFIX: &[u8] = b"{\"head\":";
+/// A status read reads this much of the manifest; the head is ~300 bytes.
+pub(crate) const HEAD_READ: usize = 1024;
+
+/// The status route's fields, first in `manifest.json` (the `"head"` member). Derived from the
+/// body on every write, never edited on its own. `csv_loaded` is `data_loaded` and
+/// `analysis_complete` is `analysis_id.is_some()`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StatusHead {
+    pub generation: u64,
+    /// `raw_data.csv` or `raw_data.xlsx` is current.
+    pub data_loaded: bool,
+    pub shapefile_loaded: bool,
+    pub population_loaded: bool,
+    /// `Some` exactly when the current upload has a committed analysis (`analysis_complete`).
+    pub analysis_id: Option<String>,
+    pub itn_complete: bool,
+    pub analyses_started: u64,
+    pub analyses_committed: u64,
+    /// A reader must take the slow path (it finishes the cleanup of an upload or clear).
+    pub cleanup_pending: bool,
+    /// Derived from a folder of the Python system (no manifest); never part of a written head.
+    #[serde(skip)]
+    pub legacy: bool,
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Manifest {
@@ -36,6 +68,12 @@ pub(crate) struct Manifest {
     /// the next reader finishes the job before anything of the old data can be served.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleanup_pending: bool,
+    /// Loose files (`visualizations/...`, `exports/...`) that the last commit made obsolete: an
+    /// earlier ITN plan's map and table, the maps and packages of a superseded analysis. Removed
+    /// right after that commit, and again (idempotently) before the next one, so a crash in
+    /// between leaves nothing behind for long.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<String>,
     /// True when this manifest was derived from a folder of the Python system, not read.
     #[serde(skip)]
     pub derived_from_legacy: bool,
@@ -90,6 +128,10 @@ pub struct ItnRecord {
     pub generation: u64,
     pub dir: Option<String>,
     pub committed_at_ms: u64,
+    /// The plan's loose files (its map, its allocation table), as `visualizations/...` and
+    /// `exports/...` names: retired when another plan (or analysis) replaces this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loose: Vec<String>,
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -108,25 +150,107 @@ impl Manifest {
     }
 
     /// The manifest of `dir`, or, when there is none, the state a folder of the Python system
-    /// implies.
-    pub(crate) fn load(dir: &Path) -> Result<Manifest> {
+    /// implies. The file is opened without following links (see `beneath.rs`) and checked
+    /// ([`Manifest::validate`]) before anything in it is used.
+    pub(crate) fn load(dir: &SessionDir) -> Result<Manifest> {
         let path = dir.join(MANIFEST);
-        match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| Error::Manifest { path, source })
+        let bytes = match dir.open_file(MANIFEST) {
+            Ok(mut file) => {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)
+                    .map_err(Error::io("read", &path))?;
+                bytes
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => derive_legacy(dir),
-            Err(e) => Err(Error::io("read", path)(e)),
-        }
-    }
-
-    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
-        let path = dir.join(MANIFEST);
-        let bytes = serde_json::to_vec_pretty(self).map_err(|source| Error::Manifest {
+            Err(Error::ArtifactNotFound(_)) => return derive_legacy(dir),
+            Err(e) => return Err(e),
+        };
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| Error::Manifest {
             path: path.clone(),
             source,
         })?;
-        write_atomic(&path, &bytes)
+        m.validate()
+            .map_err(|reason| Error::Tampered { path, reason })?;
+        Ok(m)
+    }
+
+    /// Writes head line + body in one atomic replacement.
+    pub(crate) fn store(&self, dir: &Path) -> Result<()> {
+        let path = dir.join(MANIFEST);
+        let bytes = self.to_bytes().map_err(|source| Error::Manifest {
+            path: path.clone(),
+            source,
+        })?;
+        let mut file = AtomicFile::create(&path)?.with_fault_point("manifest-before-rename");
+        file.write_all(&bytes).map_err(Error::io("write", &path))?;
+        file.commit()
+    }
+
+    /// `{"head":{...},` + the pretty-printed body without its opening brace: one JSON object
+    /// whose first member is the head, on the first line.
+    pub(crate) fn to_bytes(&self) -> serde_json::Result<Vec<u8>> {
+        let body = serde_json::to_vec_pretty(self)?;
+        let head = serde_json::to_vec(&StatusHead::of(self))?;
+        let mut out = Vec::with_capacity(HEAD_PREFIX.len() + head.len() + body.len() + 1);
+        out.extend_from_slice(HEAD_PREFIX);
+        out.extend_from_slice(&head);
+        out.push(b',');
+        // `body` is `{\n  "format": ...}`; an empty object cannot happen (format is always there).
+        out.extend_from_slice(body.get(1..).unwrap_or_default());
+        Ok(out)
+    }
+
+    /// Refuses a manifest that names data outside the crate's own formats: data directory
+    /// tokens must be exactly `<kind>-<32 hex>` of the record's kind, file lists only the fixed
+    /// names of that record's kind, ids the shapes this crate mints, loose names safe relative
+    /// paths. Whoever can write the session folder cannot steer reads anywhere else this way.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        let token = |dir: &Option<String>, kind: char, what: &str| match dir {
+            Some(t) if !valid_token(t, kind) => Err(format!(
+                "{what} data directory {:?} is not {kind}-<32 hex digits>",
+                clip(t)
+            )),
+            _ => Ok(()),
+        };
+        let files = |files: &[String], kind: ArtifactKind, what: &str| match files
+            .iter()
+            .find(|f| Artifact::from_file_name(f).is_none_or(|a| a.kind() != kind))
+        {
+            Some(f) => Err(format!("{what} lists an unknown file {:?}", clip(f))),
+            None => Ok(()),
+        };
+        if let Some(up) = &self.upload {
+            token(&up.dir, 'u', "the upload's")?;
+            files(&up.files, ArtifactKind::Input, "the upload")?;
+        }
+        if let Some(p) = &self.population {
+            token(&p.dir, 'p', "the population's")?;
+        }
+        if let Some(a) = &self.analysis {
+            token(&a.dir, 'a', "the analysis'")?;
+            files(&a.files, ArtifactKind::AnalysisOutput, "the analysis")?;
+            if !valid_analysis_id(&a.analysis_id) {
+                return Err(format!(
+                    "analysis id {:?} is malformed",
+                    clip(&a.analysis_id)
+                ));
+            }
+        }
+        if let Some(i) = &self.itn {
+            token(&i.dir, 'i', "the ITN plan's")?;
+            if !valid_analysis_id(&i.analysis_id) {
+                return Err(format!(
+                    "ITN analysis id {:?} is malformed",
+                    clip(&i.analysis_id)
+                ));
+            }
+            if let Some(bad) = i.loose.iter().find(|n| loose_artifact(n).is_none()) {
+                return Err(format!("the ITN plan names a bad file {:?}", clip(bad)));
+            }
+        }
+        if let Some(bad) = self.retired.iter().find(|n| loose_artifact(n).is_none()) {
+            return Err(format!("retired file {:?} is not a safe name", clip(bad)));
+        }
+        Ok(())
     }
 
     /// The analysis record if it belongs to the current generation and holds evidence.
@@ -188,8 +312,75 @@ impl Manifest {
     }
 }
 
+impl StatusHead {
+    /// The head a manifest implies: the same rules as `Store::status`.
+    pub(crate) fn of(m: &Manifest) -> StatusHead {
+        let has = |a: &Artifact| m.locate(a).is_some();
+        StatusHead {
+            generation: m.generation,
+            data_loaded: has(&Artifact::RawCsv) || has(&Artifact::RawXlsx),
+            shapefile_loaded: has(&Artifact::RawShapefile),
+            population_loaded: has(&Artifact::Population),
+            analysis_id: m.current_analysis().map(|a| a.analysis_id.clone()),
+            itn_complete: m.current_itn().is_some(),
+            analyses_started: m.analyses_started,
+            analyses_committed: m.analyses_committed,
+            cleanup_pending: m.cleanup_pending,
+            legacy: m.derived_from_legacy,
+        }
+    }
+
+    /// The head of a manifest from its first bytes, or `None` when they hold no usable head (a
+    /// manifest written before heads existed, a head cut off by the end of `bytes`, anything
+    /// malformed): the caller then reads and checks the whole document. Only the head is
+    /// parsed; what follows it is not looked at.
+    pub(crate) fn parse_prefix(bytes: &[u8]) -> Option<StatusHead> {
+        let rest = bytes.strip_prefix(HEAD_PREFIX)?;
+        let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<StatusHead>();
+        let head = stream.next()?.ok()?;
+        // The head object must be followed by the comma that continues the document.
+        let complete = rest.get(stream.byte_offset()) == Some(&b',');
+        let id_ok = head.analysis_id.as_deref().is_none_or(valid_analysis_id);
+        (complete && id_ok).then_some(head)
+    }
+}
+
+/// `<kind>-` and 32 lowercase hex digits: the only data directory names this crate makes.
+pub(crate) fn valid_token(token: &str, kind: char) -> bool {
+    let mut chars = token.chars();
+    chars.next() == Some(kind) && chars.next() == Some('-') && is_hex(chars.as_str(), 32)
+}
+
+/// 32 lowercase hex digits (minted), or `legacy-` and 16 (a Python-system folder).
+pub(crate) fn valid_analysis_id(id: &str) -> bool {
+    is_hex(id, 32) || id.strip_prefix("legacy-").is_some_and(|h| is_hex(h, 16))
+}
+
+fn is_hex(text: &str, len: usize) -> bool {
+    text.len() == len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A loose file name as recorded in the manifest (`visualizations/...`, `exports/...`).
+pub(crate) fn loose_artifact(name: &str) -> Option<Artifact> {
+    if let Some(rel) = name.strip_prefix("visualizations/") {
+        Artifact::visualization(rel).ok()
+    } else if let Some(rel) = name.strip_prefix("exports/") {
+        Artifact::export(rel).ok()
+    } else {
+        None
+    }
+}
+
+/// At most 64 characters of a refused value, for an error message.
+fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
 /// State of a folder without a manifest: the Python system's rules (chatmrpt-server.md §2.5).
-fn derive_legacy(dir: &Path) -> Result<Manifest> {
+fn derive_legacy(dir: &SessionDir) -> Result<Manifest> {
     let present = |artifact: &Artifact| -> Result<Option<fs::Metadata>> {
         let path = dir.join(artifact.fixed_name().unwrap_or_default());
         match fs::symlink_metadata(&path) {
@@ -258,13 +449,14 @@ fn derive_legacy(dir: &Path) -> Result<Manifest> {
     }
     if evidence {
         let analysis_id = format!("legacy-{:016x}", fingerprint.finish());
-        let variables_used = legacy_variables(&dir.join(Artifact::VariableMetadata.file_name()));
+        let variables_used = legacy_variables(dir);
         if present(&Artifact::ItnResults)?.is_some() {
             manifest.itn = Some(ItnRecord {
                 analysis_id: analysis_id.clone(),
                 generation: 0,
                 dir: None,
                 committed_at_ms: 0,
+                loose: Vec::new(),
             });
         }
         manifest.analysis = Some(AnalysisRecord {
@@ -285,10 +477,17 @@ fn derive_legacy(dir: &Path) -> Result<Manifest> {
     Ok(manifest)
 }
 
-fn legacy_variables(path: &PathBuf) -> Vec<String> {
-    let Ok(bytes) = fs::read(path) else {
+fn legacy_variables(dir: &SessionDir) -> Vec<String> {
+    let mut bytes = Vec::new();
+    let read = dir
+        .open_file(Artifact::VariableMetadata.fixed_name().unwrap_or_default())
+        .and_then(|mut f| {
+            f.read_to_end(&mut bytes)
+                .map_err(Error::io("read", dir.as_ref()))
+        });
+    if read.is_err() {
         return Vec::new();
-    };
+    }
     let Ok(doc) = serde_json::from_slice::<Value>(&bytes) else {
         return Vec::new();
     };

@@ -16,20 +16,27 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::ops::Deref;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath, UPLOADED_TABLE, UploadedTable};
+use crate::beneath::{self, Want};
 use crate::durable::{
     AtomicFile, LockGuard, TEMP_PREFIX, parent, remove_any, sync_dir, write_atomic,
 };
 use crate::error::{Error, Result};
 use crate::fault;
 use crate::id::{SessionId, random_hex};
-use crate::manifest::{ItnRecord, Manifest, PopulationRecord, UploadRecord, now_ms};
+use crate::manifest::{
+    HEAD_READ, ItnRecord, MANIFEST, Manifest, PopulationRecord, StatusHead, UploadRecord,
+    loose_artifact, now_ms,
+};
 
 pub(crate) const LOCK: &str = ".lock";
 pub(crate) const ANALYSIS_LOCK: &str = ".analysis.lock";
@@ -41,10 +48,112 @@ const EXPORTS: &str = "exports";
 const STALE_STAGING: Duration = Duration::from_secs(3600);
 
 /// Handle on `<instance>/uploads/`. Holds no session state: every call reads the disk, so any
-/// number of processes may use their own `Store` on the same instance directory.
+/// number of processes may use their own `Store` on the same instance directory. It keeps the
+/// `uploads/` directory open: every read below it is resolved from that descriptor without
+/// following links (`beneath.rs`).
 #[derive(Clone, Debug)]
 pub struct Store {
-    uploads: PathBuf,
+    pub(crate) uploads: PathBuf,
+    pub(crate) anchor: Arc<OwnedFd>,
+}
+
+/// A session folder as one call found it: its path (for writes, which the session lock
+/// orders) and the means to open files inside it without following links (for reads).
+#[derive(Clone, Debug)]
+pub(crate) struct SessionDir {
+    path: PathBuf,
+    id: SessionId,
+    anchor: Arc<OwnedFd>,
+}
+
+impl Deref for SessionDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for SessionDir {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl SessionDir {
+    fn beneath(&self, rel: &str) -> String {
+        format!("{}/{rel}", self.id.as_str())
+    }
+
+    /// Opens the regular file `rel` (relative to the session folder) for reading. A symbolic
+    /// link anywhere on the way, the session folder included, is [`Error::Tampered`]; a missing
+    /// file (or a directory, a FIFO...) is [`Error::ArtifactNotFound`] naming `rel`.
+    pub(crate) fn open_file(&self, rel: &str) -> Result<File> {
+        beneath::open_file(self.anchor.as_fd(), &self.beneath(rel))
+            .map_err(|e| self.open_error(rel, e))
+    }
+
+    /// Removes the file `rel` if it exists, without following links on the way (so a linked
+    /// directory cannot make it remove another session's file).
+    pub(crate) fn remove_file(&self, rel: &str) -> Result<()> {
+        let (parent_rel, name) = match rel.rsplit_once('/') {
+            Some((p, n)) => (self.beneath(p), n),
+            None => (self.id.as_str().to_owned(), rel),
+        };
+        let parent = match beneath::open(self.anchor.as_fd(), &parent_rel, Want::Dir) {
+            Ok(fd) => fd,
+            Err(e) if missing(&e) => return Ok(()),
+            Err(e) => return Err(self.open_error(rel, e)),
+        };
+        match nix::unistd::unlinkat(&parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(Error::io("remove", self.path.join(rel))(e.into())),
+        }
+    }
+
+    fn open_error(&self, rel: &str, e: io::Error) -> Error {
+        if missing(&e) {
+            Error::ArtifactNotFound(rel.to_owned())
+        } else if beneath::is_refusal(&e) {
+            Error::Tampered {
+                path: self.path.join(rel),
+                reason: "a symbolic link on the way (this server never makes one)".to_owned(),
+            }
+        } else {
+            Error::io("open", self.path.join(rel))(e)
+        }
+    }
+
+    /// Hard-links the data file `source` (relative to the session folder, opened without
+    /// following links) to the new name `target` in the folder root. Through `/proc/self/fd`,
+    /// so the link is made to exactly the file that was opened; a copy when links fail.
+    fn link_into_root(&self, source: &str, target: &Path) -> Result<()> {
+        let mut file = self.open_file(source)?;
+        let fd_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        let linked = nix::unistd::linkat(
+            nix::fcntl::AT_FDCWD,
+            fd_path.as_str(),
+            nix::fcntl::AT_FDCWD,
+            target,
+            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        );
+        if linked.is_ok() {
+            return Ok(());
+        }
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(target)
+            .map_err(Error::io("create", target))?;
+        io::copy(&mut file, &mut out).map_err(Error::io("copy", target))?;
+        Ok(())
+    }
+}
+
+fn missing(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 /// A session's state as derived from disk during this call.
@@ -79,11 +188,29 @@ pub struct SessionState {
     pub legacy: bool,
 }
 
+impl SessionState {
+    /// The status route's fields of this state.
+    pub fn head(&self) -> StatusHead {
+        StatusHead {
+            generation: self.generation,
+            data_loaded: self.data_loaded,
+            shapefile_loaded: self.shapefile_loaded,
+            population_loaded: self.population_loaded,
+            analysis_id: self.analysis_id.clone(),
+            itn_complete: self.itn_complete,
+            analyses_started: self.analyses_started,
+            analyses_committed: self.analyses_committed,
+            cleanup_pending: false,
+            legacy: self.legacy,
+        }
+    }
+}
+
 /// An upload being written; nothing in it counts until [`Store::commit_upload`].
 #[derive(Debug)]
 pub struct Upload {
     pub(crate) session: SessionId,
-    pub(crate) session_dir: PathBuf,
+    pub(crate) session_dir: SessionDir,
     pub(crate) token: String,
     pub(crate) staging: PathBuf,
     pub(crate) files: Vec<String>,
@@ -124,7 +251,11 @@ impl Store {
     pub fn open(instance_dir: impl AsRef<Path>) -> Result<Store> {
         let uploads = instance_dir.as_ref().join("uploads");
         fs::create_dir_all(&uploads).map_err(Error::io("create", &uploads))?;
-        Ok(Store { uploads })
+        let anchor = beneath::open_anchor(&uploads).map_err(Error::io("open", &uploads))?;
+        Ok(Store {
+            uploads,
+            anchor: Arc::new(anchor),
+        })
     }
 
     /// Mints a new id and creates its folder; the folder's existence is what makes an id
@@ -158,10 +289,14 @@ impl Store {
     }
 
     /// The folder of a minted session. Never creates anything.
-    pub(crate) fn session_dir(&self, id: &SessionId) -> Result<PathBuf> {
+    pub(crate) fn session_dir(&self, id: &SessionId) -> Result<SessionDir> {
         let dir = self.uploads.join(id.as_str());
         match fs::symlink_metadata(&dir) {
-            Ok(meta) if meta.is_dir() => Ok(dir),
+            Ok(meta) if meta.is_dir() => Ok(SessionDir {
+                path: dir,
+                id: id.clone(),
+                anchor: Arc::clone(&self.anchor),
+            }),
             Ok(_) => Err(Error::SessionNotFound(id.to_string())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(Error::SessionNotFound(id.to_string()))
@@ -174,23 +309,24 @@ impl Store {
     pub fn status(&self, id: &SessionId) -> Result<SessionState> {
         let dir = self.session_dir(id)?;
         let m = self.settle(&dir, Manifest::load(&dir)?)?;
-        let has = |a: &Artifact| m.locate(a).is_some();
+        // The flags come from the same derivation as the manifest's head line.
+        let head = StatusHead::of(&m);
         let analysis = m.current_analysis();
         let files = FIXED
             .iter()
-            .filter(|a| has(a))
+            .filter(|a| m.locate(a).is_some())
             .map(Artifact::file_name)
             .collect();
         Ok(SessionState {
             session_id: id.to_string(),
-            generation: m.generation,
-            data_loaded: has(&Artifact::RawCsv) || has(&Artifact::RawXlsx),
-            csv_loaded: has(&Artifact::RawCsv) || has(&Artifact::RawXlsx),
-            shapefile_loaded: has(&Artifact::RawShapefile),
-            population_loaded: has(&Artifact::Population),
-            analysis_complete: analysis.is_some(),
-            itn_complete: m.current_itn().is_some(),
-            analysis_id: analysis.map(|a| a.analysis_id.clone()),
+            generation: head.generation,
+            data_loaded: head.data_loaded,
+            csv_loaded: head.data_loaded,
+            shapefile_loaded: head.shapefile_loaded,
+            population_loaded: head.population_loaded,
+            analysis_complete: head.analysis_id.is_some(),
+            itn_complete: head.itn_complete,
+            analysis_id: head.analysis_id,
             variables_used: analysis
                 .map(|a| a.variables_used.clone())
                 .unwrap_or_default(),
@@ -202,10 +338,52 @@ impl Store {
                 .unwrap_or(Value::Null),
             analysis_summary: analysis.map(|a| a.summary.clone()).unwrap_or(Value::Null),
             files,
-            analyses_started: m.analyses_started,
-            analyses_committed: m.analyses_committed,
+            analyses_started: head.analyses_started,
+            analyses_committed: head.analyses_committed,
             legacy: m.derived_from_legacy,
         })
+    }
+
+    /// The status route's fields, derived from disk now: the manifest's head line (one open
+    /// without following links, one read of at most 1 KiB, a typed parse of ~300 bytes). Falls
+    /// back to [`Store::status`] for a folder without a manifest (Python system), a manifest
+    /// written before heads existed, and a cleanup left pending by a dead worker.
+    pub fn status_head(&self, id: &SessionId) -> Result<StatusHead> {
+        let mut rel = [0u8; SessionId::LEN + 1 + MANIFEST.len()];
+        let (left, right) = rel.split_at_mut(SessionId::LEN);
+        left.copy_from_slice(id.as_str().as_bytes());
+        right[0] = b'/';
+        right[1..].copy_from_slice(MANIFEST.as_bytes());
+        // Ids are hex and MANIFEST is ASCII.
+        let rel = std::str::from_utf8(&rel).unwrap_or(MANIFEST);
+        let fd = match beneath::open(self.anchor.as_fd(), rel, Want::Read) {
+            Ok(fd) => fd,
+            Err(e) if missing(&e) => return self.status(id).map(|s| s.head()),
+            Err(e) => return Err(self.session_dir(id)?.open_error(MANIFEST, e)),
+        };
+        let mut buf = [0u8; HEAD_READ];
+        let mut file = File::from(fd);
+        let mut len = 0;
+        // Usually one read: the head is complete in the first bytes (a short read of a small
+        // manifest is not followed by another one to see the end of the file).
+        let head = loop {
+            match file.read(&mut buf[len..]) {
+                Ok(0) => break None,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("read", self.uploads.join(rel))(e)),
+            }
+            if let Some(head) = StatusHead::parse_prefix(&buf[..len]) {
+                break Some(head);
+            }
+            if len == buf.len() {
+                break None;
+            }
+        };
+        match head {
+            Some(head) if !head.cleanup_pending => Ok(head),
+            _ => self.status(id).map(|s| s.head()),
+        }
     }
 
     // ---- uploads -------------------------------------------------------------------------
@@ -268,6 +446,8 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        // Every loose file goes with the generation (`finish_cleanup`).
+        m.retired = Vec::new();
         m.cleanup_pending = true;
         m.store(&dir)?;
         fault::point("upload-after-manifest");
@@ -296,9 +476,12 @@ impl Store {
                 committed_at_ms: now_ms(),
                 info,
             });
-            m.itn = None;
+            // The plan was computed with the old populations: it goes, files included.
+            let retired = m.itn.take().map(|i| i.loose).unwrap_or_default();
+            retire(&dir, &mut m, retired);
             m.store(&dir)?;
             publish(&dir, &m, "")?;
+            remove_retired(&dir, &m);
             collect_garbage(&dir, &m)
         })();
         let _ = remove_any(&staging);
@@ -357,16 +540,30 @@ impl Store {
                 write_loose(&dir, artifact, bytes)?;
             }
             promote(&dir, &staging, &token)?;
+            let loose: Vec<String> = maps.iter().map(|(a, _)| a.file_name()).collect();
+            // Only the current plan's files are kept: the previous plan's map and table are
+            // retired by this commit.
+            let retired = m
+                .itn
+                .take()
+                .map(|old| old.loose)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| !loose.contains(n))
+                .collect();
             let record = ItnRecord {
                 analysis_id: analysis_id.to_owned(),
                 generation: m.generation,
                 dir: Some(token.clone()),
                 committed_at_ms: now_ms(),
+                loose,
             };
             m.itn = Some(record.clone());
+            retire(&dir, &mut m, retired);
             m.store(&dir)?;
             fault::point("itn-after-manifest");
             publish(&dir, &m, "")?;
+            remove_retired(&dir, &m);
             collect_garbage(&dir, &m)?;
             Ok(record)
         })();
@@ -389,6 +586,7 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        m.retired = Vec::new();
         m.cleanup_pending = true;
         m.store(&dir)?;
         remove_any(&dir.join(Artifact::Conversation.file_name()))?;
@@ -398,7 +596,7 @@ impl Store {
     /// Finishes the cleanup an upload or clear left pending when its worker died after the
     /// commit. Takes the session lock only if it is free: a live committer finishes on its own.
     /// Returns the manifest as it now stands.
-    fn settle(&self, dir: &Path, m: Manifest) -> Result<Manifest> {
+    fn settle(&self, dir: &SessionDir, m: Manifest) -> Result<Manifest> {
         if !m.cleanup_pending {
             return Ok(m);
         }
@@ -419,6 +617,10 @@ impl Store {
     /// exports resolve safely under their folder (no symlinks, nothing outside the session).
     pub fn open_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<File> {
         let dir = self.session_dir(id)?;
+        let not_found = |e: Error| match e {
+            Error::ArtifactNotFound(_) => Error::ArtifactNotFound(artifact.file_name()),
+            other => other,
+        };
         match artifact.kind() {
             ArtifactKind::Loose => {
                 // Maps and packages of an older generation are never served, even when the
@@ -426,25 +628,23 @@ impl Store {
                 if self.settle(&dir, Manifest::load(&dir)?)?.cleanup_pending {
                     return Err(Error::ArtifactNotFound(artifact.file_name()));
                 }
-                let path = loose_path(&dir, artifact)?;
-                let path = checked_existing(&dir, &path, artifact)?;
-                File::open(&path).map_err(Error::io("open", path))
+                // `file_name` is `visualizations/<RelPath>` or `exports/<RelPath>`: plain
+                // components only; links on the way are refused.
+                dir.open_file(&artifact.file_name()).map_err(not_found)
             }
-            ArtifactKind::Document => {
-                let path = dir.join(artifact.file_name());
-                open_regular(&path, artifact)
-            }
+            ArtifactKind::Document => dir.open_file(&artifact.file_name()).map_err(not_found),
             _ => {
                 // A concurrent commit may collect the directory we just looked up; the new
                 // manifest then tells us where the current file is.
                 for _ in 0..4 {
                     let m = Manifest::load(&dir)?;
-                    let path = match m.locate(artifact) {
-                        None => return Err(Error::ArtifactNotFound(artifact.file_name())),
-                        Some(Some(token)) => dir.join(DATA).join(token).join(artifact.file_name()),
-                        Some(None) => dir.join(artifact.file_name()),
+                    let name = artifact.file_name();
+                    let rel = match m.locate(artifact) {
+                        None => return Err(Error::ArtifactNotFound(name)),
+                        Some(Some(token)) => format!("{DATA}/{token}/{name}"),
+                        Some(None) => name,
                     };
-                    match open_regular(&path, artifact) {
+                    match dir.open_file(&rel) {
                         Err(Error::ArtifactNotFound(_)) => continue,
                         other => return other,
                     }
@@ -500,7 +700,7 @@ impl Store {
 
     pub fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
         let dir = self.session_dir(id)?;
-        read_json(&dir.join(Artifact::Conversation.file_name()))
+        read_json(&dir, &Artifact::Conversation.file_name())
     }
 
     /// Read-modify-write of `conversation.json` under the session lock, so two workers'
@@ -511,9 +711,10 @@ impl Store {
         F: FnOnce(Option<Value>) -> Value,
     {
         let dir = self.session_dir(id)?;
-        let path = dir.join(Artifact::Conversation.file_name());
+        let name = Artifact::Conversation.file_name();
+        let path = dir.join(&name);
         let _lock = LockGuard::acquire(&dir.join(LOCK))?;
-        let next = update(read_json(&path)?);
+        let next = update(read_json(&dir, &name)?);
         let bytes = serde_json::to_vec(&next).map_err(|source| Error::Manifest {
             path: path.clone(),
             source,
@@ -571,7 +772,7 @@ impl Drop for Upload {
 
 pub(crate) fn make_staging(session_dir: &Path, token: &str) -> Result<PathBuf> {
     let root = session_dir.join(STAGING);
-    fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+    create_subdir(&root)?;
     let dir = root.join(token);
     fs::create_dir(&dir).map_err(Error::io("create", &dir))?;
     Ok(dir)
@@ -595,11 +796,21 @@ pub(crate) fn sync_tree(dir: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
+/// Creates one directory inside an existing session folder. Never `create_dir_all`: a session
+/// that the sweep removed must not come back as an empty folder under a request in flight.
+fn create_subdir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io("create", path)(e)),
+    }
+}
+
 /// Moves a staging directory into `.data/` (under the session lock). Until a manifest names it,
 /// it is garbage.
 pub(crate) fn promote(session_dir: &Path, staging: &Path, token: &str) -> Result<PathBuf> {
     let data = session_dir.join(DATA);
-    fs::create_dir_all(&data).map_err(Error::io("create", &data))?;
+    create_subdir(&data)?;
     let target = data.join(token);
     fs::rename(staging, &target).map_err(Error::io("rename into place", &target))?;
     // The manifest that names `target` is written next; the rename must be durable first.
@@ -611,7 +822,11 @@ pub(crate) fn promote(session_dir: &Path, staging: &Path, token: &str) -> Result
 /// Makes the root mirrors match the manifest: hard links to the current files, removal of the
 /// rest. Only for older tools; this crate never reads them while a manifest exists, so a crash
 /// half-way leaves nothing that counts, and the next commit repairs it.
-pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str) -> Result<()> {
+pub(crate) fn publish(
+    session_dir: &SessionDir,
+    m: &Manifest,
+    first_mirror_fault: &str,
+) -> Result<()> {
     let mut first = true;
     for artifact in FIXED.iter().filter(|a| a.kind() != ArtifactKind::Document) {
         let name = artifact.file_name();
@@ -619,11 +834,8 @@ pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str
         match m.locate(artifact) {
             Some(None) => {} // a Python-system file in place: it is its own mirror
             Some(Some(token)) => {
-                let source = session_dir.join(DATA).join(token).join(&name);
                 let temp = session_dir.join(format!("{TEMP_PREFIX}{name}-{}", random_hex::<8>()?));
-                if fs::hard_link(&source, &temp).is_err() {
-                    fs::copy(&source, &temp).map_err(Error::io("copy", &source))?;
-                }
+                session_dir.link_into_root(&format!("{DATA}/{token}/{name}"), &temp)?;
                 fs::rename(&temp, &mirror).map_err(Error::io("rename into place", &mirror))?;
                 // rename(2) is a no-op when both names already link the same inode (an unchanged
                 // mirror): the temp name would stay behind.
@@ -639,9 +851,43 @@ pub(crate) fn publish(session_dir: &Path, m: &Manifest, first_mirror_fault: &str
     Ok(())
 }
 
+/// Before a commit: removes what the previous commit retired (normally gone already; this
+/// finishes the job of a worker that died right after its commit), then records `newly` as what
+/// this commit retires. Best effort: a file left behind is only disk space.
+pub(crate) fn retire(session_dir: &SessionDir, m: &mut Manifest, newly: Vec<String>) {
+    remove_retired(session_dir, m);
+    m.retired = newly;
+}
+
+/// After a commit: removes the loose files it retired. Best effort, never fails a commit.
+pub(crate) fn remove_retired(session_dir: &SessionDir, m: &Manifest) {
+    for name in &m.retired {
+        if loose_artifact(name).is_some() {
+            let _ = session_dir.remove_file(name);
+        }
+    }
+}
+
+/// The loose files whose name carries `analysis_id` (`visualizations/...`, `exports/...`): the
+/// maps and packages the app derived from that analysis.
+pub(crate) fn loose_files_naming(session_dir: &Path, analysis_id: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for sub in [VISUALIZATIONS, EXPORTS] {
+        let mut names = Vec::new();
+        list_files(&session_dir.join(sub), "", &mut names)?;
+        out.extend(
+            names
+                .into_iter()
+                .filter(|n| n.contains(analysis_id))
+                .map(|n| format!("{sub}/{n}")),
+        );
+    }
+    Ok(out)
+}
+
 /// After an upload or clear committed: root mirrors match the new manifest, the previous data's
 /// maps and packages are gone (H5b), garbage is collected, and the manifest says so.
-fn finish_cleanup(session_dir: &Path, m: &mut Manifest) -> Result<()> {
+fn finish_cleanup(session_dir: &SessionDir, m: &mut Manifest) -> Result<()> {
     publish(session_dir, m, "")?;
     discard_subdir(session_dir, VISUALIZATIONS)?;
     discard_subdir(session_dir, EXPORTS)?;
@@ -721,7 +967,7 @@ fn discard_subdir(session_dir: &Path, name: &str) -> Result<()> {
         return Ok(());
     }
     let root = session_dir.join(STAGING);
-    fs::create_dir_all(&root).map_err(Error::io("create", &root))?;
+    create_subdir(&root)?;
     let trash = root.join(format!("trash-{}", random_hex::<8>()?));
     fs::rename(&path, &trash).map_err(Error::io("move aside", &path))?;
     sync_dir(session_dir)?;
@@ -744,48 +990,6 @@ fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {
         path.push(component);
     }
     Ok(path)
-}
-
-/// Walks from the session folder to `path` refusing symlinks, so nothing outside the session
-/// can be reached even if a link were planted; then checks the target is a regular file.
-fn checked_existing(session_dir: &Path, path: &Path, artifact: &Artifact) -> Result<PathBuf> {
-    let refuse = |reason| Error::UnsafePath {
-        path: artifact.file_name(),
-        reason,
-    };
-    let rel = path
-        .strip_prefix(session_dir)
-        .map_err(|_| refuse("outside the session"))?;
-    let mut cursor = session_dir.to_path_buf();
-    let depth = rel.components().count();
-    for (i, component) in rel.components().enumerate() {
-        cursor.push(component);
-        let meta = match fs::symlink_metadata(&cursor) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::ArtifactNotFound(artifact.file_name()));
-            }
-            Err(e) => return Err(Error::io("inspect", &cursor)(e)),
-        };
-        if meta.file_type().is_symlink() {
-            return Err(refuse("symbolic link"));
-        }
-        let last = i + 1 == depth;
-        if (last && !meta.is_file()) || (!last && !meta.is_dir()) {
-            return Err(Error::ArtifactNotFound(artifact.file_name()));
-        }
-    }
-    // Belt and braces: the resolved file must still be inside the resolved session folder.
-    let real = cursor
-        .canonicalize()
-        .map_err(Error::io("resolve", &cursor))?;
-    let real_session = session_dir
-        .canonicalize()
-        .map_err(Error::io("resolve", session_dir))?;
-    if !real.starts_with(&real_session) {
-        return Err(refuse("outside the session"));
-    }
-    Ok(cursor)
 }
 
 /// Creates the directories between the session folder and `dir`, refusing symlinks.
@@ -818,34 +1022,19 @@ fn ensure_dirs(session_dir: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn open_regular(path: &Path, artifact: &Artifact) -> Result<File> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => File::open(path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::ArtifactNotFound(artifact.file_name())
-            } else {
-                Error::io("open", path)(e)
-            }
-        }),
-        Ok(_) => Err(Error::ArtifactNotFound(artifact.file_name())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            Err(Error::ArtifactNotFound(artifact.file_name()))
-        }
-        Err(e) => Err(Error::io("inspect", path)(e)),
-    }
-}
-
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|source| Error::Manifest {
-                path: path.to_owned(),
-                source,
-            }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path)(e)),
-    }
+fn read_json(dir: &SessionDir, rel: &str) -> Result<Option<Value>> {
+    let mut file = match dir.open_file(rel) {
+        Ok(file) => file,
+        Err(Error::ArtifactNotFound(_)) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let path = dir.join(rel);
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(Error::io("read", &path))?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|source| Error::Manifest { path, source })
 }
 
 fn list_files(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<()> {

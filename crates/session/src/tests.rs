@@ -12,6 +12,8 @@ use serde_json::{Value, json};
 
 use crate::*;
 
+mod lifecycle;
+
 // ---- fixtures ---------------------------------------------------------------------------------
 
 fn store() -> (tempfile::TempDir, Store) {
@@ -644,7 +646,7 @@ fn loose_files_stay_inside_their_session() {
     let export = Artifact::Export(RelPath::parse("report.zip").unwrap());
     assert!(matches!(
         store.read_artifact(&a, &export),
-        Err(Error::UnsafePath { .. })
+        Err(Error::Tampered { .. })
     ));
     assert!(matches!(
         store.write_file(&a, &export, b"overwrite"),
@@ -657,7 +659,7 @@ fn loose_files_stay_inside_their_session() {
     .unwrap();
     assert!(matches!(
         store.read_artifact(&a, &viz("passwd.html")),
-        Err(Error::UnsafePath { .. })
+        Err(Error::Tampered { .. })
     ));
     assert_eq!(store.read_artifact(&b, &export).unwrap(), b"zip b");
 
@@ -801,7 +803,39 @@ fn child_process() {
         }
         "itn" => {
             let analysis_id = env("MRPT_ANALYSIS");
-            json!({"itn": store.commit_itn(&id, &analysis_id, &json!({"stats": {}}), &[]).map(|r| r.analysis_id).map_err(|e| e.to_string()).is_ok()})
+            // With MRPT_PLAN: the plan's map and table, named after it (lifecycle tests).
+            let plan = std::env::var("MRPT_PLAN").ok();
+            let loose = plan
+                .as_deref()
+                .map(lifecycle::plan_files)
+                .unwrap_or_default();
+            let maps: Vec<(Artifact, &[u8])> = loose
+                .iter()
+                .map(|a| (a.clone(), b"plan".as_slice()))
+                .collect();
+            json!({"itn": store.commit_itn(&id, &analysis_id, &json!({"stats": {}}), &maps).map(|r| r.analysis_id).map_err(|e| e.to_string()).is_ok()})
+        }
+        "sweep" => {
+            if let Ok(go) = std::env::var("MRPT_GO") {
+                wait_for("the go file", Duration::from_secs(120), || {
+                    Path::new(&go).exists()
+                });
+            }
+            let report = store
+                .sweep_if_due(&lifecycle::POLICY, Duration::from_secs(3600))
+                .unwrap();
+            json!({"swept": report.is_some(), "report": report})
+        }
+        "hold-lock" => {
+            // Holds the session lock (as a request in flight would) until the go file exists.
+            let dir = store.session_dir(&id).unwrap();
+            let _lock = crate::durable::LockGuard::acquire(&dir.join(crate::store::LOCK)).unwrap();
+            fs::write(env("MRPT_STARTED"), b"").unwrap();
+            let go = env("MRPT_GO");
+            wait_for("the go file", Duration::from_secs(120), || {
+                Path::new(&go).exists()
+            });
+            json!({"held": true})
         }
         other => panic!("unknown child role {other}"),
     };
