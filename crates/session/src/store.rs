@@ -214,6 +214,8 @@ pub struct Upload {
     pub(crate) token: String,
     pub(crate) staging: PathBuf,
     pub(crate) files: Vec<String>,
+    /// Set by `finalize_chunks`: recorded in the manifest with the commit.
+    pub(crate) chunked_upload: Option<String>,
 }
 
 /// What the app records with an upload.
@@ -400,6 +402,7 @@ impl Store {
             token,
             staging,
             files: Vec::new(),
+            chunked_upload: None,
         })
     }
 
@@ -442,6 +445,7 @@ impl Store {
             upload_type,
             committed_at_ms: now_ms(),
             info: info.info,
+            chunked_upload: upload.chunked_upload.take(),
         });
         m.population = None;
         m.analysis = None;
@@ -714,11 +718,11 @@ impl Store {
         let name = Artifact::Conversation.file_name();
         let path = dir.join(&name);
         let _lock = LockGuard::acquire(&dir.join(LOCK))?;
-        let next = update(read_json(&dir, &name)?);
-        let bytes = serde_json::to_vec(&next).map_err(|source| Error::Manifest {
-            path: path.clone(),
-            source,
-        })?;
+        // Bounded: the oldest turns go first (`conversation.rs`).
+        let (next, bytes) = crate::conversation::bounded(
+            update(read_json(&dir, &name)?),
+            crate::conversation::MAX_CONVERSATION_BYTES,
+        );
         write_atomic(&path, &bytes)?;
         Ok(next)
     }
@@ -919,7 +923,13 @@ pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
     };
     if let Ok(entries) = fs::read_dir(session_dir.join(STAGING)) {
         for entry in entries.flatten() {
-            if is_stale(&entry.path()) {
+            // Chunked uploads have their own, longer limit (a slow link resumes hours later):
+            // the sweep collects them (`chunks.rs`).
+            let chunked = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(crate::chunks::CHUNKED_PREFIX));
+            if !chunked && is_stale(&entry.path()) {
                 remove_any(&entry.path())?;
             }
         }
