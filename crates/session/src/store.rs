@@ -689,6 +689,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Lists the files under `exports/` (relative names), for the download menu.
+    pub fn list_exports(&self, id: &SessionId) -> Result<Vec<String>> {
+        let dir = self.session_dir(id)?;
+        let mut out = Vec::new();
+        list_files(&dir.join(EXPORTS), "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
     // ---- loose files and the conversation --------------------------------------------------
 
     /// Creates a visualization or export that replaces its target atomically on
