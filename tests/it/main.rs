@@ -23,6 +23,7 @@ mod ops_http;
 mod react_client;
 mod server_lifecycle;
 mod session_lifecycle;
+mod shared_instance_dir;
 mod shared_process_rules;
 mod tpr_cli;
 mod workflow_bad_input;

@@ -14,6 +14,7 @@ use crate::*;
 
 mod chunks;
 mod lifecycle;
+mod shared_dir;
 
 // ---- fixtures ---------------------------------------------------------------------------------
 
@@ -153,7 +154,7 @@ fn runtime_directories_are_made_under_run_and_nowhere_else() {
     assert_eq!(made, dir.path().join("run").join("metrics"));
     assert_eq!(made, runtime_dir(dir.path(), "metrics"));
     assert!(made.is_dir());
-    for bad in ["", "..", "a/b", "/tmp", ".hidden"] {
+    for bad in ["", "..", "a/b/c", "/tmp", ".hidden"] {
         assert!(create_runtime_dir(dir.path(), bad).is_err(), "{bad:?}");
     }
 }
