@@ -269,10 +269,9 @@ impl AppSettings {
         if !(1..=15_000).contains(&self.chat_keepalive_ms) {
             bail!("app.chat_keepalive_ms must be between 1 and 15000");
         }
-        if !(4096..=self.max_upload_bytes.max(4096)).contains(&self.max_chunk_bytes) {
+        if self.max_chunk_bytes < 4096 {
             bail!(
-                "app.max_chunk_bytes must be between 4096 and app.max_upload_bytes ({}), not {}",
-                self.max_upload_bytes,
+                "app.max_chunk_bytes must be at least 4096, not {}",
                 self.max_chunk_bytes
             );
         }

@@ -170,7 +170,12 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
 
     // A new upload (different data): no worker reports the old analysis or the old ITN plan
     // (H5, H5b), and the old plan's map and results are gone.
-    let up2 = s.upload_ilorin().expect(200, "upload Ilorin");
+    // Named explicitly (a cookie alone would start a new session): the same session.
+    let up2 = s
+        .clone()
+        .with_carry(Carry::Header)
+        .upload_ilorin()
+        .expect(200, "upload Ilorin");
     served.insert(up2.worker());
     assert_eq!(up2.json_body()["generation"], 2);
     let seen = s.status_from_workers(WORKERS.min(5), DEADLINE, |v| {

@@ -40,7 +40,7 @@ pub fn requested_session(headers: &HeaderMap) -> Option<String> {
     if let Some(value) = headers.get(HEADER_NAME) {
         return Some(value.to_str().unwrap_or("\u{0}invalid").trim().to_string());
     }
-    cookie(headers, COOKIE_NAME).filter(|v| !v.is_empty())
+    cookie(headers, COOKIE_NAME)
 }
 
 /// The request names its session explicitly (header, JSON body or query), not only by cookie.

@@ -25,7 +25,8 @@ const MAX_CHUNKS: u32 = 100_000;
 
 fn limits(app: &App) -> ChunkLimits {
     ChunkLimits {
-        max_chunk_bytes: app.config.max_chunk_bytes,
+        // Never above the upload limit (a small max_upload_bytes keeps the default valid).
+        max_chunk_bytes: app.config.max_chunk_bytes.min(app.config.max_upload_bytes),
         max_upload_bytes: app.config.max_upload_bytes,
         max_chunks: MAX_CHUNKS,
     }
@@ -118,9 +119,9 @@ pub async fn chunk(app: &App, mut req: Routed) -> Result<Response<ResponseBody>,
     let index = number(&form, "chunk_index")?;
     let total = number(&form, "total_chunks")?;
     let Some(chunk) = form.files.get("chunk").cloned() else {
-        return Err(field(&form, "chunk").map(|_| ()).err().unwrap_or_else(|| {
-            ApiError::BadRequest("the chunk must be sent as a file field named 'chunk'".to_string())
-        }));
+        return Err(ApiError::BadRequest(
+            "the chunk's bytes must be sent as a file field named 'chunk'".to_string(),
+        ));
     };
     let (id, minted) = chunk_session(app, &req.headers, &upload_id, true).await?;
     let store = app.store.clone();
