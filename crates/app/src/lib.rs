@@ -87,6 +87,12 @@ pub struct AppConfig {
     pub max_variable_name_bytes: usize,
     /// When idle sessions are removed, and how often a worker looks (see `sessions.rs`).
     pub sessions: SessionLimits,
+    /// Largest chunk of a resumable upload (`/upload/chunk`); an upload's chunks together stay
+    /// within `max_upload_bytes`.
+    pub max_chunk_bytes: u64,
+    /// A built single-page app (`index.html`, `assets/`) served at `/` instead of the built-in
+    /// page (`--ui-dir`); `None`: the built-in page.
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl Default for AppConfig {
@@ -102,6 +108,8 @@ impl Default for AppConfig {
             limits: mrpt_formats::Limits::default(),
             max_variable_name_bytes: 256,
             sessions: SessionLimits::default(),
+            max_chunk_bytes: 8 << 20,
+            ui_dir: None,
         }
     }
 }
@@ -165,7 +173,9 @@ impl App {
         };
         let answer = match found {
             Found::Route(route, params) => {
-                let (parts, body) = req.into_parts();
+                let (mut parts, body) = req.into_parts();
+                // `?session_id=` names the session as explicitly as the header (identity.rs).
+                identity::adopt_query_session(&mut parts.headers, parts.uri.query());
                 let routed = Routed {
                     headers: parts.headers,
                     uri: parts.uri,
@@ -178,7 +188,10 @@ impl App {
                 message: format!("{method} is not allowed on {path}; allowed: {allow}"),
                 allow,
             }),
-            Found::Nowhere => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+            Found::Nowhere => match self.ui_top_level(&method, &path).await {
+                Some(response) => Ok(response),
+                None => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+            },
         };
         let (mut response, internal_error) = match answer {
             Ok(response) => (response, None),
@@ -207,6 +220,34 @@ impl App {
         let spool = self.spool(headers);
         let limit = self.config.max_json_bytes.min(self.config.max_upload_bytes);
         request_body::collect(headers, body, limit, &spool).await
+    }
+
+    /// The whole JSON body of a routed request, within `max_json_bytes`; a `session_id` in it
+    /// names the request's session when no header does (identity.rs).
+    async fn json_body(&self, req: &mut Routed) -> Result<Bytes, ApiError> {
+        let body = std::mem::replace(&mut req.body, routes::empty_body());
+        let bytes = self.body(&req.headers, body).await?;
+        identity::adopt_body_session(&mut req.headers, &bytes);
+        Ok(bytes)
+    }
+
+    /// The whole upload body of a routed request, within `max_upload_bytes`.
+    async fn upload_body_of(&self, req: &mut Routed) -> Result<Bytes, ApiError> {
+        let body = std::mem::replace(&mut req.body, routes::empty_body());
+        self.upload_body(&req.headers, body).await
+    }
+
+    /// A top-level file of the `--ui-dir` bundle (`/favicon.ico`), for a GET no route took.
+    async fn ui_top_level(
+        &self,
+        method: &http::Method,
+        path: &str,
+    ) -> Option<Response<ResponseBody>> {
+        let dir = self.config.ui_dir.as_ref()?;
+        if *method != http::Method::GET && *method != http::Method::HEAD {
+            return None;
+        }
+        routes::spa::top_level(dir, path.trim_start_matches('/')).await
     }
 
     /// The whole upload body, within `max_upload_bytes` (413 otherwise, nothing stored).
@@ -238,7 +279,7 @@ impl App {
         let Some(text) = identity::requested_session(headers) else {
             return Err(ApiError::BadRequest(
                 "no session: start one with POST /api/session (or upload your data from the page), then send its id \
-                 in the session_id cookie or the X-Session-ID header"
+                 in the X-Session-ID header, as session_id in the JSON body or query, or in the session_id cookie"
                     .to_string(),
             ));
         };

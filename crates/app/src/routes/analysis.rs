@@ -15,8 +15,9 @@ use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 /// How long a request waits for another worker's analysis of the same session.
 const ANALYSIS_WAIT: Duration = Duration::from_secs(300);
 
+/// Unknown keys (the React client's `session_id`, `use_llm_selection`, `analysis_type`) are
+/// ignored, not refused.
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RunAnalysisBody {
     #[serde(default, alias = "variables")]
     pub selected_variables: Option<Vec<String>>,
@@ -66,7 +67,8 @@ impl RunAnalysisBody {
 
 /// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
 pub async fn run_analysis(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let request: RunAnalysisBody = request_body::json(&body)?;
     request.validate(app.config.max_variable_name_bytes)?;

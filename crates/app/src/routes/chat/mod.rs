@@ -48,7 +48,8 @@ fn message_of(body: &[u8]) -> Result<String, ApiError> {
 
 /// `POST /send_message`.
 pub async fn send_message(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let message = message_of(&body)?;
     let id = app.session_of(headers).await?;
@@ -66,7 +67,8 @@ pub async fn send_message_streaming(
     app: &App,
     req: Routed,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let message = message_of(&body)?;
     let id = app.session_of(headers).await?;
