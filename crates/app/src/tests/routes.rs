@@ -169,8 +169,16 @@ async fn json_routes_refuse_bad_json_without_a_session_and_unknown_sessions() {
 async fn missing_and_wrong_fields_name_the_field() {
     let f = fixture();
     let id = f.new_session().await;
-    let a = f.json("/run_analysis", Some(&id), r#"{"colour": 1}"#).await;
-    expect(&a, StatusCode::BAD_REQUEST, &["colour"]);
+    // Unknown keys (the React client sends session_id, use_llm_selection, analysis_type) are
+    // accepted and ignored: the request goes on to the next check (no data uploaded yet).
+    let a = f
+        .json(
+            "/run_analysis",
+            Some(&id),
+            r#"{"colour": 1, "use_llm_selection": true, "analysis_type": "composite"}"#,
+        )
+        .await;
+    expect(&a, StatusCode::CONFLICT, &[]);
     let a = f
         .json(
             "/run_analysis",
