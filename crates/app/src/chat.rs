@@ -1170,6 +1170,7 @@ fn variable_map(
                 let name = name.clone().unwrap_or_default();
                 values.push(by_name.get(name.as_str()).copied().flatten());
                 ward_inputs.push(mrpt_maps::WardInput {
+                    lga: None,
                     geometry: shapes.geometries.get(i).cloned().flatten(),
                     name,
                     composite: None,
