@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub use mrpt_table::explore::{Agg, FilterOp, MissingBy};
 use mrpt_table::{Cell, ColumnData, Table};
 
 use crate::error::Error;
@@ -150,46 +151,6 @@ pub fn describe(table: &Table, column: &str, by: Option<&Groups>) -> Result<Tabl
     Ok(t)
 }
 
-/// A comparison for [`filter`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FilterOp {
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Eq,
-    Ne,
-    Contains,
-}
-
-impl FilterOp {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            FilterOp::Gt => ">",
-            FilterOp::Ge => ">=",
-            FilterOp::Lt => "<",
-            FilterOp::Le => "<=",
-            FilterOp::Eq => "=",
-            FilterOp::Ne => "!=",
-            FilterOp::Contains => "contains",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<FilterOp> {
-        Some(match s.trim() {
-            ">" | "gt" => FilterOp::Gt,
-            ">=" | "ge" => FilterOp::Ge,
-            "<" | "lt" => FilterOp::Lt,
-            "<=" | "le" => FilterOp::Le,
-            "=" | "==" | "eq" => FilterOp::Eq,
-            "!=" | "ne" => FilterOp::Ne,
-            "contains" => FilterOp::Contains,
-            _ => return None,
-        })
-    }
-}
-
 /// Row indices where `column op value` holds. Numeric comparisons on a numeric column; `=`,
 /// `!=` and `contains` on text compare case-insensitively. Missing cells never match.
 pub fn filter(table: &Table, column: &str, op: FilterOp, value: &str) -> Result<Vec<usize>, Error> {
@@ -247,53 +208,15 @@ pub fn filter(table: &Table, column: &str, op: FilterOp, value: &str) -> Result<
         .collect())
 }
 
-/// How [`group_by`] aggregates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Agg {
-    #[default]
-    Mean,
-    Sum,
-    Median,
-    Min,
-    Max,
-    Count,
-}
-
-impl Agg {
-    pub fn label(self) -> &'static str {
-        match self {
-            Agg::Mean => "mean",
-            Agg::Sum => "sum",
-            Agg::Median => "median",
-            Agg::Min => "min",
-            Agg::Max => "max",
-            Agg::Count => "count",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Agg> {
-        Some(match s.trim().to_lowercase().as_str() {
-            "mean" | "average" | "avg" => Agg::Mean,
-            "sum" | "total" => Agg::Sum,
-            "median" => Agg::Median,
-            "min" | "minimum" => Agg::Min,
-            "max" | "maximum" => Agg::Max,
-            "count" | "n" => Agg::Count,
-            _ => return None,
-        })
-    }
-
-    fn apply(self, v: &mut [f64]) -> Option<f64> {
-        v.sort_by(f64::total_cmp);
-        match self {
-            Agg::Mean => stats::mean(v),
-            Agg::Sum => (!v.is_empty()).then(|| v.iter().sum()),
-            Agg::Median => stats::quantile_sorted(v, 0.5),
-            Agg::Min => v.first().copied(),
-            Agg::Max => v.last().copied(),
-            Agg::Count => Some(v.len() as f64),
-        }
+fn apply(agg: Agg, v: &mut [f64]) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    match agg {
+        Agg::Mean => stats::mean(v),
+        Agg::Sum => (!v.is_empty()).then(|| v.iter().sum()),
+        Agg::Median => stats::quantile_sorted(v, 0.5),
+        Agg::Min => v.first().copied(),
+        Agg::Max => v.last().copied(),
+        Agg::Count => Some(v.len() as f64),
     }
 }
 
@@ -326,7 +249,7 @@ pub fn group_by(table: &Table, by: &Groups, agg: Agg, columns: &[String]) -> Res
                     .filter_map(|&r| values[r])
                     .filter(|x| x.is_finite())
                     .collect();
-                agg.apply(&mut v)
+                apply(agg, &mut v)
             })
             .collect();
         t.push(format!("{}_{name}", agg.label()), ColumnData::Float(col))?;
@@ -404,16 +327,6 @@ pub fn correlation_matrix(
         t.push(name.clone(), ColumnData::Float(col))?;
     }
     Ok(t)
-}
-
-/// What [`missingness`] counts by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MissingBy {
-    #[default]
-    Column,
-    Lga,
-    Year,
 }
 
 /// Columns named like a year, tried in order.

@@ -3,6 +3,8 @@
 //! p-values from Student's t with n − 2 degrees of freedom). Checked against values scipy
 //! computed once (`tests/fixtures/explore_scipy.json`).
 
+pub use mrpt_table::explore::CorrelationMethod;
+
 /// pandas' `describe()` of one numeric column (missing values skipped).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Describe {
@@ -68,24 +70,6 @@ pub fn describe(values: &[Option<f64>]) -> Describe {
         median: quantile_sorted(&v, 0.5),
         q75: quantile_sorted(&v, 0.75),
         max: v.last().copied(),
-    }
-}
-
-/// Which correlation coefficient.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CorrelationMethod {
-    #[default]
-    Pearson,
-    Spearman,
-}
-
-impl CorrelationMethod {
-    pub fn label(self) -> &'static str {
-        match self {
-            CorrelationMethod::Pearson => "Pearson",
-            CorrelationMethod::Spearman => "Spearman",
-        }
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod cancel;
 pub mod difflib;
 mod error;
+pub mod explore;
 mod float;
 pub mod fuzz;
 mod geometry;
