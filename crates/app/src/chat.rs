@@ -965,6 +965,13 @@ fn run_tool(
             ))
         }
         ToolCall::ExplainMethod { .. } => Ok((ToolOutcome::NoOutput, Vec::new())),
+        // Wired in the app once the route split lands (issue 14).
+        _ => Ok((
+            ToolOutcome::Error {
+                message: "this tool is not wired into the app yet".to_string(),
+            },
+            Vec::new(),
+        )),
     }
 }
 
