@@ -18,7 +18,6 @@ use mrpt_table::{
 };
 
 use crate::error::Error;
-use crate::itn::AllocationRow;
 
 /// Names of the population column, tried in order.
 pub const POPULATION_COLUMNS: [&str; 6] = [
@@ -257,7 +256,16 @@ pub fn shapefile_lgas(attributes: &Table) -> Option<Vec<Option<String>>> {
 /// Joins the shapefile's LGA to the table's rows by ward code when both have one, else by
 /// normalised ward name (the first shapefile row of a name wins).
 pub fn join_shapefile_lgas(table: &Table, attributes: &Table) -> Option<Vec<Option<String>>> {
-    let lgas = shapefile_lgas(attributes)?;
+    join_shapefile_column(table, attributes, &shapefile_lgas(attributes)?)
+}
+
+/// One shapefile attribute per table row (`values` one per shapefile row), joined as
+/// [`join_shapefile_lgas`] joins the LGA.
+pub fn join_shapefile_column(
+    table: &Table,
+    attributes: &Table,
+    values: &[Option<String>],
+) -> Option<Vec<Option<String>>> {
     let by = |t: &Table, col: Option<usize>| col.map(|c| t.columns()[c].data.to_text());
     let (left, right) = match (
         by(table, find_ward_code_column(table)),
@@ -280,7 +288,7 @@ pub fn join_shapefile_lgas(table: &Table, attributes: &Table) -> Option<Vec<Opti
             .map(|k| {
                 k.as_ref()
                     .and_then(|k| index.get(&key(k)))
-                    .and_then(|&i| lgas.get(i).cloned().flatten())
+                    .and_then(|&i| values.get(i).cloned().flatten())
             })
             .collect(),
     )
@@ -490,60 +498,78 @@ pub fn lga_vulnerability(table: &Table, assignment: &LgaAssignment) -> Result<Ta
     rank_lgas(&out, "mean_composite_score", true)
 }
 
-/// ITN plan totals per LGA: wards, wards given nets, nets allocated, nets needed, population and
-/// people covered. `lga_of_ward` maps the plan's ward names to LGAs; wards without an LGA are
-/// totalled under "(no LGA)".
+/// ITN plan totals per LGA from the plan's allocation table (`WardName`, `Population`,
+/// `nets_needed`, `nets_allocated`, `population_covered`, as [`crate::ItnPlan::allocation_table`]
+/// writes it): wards, wards given nets, nets allocated and needed, population and people
+/// covered. `lga_of_ward` maps ward names to LGAs; wards without one are totalled under
+/// "(no LGA)". Sorted by nets allocated, most first.
 pub fn itn_by_lga(
-    allocations: &[AllocationRow],
+    allocation: &Table,
     lga_of_ward: &HashMap<String, String>,
 ) -> Result<Table, Error> {
-    let mut order: Vec<String> = Vec::new();
+    let wards = allocation
+        .column("WardName")
+        .map(|c| c.data.to_text())
+        .ok_or_else(|| Error::UnknownColumn {
+            column: "WardName".into(),
+            found: allocation.column_names(),
+        })?;
+    let num = |name: &str| -> Vec<f64> {
+        allocation
+            .column(name)
+            .and_then(|c| c.data.to_f64())
+            .map(|v| v.into_iter().map(|x| x.unwrap_or(0.0)).collect())
+            .unwrap_or_else(|| vec![0.0; wards.len()])
+    };
+    let (population, needed, allocated, covered) = (
+        num("Population"),
+        num("nets_needed"),
+        num("nets_allocated"),
+        num("population_covered"),
+    );
     let mut acc: HashMap<String, [f64; 6]> = HashMap::new();
-    for a in allocations {
-        let lga = lga_of_ward
-            .get(&a.ward_name)
+    for (r, ward) in wards.iter().enumerate() {
+        let lga = ward
+            .as_ref()
+            .and_then(|w| lga_of_ward.get(w))
             .cloned()
             .unwrap_or_else(|| "(no LGA)".to_string());
-        let e = acc.entry(lga.clone()).or_insert_with(|| {
-            order.push(lga.clone());
-            [0.0; 6]
-        });
+        let e = acc.entry(lga).or_insert([0.0; 6]);
         e[0] += 1.0;
-        if a.nets_allocated > 0 {
+        if allocated[r] > 0.0 {
             e[1] += 1.0;
         }
-        e[2] += a.nets_allocated as f64;
-        e[3] += a.nets_needed as f64;
-        e[4] += a.population;
-        e[5] += a.population_covered;
+        e[2] += allocated[r];
+        e[3] += needed[r];
+        e[4] += population[r];
+        e[5] += covered[r];
     }
-    order.sort();
-    let get = |k: usize| -> Vec<f64> {
-        order
-            .iter()
-            .map(|l| acc.get(l).map_or(0.0, |e| e[k]))
-            .collect()
-    };
+    let mut order: Vec<(String, [f64; 6])> = acc.into_iter().collect();
+    order.sort_by(|a, b| b.1[2].total_cmp(&a.1[2]).then(a.0.cmp(&b.0)));
+    let col = |k: usize| -> Vec<f64> { order.iter().map(|(_, e)| e[k]).collect() };
     let mut out = Table::with_rows(order.len());
-    out.push("LGA", ColumnData::texts(order.iter().cloned()))?;
+    out.push(
+        "LGA",
+        ColumnData::texts(order.iter().map(|(l, _)| l.clone())),
+    )?;
     out.push(
         "wards",
-        ColumnData::ints(get(0).into_iter().map(|v| v as i64)),
+        ColumnData::ints(col(0).into_iter().map(|v| v as i64)),
     )?;
     out.push(
         "wards_with_nets",
-        ColumnData::ints(get(1).into_iter().map(|v| v as i64)),
+        ColumnData::ints(col(1).into_iter().map(|v| v as i64)),
     )?;
     out.push(
         "nets_allocated",
-        ColumnData::ints(get(2).into_iter().map(|v| v as i64)),
+        ColumnData::ints(col(2).into_iter().map(|v| v as i64)),
     )?;
     out.push(
         "nets_needed",
-        ColumnData::ints(get(3).into_iter().map(|v| v as i64)),
+        ColumnData::ints(col(3).into_iter().map(|v| v as i64)),
     )?;
-    out.push("population", ColumnData::floats(get(4)))?;
-    out.push("people_covered", ColumnData::floats(get(5)))?;
+    out.push("population", ColumnData::floats(col(4)))?;
+    out.push("people_covered", ColumnData::floats(col(5)))?;
     Ok(out)
 }
 
@@ -717,6 +743,46 @@ mod tests {
         assert_eq!(
             join_shapefile_lgas(&t, &attrs).unwrap(),
             [Some("2".to_string()), Some("1".to_string()), None]
+        );
+    }
+
+    #[test]
+    fn itn_totals_per_lga_by_hand() {
+        let alloc = Table::new(vec![
+            Column::new("WardName", ColumnData::texts(["A", "B", "C", "Z"])),
+            Column::new("Population", ColumnData::floats([100.0, 200.0, 50.0, 10.0])),
+            Column::new("nets_needed", ColumnData::ints([56, 112, 28, 6])),
+            Column::new("nets_allocated", ColumnData::ints([56, 0, 28, 6])),
+            Column::new(
+                "population_covered",
+                ColumnData::floats([100.0, 0.0, 50.0, 10.0]),
+            ),
+        ])
+        .unwrap();
+        let lgas: HashMap<String, String> = [("A", "X"), ("B", "X"), ("C", "Y")]
+            .iter()
+            .map(|(w, l)| (w.to_string(), l.to_string()))
+            .collect();
+        let t = itn_by_lga(&alloc, &lgas).unwrap();
+        assert_eq!(
+            t.column("LGA").unwrap().data.to_text(),
+            [Some("X".into()), Some("Y".into()), Some("(no LGA)".into())]
+        );
+        assert_eq!(
+            t.column("wards_with_nets").unwrap().data.cell(0),
+            Cell::Int(1)
+        );
+        assert_eq!(
+            t.column("nets_allocated").unwrap().data.cell(0),
+            Cell::Int(56)
+        );
+        assert_eq!(
+            t.column("nets_needed").unwrap().data.cell(0),
+            Cell::Int(168)
+        );
+        assert_eq!(
+            t.column("people_covered").unwrap().data.cell(1),
+            Cell::Float(50.0)
         );
     }
 

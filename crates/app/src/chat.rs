@@ -461,6 +461,21 @@ pub(crate) fn session_context(
     if state.itn_complete {
         ctx.itn = read_itn(store, id)?.map(|v| itn_context(&v));
     }
+    if state.data_loaded {
+        let known: Vec<String> = ctx.variables.iter().map(|v| v.name.clone()).collect();
+        let (lgas, extra) = crate::explore::context_extras(store, id, &known);
+        ctx.lgas = lgas;
+        ctx.variables
+            .extend(extra.into_iter().map(|(name, numeric)| VariableInfo {
+                name,
+                kind: if numeric {
+                    VariableKind::Numeric
+                } else {
+                    VariableKind::Text
+                },
+                completeness_pct: 100.0,
+            }));
+    }
     let conversation = store.read_conversation(id)?;
     if let Some(doc) = conversation {
         let turns: Vec<Turn> = doc
@@ -965,13 +980,8 @@ fn run_tool(
             ))
         }
         ToolCall::ExplainMethod { .. } => Ok((ToolOutcome::NoOutput, Vec::new())),
-        // Wired in the app once the route split lands (issue 14).
-        _ => Ok((
-            ToolOutcome::Error {
-                message: "this tool is not wired into the app yet".to_string(),
-            },
-            Vec::new(),
-        )),
+        _ => crate::explore::run(store, id, call)
+            .unwrap_or_else(|| Err(ApiError::internal("a tool without an executor"))),
     }
 }
 

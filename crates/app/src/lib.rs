@@ -7,6 +7,7 @@
 
 mod chat;
 mod error;
+mod explore;
 mod files;
 mod identity;
 pub mod pipeline;
@@ -176,6 +177,10 @@ impl App {
                 let body = self.upload_body(&parts.headers, body).await?;
                 workflow::upload_population(self, &parts.headers, body).await
             }
+            ["upload_lga_lookup"] if method == Method::POST => {
+                let body = self.upload_body(&parts.headers, body).await?;
+                explore::upload_lga_lookup(self, &parts.headers, body).await
+            }
             ["run_analysis"] if method == Method::POST => {
                 let body = self.body(&parts.headers, body).await?;
                 workflow::run_analysis(self, &parts.headers, body).await
@@ -274,6 +279,7 @@ fn route_label(method: &Method, path: &str) -> &'static str {
         ["clear_session"] => "/clear_session",
         ["upload_both_files"] | ["upload"] => "/upload_both_files",
         ["upload_population"] => "/upload_population",
+        ["upload_lga_lookup"] => "/upload_lga_lookup",
         ["run_analysis"] => "/run_analysis",
         ["api", "itn", _] => "/api/itn/update-distribution",
         ["send_message"] => "/send_message",

@@ -1309,6 +1309,17 @@ fn exploration_bad_inputs_list_what_exists() {
             .unwrap()
             .contains("numeric columns are")
     );
+    // Rules path: an LGA and a column that do not exist.
+    let p = plan("wards in Atlantis LGA", &ctx);
+    assert!(p.calls.is_empty());
+    let r = p.reply_without_tools.unwrap();
+    assert!(
+        r.contains("atlantis") && r.contains("Kano Municipal"),
+        "{r}"
+    );
+    let p = plan("describe elevation", &ctx);
+    assert!(p.calls.is_empty());
+    assert!(p.reply_without_tools.unwrap().contains("rainfall"));
     // No LGAs at all.
     let refused = crate::tools::parse_tool_call("lga_ranking", "{}", &post()).unwrap_err();
     assert!(refused.reason.contains("LGA lookup"), "{}", refused.reason);

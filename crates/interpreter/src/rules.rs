@@ -1494,6 +1494,28 @@ fn classify_explore(t: &Text, ctx: &SessionContext) -> Option<ClauseIntent> {
             },
         }));
     }
+    let wards_in = t.any(&["wards in", "wards of", "wards within", "which wards are in"]);
+    if lga.is_none()
+        && lga_word
+        && wards_in
+        && t.after(&["wards in", "wards of", "wards within", "which wards are in"])
+            .is_some()
+    {
+        let asked = t
+            .after(&["wards in", "wards of", "wards within", "which wards are in"])
+            .unwrap_or_default()
+            .replace(" local government area", "")
+            .replace(" lga", "");
+        return Some(ClauseIntent::Reply(if ctx.lgas.is_empty() {
+            "This data has no LGA for its wards (no LGA, LGAName, LGACode or orgunitlevel3 column in the data or the shapefile). Upload an LGA lookup (a CSV with WardName,LGA or LGACode,LGAName) and ask again.".to_string()
+        } else {
+            format!(
+                "There is no LGA called \"{}\" in your data. The LGAs are: {}.",
+                asked.trim(),
+                ctx.lgas.join(", ")
+            )
+        }));
+    }
     if let Some(lga) = &lga
         && (lga_word
             || t.any(&[
@@ -1603,6 +1625,35 @@ fn classify_explore(t: &Text, ctx: &SessionContext) -> Option<ClauseIntent> {
                 by,
             }));
         }
+    }
+
+    // "describe elevation": a statistic of a column that is not there.
+    if all.is_empty()
+        && t.any(&[
+            "describe",
+            "histogram",
+            "statistics",
+            "stats",
+            "summary statistics",
+            "descriptive",
+        ])
+        && !t.any(&[
+            "data",
+            "dataset",
+            "my data",
+            "the data",
+            "columns",
+            "variables",
+        ])
+    {
+        return Some(ClauseIntent::Reply(format!(
+            "I couldn't find that column in your data. The numeric columns are: {}.",
+            numeric
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
 
     // Filters.
