@@ -537,11 +537,7 @@ fn run_on(
             if data.lgas.is_none() {
                 return Err(no_lgas(data));
             }
-            let results = store
-                .current_analysis(id)?
-                .filter(|v| v.has(&Artifact::ItnResults))
-                .map(|v| v.read(&Artifact::ItnResults))
-                .transpose()?
+            let results = not_found_is_none(store.read_artifact(id, &Artifact::ItnResults))?
                 .ok_or_else(|| ApiError::Conflict("there is no ITN plan yet: tell me how many nets you have (for example \"I have 120,000 nets\") and I'll plan it, then total it per LGA".to_string()))?;
             let results: Value = serde_json::from_slice(&results)
                 .map_err(|e| ApiError::internal(format!("ITN results: {e}")))?;
