@@ -81,26 +81,6 @@ pub(crate) fn store_lookup(store: &Store, id: &SessionId, bytes: &[u8]) -> Resul
     }))
 }
 
-/// `POST /upload_lga_lookup`: multipart field `lga_lookup`, a CSV (or XLSX) with `WardName,LGA`
-/// or `LGACode,LGAName`; it names the LGAs of every later answer in the session.
-pub async fn upload_lga_lookup(
-    app: &crate::App,
-    headers: &http::HeaderMap,
-    body: bytes::Bytes,
-) -> Result<http::Response<crate::ResponseBody>, ApiError> {
-    let form = crate::request_body::multipart(headers, body).await?;
-    let Some(file) = form.files.get("lga_lookup").cloned() else {
-        return Err(ApiError::BadRequest(
-            "the upload needs an 'lga_lookup' field: a CSV with WardName,LGA or LGACode,LGAName"
-                .to_string(),
-        ));
-    };
-    let id = app.session_of(headers).await?;
-    let store = app.store.clone();
-    let body = crate::blocking(move || store_lookup(&store, &id, &file.bytes)).await?;
-    Ok(crate::reply::json(http::StatusCode::OK, &body))
-}
-
 /// Loads the data the tools explore.
 pub(crate) fn load(store: &Store, id: &SessionId) -> Result<Data, ApiError> {
     let state = store.status(id)?;
@@ -121,7 +101,7 @@ pub(crate) fn load(store: &Store, id: &SessionId) -> Result<Data, ApiError> {
             (table, Some(map), true, view.analysis_id.clone())
         }
         _ => {
-            let mut wards = crate::workflow::uploaded_wards(store, id)?
+            let mut wards = crate::routes::upload::uploaded_wards(store, id)?
                 .ok_or_else(|| ApiError::Conflict("no data has been uploaded yet".into()))?;
             pipeline::match_to_shapes(&mut wards, shapes.as_ref())?;
             mrpt_table::fix_duplicate_ward_names(&mut wards)
