@@ -183,6 +183,7 @@ fn lga_and_exploration_questions_across_workers() {
     );
     let a = ask("I have 100000 nets", Some("plan_itn"));
     assert!(!text(&a).contains("couldn't"), "{}", text(&a));
+    assert!(text(&a).contains("Nets per LGA: "), "{}", text(&a));
     let a = ask("ITN totals per LGA", Some("lga_itn"));
     assert!(text(&a).contains("The ITN plan per LGA"), "{}", text(&a));
     let csv = csv_of(addr, &sid, &a);
@@ -204,6 +205,15 @@ fn lga_and_exploration_questions_across_workers() {
     let html = std::fs::read_to_string(urban.path()).unwrap();
     assert!(html.contains("<g class=\"lga\">"));
     assert!(html.contains("\nLGA: Fagge\n") || html.contains("\nLGA: Dala\n"));
+    // The ITN map too (built by the plan, not by the exploration tools).
+    let itn = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("itn_map"))
+        .unwrap();
+    let html = std::fs::read_to_string(itn.path()).unwrap();
+    assert!(html.contains("<g class=\"lga\">"), "ITN map without LGA outlines");
+    assert!(html.contains("\nLGA: "), "ITN map tooltips without the LGA");
 
     assert!(
         pids.len() >= 2,

@@ -190,6 +190,49 @@ pub(crate) fn context_extras(
     (data.lgas.map(|a| a.names()).unwrap_or_default(), extra)
 }
 
+/// Sets every ward's LGA on a map input (by ward name), so the map draws LGA outlines and its
+/// tooltips name the LGA. Wards of the shapefile that no table row matched take the shapefile's
+/// own LGA (named by the lookup when it holds codes). Best effort: without LGAs the map is
+/// drawn as before.
+pub(crate) fn attach_lgas(store: &Store, id: &SessionId, input: &mut MapInput) {
+    let Ok(data) = load(store, id) else {
+        return;
+    };
+    let mut by_ward = lga_of_ward(&data);
+    if let Ok(Some(bytes)) = not_found_is_none(store.read_artifact(id, &Artifact::RawShapefile))
+        && let Ok(shapes) = formats::read_shapefile_zip(&bytes)
+        && let Some(lgas) = lga::shapefile_lgas(&shapes.attributes)
+    {
+        let lookup = lookup(store, id).ok().flatten();
+        for (name, l) in shapes.ward_names().into_iter().zip(lgas) {
+            if let (Some(name), Some(l)) = (name, l) {
+                let named = lookup
+                    .as_ref()
+                    .and_then(|k| k.by_code.get(l.trim()).cloned())
+                    .unwrap_or(l);
+                by_ward.entry(name).or_insert(named);
+            }
+        }
+    }
+    for w in &mut input.wards {
+        if w.lga.is_none() {
+            w.lga = by_ward.get(&w.name).cloned();
+        }
+    }
+}
+
+/// ITN plan totals per LGA, when the wards have LGAs.
+pub(crate) fn itn_lga_totals(
+    store: &Store,
+    id: &SessionId,
+    plan: &mrpt_analysis::ItnPlan,
+) -> Option<Table> {
+    let data = load(store, id).ok()?;
+    data.lgas.as_ref()?;
+    let alloc = plan.allocation_table().ok()?;
+    lga::itn_by_lga(&alloc, &lga_of_ward(&data)).ok()
+}
+
 /// The LGA of every ward name, for maps and the ITN totals.
 fn lga_of_ward(data: &Data) -> HashMap<String, String> {
     let names = data

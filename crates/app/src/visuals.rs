@@ -55,10 +55,15 @@ pub fn map_input(
     let mut input = pipeline::map_input_from_unified(&view.read(&Artifact::UnifiedGeoparquet)?)?;
     let shapefile = match store.read_artifact(id, &Artifact::RawShapefile) {
         Ok(bytes) => bytes,
-        Err(mrpt_session::Error::ArtifactNotFound(_)) => return Ok(input),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => {
+            crate::explore::attach_lgas(store, id, &mut input);
+            return Ok(input);
+        }
         Err(e) => return Err(e.into()),
     };
     pipeline::add_unmatched_shapes(&mut input, &shapefile)?;
+    // LGA outlines and LGA names in the tooltips of every ward map.
+    crate::explore::attach_lgas(store, id, &mut input);
     Ok(input)
 }
 
@@ -170,6 +175,14 @@ pub fn plan_and_store_itn(
     let csv_file = format!("itn_allocation_{aid}_{stamp}.csv");
     let mut files: Vec<(Artifact, Vec<u8>)> =
         vec![(Artifact::export(&csv_file)?, output.allocation_csv.clone())];
+    // ITN totals per LGA (issue 14): in the answer, the results and the export.
+    let lga_totals = crate::explore::itn_lga_totals(store, id, &output.plan);
+    let mut lga_rows = Value::Null;
+    if let Some(t) = &lga_totals {
+        let lga_csv = format!("itn_by_lga_{aid}_{stamp}.csv");
+        files.push((Artifact::export(&lga_csv)?, mrpt_formats::write_csv(t)));
+        lga_rows = json!(t.records());
+    }
     let mut map_path = Value::Null;
     if view.has(&Artifact::UnifiedGeoparquet) {
         let mut input = map_input(store, id, &view)?;
@@ -188,6 +201,7 @@ pub fn plan_and_store_itn(
             json!(format!("exports/{csv_file}")),
         );
         map.insert("parameters".into(), json!(params));
+        map.insert("lga_totals".into(), lga_rows.clone());
     }
     let refs: Vec<(Artifact, &[u8])> = files
         .iter()
@@ -208,5 +222,6 @@ pub fn plan_and_store_itn(
         "excluded_wards": output.plan.excluded_wards,
         "matching": output.plan.matching,
         "warnings": results.get("warnings").cloned().unwrap_or_else(|| json!([])),
+        "lga_totals": lga_rows,
     }))
 }

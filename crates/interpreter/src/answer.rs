@@ -34,6 +34,9 @@ pub struct ItnOutcome {
     pub method: RankingMethod,
     #[serde(default)]
     pub map_url: Option<String>,
+    /// (LGA, nets allocated, wards given nets), most nets first; empty without LGAs.
+    #[serde(default)]
+    pub lga_totals: Vec<(String, u64, u64)>,
 }
 
 /// A generated map or chart the UI can show.
@@ -362,6 +365,14 @@ fn itn_answer(o: &ItnOutcome, urban_threshold: Option<f64>) -> String {
             out,
             "All nets were used; the remaining lower-risk wards would need more nets for full coverage."
         );
+    }
+    if !o.lga_totals.is_empty() {
+        let parts: Vec<String> = o
+            .lga_totals
+            .iter()
+            .map(|(l, nets, wards)| format!("{l} {} ({wards} wards)", thousands(*nets)))
+            .collect();
+        let _ = writeln!(out, "Nets per LGA: {}.", parts.join(", "));
     }
     let mut assumptions = Vec::new();
     if let Some(h) = o.avg_household_size {
@@ -708,6 +719,7 @@ mod tests {
             avg_household_size: Some(5.0),
             method: RankingMethod::Composite,
             map_url: Some("/itn_embed/abc".into()),
+            lga_totals: vec![("Fagge".into(), 60_000, 12)],
         });
         let text = compose_answer(&call, &outcome, &SessionContext::default());
         for needle in [
@@ -718,6 +730,7 @@ mod tests {
             "19.8%",
             "1,500",
             "/itn_embed/abc",
+            "Fagge 60,000 (12 wards)",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

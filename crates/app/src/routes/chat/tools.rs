@@ -124,6 +124,21 @@ fn run_tool(
                 avg_household_size: result.get("avg_household_size").and_then(Value::as_f64),
                 method: *method,
                 map_url: map_url.clone(),
+                lga_totals: result
+                    .get("lga_totals")
+                    .and_then(Value::as_array)
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| {
+                                Some((
+                                    r.get("LGA")?.as_str()?.to_string(),
+                                    r.get("nets_allocated")?.as_u64()?,
+                                    r.get("wards_with_nets")?.as_u64()?,
+                                ))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
             let visuals = map_url
                 .map(|url| {
@@ -487,6 +502,8 @@ fn variable_map(
             )
         }
     };
+    let mut input = input;
+    crate::explore::attach_lgas(store, id, &mut input);
     let html = mrpt_maps::render_variable_map(&input, variable, &values)
         .map_err(|e| ApiError::Unprocessable(format!("the map could not be drawn: {e}")))?;
     let file = format!("variable_map_{}_{stamp}.html", file_safe(variable));
