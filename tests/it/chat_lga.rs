@@ -212,7 +212,10 @@ fn lga_and_exploration_questions_across_workers() {
         .find(|e| e.file_name().to_string_lossy().starts_with("itn_map"))
         .unwrap();
     let html = std::fs::read_to_string(itn.path()).unwrap();
-    assert!(html.contains("<g class=\"lga\">"), "ITN map without LGA outlines");
+    assert!(
+        html.contains("<g class=\"lga\">"),
+        "ITN map without LGA outlines"
+    );
     assert!(html.contains("\nLGA: "), "ITN map tooltips without the LGA");
 
     assert!(

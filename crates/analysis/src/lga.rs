@@ -307,6 +307,21 @@ fn first_numeric(table: &Table, names: &[&str]) -> Option<(String, Vec<Option<f6
     })
 }
 
+/// The column that weights `column`'s LGA aggregate under the rules above (`None`: a sum, or a
+/// plain mean because the table has no tests or population column).
+pub fn weight_for(table: &Table, column: &str) -> Option<String> {
+    let population = first_numeric(table, &POPULATION_COLUMNS).map(|(n, _)| n);
+    let tests = first_numeric(table, &TESTS_COLUMNS).map(|(n, _)| n);
+    match aggregation_of(column) {
+        Aggregation::Sum => None,
+        Aggregation::Rate => tests
+            .filter(|n| n != column)
+            .or(population)
+            .filter(|n| n != column),
+        Aggregation::Mean => population.filter(|n| n != column),
+    }
+}
+
 /// Weighted or plain aggregate of `values` over `rows`.
 fn aggregate(
     values: &[Option<f64>],
@@ -361,8 +376,6 @@ pub fn aggregate_by_lga(
 ) -> Result<Table, Error> {
     let names = assignment.names();
     let groups: Vec<Vec<usize>> = names.iter().map(|n| assignment.rows_of(n)).collect();
-    let population = first_numeric(table, &POPULATION_COLUMNS);
-    let tests = first_numeric(table, &TESTS_COLUMNS);
     let mut out = Table::with_rows(names.len());
     out.push("LGA", ColumnData::texts(names.iter().cloned()))?;
     out.push(
@@ -384,18 +397,10 @@ pub fn aggregate_by_lga(
             continue;
         };
         let how = aggregation_of(&c.name);
-        let weight = match how {
-            Aggregation::Sum => None,
-            Aggregation::Rate => tests
-                .as_ref()
-                .filter(|(n, _)| *n != c.name)
-                .or(population.as_ref())
-                .map(|(_, w)| w.as_slice()),
-            Aggregation::Mean => population
-                .as_ref()
-                .filter(|(n, _)| *n != c.name)
-                .map(|(_, w)| w.as_slice()),
-        };
+        let weight_values = weight_for(table, &c.name)
+            .and_then(|w| table.column(&w))
+            .and_then(|w| w.data.to_f64());
+        let weight = weight_values.as_deref();
         let col: Vec<Option<f64>> = groups
             .iter()
             .map(|g| aggregate(&values, g, how, weight))

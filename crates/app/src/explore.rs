@@ -458,12 +458,11 @@ fn run_on(
                         &(0..ranked.n_rows()).collect::<Vec<_>>(),
                         &["rank", "LGA", "wards", name.as_str()],
                     );
-                    let how = match lga::aggregation_of(&name) {
-                        lga::Aggregation::Sum => "summed",
-                        lga::Aggregation::Rate => "as a rate weighted by tests or population",
-                        lga::Aggregation::Mean => {
-                            "as a mean (population-weighted when population exists)"
-                        }
+                    let how = match (lga::aggregation_of(&name), lga::weight_for(t, &name)) {
+                        (lga::Aggregation::Sum, _) => "summed over the wards".to_string(),
+                        (lga::Aggregation::Rate, Some(w)) => format!("a rate: sum over sum, weighted by {w}"),
+                        (lga::Aggregation::Mean, Some(w)) => format!("a mean weighted by {w}"),
+                        (_, None) => "the plain mean of the wards: the data has no tests or population column to weight by".to_string(),
                     };
                     let headline = format!(
                         "{} LGAs ranked by {name} ({how}). Highest: {} ({}).",
