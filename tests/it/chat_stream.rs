@@ -52,7 +52,9 @@ fn conversation(server: &Server, sid: &str) -> Option<Value> {
         .path()
         .join(format!("instance/uploads/{sid}/conversation.json"));
     let bytes = std::fs::read(path).ok()?;
-    Some(serde_json::from_slice(&bytes).unwrap())
+    // The file always exists (mrpt-session); `null` means no turn yet.
+    let doc: Value = serde_json::from_slice(&bytes).unwrap();
+    (!doc.is_null()).then_some(doc)
 }
 
 fn frames(items: &[Sse]) -> Vec<&Value> {

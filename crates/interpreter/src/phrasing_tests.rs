@@ -1309,6 +1309,13 @@ fn exploration_bad_inputs_list_what_exists() {
             .unwrap()
             .contains("numeric columns are")
     );
+    // A question about the method is not a statistic of the column it names.
+    assert_eq!(
+        only_call("how is the composite score calculated?", &ctx),
+        ToolCall::ExplainMethod {
+            topic: ExplainTopic::Composite
+        }
+    );
     // Rules path: an LGA and a column that do not exist.
     let p = plan("wards in Atlantis LGA", &ctx);
     assert!(p.calls.is_empty());

@@ -1607,7 +1607,24 @@ fn classify_explore(t: &Text, ctx: &SessionContext) -> Option<ClauseIntent> {
         "mean",
         "median",
     ]);
-    if describe_cue && let Some(column) = all.first() {
+    // "How is the composite score calculated?" asks about the method, not the column.
+    let explains = t.any(&[
+        "calculated",
+        "computed",
+        "calculate",
+        "compute",
+        "explain",
+        "why",
+        "meaning",
+        "defined",
+        "what does",
+        "how does",
+        "how do you",
+    ]);
+    if describe_cue
+        && !explains
+        && let Some(column) = all.first()
+    {
         let by = if per_lga || (lga_word && t.any(&["by", "per", "across", "each"])) {
             Some("LGA".to_string())
         } else if per_category {
