@@ -174,11 +174,27 @@ pub(crate) fn context_extras(
     id: &SessionId,
     known: &[String],
 ) -> (Vec<String>, Vec<(String, bool)>) {
-    let Ok(data) = load(store, id) else {
+    // Built for every message, so the cheap way: the unified CSV (no geometry, no map input)
+    // after an analysis, else the upload as stored (no name matching); the tools themselves
+    // load everything.
+    let light = || -> Result<(Table, bool), ApiError> {
+        if let Some(view) = store.current_analysis(id)?
+            && view.has(&Artifact::UnifiedCsv)
+        {
+            let bytes = view.read(&Artifact::UnifiedCsv)?;
+            let t = formats::read_table(&bytes, "unified_dataset.csv")
+                .map_err(|e| ApiError::internal(format!("unified dataset: {e}")))?;
+            return Ok((t, true));
+        }
+        let wards = crate::routes::upload::uploaded_wards(store, id)?
+            .ok_or_else(|| ApiError::Conflict("no data".into()))?;
+        Ok((wards.table, false))
+    };
+    let Ok((table, analysed)) = light() else {
         return (Vec::new(), Vec::new());
     };
-    let extra = if data.analysed {
-        data.table
+    let extra = if analysed {
+        table
             .columns()
             .iter()
             .filter(|c| !known.contains(&c.name) && !c.name.starts_with("Unnamed"))
@@ -187,7 +203,20 @@ pub(crate) fn context_extras(
     } else {
         Vec::new()
     };
-    (data.lgas.map(|a| a.names()).unwrap_or_default(), extra)
+    let lookup = lookup(store, id).ok().flatten();
+    let from_shapes = if mrpt_table::find_lga_column(&table).is_some() {
+        None
+    } else {
+        not_found_is_none(store.read_artifact(id, &Artifact::RawShapefile))
+            .ok()
+            .flatten()
+            .and_then(|b| formats::read_shapefile_zip(&b).ok())
+            .and_then(|s| lga::join_shapefile_lgas(&table, &s.attributes))
+    };
+    let lgas = lga::assign_lgas(&table, from_shapes.as_deref(), lookup.as_ref())
+        .map(|a| a.names())
+        .unwrap_or_default();
+    (lgas, extra)
 }
 
 /// Sets every ward's LGA on a map input (by ward name), so the map draws LGA outlines and its
