@@ -242,7 +242,8 @@ fn scripted_conversation_with_an_openai_compatible_model() {
         Some(format!("Bearer {KEY}").as_str())
     );
     assert_eq!(r.body["model"], "stub-model");
-    assert_eq!(r.body["tools"].as_array().unwrap().len(), 12);
+    // The whole catalogue, the LGA and exploration tools included (issue 14).
+    assert_eq!(r.body["tools"].as_array().unwrap().len(), 25);
     assert!(
         r.system().contains("Analysis Complete: False"),
         "{}",

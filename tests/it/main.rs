@@ -15,6 +15,7 @@ mod support;
 mod analyze_cli;
 mod browser_e2e;
 mod chat_conversation;
+mod chat_lga;
 mod chat_openai;
 mod chat_stream;
 mod golden_outputs;

@@ -382,7 +382,12 @@ fn only_the_current_plans_files_stay_and_file_names_are_bounded() {
         maps.push(plan["map_path"].as_str().unwrap().to_owned());
         let files = loose_files(&folder);
         let itn: Vec<&String> = files.iter().filter(|f| f.contains("itn_")).collect();
-        assert_eq!(itn.len(), 2, "one map and one table: {files:?}");
+        // The map, the allocation table and its totals per LGA (issue 14).
+        assert_eq!(
+            itn.len(),
+            3,
+            "one map, one table and its LGA totals: {files:?}"
+        );
         assert!(
             maps.last()
                 .is_some_and(|m| itn.iter().any(|f| m.ends_with(f.as_str()))),

@@ -61,6 +61,26 @@ pub enum Error {
         "no ward in the ranking matched the population table ({rankings} wards, {population} population rows)"
     )]
     NoPopulationMatch { rankings: usize, population: usize },
+    /// A column asked for by name does not exist.
+    #[error("there is no column `{column}`; columns: {}", .found.join(", "))]
+    UnknownColumn { column: String, found: Vec<String> },
+    /// A statistic needs numbers and the column holds text.
+    #[error("`{column}` is a text column; numeric columns: {}", .numeric.join(", "))]
+    NotNumeric {
+        column: String,
+        numeric: Vec<String>,
+    },
+    /// No LGA column in the data, the shapefile or a lookup.
+    #[error("the data has no LGA column (looked for LGA, LGAName, LGACode, orgunitlevel3...); columns: {}", .found.join(", "))]
+    NoLga { found: Vec<String> },
+    #[error("there is no LGA called `{lga}`; LGAs: {}", .lgas.join(", "))]
+    UnknownLga { lga: String, lgas: Vec<String> },
+    #[error("`{a}` and `{b}` have {n} ward(s) with both values; a correlation needs at least 3")]
+    TooFewPairs { a: String, b: String, n: usize },
+    #[error("the lookup table needs an LGA name column and a ward-name or LGA-code column; columns: {}", .found.join(", "))]
+    BadLgaLookup { found: Vec<String> },
+    #[error("invalid {name}: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
 }
 
 fn ambiguous_note(columns: &[String]) -> String {

@@ -4,6 +4,10 @@
 //! composite and PCA scores, ranking, ITN allocation, the spatial measures and the ordered output
 //! tables (`analysis.md` §1.5) mrpt-formats writes.
 //!
+//! Also: LGA assignment and aggregates ([`lga`]), typed exploration of a ward table
+//! ([`explore`]: describe, filter, group by, top N, correlate, missingness) and the statistics
+//! under them ([`stats`], agreeing with pandas and scipy).
+//!
 //! Must not depend on: any I/O (files, network, clock), tokio, or any internal crate but the
 //! vocabulary crate `mrpt-table`, whose tables, geometries, ward-name matcher and result types
 //! it computes on.
@@ -25,8 +29,10 @@
 mod composite;
 mod contiguity;
 mod error;
+pub mod explore;
 mod imputation;
 mod itn;
+pub mod lga;
 mod linalg;
 mod normalisation;
 mod output;
@@ -35,6 +41,7 @@ mod pipeline;
 mod ranking;
 mod selection;
 mod spatial;
+pub mod stats;
 mod text_match;
 pub mod tpr;
 mod unified;

@@ -100,6 +100,8 @@ function addVisualizations(list) {
     const title = v.title || v.type || "map";
     const url = v.url || v.path;
     if (!url) continue;
+    // A table's CSV (exploration answers, the results package) goes to the downloads list.
+    if (v.type === "download") { addDownload(title, url); continue; }
     addMap(title, url, false);
     if (!first) first = [title, url];
   }

@@ -37,6 +37,7 @@
 //!    in-memory body), and README.md's API table gets the route.
 
 mod error;
+mod explore;
 mod identity;
 pub mod pipeline;
 mod reply;

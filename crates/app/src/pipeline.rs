@@ -723,6 +723,7 @@ pub fn map_input_from_unified(geoparquet: &[u8]) -> Result<mrpt_maps::MapInput, 
     let mut out = Vec::with_capacity(names.len());
     for (row, name) in names.iter().enumerate() {
         out.push(mrpt_maps::WardInput {
+            lga: None,
             name: name.clone().unwrap_or_default(),
             geometry: geometries.get(row).cloned().flatten(),
             composite: composite(row),
@@ -753,6 +754,7 @@ pub fn add_unmatched_shapes(
             continue;
         }
         input.wards.push(mrpt_maps::WardInput {
+            lga: None,
             name,
             geometry: Some(geometry.clone()),
             composite: None,

@@ -55,10 +55,15 @@ pub fn map_input(
     let mut input = pipeline::map_input_from_unified(&view.read(&Artifact::UnifiedGeoparquet)?)?;
     let shapefile = match store.read_artifact(id, &Artifact::RawShapefile) {
         Ok(bytes) => bytes,
-        Err(mrpt_session::Error::ArtifactNotFound(_)) => return Ok(input),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => {
+            crate::explore::attach_lgas(store, id, &mut input);
+            return Ok(input);
+        }
         Err(e) => return Err(e.into()),
     };
     pipeline::add_unmatched_shapes(&mut input, &shapefile)?;
+    // LGA outlines and LGA names in the tooltips of every ward map.
+    crate::explore::attach_lgas(store, id, &mut input);
     Ok(input)
 }
 
@@ -139,6 +144,8 @@ pub struct ItnPlanned {
     pub avg_household_size: f64,
     /// Wards left out (urban wards above the threshold, for instance).
     pub excluded_wards: Vec<String>,
+    /// ITN totals per LGA (rows of LGA, nets, wards, people), `null` when no LGA is known.
+    pub lga_totals: Value,
     /// The map of the plan; `None` when no ward boundaries were uploaded.
     pub map_path: Option<String>,
     /// How population rows were matched to the ranked wards.
@@ -219,6 +226,14 @@ pub fn plan_and_store_itn(
     let csv_file = format!("itn_allocation_{aid}_{stamp}.csv");
     let mut files: Vec<(Artifact, Vec<u8>)> =
         vec![(Artifact::export(&csv_file)?, output.allocation_csv.clone())];
+    // ITN totals per LGA (issue 14): in the answer, the results and the export.
+    let lga_totals = crate::explore::itn_lga_totals(store, id, &output.plan);
+    let mut lga_rows = Value::Null;
+    if let Some(t) = &lga_totals {
+        let lga_csv = format!("itn_by_lga_{aid}_{stamp}.csv");
+        files.push((Artifact::export(&lga_csv)?, mrpt_formats::write_csv(t)));
+        lga_rows = json!(t.records());
+    }
     let mut map_path = Value::Null;
     if view.has(&Artifact::UnifiedGeoparquet) {
         let mut input = map_input(store, id, &view)?;
@@ -237,6 +252,7 @@ pub fn plan_and_store_itn(
             json!(format!("exports/{csv_file}")),
         );
         map.insert("parameters".into(), json!(params));
+        map.insert("lga_totals".into(), lga_rows.clone());
     }
     let refs: Vec<(Artifact, &[u8])> = files
         .iter()
@@ -248,6 +264,7 @@ pub fn plan_and_store_itn(
         analysis_id: aid,
         avg_household_size: output.plan.avg_household_size,
         excluded_wards: output.plan.excluded_wards.clone(),
+        lga_totals: lga_rows,
         map_path: map_path.as_str().map(str::to_string),
         matching: output.plan.matching.clone(),
         method: params.method,

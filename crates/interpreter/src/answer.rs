@@ -34,6 +34,9 @@ pub struct ItnOutcome {
     pub method: RankingMethod,
     #[serde(default)]
     pub map_url: Option<String>,
+    /// (LGA, nets allocated, wards given nets), most nets first; empty without LGAs.
+    #[serde(default)]
+    pub lga_totals: Vec<(String, u64, u64)>,
 }
 
 /// A generated map or chart the UI can show.
@@ -73,6 +76,32 @@ pub struct ExportInfo {
     pub itn: bool,
 }
 
+/// A downloadable file made for an answer (the CSV of a table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Download {
+    pub filename: String,
+    pub url: String,
+}
+
+/// The answer of an LGA or exploration tool: a sentence with the computed figures, a short
+/// table, the full table as CSV and charts where they help. Every number comes from the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct TableAnswer {
+    pub headline: String,
+    /// The first rows as a markdown table.
+    pub table: String,
+    /// Rows in the full table and rows shown.
+    pub rows: usize,
+    pub shown: usize,
+    #[serde(default)]
+    pub csv: Option<Download>,
+    #[serde(default)]
+    pub charts: Vec<Visualization>,
+    /// A closing remark (what else can be asked).
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
 /// What the app got from executing a [`ToolCall`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -90,6 +119,7 @@ pub enum ToolOutcome {
     },
     DataSummary(DataOverview),
     Export(ExportInfo),
+    Table(TableAnswer),
     /// The tool failed; `message` is shown to the user as the reason.
     Error {
         message: String,
@@ -185,6 +215,13 @@ pub fn compose_answer(call: &ToolCall, outcome: &ToolOutcome, ctx: &SessionConte
                 e.filename, e.url
             )
         }
+        (_, ToolOutcome::Table(t)) => table_answer(t),
+        (
+            ToolCall::UrbanExtentMap { .. }
+            | ToolCall::CompositeMaps { .. }
+            | ToolCall::RankingChart { .. },
+            ToolOutcome::Visualizations { items },
+        ) => visualization_answer(call, items),
         (_, ToolOutcome::NoOutput) => format!("Done: {}.", tool_purpose(call)),
         _ => format!(
             "The {} finished, but its result was not in the expected form, so I can't describe it.",
@@ -207,7 +244,45 @@ fn tool_purpose(call: &ToolCall) -> &'static str {
         ToolCall::ExplainMethod { .. } => "method explanation",
         ToolCall::DataSummary => "data summary",
         ToolCall::ExportPackage => "download package",
+        ToolCall::LgaRanking { .. } => "LGA ranking",
+        ToolCall::WardsInLga { .. } => "list of an LGA's wards",
+        ToolCall::LgaItn => "ITN totals per LGA",
+        ToolCall::UrbanExtentMap { .. } => "urban extent map",
+        ToolCall::Describe { .. } => "descriptive statistics",
+        ToolCall::Filter { .. } => "ward filter",
+        ToolCall::GroupBy { .. } => "grouped summary",
+        ToolCall::TopN { .. } => "top-N list",
+        ToolCall::Correlate { .. } => "correlation",
+        ToolCall::CorrelationMatrix { .. } => "correlation heatmap",
+        ToolCall::Missingness { .. } => "missing-value summary",
+        ToolCall::CompositeMaps { .. } => "composite score maps",
+        ToolCall::RankingChart { .. } => "ranking chart",
     }
+}
+
+fn table_answer(t: &TableAnswer) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", t.headline.trim_end());
+    if !t.table.is_empty() {
+        let _ = writeln!(out, "\n{}", t.table.trim_end());
+        if t.rows > t.shown {
+            let _ = writeln!(
+                out,
+                "({} of {} rows shown; the CSV has them all.)",
+                t.shown, t.rows
+            );
+        }
+    }
+    if let Some(d) = &t.csv {
+        let _ = writeln!(out, "\nDownload the table: [{}]({})", d.filename, d.url);
+    }
+    for c in &t.charts {
+        let _ = writeln!(out, "- {}: {}", c.title, c.url);
+    }
+    if let Some(n) = &t.note {
+        let _ = writeln!(out, "\n{n}");
+    }
+    out.trim_end().to_string()
 }
 
 fn analysis_answer(s: &AnalysisSummary) -> String {
@@ -291,6 +366,14 @@ fn itn_answer(o: &ItnOutcome, urban_threshold: Option<f64>) -> String {
             "All nets were used; the remaining lower-risk wards would need more nets for full coverage."
         );
     }
+    if !o.lga_totals.is_empty() {
+        let parts: Vec<String> = o
+            .lga_totals
+            .iter()
+            .map(|(l, nets, wards)| format!("{l} {} ({wards} wards)", thousands(*nets)))
+            .collect();
+        let _ = writeln!(out, "Nets per LGA: {}.", parts.join(", "));
+    }
     let mut assumptions = Vec::new();
     if let Some(h) = o.avg_household_size {
         assumptions.push(format!("{h} people per household"));
@@ -333,6 +416,16 @@ fn visualization_answer(call: &ToolCall, items: &[Visualization]) -> String {
             "Here is the map of {} across wards. Darker wards have higher values.",
             pretty_variable(variable)
         ),
+        ToolCall::UrbanExtentMap { threshold } => format!(
+            "Here is the urban extent map: wards below {}% urban are drawn faint, the others are coloured by vulnerability category. The map's subtitle gives the counts on each side.",
+            threshold.unwrap_or(50.0)
+        ),
+        ToolCall::CompositeMaps { page } => format!(
+            "Here are the per-model composite score maps (page {page}), four models per page. Wards that are dark on every map are high-risk whichever variables are combined."
+        ),
+        ToolCall::RankingChart { .. } => {
+            "Here is the ranking chart: one bar per ward in rank order, coloured by vulnerability category.".to_string()
+        }
         _ => "Here is the result.".to_string(),
     };
     let _ = writeln!(out, "{intro}");
@@ -578,8 +671,8 @@ pub fn explain(topic: ExplainTopic, ctx: &SessionContext) -> String {
 pub fn capabilities(ctx: &SessionContext) -> String {
     match ctx.stage() {
         Stage::NoData => "I can help you prioritise wards for malaria interventions. To start, upload your ward data (CSV or Excel) and the ward boundaries (shapefile zip). Then I can:\n- summarise the data and its variables\n- run the malaria risk analysis (composite score and PCA)\n- show vulnerability maps and maps of any variable\n- plan ITN (bed net) distribution for the nets you have\n- explain how the method works".to_string(),
-        Stage::PreAnalysis => "Your data is loaded. I can:\n- summarise it (\"what's in my data?\")\n- map a variable (\"map rainfall\")\n- run the malaria risk analysis (\"run the analysis\", optionally \"using rainfall and tpr\" or \"without elevation\")\n- explain the method (\"how is the composite score calculated?\")\nAfter the analysis you can see the vulnerability map, the highest-risk wards, why a ward ranks where it does, and plan ITN distribution.".to_string(),
-        Stage::PostAnalysis => "The analysis is complete. You can ask me to:\n- show the vulnerability map (composite, PCA or both)\n- list the top or bottom wards (\"top 10 wards\", \"top decile\")\n- explain a ward (\"why is Zango ranked first?\") or compare two wards\n- plan ITN distribution (\"I have 120,000 nets\")\n- map a variable, show box plots, or download the results package\n- explain the method".to_string(),
+        Stage::PreAnalysis => "Your data is loaded. I can:\n- summarise it (\"what's in my data?\")\n- map a variable (\"map rainfall\")\n- explore it: \"describe rainfall by LGA\", \"correlate rainfall and tpr\", \"top 5 wards by rainfall\", \"wards with tpr above 0.5\", \"average of every variable per LGA\", \"missing values by LGA\", \"correlation heatmap\"\n- LGA views: \"rank the LGAs by tpr\", \"wards in Fagge LGA\"\n- run the malaria risk analysis (\"run the analysis\", optionally \"using rainfall and tpr\" or \"without elevation\")\n- explain the method (\"how is the composite score calculated?\")\nAfter the analysis you can see the vulnerability map, the highest-risk wards, why a ward ranks where it does, and plan ITN distribution.".to_string(),
+        Stage::PostAnalysis => "The analysis is complete. You can ask me to:\n- show the vulnerability map (composite, PCA or both)\n- list the top or bottom wards (\"top 10 wards\", \"top decile\")\n- explain a ward (\"why is Zango ranked first?\") or compare two wards\n- plan ITN distribution (\"I have 120,000 nets\")\n- map a variable, show box plots, or download the results package\n- LGA views: \"rank the LGAs\", \"wards in Fagge LGA\", \"ITN totals per LGA\", \"urban extent map\"\n- explore the data: \"describe tpr by LGA\", \"correlate rainfall and tpr\", \"top 5 wards by rainfall in Dala\", \"wards with tpr above 0.5\", \"missing values by LGA\", \"correlation heatmap\", \"composite score maps\", \"ranking chart\"\n- explain the method".to_string(),
     }
 }
 
@@ -626,6 +719,7 @@ mod tests {
             avg_household_size: Some(5.0),
             method: RankingMethod::Composite,
             map_url: Some("/itn_embed/abc".into()),
+            lga_totals: vec![("Fagge".into(), 60_000, 12)],
         });
         let text = compose_answer(&call, &outcome, &SessionContext::default());
         for needle in [
@@ -636,6 +730,7 @@ mod tests {
             "19.8%",
             "1,500",
             "/itn_embed/abc",
+            "Fagge 60,000 (12 wards)",
         ] {
             assert!(text.contains(needle), "{needle} missing from {text}");
         }

@@ -133,6 +133,9 @@ pub struct SessionContext {
     pub ward_column: Option<String>,
     pub variables: Vec<VariableInfo>,
     pub wards: Vec<String>,
+    /// The LGAs of the wards (from the data, the shapefile or an LGA lookup), sorted; empty
+    /// when unknown.
+    pub lgas: Vec<String>,
     pub analysis_complete: bool,
     pub analysis_id: Option<String>,
     pub variables_used: Vec<String>,

@@ -100,6 +100,10 @@ fn purpose(calls: &[ToolCall]) -> String {
             ToolCall::WardDetail { ward } => format!("explain {ward}'s ranking"),
             ToolCall::CompareWards { a, b } => format!("compare {a} and {b}"),
             ToolCall::ExportPackage => "build the download package".to_string(),
+            ToolCall::UrbanExtentMap { .. } => "show the urban extent map".to_string(),
+            ToolCall::CompositeMaps { .. } => "show the composite score maps".to_string(),
+            ToolCall::RankingChart { .. } => "show the ranking chart".to_string(),
+            ToolCall::LgaItn => "total the ITN plan per LGA".to_string(),
             _ => continue,
         };
         if !parts.contains(&p) {
@@ -268,7 +272,11 @@ pub fn apply_guards(ctx: &SessionContext, message: &str, planned: Vec<ToolCall>)
         }
         let is_map = matches!(
             name,
-            ToolName::VulnerabilityMap | ToolName::ItnMap | ToolName::VariableMap
+            ToolName::VulnerabilityMap
+                | ToolName::ItnMap
+                | ToolName::VariableMap
+                | ToolName::UrbanExtentMap
+                | ToolName::CompositeMaps
         );
         if is_map && !ctx.shapefile_loaded {
             replies.push("Maps need the ward boundaries, and no shapefile has been uploaded for this data. Upload the shapefile zip and ask again.".to_string());

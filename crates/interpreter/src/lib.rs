@@ -53,8 +53,8 @@ mod sse;
 mod tools;
 
 pub use answer::{
-    AnalysisSummary, DataOverview, ExportInfo, ItnOutcome, ToolOutcome, TopWardsResult,
-    Visualization, capabilities, compose_answer, explain, thousands,
+    AnalysisSummary, DataOverview, Download, ExportInfo, ItnOutcome, TableAnswer, ToolOutcome,
+    TopWardsResult, Visualization, capabilities, compose_answer, explain, thousands,
 };
 pub use context::{
     ItnContext, ItnDraft, Pending, Role, SessionContext, Stage, Turn, VariableContribution,
@@ -71,7 +71,7 @@ pub use openai::{OpenAiConfig, system_prompt};
 pub use plan::{Plan, PlanSource};
 pub use tools::{
     ExplainTopic, MAX_ANALYSIS_VARIABLES, MapMethod, Refusal, ToolCall, ToolName, openai_tools,
-    parse_tool_call, score_label, validate,
+    parse_tool_call, resolve_lga, score_label, validate,
 };
 
 /// Failures to set up the interpreter (planning itself never fails: it falls back to rules).

@@ -686,8 +686,11 @@ fn questions_routed_to_the_nearest_tool() {
         ),
         (
             "Which ward has the highest rainfall?",
-            ToolCall::VariableMap {
-                variable: "rainfall".into(),
+            ToolCall::TopN {
+                column: "rainfall".into(),
+                n: 1,
+                lowest: false,
+                lga: None,
             },
         ),
         (
@@ -801,4 +804,530 @@ fn odd_input_never_panics() {
             );
         }
     }
+}
+
+/// The Kano context with its six LGAs (named through the LGA lookup) and, after the analysis,
+/// the unified table's category column.
+fn kano_lgas(analysed: bool) -> SessionContext {
+    let mut ctx = if analysed { post() } else { pre() };
+    ctx.lgas = [
+        "Dala",
+        "Fagge",
+        "Gwale",
+        "Kano Municipal",
+        "Nassarawa",
+        "Tarauni",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    ctx.variables.push(crate::context::VariableInfo {
+        name: "vulnerability_category".into(),
+        kind: crate::context::VariableKind::Text,
+        completeness_pct: 100.0,
+    });
+    ctx.variables.push(crate::context::VariableInfo {
+        name: "composite_score".into(),
+        kind: crate::context::VariableKind::Numeric,
+        completeness_pct: 100.0,
+    });
+    ctx.itn_complete = analysed;
+    ctx
+}
+
+fn check_table(ctx: &SessionContext, table: &[(&str, ToolCall)]) {
+    let mut failures = Vec::new();
+    for (msg, want) in table {
+        let p = plan(msg, ctx);
+        if p.calls.len() != 1 || &p.calls[0] != want {
+            failures.push(format!(
+                "{msg:?}\n  want {want:?}\n  got {:?} / {:?}",
+                p.calls, p.reply_without_tools
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn s(v: &str) -> String {
+    v.to_string()
+}
+
+#[test]
+fn lga_ranking_phrasings() {
+    use ToolCall::LgaRanking;
+    let ctx = kano_lgas(true);
+    let vul = LgaRanking { variable: None };
+    let tpr = LgaRanking {
+        variable: Some(s("test_positivity_rate")),
+    };
+    check_table(
+        &ctx,
+        &[
+            ("rank the LGAs", vul.clone()),
+            ("which LGAs are most vulnerable?", vul.clone()),
+            ("average risk per LGA", vul.clone()),
+            ("LGA ranking please", vul.clone()),
+            ("show me the LGA rankings", vul.clone()),
+            ("which local governments are most at risk", vul.clone()),
+            ("compare the LGAs by vulnerability", vul.clone()),
+            ("what is the risk score for each LGA", vul.clone()),
+            ("which LGAs got worse", vul.clone()),
+            ("order the local government areas by risk", vul.clone()),
+            ("rank the LGAs by test positivity rate", tpr.clone()),
+            ("which LGAs have the highest tpr", tpr.clone()),
+        ],
+    );
+}
+
+#[test]
+fn wards_in_lga_phrasings() {
+    let ctx = kano_lgas(true);
+    let fagge = ToolCall::WardsInLga { lga: s("Fagge") };
+    let km = ToolCall::WardsInLga {
+        lga: s("Kano Municipal"),
+    };
+    check_table(
+        &ctx,
+        &[
+            ("wards in Fagge LGA", fagge.clone()),
+            ("list the wards of Fagge", fagge.clone()),
+            ("which wards are in fagge?", fagge.clone()),
+            ("show me Fagge LGA", fagge.clone()),
+            ("what wards does Fagge LGA have", fagge.clone()),
+            ("wards within Fagge", fagge.clone()),
+            ("Fagge local government wards", fagge.clone()),
+            ("wards in kano municipal", km.clone()),
+            ("list wards belonging to Kano Municipal LGA", km.clone()),
+            ("give me the wards of Kano Municipal", km.clone()),
+        ],
+    );
+}
+
+#[test]
+fn lga_itn_phrasings() {
+    let ctx = kano_lgas(true);
+    check_table(
+        &ctx,
+        &[
+            ("ITN totals per LGA", ToolCall::LgaItn),
+            ("how many nets does each LGA get?", ToolCall::LgaItn),
+            ("nets by LGA", ToolCall::LgaItn),
+            ("net distribution per LGA", ToolCall::LgaItn),
+            ("show the ITN plan by local government", ToolCall::LgaItn),
+            ("bed nets allocated to each LGA", ToolCall::LgaItn),
+            ("LLIN totals across LGAs", ToolCall::LgaItn),
+            ("how are the nets split across the LGAs", ToolCall::LgaItn),
+            ("people covered by nets in every LGA", ToolCall::LgaItn),
+            ("ITN allocation summary per LGA", ToolCall::LgaItn),
+        ],
+    );
+}
+
+#[test]
+fn urban_extent_phrasings() {
+    let ctx = kano_lgas(true);
+    let default = ToolCall::UrbanExtentMap { threshold: None };
+    let t = |v: f64| ToolCall::UrbanExtentMap { threshold: Some(v) };
+    check_table(
+        &ctx,
+        &[
+            ("show the urban extent map", default.clone()),
+            ("urban extent", default.clone()),
+            ("map the urban areas", default.clone()),
+            ("urban map please", default.clone()),
+            ("show only urban wards", default.clone()),
+            ("urban extent map with threshold 30", t(30.0)),
+            ("urban extent at 70%", t(70.0)),
+            ("map urban wards above 60 percent", t(60.0)),
+            ("fade rural wards on the vulnerability map", default.clone()),
+            ("urbanization map", default.clone()),
+        ],
+    );
+}
+
+#[test]
+fn describe_phrasings() {
+    let ctx = kano_lgas(true);
+    let d = |c: &str, by: Option<&str>| ToolCall::Describe {
+        column: s(c),
+        by: by.map(s),
+    };
+    check_table(
+        &ctx,
+        &[
+            ("describe rainfall", d("rainfall", None)),
+            (
+                "summary statistics for tpr",
+                d("test_positivity_rate", None),
+            ),
+            (
+                "give me descriptive stats of housing quality",
+                d("housing_quality", None),
+            ),
+            ("histogram of rainfall", d("rainfall", None)),
+            ("what is the average rainfall?", d("rainfall", None)),
+            ("how is rainfall distributed?", d("rainfall", None)),
+            (
+                "describe tpr by LGA",
+                d("test_positivity_rate", Some("LGA")),
+            ),
+            ("statistics of rainfall per LGA", d("rainfall", Some("LGA"))),
+            (
+                "box plot of tpr by LGA",
+                d("test_positivity_rate", Some("LGA")),
+            ),
+            (
+                "describe composite score by vulnerability category",
+                d("composite_score", Some("vulnerability_category")),
+            ),
+            (
+                "what is the median and spread of dumpsites",
+                d("dumpsites", None),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn filter_phrasings() {
+    let ctx = kano_lgas(true);
+    let f = |c: &str, op: FilterOp, v: &str| ToolCall::Filter {
+        column: s(c),
+        op,
+        value: s(v),
+    };
+    use mrpt_table::explore::FilterOp;
+    check_table(
+        &ctx,
+        &[
+            (
+                "wards with tpr above 0.5",
+                f("test_positivity_rate", FilterOp::Gt, "0.5"),
+            ),
+            (
+                "which wards have rainfall below 5?",
+                f("rainfall", FilterOp::Lt, "5"),
+            ),
+            (
+                "list wards where housing quality is greater than 6",
+                f("housing_quality", FilterOp::Gt, "6"),
+            ),
+            (
+                "show wards with dumpsites at least 4",
+                f("dumpsites", FilterOp::Ge, "4"),
+            ),
+            (
+                "filter wards with tpr over 0.7",
+                f("test_positivity_rate", FilterOp::Gt, "0.7"),
+            ),
+            (
+                "find wards whose rainfall is less than 3.5",
+                f("rainfall", FilterOp::Lt, "3.5"),
+            ),
+            (
+                "wards where tpr >= 0.6",
+                f("test_positivity_rate", FilterOp::Ge, "0.6"),
+            ),
+            (
+                "which wards have nets per capita under 2",
+                f("nets_per_capita", FilterOp::Lt, "2"),
+            ),
+            (
+                "wards with distance to water bodies at most 5",
+                f("distance_to_water_bodies", FilterOp::Le, "5"),
+            ),
+            (
+                "wards where vulnerability category is High Risk",
+                f("vulnerability_category", FilterOp::Eq, "high risk"),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn group_by_phrasings() {
+    let ctx = kano_lgas(true);
+    use mrpt_table::explore::Agg;
+    let g = |by: &str, agg: Agg, c: Option<&str>| ToolCall::GroupBy {
+        by: s(by),
+        agg,
+        column: c.map(s),
+    };
+    check_table(
+        &ctx,
+        &[
+            (
+                "average rainfall per LGA",
+                g("LGA", Agg::Mean, Some("rainfall")),
+            ),
+            (
+                "mean tpr by LGA",
+                g("LGA", Agg::Mean, Some("test_positivity_rate")),
+            ),
+            (
+                "total dumpsites per LGA",
+                g("LGA", Agg::Sum, Some("dumpsites")),
+            ),
+            (
+                "median housing quality for each LGA",
+                g("LGA", Agg::Median, Some("housing_quality")),
+            ),
+            (
+                "maximum rainfall in each LGA",
+                g("LGA", Agg::Max, Some("rainfall")),
+            ),
+            (
+                "minimum tpr per LGA",
+                g("LGA", Agg::Min, Some("test_positivity_rate")),
+            ),
+            (
+                "average of every variable per LGA",
+                g("LGA", Agg::Mean, None),
+            ),
+            (
+                "mean of all variables by vulnerability category",
+                g("vulnerability_category", Agg::Mean, None),
+            ),
+            (
+                "average rainfall by risk category",
+                g("vulnerability_category", Agg::Mean, Some("rainfall")),
+            ),
+            (
+                "sum of dumpsites across LGAs",
+                g("LGA", Agg::Sum, Some("dumpsites")),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn top_n_phrasings() {
+    let ctx = kano_lgas(true);
+    let tn = |c: &str, n: u32, lowest: bool, lga: Option<&str>| ToolCall::TopN {
+        column: s(c),
+        n,
+        lowest,
+        lga: lga.map(s),
+    };
+    check_table(
+        &ctx,
+        &[
+            ("top 5 wards by rainfall", tn("rainfall", 5, false, None)),
+            (
+                "which ward has the highest rainfall?",
+                tn("rainfall", 1, false, None),
+            ),
+            (
+                "10 wards with the highest tpr",
+                tn("test_positivity_rate", 10, false, None),
+            ),
+            (
+                "bottom 3 wards by housing quality",
+                tn("housing_quality", 3, true, None),
+            ),
+            (
+                "wards with the lowest nets per capita",
+                tn("nets_per_capita", 10, true, None),
+            ),
+            (
+                "top 5 wards by tpr in Fagge",
+                tn("test_positivity_rate", 5, false, Some("Fagge")),
+            ),
+            (
+                "highest rainfall wards in Dala LGA",
+                tn("rainfall", 10, false, Some("Dala")),
+            ),
+            (
+                "the 3 wards with most dumpsites",
+                tn("dumpsites", 3, false, None),
+            ),
+            (
+                "largest distance to water bodies",
+                tn("distance_to_water_bodies", 10, false, None),
+            ),
+            ("sort wards by rainfall", tn("rainfall", 10, false, None)),
+        ],
+    );
+}
+
+#[test]
+fn correlate_phrasings() {
+    let ctx = kano_lgas(true);
+    use mrpt_table::explore::CorrelationMethod::{Pearson, Spearman};
+    let c = |a: &str, b: &str, m| ToolCall::Correlate {
+        a: s(a),
+        b: s(b),
+        method: m,
+    };
+    check_table(
+        &ctx,
+        &[
+            (
+                "correlate rainfall and tpr",
+                c("rainfall", "test_positivity_rate", Pearson),
+            ),
+            (
+                "what is the correlation between rainfall and tpr?",
+                c("rainfall", "test_positivity_rate", Pearson),
+            ),
+            (
+                "is tpr related to housing quality?",
+                c("test_positivity_rate", "housing_quality", Pearson),
+            ),
+            (
+                "scatter plot of rainfall vs tpr",
+                c("rainfall", "test_positivity_rate", Pearson),
+            ),
+            (
+                "plot tpr against rainfall",
+                c("test_positivity_rate", "rainfall", Pearson),
+            ),
+            (
+                "relationship between dumpsites and tpr",
+                c("dumpsites", "test_positivity_rate", Pearson),
+            ),
+            (
+                "spearman correlation of rainfall and housing quality",
+                c("rainfall", "housing_quality", Spearman),
+            ),
+            (
+                "rank correlation between tpr and dumpsites",
+                c("test_positivity_rate", "dumpsites", Spearman),
+            ),
+            (
+                "how is rainfall associated with tpr",
+                c("rainfall", "test_positivity_rate", Pearson),
+            ),
+            (
+                "correlation of nets per capita with tpr",
+                c("nets_per_capita", "test_positivity_rate", Pearson),
+            ),
+        ],
+    );
+}
+
+#[test]
+fn correlation_matrix_missingness_and_chart_phrasings() {
+    let ctx = kano_lgas(true);
+    use mrpt_table::explore::CorrelationMethod::{Pearson, Spearman};
+    use mrpt_table::explore::MissingBy;
+    let m = |me| ToolCall::CorrelationMatrix { method: me };
+    let miss = |by| ToolCall::Missingness { by };
+    let maps = |page| ToolCall::CompositeMaps { page };
+    let chart = |method| ToolCall::RankingChart { method };
+    check_table(
+        &ctx,
+        &[
+            ("correlation matrix", m(Pearson)),
+            ("show the correlation heatmap", m(Pearson)),
+            ("how are the variables correlated?", m(Pearson)),
+            ("correlate everything", m(Pearson)),
+            ("spearman correlation matrix", m(Spearman)),
+            ("pairwise correlations of all variables", m(Pearson)),
+            ("heatmap of correlations", m(Pearson)),
+            ("give me a correlation table", m(Pearson)),
+            ("all correlations please", m(Pearson)),
+            ("correlation heat map of the data", m(Pearson)),
+            ("missing values by LGA", miss(MissingBy::Lga)),
+            (
+                "which columns have missing values?",
+                miss(MissingBy::Column),
+            ),
+            ("missingness", miss(MissingBy::Column)),
+            ("show me the missing data pattern", miss(MissingBy::Column)),
+            (
+                "how many missing values per column",
+                miss(MissingBy::Column),
+            ),
+            ("map of missing data", miss(MissingBy::Column)),
+            ("missing values by year", miss(MissingBy::Year)),
+            (
+                "which LGAs have the most missing data",
+                miss(MissingBy::Lga),
+            ),
+            ("count the gaps in each column", miss(MissingBy::Column)),
+            ("missing data report", miss(MissingBy::Column)),
+            ("show the composite score maps", maps(1)),
+            ("composite maps page 2", maps(2)),
+            ("maps of each model", maps(1)),
+            ("individual model maps", maps(1)),
+            ("map every model", maps(1)),
+            ("model score maps page 3", maps(3)),
+            ("per model maps", maps(1)),
+            ("maps of all models", maps(1)),
+            ("composite score map for each model", maps(1)),
+            ("maps of the model scores", maps(1)),
+            ("show the ranking chart", chart(RankingMethod::Composite)),
+            ("bar chart of the ranking", chart(RankingMethod::Composite)),
+            ("pca ranking chart", chart(RankingMethod::Pca)),
+            ("plot the ranking", chart(RankingMethod::Composite)),
+            ("ranking bar chart", chart(RankingMethod::Composite)),
+            ("chart of the rankings", chart(RankingMethod::Composite)),
+            ("ranking as a bar chart", chart(RankingMethod::Composite)),
+            ("bar chart of ward ranks", chart(RankingMethod::Composite)),
+            ("ranking graph", chart(RankingMethod::Composite)),
+            ("plot the rankings for pca", chart(RankingMethod::Pca)),
+        ],
+    );
+}
+
+#[test]
+fn exploration_bad_inputs_list_what_exists() {
+    let ctx = kano_lgas(true);
+    // A text column to correlate.
+    let p = plan("correlate vulnerability category and rainfall", &ctx);
+    assert!(p.calls.is_empty(), "{p:#?}");
+    let r = p.reply_without_tools.unwrap();
+    assert!(r.contains("text column") && r.contains("rainfall, "), "{r}");
+    // An LGA that does not exist (model path).
+    let refused =
+        crate::tools::parse_tool_call("wards_in_lga", r#"{"lga": "Atlantis"}"#, &ctx).unwrap_err();
+    assert!(
+        refused.reason.contains("Fagge") && refused.reason.contains("Atlantis"),
+        "{}",
+        refused.reason
+    );
+    // A column that does not exist (model path) lists the columns.
+    let refused =
+        crate::tools::parse_tool_call("describe", r#"{"column": "elevation"}"#, &ctx).unwrap_err();
+    assert!(
+        refused.reason.contains("elevation") && refused.reason.contains("rainfall"),
+        "{}",
+        refused.reason
+    );
+    // A correlation with one known column says what it needs.
+    let p = plan("correlate elevation and rainfall", &ctx);
+    assert!(p.calls.is_empty());
+    assert!(
+        p.reply_without_tools
+            .unwrap()
+            .contains("numeric columns are")
+    );
+    // A question about the method is not a statistic of the column it names.
+    assert_eq!(
+        only_call("how is the composite score calculated?", &ctx),
+        ToolCall::ExplainMethod {
+            topic: ExplainTopic::Composite
+        }
+    );
+    // Rules path: an LGA and a column that do not exist.
+    let p = plan("wards in Atlantis LGA", &ctx);
+    assert!(p.calls.is_empty());
+    let r = p.reply_without_tools.unwrap();
+    assert!(
+        r.contains("atlantis") && r.contains("Kano Municipal"),
+        "{r}"
+    );
+    let p = plan("describe elevation", &ctx);
+    assert!(p.calls.is_empty());
+    assert!(p.reply_without_tools.unwrap().contains("rainfall"));
+    // No LGAs at all.
+    let refused = crate::tools::parse_tool_call("lga_ranking", "{}", &post()).unwrap_err();
+    assert!(refused.reason.contains("LGA lookup"), "{}", refused.reason);
 }

@@ -11,6 +11,7 @@ use crate::guards::RERUN_PHRASES;
 use crate::matching::{find_variables, find_wards, normalise, suggest_wards};
 use crate::numbers::{find_numbers, itn_numbers, tokens};
 use crate::tools::{ExplainTopic, MapMethod, ToolCall};
+use mrpt_table::explore::{Agg, CorrelationMethod, FilterOp, MissingBy};
 
 /// What the rules make of a message, before the guards.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -579,6 +580,10 @@ fn classify(
     ];
     let wards = find_wards(&t.raw, &ctx.wards);
 
+    if let Some(intent) = classify_explore(t, ctx) {
+        return intent;
+    }
+
     // Downloads.
     if t.starts(&["download", "export"])
         || t.any(&["zip", "package", "zip file"])
@@ -1088,6 +1093,664 @@ fn classify(
         return ClauseIntent::Help;
     }
     ClauseIntent::Unknown
+}
+
+/// The LGA named in the text (longest name first), if any.
+fn find_lga(t: &Text, lgas: &[String]) -> Option<String> {
+    let mut sorted: Vec<&String> = lgas.iter().collect();
+    sorted.sort_by_key(|l| std::cmp::Reverse(l.len()));
+    sorted.into_iter().find(|l| t.has(l)).cloned()
+}
+
+const LGA_WORDS: &[&str] = &[
+    "lga",
+    "lgas",
+    "local government",
+    "local governments",
+    "local government area",
+    "local government areas",
+];
+const PER_LGA: &[&str] = &[
+    "per lga",
+    "by lga",
+    "each lga",
+    "every lga",
+    "for each lga",
+    "across lgas",
+    "across the lgas",
+    "by local government",
+    "per local government",
+    "lga level",
+    "at lga level",
+    "lga by lga",
+    "in each lga",
+];
+const PER_CATEGORY: &[&str] = &[
+    "per category",
+    "by category",
+    "by vulnerability category",
+    "per vulnerability category",
+    "by risk category",
+    "per risk category",
+    "each category",
+    "each risk category",
+];
+
+fn agg_word(t: &Text) -> Option<Agg> {
+    if t.any(&["average", "averages", "mean", "means"]) {
+        Some(Agg::Mean)
+    } else if t.any(&["total", "totals", "sum", "sums"]) {
+        Some(Agg::Sum)
+    } else if t.has("median") {
+        Some(Agg::Median)
+    } else if t.any(&["minimum", "min", "smallest value"]) {
+        Some(Agg::Min)
+    } else if t.any(&["maximum", "max", "largest value"]) {
+        Some(Agg::Max)
+    } else if t.any(&["count", "number of wards", "how many wards"]) {
+        Some(Agg::Count)
+    } else {
+        None
+    }
+}
+
+fn correlation_method(t: &Text) -> CorrelationMethod {
+    if t.any(&["spearman", "rank correlation", "spearman s"]) {
+        CorrelationMethod::Spearman
+    } else {
+        CorrelationMethod::Pearson
+    }
+}
+
+/// A comparison and its number: "above 0.5", "less than 3", ">= 10".
+fn comparison(t: &Text) -> Option<(FilterOp, String)> {
+    const OPS: &[(&[&str], FilterOp)] = &[
+        (
+            &["at least", "no less than", "greater than or equal to", ">="],
+            FilterOp::Ge,
+        ),
+        (
+            &["at most", "no more than", "less than or equal to", "<="],
+            FilterOp::Le,
+        ),
+        (
+            &[
+                "above",
+                "over",
+                "greater than",
+                "more than",
+                "higher than",
+                "exceeds",
+                "exceeding",
+                "exceed",
+                "bigger than",
+                "larger than",
+                ">",
+            ],
+            FilterOp::Gt,
+        ),
+        (
+            &[
+                "below",
+                "under",
+                "less than",
+                "lower than",
+                "smaller than",
+                "fewer than",
+                "<",
+            ],
+            FilterOp::Lt,
+        ),
+        (&["not equal to", "other than", "!="], FilterOp::Ne),
+        (
+            &["equal to", "equals", "equal", "exactly", "=="],
+            FilterOp::Eq,
+        ),
+    ];
+    let raw = t.raw.replace(">=", " >= ").replace("<=", " <= ");
+    let padded = format!(" {} ", raw.to_lowercase());
+    for (words, op) in OPS {
+        for w in *words {
+            let needle = if w.chars().all(|c| c.is_alphabetic() || c == ' ') {
+                format!(" {w} ")
+            } else {
+                (*w).to_string()
+            };
+            if let Some(i) = padded.find(&needle) {
+                let rest = &padded[i + needle.len()..];
+                if let Some(n) = find_numbers(rest).first() {
+                    return Some((*op, n.value.to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// LGA views and data exploration; `None` leaves the clause to the other rules.
+fn classify_explore(t: &Text, ctx: &SessionContext) -> Option<ClauseIntent> {
+    if !ctx.data_loaded {
+        return None;
+    }
+    let numeric: Vec<VariableInfo> = ctx.numeric_variables().cloned().collect();
+    let nums = find_variables(&t.raw, &numeric);
+    let all = find_variables(&t.raw, &ctx.variables);
+    let lga_word = t.any(LGA_WORDS);
+    let per_lga = t.any(PER_LGA) || (lga_word && t.any(&["each", "every", "per", "by", "across"]));
+    let lga = find_lga(t, &ctx.lgas);
+    // "nets per capita" is a column, not an ITN request.
+    let itn = t.any(ITN_WORDS) && !nums.iter().any(|v| v.to_lowercase().contains("net"));
+    let vulnerability = t.starts(&["vulnerab", "risk", "priorit", "composite"])
+        || t.any(&[
+            "score",
+            "scores",
+            "ranking",
+            "rank",
+            "ranked",
+            "worst",
+            "most affected",
+        ]);
+
+    // Composite score maps and the ranking chart.
+    if t.any(&[
+        "composite score maps",
+        "composite maps",
+        "composite score map for each model",
+        "model maps",
+        "maps of each model",
+        "map of each model",
+        "maps for each model",
+        "map every model",
+        "maps of every model",
+        "maps of all models",
+        "maps of the models",
+        "per model maps",
+        "per model map",
+        "individual model maps",
+        "model score maps",
+        "each model s score",
+        "maps of the model scores",
+    ]) {
+        let page = t
+            .after(&["page"])
+            .and_then(|rest| find_numbers(&rest).first().map(|n| n.value))
+            .filter(|v| *v >= 1.0 && v.fract() == 0.0 && *v <= 10_000.0)
+            .map_or(1, |v| v as u32);
+        return Some(ClauseIntent::Call(ToolCall::CompositeMaps { page }));
+    }
+    if t.any(&[
+        "ranking chart",
+        "rank chart",
+        "ranking bar chart",
+        "ranking bar graph",
+        "bar chart of the ranking",
+        "bar chart of the rankings",
+        "bar chart of ranks",
+        "bar chart of the ranks",
+        "bar chart of ward ranks",
+        "bar chart of the wards",
+        "bar graph of the ranking",
+        "chart of the ranking",
+        "chart of the rankings",
+        "ranking as a chart",
+        "ranking as a bar chart",
+        "ranking graph",
+        "chart the ranking",
+        "plot the ranking",
+        "plot the rankings",
+    ]) {
+        let method = if t.any(&["pca", "principal component"]) {
+            RankingMethod::Pca
+        } else {
+            RankingMethod::Composite
+        };
+        return Some(ClauseIntent::Call(ToolCall::RankingChart { method }));
+    }
+
+    // Urban extent.
+    if !itn
+        && (t.any(&[
+            "urban extent",
+            "urban extents",
+            "urban area map",
+            "urban map",
+            "urbanisation map",
+            "urbanization map",
+            "urban wards faded",
+            "fade rural",
+            "faint rural",
+            "non urban wards",
+            "urban coverage map",
+        ]) || (t.starts(&["urban"])
+            && (t.starts(MAP_PREFIXES) || t.any(&["threshold", "extent", "show", "only"]))))
+    {
+        let threshold = find_numbers(&t.raw)
+            .into_iter()
+            .map(|n| n.value)
+            .find(|v| (0.0..=100.0).contains(v));
+        return Some(ClauseIntent::Call(ToolCall::UrbanExtentMap { threshold }));
+    }
+
+    // ITN totals per LGA.
+    if itn && (per_lga || lga_word) && itn_numbers(&t.raw, true).total_nets.is_none() {
+        return Some(ClauseIntent::Call(ToolCall::LgaItn));
+    }
+
+    // Correlation heatmap, then one pair.
+    if t.any(&[
+        "correlation matrix",
+        "correlation heatmap",
+        "correlation heat map",
+        "correlations heatmap",
+        "heatmap of correlations",
+        "heatmap of the correlations",
+        "heat map of correlations",
+        "correlation table",
+        "all correlations",
+        "all the correlations",
+        "correlations between all",
+        "correlations among all",
+        "correlate all",
+        "correlate everything",
+        "correlations of all",
+        "how are the variables correlated",
+        "how do the variables correlate",
+        "pairwise correlations",
+    ]) {
+        return Some(ClauseIntent::Call(ToolCall::CorrelationMatrix {
+            method: correlation_method(t),
+        }));
+    }
+    let scatter = t.any(&["scatter", "scatter plot", "scatterplot", "scatter chart"]);
+    let relate = t.starts(&["correlat"])
+        || scatter
+        || t.any(&[
+            "relationship between",
+            "association between",
+            "relationship of",
+            "related to",
+            "relate to",
+            "associated with",
+            "linked to",
+            "link between",
+            "connection between",
+        ])
+        || (t.any(&["vs", "versus", "against"]) && t.starts(&["plot", "chart", "graph"]));
+    if relate && !t.any(&["how does the analysis", "explain"]) {
+        let method = correlation_method(t);
+        if all.len() >= 2 {
+            return Some(ClauseIntent::Call(ToolCall::Correlate {
+                a: all[0].clone(),
+                b: all[1].clone(),
+                method,
+            }));
+        }
+        return Some(ClauseIntent::Reply(format!(
+            "To compute a correlation I need two numeric columns of your data{}. The numeric columns are: {}.",
+            match all.first() {
+                Some(c) => format!(" (I found only {c})"),
+                None => String::new(),
+            },
+            numeric
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
+    // Missing values.
+    let missing = t.any(&[
+        "missing",
+        "missingness",
+        "missing data",
+        "missing values",
+        "gaps",
+        "incomplete",
+        "blank",
+        "blanks",
+        "nulls",
+        "empty cells",
+    ]);
+    if missing
+        && !t.starts(&["handl", "imput", "fill", "treat", "deal"])
+        && (t.has("missingness")
+            || t.any(&[
+                "by lga",
+                "per lga",
+                "each lga",
+                "by year",
+                "per year",
+                "each year",
+                "by column",
+                "per column",
+                "each column",
+                "by variable",
+                "per variable",
+                "each variable",
+                "which columns",
+                "which variables",
+                "which lgas",
+                "which years",
+                "where",
+                "how many",
+                "how much",
+                "pattern",
+                "patterns",
+                "count",
+                "report",
+                "table",
+                "map",
+                "check",
+                "show me",
+                "breakdown",
+            ]))
+    {
+        let by = if t.any(&["year", "years", "yearly", "annual"]) {
+            MissingBy::Year
+        } else if lga_word || t.any(&["which lgas"]) {
+            MissingBy::Lga
+        } else {
+            MissingBy::Column
+        };
+        return Some(ClauseIntent::Call(ToolCall::Missingness { by }));
+    }
+
+    // LGA rankings and the wards of an LGA.
+    let rank_cue = t.starts(&["rank", "compar", "worst", "best", "priorit"])
+        || t.any(&[
+            "most vulnerable",
+            "least vulnerable",
+            "highest",
+            "lowest",
+            "order",
+            "sort",
+            "league table",
+            "most at risk",
+            "at risk",
+            "which lgas",
+            "which lga",
+            "got worse",
+            "riskiest",
+            "average risk",
+            "mean risk",
+        ]);
+    if (t.any(&[
+        "lgas",
+        "local governments",
+        "local government areas",
+        "lga ranking",
+        "lga rankings",
+    ]) || per_lga)
+        && (rank_cue || vulnerability)
+        && agg_word(t).is_none_or(|_| vulnerability && nums.is_empty())
+        && lga.is_none()
+    {
+        return Some(ClauseIntent::Call(ToolCall::LgaRanking {
+            variable: if vulnerability && !t.any(&["by", "on", "of"]) {
+                None
+            } else {
+                nums.first().cloned()
+            },
+        }));
+    }
+    let wards_in = t.any(&["wards in", "wards of", "wards within", "which wards are in"]);
+    if lga.is_none()
+        && lga_word
+        && wards_in
+        && t.after(&["wards in", "wards of", "wards within", "which wards are in"])
+            .is_some()
+    {
+        let asked = t
+            .after(&["wards in", "wards of", "wards within", "which wards are in"])
+            .unwrap_or_default()
+            .replace(" local government area", "")
+            .replace(" lga", "");
+        return Some(ClauseIntent::Reply(if ctx.lgas.is_empty() {
+            "This data has no LGA for its wards (no LGA, LGAName, LGACode or orgunitlevel3 column in the data or the shapefile). Upload an LGA lookup (a CSV with WardName,LGA or LGACode,LGAName) and ask again.".to_string()
+        } else {
+            format!(
+                "There is no LGA called \"{}\" in your data. The LGAs are: {}.",
+                asked.trim(),
+                ctx.lgas.join(", ")
+            )
+        }));
+    }
+    if let Some(lga) = &lga
+        && (lga_word
+            || t.any(&[
+                "wards in",
+                "wards of",
+                "wards within",
+                "wards inside",
+                "wards that are in",
+                "wards located in",
+                "which wards are in",
+                "wards belong",
+                "wards belonging",
+            ]))
+        && nums.is_empty()
+    {
+        return Some(ClauseIntent::Call(ToolCall::WardsInLga {
+            lga: lga.clone(),
+        }));
+    }
+
+    // Grouped aggregates.
+    let per_category = t.any(PER_CATEGORY);
+    if (per_lga
+        || per_category
+        || t.any(&["grouped by", "group by", "broken down by", "breakdown by"]))
+        && let Some(agg) = agg_word(t)
+    {
+        let by = if per_category {
+            "vulnerability_category".to_string()
+        } else if per_lga || lga_word {
+            "LGA".to_string()
+        } else {
+            t.after(&["grouped by", "group by", "broken down by", "breakdown by"])
+                .and_then(|rest| find_variables(&rest, &ctx.variables).first().cloned())
+                .unwrap_or_else(|| "LGA".to_string())
+        };
+        let every = t.any(&[
+            "every variable",
+            "all variables",
+            "each variable",
+            "every column",
+            "all columns",
+            "everything",
+            "all the variables",
+        ]);
+        // "total dumpsites" names the aggregate, not a column called `total`.
+        let column = nums
+            .iter()
+            .find(|c| {
+                !(nums.len() > 1 && c.eq_ignore_ascii_case(agg.label())
+                    || c.eq_ignore_ascii_case("total") && nums.len() > 1)
+            })
+            .cloned();
+        return Some(ClauseIntent::Call(ToolCall::GroupBy {
+            by,
+            agg,
+            column: if every { None } else { column },
+        }));
+    }
+
+    // Descriptive statistics (histogram / box plot by group).
+    let describe_cue = t.any(&[
+        "describe",
+        "descriptive",
+        "statistics",
+        "stats",
+        "summary statistics",
+        "summary of",
+        "histogram",
+        "histograms",
+        "spread",
+        "standard deviation",
+        "std",
+        "quartiles",
+        "percentiles",
+        "mean and",
+        "min and max",
+        "range of",
+        "how is",
+        "distributed",
+        "distribution",
+        "summarise",
+        "summarize",
+        "box plot of",
+        "boxplot of",
+        "box plots of",
+        "five number summary",
+        "average",
+        "mean",
+        "median",
+    ]);
+    // "How is the composite score calculated?" asks about the method, not the column.
+    let explains = t.any(&[
+        "calculated",
+        "computed",
+        "calculate",
+        "compute",
+        "explain",
+        "why",
+        "meaning",
+        "defined",
+        "what does",
+        "how does",
+        "how do you",
+    ]);
+    if describe_cue
+        && !explains
+        && let Some(column) = all.first()
+    {
+        let by = if per_lga || (lga_word && t.any(&["by", "per", "across", "each"])) {
+            Some("LGA".to_string())
+        } else if per_category {
+            Some("vulnerability_category".to_string())
+        } else {
+            None
+        };
+        // "distribution of X" alone stays the variable map.
+        if !(t.any(&["distribution of", "spatial"])
+            && by.is_none()
+            && !t.any(&["histogram", "statistic", "statistics", "stats", "describe"]))
+        {
+            return Some(ClauseIntent::Call(ToolCall::Describe {
+                column: column.clone(),
+                by,
+            }));
+        }
+    }
+
+    // "describe elevation": a statistic of a column that is not there.
+    if all.is_empty()
+        && t.any(&[
+            "describe",
+            "histogram",
+            "statistics",
+            "stats",
+            "summary statistics",
+            "descriptive",
+        ])
+        && !t.any(&[
+            "data",
+            "dataset",
+            "my data",
+            "the data",
+            "columns",
+            "variables",
+        ])
+    {
+        return Some(ClauseIntent::Reply(format!(
+            "I couldn't find that column in your data. The numeric columns are: {}.",
+            numeric
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
+    // Filters.
+    if let Some(column) = nums.first()
+        && let Some((op, value)) = comparison(t)
+        && t.any(&[
+            "wards",
+            "ward",
+            "which",
+            "where",
+            "list",
+            "show",
+            "filter",
+            "find",
+            "with",
+            "whose",
+            "that have",
+            "having",
+        ])
+    {
+        return Some(ClauseIntent::Call(ToolCall::Filter {
+            column: column.clone(),
+            op,
+            value,
+        }));
+    }
+    if t.any(&["where", "whose", "with"])
+        && let Some(text_col) = ctx
+            .variables
+            .iter()
+            .find(|v| v.kind == crate::context::VariableKind::Text && all.contains(&v.name))
+        && let Some(rest) = t.after(&[" is ", "is", "equals", "="])
+        && !rest.is_empty()
+    {
+        return Some(ClauseIntent::Call(ToolCall::Filter {
+            column: text_col.name.clone(),
+            op: FilterOp::Eq,
+            value: rest,
+        }));
+    }
+
+    // Top N by a column.
+    let top_words = t.any(&[
+        "top",
+        "highest",
+        "lowest",
+        "bottom",
+        "most",
+        "least",
+        "largest",
+        "smallest",
+        "greatest",
+        "biggest",
+        "maximum",
+        "minimum",
+        "best",
+        "worst",
+        "lowest values",
+        "highest values",
+        "rank wards by",
+        "sort wards by",
+        "order wards by",
+    ]);
+    if top_words && !nums.is_empty() && !vulnerability && !itn {
+        let lowest = t.any(&["lowest", "bottom", "least", "smallest", "minimum", "fewest"]);
+        let single = t.any(&[
+            "which ward has",
+            "which ward had",
+            "what ward has",
+            "which ward is",
+        ]);
+        let n = top_n(t).unwrap_or(if single { 1 } else { 10 });
+        return Some(ClauseIntent::Call(ToolCall::TopN {
+            column: nums[0].clone(),
+            n,
+            lowest,
+            lga,
+        }));
+    }
+    None
 }
 
 /// "top 5", "5 most", "bottom 20", "first 3", "ten highest".

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use mrpt_table::explore::{Agg, CorrelationMethod, FilterOp, MissingBy};
 use mrpt_table::{ItnStrategy, RankingMethod};
 
 use crate::context::{SessionContext, VariableKind};
@@ -89,6 +90,69 @@ pub enum ToolCall {
     },
     DataSummary,
     ExportPackage,
+    /// LGAs ranked: by mean composite score after the analysis, else by one variable's LGA
+    /// aggregate; with an LGA map when there are boundaries.
+    LgaRanking {
+        variable: Option<String>,
+    },
+    /// The wards of one LGA with their ranks (or the data).
+    WardsInLga {
+        lga: String,
+    },
+    /// ITN plan totals per LGA.
+    LgaItn,
+    /// Vulnerability map with wards below an urban share faint.
+    UrbanExtentMap {
+        threshold: Option<f64>,
+    },
+    /// Descriptive statistics of one numeric column, optionally per LGA or per category.
+    Describe {
+        column: String,
+        /// "LGA" or a text column (e.g. `vulnerability_category`).
+        by: Option<String>,
+    },
+    /// Wards where `column op value` holds.
+    Filter {
+        column: String,
+        op: FilterOp,
+        value: String,
+    },
+    /// One aggregate per group (LGA or a text column).
+    GroupBy {
+        by: String,
+        agg: Agg,
+        /// `None` = every numeric column.
+        column: Option<String>,
+    },
+    /// The N wards with the highest (or lowest) values of a column, optionally within one LGA.
+    TopN {
+        column: String,
+        n: u32,
+        lowest: bool,
+        lga: Option<String>,
+    },
+    /// Correlation of two numeric columns with r, p and n, and a scatter plot.
+    Correlate {
+        a: String,
+        b: String,
+        method: CorrelationMethod,
+    },
+    /// The correlation heatmap of the numeric columns.
+    CorrelationMatrix {
+        method: CorrelationMethod,
+    },
+    /// Missing values per column, LGA or year, with a missingness map.
+    Missingness {
+        by: MissingBy,
+    },
+    /// Per-model composite score maps, four per page.
+    CompositeMaps {
+        page: u32,
+    },
+    /// Bar chart of the ranking.
+    RankingChart {
+        method: RankingMethod,
+    },
 }
 
 /// Canonical tool names: the only strings that ever name a tool.
@@ -106,10 +170,23 @@ pub enum ToolName {
     ExplainMethod,
     DataSummary,
     ExportPackage,
+    LgaRanking,
+    WardsInLga,
+    LgaItn,
+    UrbanExtentMap,
+    Describe,
+    Filter,
+    GroupBy,
+    TopN,
+    Correlate,
+    CorrelationMatrix,
+    Missingness,
+    CompositeMaps,
+    RankingChart,
 }
 
 impl ToolName {
-    pub const ALL: [ToolName; 12] = [
+    pub const ALL: [ToolName; 25] = [
         ToolName::RunAnalysis,
         ToolName::PlanItn,
         ToolName::VulnerabilityMap,
@@ -122,6 +199,19 @@ impl ToolName {
         ToolName::ExplainMethod,
         ToolName::DataSummary,
         ToolName::ExportPackage,
+        ToolName::LgaRanking,
+        ToolName::WardsInLga,
+        ToolName::LgaItn,
+        ToolName::UrbanExtentMap,
+        ToolName::Describe,
+        ToolName::Filter,
+        ToolName::GroupBy,
+        ToolName::TopN,
+        ToolName::Correlate,
+        ToolName::CorrelationMatrix,
+        ToolName::Missingness,
+        ToolName::CompositeMaps,
+        ToolName::RankingChart,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -138,6 +228,19 @@ impl ToolName {
             ToolName::ExplainMethod => "explain_method",
             ToolName::DataSummary => "data_summary",
             ToolName::ExportPackage => "export_package",
+            ToolName::LgaRanking => "lga_ranking",
+            ToolName::WardsInLga => "wards_in_lga",
+            ToolName::LgaItn => "lga_itn",
+            ToolName::UrbanExtentMap => "urban_extent_map",
+            ToolName::Describe => "describe",
+            ToolName::Filter => "filter_wards",
+            ToolName::GroupBy => "group_by",
+            ToolName::TopN => "top_n",
+            ToolName::Correlate => "correlate",
+            ToolName::CorrelationMatrix => "correlation_matrix",
+            ToolName::Missingness => "missingness",
+            ToolName::CompositeMaps => "composite_maps",
+            ToolName::RankingChart => "ranking_chart",
         }
     }
 
@@ -153,6 +256,15 @@ impl ToolName {
                 | ToolName::VariableMap
                 | ToolName::ExplainMethod
                 | ToolName::DataSummary
+                | ToolName::LgaRanking
+                | ToolName::WardsInLga
+                | ToolName::Describe
+                | ToolName::Filter
+                | ToolName::GroupBy
+                | ToolName::TopN
+                | ToolName::Correlate
+                | ToolName::CorrelationMatrix
+                | ToolName::Missingness
         )
     }
 
@@ -186,6 +298,37 @@ impl ToolName {
             ToolName::ExportPackage => {
                 "Build the downloadable results package (analysis, or ITN plan when one exists)."
             }
+            ToolName::LgaRanking => {
+                "Rank the LGAs (Local Government Areas): by mean composite score after the analysis, or by one variable aggregated per LGA (rates weighted by tests or population, other variables population-weighted means). Also draws the LGA map."
+            }
+            ToolName::WardsInLga => "List the wards of one LGA with their rank and category.",
+            ToolName::LgaItn => {
+                "Totals of the current ITN plan per LGA: wards, wards given nets, nets allocated and needed, population and people covered."
+            }
+            ToolName::UrbanExtentMap => {
+                "Map of vulnerability with wards below an urban-percentage threshold drawn faint (default 50)."
+            }
+            ToolName::Describe => {
+                "Descriptive statistics (count, missing, mean, std, min, quartiles, max) of one numeric column, optionally by LGA or by a category column; with a histogram or box plot."
+            }
+            ToolName::Filter => {
+                "List the wards where a column compares to a value (>, >=, <, <=, =, !=, contains)."
+            }
+            ToolName::GroupBy => {
+                "Aggregate (mean, sum, median, min, max, count) one column or every numeric column per LGA or per category."
+            }
+            ToolName::TopN => {
+                "The N wards with the highest (or lowest) values of a column, optionally within one LGA; with a bar chart."
+            }
+            ToolName::Correlate => {
+                "Correlation (pearson or spearman) of two numeric columns with r, p-value and n, and a scatter plot with the OLS line."
+            }
+            ToolName::CorrelationMatrix => "Correlation heatmap of all numeric columns.",
+            ToolName::Missingness => {
+                "Missing values by column, by LGA or by year, with a map of missingness per ward."
+            }
+            ToolName::CompositeMaps => "Maps of each composite model's score, four per page.",
+            ToolName::RankingChart => "Bar chart of the ward ranking (composite or PCA).",
         }
     }
 
@@ -264,7 +407,96 @@ impl ToolName {
                     "enum": ["composite", "pca", "imputation", "normalisation", "itn", "general"]}},
                 "additionalProperties": false
             }),
-            ToolName::ItnMap | ToolName::DataSummary | ToolName::ExportPackage => empty,
+            ToolName::ItnMap
+            | ToolName::DataSummary
+            | ToolName::ExportPackage
+            | ToolName::LgaItn => empty,
+            ToolName::LgaRanking => json!({
+                "type": "object",
+                "properties": {"variable": {"type": "string",
+                    "description": "A numeric column to rank LGAs by; omit for the vulnerability ranking."}},
+                "additionalProperties": false
+            }),
+            ToolName::WardsInLga => json!({
+                "type": "object",
+                "properties": {"lga": {"type": "string", "description": "An LGA of the data."}},
+                "required": ["lga"],
+                "additionalProperties": false
+            }),
+            ToolName::UrbanExtentMap => json!({
+                "type": "object",
+                "properties": {"threshold": {"type": "number", "minimum": 0, "maximum": 100}},
+                "additionalProperties": false
+            }),
+            ToolName::Describe => json!({
+                "type": "object",
+                "properties": {
+                    "column": {"type": "string", "description": "A numeric column of the data."},
+                    "by": {"type": "string", "description": "\"LGA\" or a text column to group by."}
+                },
+                "required": ["column"],
+                "additionalProperties": false
+            }),
+            ToolName::Filter => json!({
+                "type": "object",
+                "properties": {
+                    "column": {"type": "string"},
+                    "op": {"type": "string", "enum": [">", ">=", "<", "<=", "=", "!=", "contains"]},
+                    "value": {"type": "string", "description": "A number, or text for a text column."}
+                },
+                "required": ["column", "op", "value"],
+                "additionalProperties": false
+            }),
+            ToolName::GroupBy => json!({
+                "type": "object",
+                "properties": {
+                    "by": {"type": "string", "description": "\"LGA\" or a text column."},
+                    "agg": {"type": "string", "enum": ["mean", "sum", "median", "min", "max", "count"]},
+                    "column": {"type": "string", "description": "Omit for every numeric column."}
+                },
+                "required": ["by"],
+                "additionalProperties": false
+            }),
+            ToolName::TopN => json!({
+                "type": "object",
+                "properties": {
+                    "column": {"type": "string"},
+                    "n": {"type": "integer", "minimum": 1},
+                    "lowest": {"type": "boolean"},
+                    "lga": {"type": "string", "description": "Only wards of this LGA."}
+                },
+                "required": ["column"],
+                "additionalProperties": false
+            }),
+            ToolName::Correlate => json!({
+                "type": "object",
+                "properties": {
+                    "a": {"type": "string"}, "b": {"type": "string"},
+                    "method": {"type": "string", "enum": ["pearson", "spearman"]}
+                },
+                "required": ["a", "b"],
+                "additionalProperties": false
+            }),
+            ToolName::CorrelationMatrix => json!({
+                "type": "object",
+                "properties": {"method": {"type": "string", "enum": ["pearson", "spearman"]}},
+                "additionalProperties": false
+            }),
+            ToolName::Missingness => json!({
+                "type": "object",
+                "properties": {"by": {"type": "string", "enum": ["column", "lga", "year"]}},
+                "additionalProperties": false
+            }),
+            ToolName::CompositeMaps => json!({
+                "type": "object",
+                "properties": {"page": {"type": "integer", "minimum": 1}},
+                "additionalProperties": false
+            }),
+            ToolName::RankingChart => json!({
+                "type": "object",
+                "properties": {"method": {"type": "string", "enum": ["composite", "pca"]}},
+                "additionalProperties": false
+            }),
         }
     }
 }
@@ -303,6 +535,19 @@ impl ToolCall {
             ToolCall::ExplainMethod { .. } => ToolName::ExplainMethod,
             ToolCall::DataSummary => ToolName::DataSummary,
             ToolCall::ExportPackage => ToolName::ExportPackage,
+            ToolCall::LgaRanking { .. } => ToolName::LgaRanking,
+            ToolCall::WardsInLga { .. } => ToolName::WardsInLga,
+            ToolCall::LgaItn => ToolName::LgaItn,
+            ToolCall::UrbanExtentMap { .. } => ToolName::UrbanExtentMap,
+            ToolCall::Describe { .. } => ToolName::Describe,
+            ToolCall::Filter { .. } => ToolName::Filter,
+            ToolCall::GroupBy { .. } => ToolName::GroupBy,
+            ToolCall::TopN { .. } => ToolName::TopN,
+            ToolCall::Correlate { .. } => ToolName::Correlate,
+            ToolCall::CorrelationMatrix { .. } => ToolName::CorrelationMatrix,
+            ToolCall::Missingness { .. } => ToolName::Missingness,
+            ToolCall::CompositeMaps { .. } => ToolName::CompositeMaps,
+            ToolCall::RankingChart { .. } => ToolName::RankingChart,
         }
     }
 
@@ -433,6 +678,11 @@ impl Args<'_> {
         }
     }
 }
+
+const CORRELATION_METHODS: &[(&str, CorrelationMethod)] = &[
+    ("pearson", CorrelationMethod::Pearson),
+    ("spearman", CorrelationMethod::Spearman),
+];
 
 const RANK_METHODS: &[(&str, RankingMethod)] = &[
     ("composite", RankingMethod::Composite),
@@ -571,6 +821,83 @@ pub fn parse_tool_call(
         },
         ToolName::DataSummary => ToolCall::DataSummary,
         ToolName::ExportPackage => ToolCall::ExportPackage,
+        ToolName::LgaRanking => ToolCall::LgaRanking {
+            variable: a.string("variable")?,
+        },
+        ToolName::WardsInLga => ToolCall::WardsInLga {
+            lga: a.required_string("lga")?,
+        },
+        ToolName::LgaItn => ToolCall::LgaItn,
+        ToolName::UrbanExtentMap => ToolCall::UrbanExtentMap {
+            threshold: a.number("threshold")?,
+        },
+        ToolName::Describe => ToolCall::Describe {
+            column: a.required_string("column")?,
+            by: a.string("by")?,
+        },
+        ToolName::Filter => {
+            let op = a.required_string("op")?;
+            ToolCall::Filter {
+                column: a.required_string("column")?,
+                op: FilterOp::parse(&op)
+                    .ok_or_else(|| a.bad("op", "one of >, >=, <, <=, =, !=, contains"))?,
+                value: match a.map.get("value") {
+                    Some(Value::Number(n)) => n.to_string(),
+                    _ => a.required_string("value")?,
+                },
+            }
+        }
+        ToolName::GroupBy => ToolCall::GroupBy {
+            by: a.required_string("by")?,
+            agg: match a.string("agg")? {
+                None => Agg::Mean,
+                Some(s) => Agg::parse(&s)
+                    .ok_or_else(|| a.bad("agg", "one of mean, sum, median, min, max, count"))?,
+            },
+            column: a.string("column")?,
+        },
+        ToolName::TopN => {
+            let n = a.number("n")?.unwrap_or(10.0);
+            if n < 1.0 || n.fract() != 0.0 || n > f64::from(u32::MAX) {
+                return Err(a.bad("n", "a whole number from 1"));
+            }
+            ToolCall::TopN {
+                column: a.required_string("column")?,
+                n: n as u32,
+                lowest: a.boolean("lowest")?,
+                lga: a.string("lga")?,
+            }
+        }
+        ToolName::Correlate => ToolCall::Correlate {
+            a: a.required_string("a")?,
+            b: a.required_string("b")?,
+            method: a.choice("method", CORRELATION_METHODS)?.unwrap_or_default(),
+        },
+        ToolName::CorrelationMatrix => ToolCall::CorrelationMatrix {
+            method: a.choice("method", CORRELATION_METHODS)?.unwrap_or_default(),
+        },
+        ToolName::Missingness => ToolCall::Missingness {
+            by: a
+                .choice(
+                    "by",
+                    &[
+                        ("column", MissingBy::Column),
+                        ("lga", MissingBy::Lga),
+                        ("year", MissingBy::Year),
+                    ],
+                )?
+                .unwrap_or_default(),
+        },
+        ToolName::CompositeMaps => {
+            let page = a.number("page")?.unwrap_or(1.0);
+            if page < 1.0 || page.fract() != 0.0 || page > f64::from(u32::MAX) {
+                return Err(a.bad("page", "a whole number from 1"));
+            }
+            ToolCall::CompositeMaps { page: page as u32 }
+        }
+        ToolName::RankingChart => ToolCall::RankingChart {
+            method: a.choice("method", RANK_METHODS)?.unwrap_or_default(),
+        },
     };
     validate(call, ctx)
 }
@@ -603,8 +930,66 @@ pub fn validate(call: ToolCall, ctx: &SessionContext) -> Result<ToolCall, Refusa
     let variable = |name: &str| -> Result<String, Refusal> {
         resolve_variable(name, &ctx.variables).ok_or_else(|| {
             let shown: String = name.chars().take(60).collect();
-            Refusal::new(tool, format!("\"{shown}\" is not a column of the data"))
+            let names: Vec<&str> = ctx.variables.iter().map(|v| v.name.as_str()).collect();
+            Refusal::new(
+                tool,
+                format!(
+                    "\"{shown}\" is not a column of the data; the columns are: {}",
+                    names.join(", ")
+                ),
+            )
         })
+    };
+    let numeric = |name: &str| -> Result<String, Refusal> {
+        let v = variable(name)?;
+        if ctx
+            .variables
+            .iter()
+            .any(|c| c.name == v && c.kind == VariableKind::Text)
+        {
+            return Err(Refusal::new(
+                tool,
+                format!(
+                    "\"{v}\" is a text column, so it has no numbers to compute with; the numeric columns are: {}",
+                    numeric_names(ctx)
+                ),
+            ));
+        }
+        Ok(v)
+    };
+    let no_lgas = || {
+        Refusal::new(
+            tool,
+            "this data has no LGA for its wards (no LGA, LGAName, LGACode or orgunitlevel3 column in the data or the shapefile); upload an LGA lookup (WardName,LGA or LGACode,LGAName) to add them",
+        )
+    };
+    let lga = |name: &str| -> Result<String, Refusal> {
+        if ctx.lgas.is_empty() {
+            return Err(no_lgas());
+        }
+        resolve_lga(name, &ctx.lgas).ok_or_else(|| {
+            let shown: String = name.chars().take(60).collect();
+            Refusal::new(
+                tool,
+                format!(
+                    "there is no LGA called \"{shown}\"; the LGAs are: {}",
+                    ctx.lgas.join(", ")
+                ),
+            )
+        })
+    };
+    let group = |name: &str| -> Result<String, Refusal> {
+        let n = crate::matching::normalise(name);
+        if matches!(
+            n.as_str(),
+            "lga" | "lgas" | "local government area" | "local government"
+        ) {
+            if ctx.lgas.is_empty() {
+                return Err(no_lgas());
+            }
+            return Ok("LGA".to_string());
+        }
+        variable(name)
     };
     Ok(match call {
         ToolCall::RunAnalysis {
@@ -729,11 +1114,122 @@ pub fn validate(call: ToolCall, ctx: &SessionContext) -> Result<ToolCall, Refusa
             }
             ToolCall::CompareWards { a, b }
         }
-        ToolCall::BoxPlot { page: 0 } => {
+        ToolCall::BoxPlot { page: 0 } | ToolCall::CompositeMaps { page: 0 } => {
             return Err(Refusal::new(tool, "pages start at 1"));
+        }
+        ToolCall::LgaRanking { variable: v } => ToolCall::LgaRanking {
+            variable: match v {
+                Some(v) => Some(numeric(&v)?),
+                None => {
+                    if ctx.lgas.is_empty() {
+                        return Err(no_lgas());
+                    }
+                    None
+                }
+            },
+        },
+        ToolCall::WardsInLga { lga: l } => ToolCall::WardsInLga { lga: lga(&l)? },
+        ToolCall::LgaItn if ctx.lgas.is_empty() => return Err(no_lgas()),
+        ToolCall::UrbanExtentMap { threshold } => {
+            if let Some(t) = threshold
+                && !(0.0..=100.0).contains(&t)
+            {
+                return Err(Refusal::new(
+                    tool,
+                    "the urban threshold is a percentage (0-100)",
+                ));
+            }
+            ToolCall::UrbanExtentMap { threshold }
+        }
+        ToolCall::Describe { column, by } => ToolCall::Describe {
+            column: numeric(&column)?,
+            by: by.map(|b| group(&b)).transpose()?,
+        },
+        ToolCall::Filter { column, op, value } => {
+            let column = variable(&column)?;
+            let is_text = ctx
+                .variables
+                .iter()
+                .any(|v| v.name == column && v.kind == VariableKind::Text);
+            let number = value.trim().replace(',', "").parse::<f64>().ok();
+            if !is_text && number.is_none() && op != FilterOp::Contains {
+                return Err(Refusal::new(
+                    tool,
+                    format!(
+                        "`{column}` is numeric, so it is compared with a number, not \"{}\"",
+                        value.chars().take(40).collect::<String>()
+                    ),
+                ));
+            }
+            if is_text && !matches!(op, FilterOp::Eq | FilterOp::Ne | FilterOp::Contains) {
+                return Err(Refusal::new(
+                    tool,
+                    format!(
+                        "`{column}` is a text column; it can be filtered with =, != or contains. Numeric columns: {}",
+                        numeric_names(ctx)
+                    ),
+                ));
+            }
+            let value = number.map_or(value.trim().to_string(), |n| n.to_string());
+            ToolCall::Filter { column, op, value }
+        }
+        ToolCall::GroupBy { by, agg, column } => ToolCall::GroupBy {
+            by: group(&by)?,
+            agg,
+            column: column.map(|c| numeric(&c)).transpose()?,
+        },
+        ToolCall::TopN {
+            column,
+            n,
+            lowest,
+            lga: l,
+        } => ToolCall::TopN {
+            column: numeric(&column)?,
+            n: n.clamp(1, ctx.ward_count().max(1) as u32),
+            lowest,
+            lga: l.map(|l| lga(&l)).transpose()?,
+        },
+        ToolCall::Correlate { a, b, method } => {
+            let (a, b) = (numeric(&a)?, numeric(&b)?);
+            if a == b {
+                return Err(Refusal::new(
+                    tool,
+                    format!(
+                        "a correlation needs two different columns; numeric columns: {}",
+                        numeric_names(ctx)
+                    ),
+                ));
+            }
+            ToolCall::Correlate { a, b, method }
+        }
+        ToolCall::Missingness { by: MissingBy::Lga } if ctx.lgas.is_empty() => {
+            return Err(no_lgas());
         }
         other => other,
     })
+}
+
+fn numeric_names(ctx: &SessionContext) -> String {
+    let names: Vec<&str> = ctx.numeric_variables().map(|v| v.name.as_str()).collect();
+    names.join(", ")
+}
+
+/// Resolves an LGA name to the data's spelling (case, spaces and an "LGA" suffix ignored).
+pub fn resolve_lga(name: &str, lgas: &[String]) -> Option<String> {
+    let norm = |s: &str| {
+        crate::matching::normalise(s)
+            .trim_end_matches(" lga")
+            .trim()
+            .to_string()
+    };
+    let want = norm(name);
+    if want.is_empty() {
+        return None;
+    }
+    lgas.iter()
+        .find(|l| norm(l) == want)
+        .or_else(|| lgas.iter().find(|l| norm(l).starts_with(&want)))
+        .cloned()
 }
 
 fn dedup(list: Vec<String>) -> Vec<String> {
@@ -755,6 +1251,7 @@ mod tests {
         SessionContext {
             data_loaded: true,
             wards: vec!["Zango".into(), "Dala".into(), "Fagge A".into()],
+            lgas: vec!["Dala".into(), "Fagge".into()],
             variables: ["rainfall", "test_positivity_rate"]
                 .iter()
                 .map(|n| VariableInfo {
@@ -827,6 +1324,47 @@ mod tests {
             },
             ToolCall::DataSummary,
             ToolCall::ExportPackage,
+            ToolCall::LgaRanking {
+                variable: Some("rainfall".into()),
+            },
+            ToolCall::WardsInLga { lga: "Dala".into() },
+            ToolCall::LgaItn,
+            ToolCall::UrbanExtentMap {
+                threshold: Some(30.0),
+            },
+            ToolCall::Describe {
+                column: "rainfall".into(),
+                by: Some("LGA".into()),
+            },
+            ToolCall::Filter {
+                column: "rainfall".into(),
+                op: FilterOp::Ge,
+                value: "2.5".into(),
+            },
+            ToolCall::GroupBy {
+                by: "LGA".into(),
+                agg: Agg::Median,
+                column: None,
+            },
+            ToolCall::TopN {
+                column: "test_positivity_rate".into(),
+                n: 2,
+                lowest: true,
+                lga: Some("Fagge".into()),
+            },
+            ToolCall::Correlate {
+                a: "rainfall".into(),
+                b: "test_positivity_rate".into(),
+                method: CorrelationMethod::Spearman,
+            },
+            ToolCall::CorrelationMatrix {
+                method: CorrelationMethod::Pearson,
+            },
+            ToolCall::Missingness { by: MissingBy::Lga },
+            ToolCall::CompositeMaps { page: 2 },
+            ToolCall::RankingChart {
+                method: RankingMethod::Pca,
+            },
         ];
         assert_eq!(calls.len(), ToolName::ALL.len());
         for call in calls {

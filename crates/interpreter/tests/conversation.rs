@@ -177,6 +177,7 @@ fn execute(call: &ToolCall, ctx: &SessionContext, disk: &mut Disk, runs: &mut u3
                 avg_household_size: *avg_household_size,
                 method: *method,
                 map_url: Some("/itn_embed/s1".into()),
+                lga_totals: Vec::new(),
             })
         }
         ToolCall::VulnerabilityMap { .. } => ToolOutcome::Visualizations {

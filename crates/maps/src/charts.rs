@@ -428,6 +428,7 @@ pub fn render_ranking_chart(
         if let Some(itn) = &w.itn {
             let _ = write!(t, "\nNets allocated: {}", itn.nets_allocated);
         }
+        let t = crate::maps::with_lga(&t, Some(w));
         push_escaped(&mut out, &t);
         out.push_str("</title>");
         let xs = if v.score.is_finite() {

@@ -21,6 +21,9 @@ svg.map,svg.chart{width:100%;height:auto;display:block;background:#fafafa;border
 svg.map path,svg.shapes path{vector-effect:non-scaling-stroke;fill-rule:evenodd;stroke-linejoin:round}\
 svg.map g{stroke:#fff;stroke-width:.6px}\
 svg.map path:hover,svg.map use:hover{stroke:#000;stroke-width:2px}\
+svg.map g.lga{stroke:#222;stroke-width:2.2px;fill:none;pointer-events:none}\
+svg.map g.lga path:hover{stroke:#222;stroke-width:2.2px}\
+svg.map g.faint{opacity:.25}\
 svg.shapes{position:absolute;width:0;height:0;overflow:hidden}\
 svg.chart text{font-size:11px;fill:#333}\
 svg.chart .ax{stroke:#999;stroke-width:1px}\

@@ -39,6 +39,10 @@ pub struct WardInput {
     /// matter (even-odd fill) and a repeated closing point is ignored.
     #[serde(default)]
     pub geometry: Option<Geometry>,
+    /// The ward's LGA: shown in every tooltip, and borders between wards of different LGAs are
+    /// drawn as LGA outlines on every map.
+    #[serde(default)]
+    pub lga: Option<String>,
     #[serde(default)]
     pub composite: Option<Vulnerability>,
     #[serde(default)]

@@ -30,14 +30,21 @@ mod geometry;
 mod html;
 mod input;
 mod maps;
+mod outline;
+mod plots;
 
 pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
 pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
 pub use geometry::Projection;
 pub use input::{BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Vulnerability, WardInput};
 pub use maps::{
-    ITN_UPDATE_ENDPOINT, render_itn_map, render_side_by_side, render_variable_map,
-    render_vulnerability_map,
+    COMPOSITE_MAPS_PER_PAGE, ITN_UPDATE_ENDPOINT, lga_outline_arcs, render_composite_maps,
+    render_itn_map, render_lga_map, render_side_by_side, render_urban_extent_map,
+    render_variable_map, render_vulnerability_map,
+};
+pub use plots::{
+    Point, render_bar_chart, render_box_by_category, render_correlation_heatmap, render_histogram,
+    render_scatter,
 };
 
 /// Why a map or chart could not be drawn.

@@ -25,6 +25,10 @@ pub(crate) struct Prepared {
     proj: Projection,
     /// Per ward; `None` when the ward has no drawable boundary.
     paths: Vec<Option<String>>,
+    /// LGA outline arcs as one path (`None` when no two neighbouring wards differ in LGA).
+    outline: Option<String>,
+    /// How many outline arcs [`Prepared::outline`] holds.
+    pub(crate) outline_arcs: usize,
 }
 
 pub(crate) fn prepare_input(input: &MapInput) -> Result<Prepared, Error> {
@@ -58,7 +62,15 @@ pub(crate) fn prepare_input(input: &MapInput) -> Result<Prepared, Error> {
             }
         })
         .collect();
-    Ok(Prepared { proj, paths })
+    let lgas: Vec<Option<&str>> = input.wards.iter().map(|w| w.lga.as_deref()).collect();
+    let arcs = crate::outline::lga_arcs(&rings, &lgas);
+    let outline = (!arcs.is_empty()).then(|| crate::outline::arcs_path(&arcs));
+    Ok(Prepared {
+        proj,
+        paths,
+        outline,
+        outline_arcs: arcs.len(),
+    })
 }
 
 enum Legend {
@@ -82,6 +94,8 @@ struct Layer {
     tooltips: Vec<String>,
     legend: Legend,
     no_data_label: String,
+    /// Classes from this index on are drawn faint (the urban-extent map's excluded wards).
+    faint_from: usize,
 }
 
 fn area_suffix(input: &MapInput) -> String {
@@ -189,6 +203,7 @@ fn vulnerability_layer(
         tooltips,
         legend,
         no_data_label: format!("No {label} result"),
+        faint_from: usize::MAX,
     })
 }
 
@@ -357,6 +372,7 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
         tooltips,
         legend: Legend::Swatches(swatches),
         no_data_label: "Not in the plan".to_string(),
+        faint_from: usize::MAX,
     };
     let title = format!("ITN distribution{}", area_suffix(input));
     let strategy_text = if tiered {
@@ -517,6 +533,7 @@ pub fn render_variable_map(
         tooltips,
         legend: Legend::Swatches(swatches),
         no_data_label: "No value".to_string(),
+        faint_from: usize::MAX,
     };
     let title = format!("{variable}{}", area_suffix(input));
     let sub = format!("Distribution of {variable} across wards in {k} quantile classes.");
@@ -528,6 +545,22 @@ pub fn render_variable_map(
         &[layer],
         None,
     ))
+}
+
+/// A tooltip with the ward's LGA as its second line (after the ward name), when known and not
+/// already there.
+pub(crate) fn with_lga(tooltip: &str, ward: Option<&WardInput>) -> String {
+    match ward.and_then(|w| w.lga.as_deref()) {
+        Some(lga) if !tooltip.contains("\nLGA: ") => {
+            let (first, rest) = tooltip.split_once('\n').unwrap_or((tooltip, ""));
+            if rest.is_empty() {
+                format!("{first}\nLGA: {lga}")
+            } else {
+                format!("{first}\nLGA: {lga}\n{rest}")
+            }
+        }
+        _ => tooltip.to_string(),
+    }
 }
 
 fn document(
@@ -614,6 +647,7 @@ fn write_figure(
     let write_paths = |out: &mut String, idx: &[usize]| {
         for &i in idx {
             if let (Some(Some(d)), Some(t)) = (prepared.paths.get(i), layer.tooltips.get(i)) {
+                let t = &with_lga(t, input.wards.get(i));
                 if shared {
                     let _ = write!(out, "<use href=\"#s{i}\" data-i=\"{i}\"><title>");
                     push_escaped(out, t);
@@ -630,7 +664,11 @@ fn write_figure(
         if idx.is_empty() {
             continue;
         }
-        let _ = writeln!(out, "<g fill=\"{}\">", layer.fills[c]);
+        if c >= layer.faint_from {
+            let _ = writeln!(out, "<g class=\"faint\" fill=\"{}\">", layer.fills[c]);
+        } else {
+            let _ = writeln!(out, "<g fill=\"{}\">", layer.fills[c]);
+        }
         write_paths(out, idx);
         out.push_str("</g>");
     }
@@ -638,6 +676,9 @@ fn write_figure(
         let _ = writeln!(out, "<g class=\"nodata\" fill=\"url(#{id}-nd)\">");
         write_paths(out, &no_data);
         out.push_str("</g>");
+    }
+    if let Some(d) = &prepared.outline {
+        let _ = writeln!(out, "<g class=\"lga\"><path d=\"{d}\"/></g>");
     }
     out.push_str("</svg>\n<ul class=\"legend\">");
     match &layer.legend {
@@ -675,6 +716,11 @@ fn write_figure(
             out.push_str("</span></li>");
         }
     }
+    if prepared.outline.is_some() {
+        out.push_str(
+            "<li><svg class=\"sw\" viewBox=\"0 0 18 14\" aria-hidden=\"true\"><line x1=\"0\" y1=\"7\" x2=\"18\" y2=\"7\" stroke=\"#222\" stroke-width=\"2.5\"/></svg>LGA boundary</li>",
+        );
+    }
     if !no_data.is_empty() {
         let _ = write!(
             out,
@@ -708,4 +754,289 @@ fn write_figure(
         out.push_str("</p>");
     }
     out.push_str("</figure>\n");
+}
+
+/// A layer of one value per ward in classes given by `breaks` (YlOrRd).
+fn value_layer(
+    input: &MapInput,
+    prepared: &Prepared,
+    id: &'static str,
+    heading: Option<String>,
+    variable: &str,
+    values: &[Option<f64>],
+    breaks: &[f64],
+) -> Layer {
+    let k = breaks.len().saturating_sub(1).max(1);
+    let fills: Vec<String> = yl_or_rd(k).iter().map(|s| (*s).to_string()).collect();
+    let range_label = |c: usize| {
+        format!(
+            "{} \u{2013} {}",
+            fmt_value(breaks.get(c).copied().unwrap_or(0.0)),
+            fmt_value(breaks.get(c + 1).copied().unwrap_or(0.0))
+        )
+    };
+    let mut class_of_ward = Vec::with_capacity(values.len());
+    let mut tooltips = Vec::with_capacity(values.len());
+    let mut counts = vec![0usize; k];
+    for (i, (w, v)) in input.wards.iter().zip(values).enumerate() {
+        let drawn = prepared.paths.get(i).is_some_and(Option::is_some);
+        let mut t = w.name.clone();
+        match v.filter(|x| x.is_finite()) {
+            Some(x) => {
+                let c = class_of(x, breaks).min(k - 1);
+                if drawn {
+                    counts[c] += 1;
+                }
+                class_of_ward.push(Some(c));
+                let _ = write!(t, "\n{variable}: {}", fmt_value(x));
+            }
+            None => {
+                class_of_ward.push(None);
+                t.push_str("\nNo value");
+            }
+        }
+        tooltips.push(t);
+    }
+    let swatches = (0..k)
+        .map(|c| {
+            (
+                fills[c].clone(),
+                format!("{} ({})", range_label(c), counts[c]),
+            )
+        })
+        .collect();
+    Layer {
+        id,
+        heading,
+        fills,
+        class_of: class_of_ward,
+        tooltips,
+        legend: Legend::Swatches(swatches),
+        no_data_label: "No value".to_string(),
+        faint_from: usize::MAX,
+    }
+}
+
+/// An LGA choropleth: every ward filled with its LGA's value (`lga_values`, by LGA name, e.g.
+/// the LGA aggregate of a variable), LGA outlines on top, in at most five quantile classes of
+/// the LGA values.
+pub fn render_lga_map(
+    input: &MapInput,
+    variable: &str,
+    lga_values: &[(String, Option<f64>)],
+) -> Result<String, Error> {
+    let prepared = prepare_input(input)?;
+    let finite: Vec<f64> = lga_values
+        .iter()
+        .filter_map(|(_, v)| *v)
+        .filter(|v| v.is_finite())
+        .collect();
+    let breaks = quantile_breaks(&finite, 5);
+    if breaks.len() < 2 {
+        return Err(Error::MissingValues {
+            what: format!("an LGA value of {variable}"),
+        });
+    }
+    let by_lga: std::collections::HashMap<&str, Option<f64>> =
+        lga_values.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+    let values: Vec<Option<f64>> = input
+        .wards
+        .iter()
+        .map(|w| {
+            w.lga
+                .as_deref()
+                .and_then(|l| by_lga.get(l).copied().flatten())
+        })
+        .collect();
+    let label = format!("{variable} (LGA)");
+    let layer = value_layer(input, &prepared, "l", None, &label, &values, &breaks);
+    let title = format!("{variable} by LGA{}", area_suffix(input));
+    let sub = format!(
+        "Each ward shows its LGA's value ({} LGAs); thick lines are LGA boundaries.",
+        lga_values.len()
+    );
+    Ok(document(
+        &title,
+        Some(&sub),
+        input,
+        &prepared,
+        &[layer],
+        None,
+    ))
+}
+
+/// The urban-extent map: wards whose urban share is below `threshold` (%) are drawn faint, the
+/// rest by composite vulnerability category; the legend counts each side. Needs one urban
+/// percentage per ward (`None` = unknown, drawn hatched).
+pub fn render_urban_extent_map(
+    input: &MapInput,
+    urban_pct: &[Option<f64>],
+    threshold: f64,
+) -> Result<String, Error> {
+    if !threshold.is_finite() || !(0.0..=100.0).contains(&threshold) {
+        return Err(Error::InvalidParameter {
+            name: "threshold",
+            reason: format!("{threshold} is not a percentage"),
+        });
+    }
+    if urban_pct.len() != input.wards.len() {
+        return Err(Error::LengthMismatch {
+            what: "urban percentages",
+            expected: input.wards.len(),
+            got: urban_pct.len(),
+        });
+    }
+    let prepared = prepare_input(input)?;
+    if urban_pct.iter().all(Option::is_none) {
+        return Err(Error::MissingValues {
+            what: "an urban percentage".to_string(),
+        });
+    }
+    const CATS: [&str; 4] = ["High Risk", "Medium Risk", "Low Risk", "Not ranked"];
+    let cat_index = |w: &WardInput| match w
+        .composite
+        .as_ref()
+        .map(|v| v.category.to_ascii_lowercase())
+    {
+        Some(c) if c.starts_with("high") => 0,
+        Some(c) if c.starts_with("medium") => 1,
+        Some(c) if c.starts_with("low") => 2,
+        _ => 3,
+    };
+    let mut fills: Vec<String> = CATS
+        .iter()
+        .map(|c| crate::colour::category_fill(c).to_string())
+        .collect();
+    fills.extend(fills.clone());
+    let mut class_of_ward = Vec::with_capacity(input.wards.len());
+    let mut tooltips = Vec::with_capacity(input.wards.len());
+    let mut counts = [0usize; 8];
+    for (i, (w, u)) in input.wards.iter().zip(urban_pct).enumerate() {
+        let drawn = prepared.paths.get(i).is_some_and(Option::is_some);
+        let mut t = w.name.clone();
+        match u.filter(|x| x.is_finite()) {
+            Some(u) => {
+                let below = u < threshold;
+                let c = cat_index(w) + if below { 4 } else { 0 };
+                if drawn {
+                    counts[c] += 1;
+                }
+                class_of_ward.push(Some(c));
+                let _ = write!(t, "\nUrban: {}", fmt_pct(u));
+                if below {
+                    let _ = write!(t, " (below {}%)", fmt_plain(threshold));
+                }
+            }
+            None => {
+                class_of_ward.push(None);
+                t.push_str("\nUrban share unknown");
+            }
+        }
+        if let Some(v) = &w.composite {
+            let _ = write!(t, "\nComposite rank: {} ({})", v.rank, v.category);
+        }
+        tooltips.push(t);
+    }
+    let above: usize = counts[..4].iter().sum();
+    let below: usize = counts[4..].iter().sum();
+    let mut swatches: Vec<(String, String)> = (0..4)
+        .filter(|&c| counts[c] > 0)
+        .map(|c| (fills[c].clone(), format!("{} ({})", CATS[c], counts[c])))
+        .collect();
+    swatches.push((
+        "#dddddd".to_string(),
+        format!("Below {}% urban, faint ({below})", fmt_plain(threshold)),
+    ));
+    let layer = Layer {
+        id: "u",
+        heading: None,
+        fills,
+        class_of: class_of_ward,
+        tooltips,
+        legend: Legend::Swatches(swatches),
+        no_data_label: "Urban share unknown".to_string(),
+        faint_from: 4,
+    };
+    let title = format!("Urban extent{}", area_suffix(input));
+    let sub = format!(
+        "{above} ward(s) at or above {t}% urban, coloured by composite vulnerability category; {below} ward(s) below {t}% drawn faint.",
+        t = fmt_plain(threshold)
+    );
+    Ok(document(
+        &title,
+        Some(&sub),
+        input,
+        &prepared,
+        &[layer],
+        None,
+    ))
+}
+
+/// Maps per composite model page.
+pub const COMPOSITE_MAPS_PER_PAGE: usize = 4;
+
+/// Per-model composite score maps, [`COMPOSITE_MAPS_PER_PAGE`] per page (2×2), each model's score
+/// on YlOrRd over the fixed range 0–1 (as ChatMRPT's composite score maps). `models` holds each
+/// model's name (e.g. "model_1: rainfall + tpr") and one score per ward. `page` is 1-based;
+/// returns the document and the number of pages.
+pub fn render_composite_maps(
+    input: &MapInput,
+    models: &[(String, Vec<Option<f64>>)],
+    page: usize,
+) -> Result<(String, usize), Error> {
+    if models.is_empty() {
+        return Err(Error::MissingValues {
+            what: "composite model scores".to_string(),
+        });
+    }
+    let pages = models.len().div_ceil(COMPOSITE_MAPS_PER_PAGE);
+    if page == 0 || page > pages {
+        return Err(Error::PageOutOfRange { page, pages });
+    }
+    for (_, v) in models {
+        if v.len() != input.wards.len() {
+            return Err(Error::LengthMismatch {
+                what: "model scores",
+                expected: input.wards.len(),
+                got: v.len(),
+            });
+        }
+    }
+    let prepared = prepare_input(input)?;
+    const IDS: [&str; COMPOSITE_MAPS_PER_PAGE] = ["a", "b", "c", "d"];
+    let breaks = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0];
+    let layers: Vec<Layer> = models
+        .iter()
+        .skip((page - 1) * COMPOSITE_MAPS_PER_PAGE)
+        .take(COMPOSITE_MAPS_PER_PAGE)
+        .enumerate()
+        .map(|(k, (name, values))| {
+            value_layer(
+                input,
+                &prepared,
+                IDS[k],
+                Some(name.clone()),
+                "score",
+                values,
+                &breaks,
+            )
+        })
+        .collect();
+    let title = format!(
+        "Composite score maps, page {page} of {pages}{}",
+        area_suffix(input)
+    );
+    let sub = format!(
+        "{} models; each map is one model's composite score (0 = lowest, 1 = highest vulnerability).",
+        models.len()
+    );
+    Ok((
+        document(&title, Some(&sub), input, &prepared, &layers, None),
+        pages,
+    ))
+}
+
+/// How many LGA outline arcs a map of these wards draws (neighbouring wards of different LGAs).
+pub fn lga_outline_arcs(input: &MapInput) -> Result<usize, Error> {
+    Ok(prepare_input(input)?.outline_arcs)
 }

@@ -53,6 +53,7 @@ fn small_input() -> MapInput {
         wards.push(WardInput {
             name,
             geometry: (i != 8).then(|| square(8.5 + c * 0.01, 12.0 + r * 0.01)),
+            lga: None,
             composite: has_data.then(|| vul(1.0 - f64::from(rank) / 10.0, rank, category)),
             pca: has_data.then(|| vul(f64::from(rank) - 4.5, 9 - rank, category)),
             itn: has_data.then(|| ItnWard {

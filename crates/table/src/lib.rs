@@ -2,7 +2,7 @@
 //!
 //! Owns the ward table ([`Table`], [`Column`], [`ColumnData`], [`Cell`], [`WardTable`]), the
 //! pandas-compatible float parsing and Python float repr, the ward-name and ward-code column
-//! rules ([`find_ward_column`], [`WARD_CODE_COLUMNS`]), the one ward-name matcher
+//! rules ([`find_ward_column`], [`WARD_CODE_COLUMNS`]), the LGA-column rule ([`find_lga_column`]), the one ward-name matcher
 //! ([`match_ward_names`], [`match_wards`]) with the one difflib port ([`SequenceMatcher`]), the
 //! geometry types ([`Geometry`], [`Polygon`], [`Ring`]), the method/strategy enums
 //! ([`RankingMethod`], [`ItnStrategy`]) and the result vocabulary the analysis produces and the
@@ -18,6 +18,7 @@
 pub mod cancel;
 pub mod difflib;
 mod error;
+pub mod explore;
 mod float;
 pub mod fuzz;
 mod geometry;
@@ -42,5 +43,6 @@ pub use results::{Category, ItnStats, RankedWard, WardCoverageStats};
 pub use summary::DataSummary;
 pub use table::{Cell, Column, ColumnData, Table};
 pub use ward::{
-    WARD_CODE_COLUMNS, WardTable, find_ward_code_column, find_ward_column, is_ward_name_header,
+    LGA_COLUMNS, WARD_CODE_COLUMNS, WardTable, find_lga_column, find_ward_code_column,
+    find_ward_column, is_ward_name_header, lga_column_is_code,
 };

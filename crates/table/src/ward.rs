@@ -73,6 +73,70 @@ pub fn find_ward_code_column(table: &Table) -> Option<usize> {
     WARD_CODE_COLUMNS.iter().find_map(|n| table.column_index(n))
 }
 
+/// LGA (Local Government Area) column names, exact, in the order they are tried: a name column
+/// before a code column, DHIS2's `orgunitlevel3` last.
+pub const LGA_COLUMNS: [&str; 12] = [
+    "LGA",
+    "LGAName",
+    "lga",
+    "lga_name",
+    "LGA_Name",
+    "LGA_NAME",
+    "LGAName_x",
+    "adm2_en",
+    "ADM2_EN",
+    "LGACode",
+    "lga_code",
+    "orgunitlevel3",
+];
+
+/// THE LGA rule: the first of [`LGA_COLUMNS`] present; then any column whose trimmed,
+/// lower-cased name is `lga`, `lga name`, `lganame`, `lga_name`, `adm2_en`, `adm2_name`,
+/// `lgacode` or `lga_code`. A name column is preferred to a code column.
+pub fn find_lga_column(table: &Table) -> Option<usize> {
+    if let Some(i) = LGA_COLUMNS.iter().find_map(|n| table.column_index(n)) {
+        return Some(i);
+    }
+    const LOOSE: [&str; 9] = [
+        "lga",
+        "lga name",
+        "lganame",
+        "lga_name",
+        "adm2_en",
+        "adm2_name",
+        "lgacode",
+        "lga_code",
+        "lga code",
+    ];
+    let names = table.column_names();
+    LOOSE.iter().find_map(|want| {
+        names
+            .iter()
+            .position(|n| n.trim().to_ascii_lowercase() == *want)
+    })
+}
+
+/// Whether an LGA column holds codes rather than names (`LGACode`, `lga_code`, or every value a
+/// number), so a lookup table should name them.
+pub fn lga_column_is_code(table: &Table, column: usize) -> bool {
+    let Some(c) = table.columns().get(column) else {
+        return false;
+    };
+    let lower = c.name.to_ascii_lowercase();
+    if lower.contains("code") {
+        return true;
+    }
+    let texts = c.data.to_text();
+    let mut any = false;
+    for t in texts.iter().flatten() {
+        any = true;
+        if !t.trim().chars().all(|ch| ch.is_ascii_digit()) {
+            return false;
+        }
+    }
+    any
+}
+
 /// Leading columns before the ward column that are row indexes: pandas' `Unnamed: N`, R's `X`,
 /// or an empty name.
 fn find_index_columns(table: &Table, ward_column: usize) -> Vec<usize> {
@@ -251,6 +315,32 @@ mod tests {
             assert!(is_ward_name_header(name), "{name:?}");
         }
         assert!(!is_ward_name_header("LGA"));
+    }
+
+    #[test]
+    fn lga_columns_are_found_names_before_codes() {
+        assert_eq!(
+            find_lga_column(&table(&["WardName", "LGACode", "LGA"])),
+            Some(2)
+        );
+        assert_eq!(
+            find_lga_column(&table(&["WardName", "orgunitlevel3"])),
+            Some(1)
+        );
+        assert_eq!(
+            find_lga_column(&table(&["WardName", " LGA Name "])),
+            Some(1)
+        );
+        assert_eq!(find_lga_column(&table(&["WardName", "State"])), None);
+        let t = Table::new(vec![
+            Column::new("LGACode", ColumnData::ints([20037, 20038])),
+            Column::new("LGA", ColumnData::texts(["Fagge", "Dala"])),
+            Column::new("orgunitlevel3", ColumnData::texts(["10", "11"])),
+        ])
+        .unwrap();
+        assert!(lga_column_is_code(&t, 0));
+        assert!(!lga_column_is_code(&t, 1));
+        assert!(lga_column_is_code(&t, 2));
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!(POST "/upload_both_files" => upload::upload),
     route!(POST "/upload" => upload::upload, label "/upload_both_files"),
     route!(POST "/upload_population" => upload::upload_population),
+    route!(POST "/upload_lga_lookup" => upload::upload_lga_lookup),
     route!(POST "/run_analysis" => analysis::run_analysis),
     route!(POST "/api/itn/update-distribution" => itn::plan_itn),
     route!(POST "/api/itn/plan" => itn::plan_itn, label "/api/itn/update-distribution"),

@@ -293,3 +293,20 @@ fn analysed_ward_names(store: &Store, id: &SessionId) -> Result<Vec<Option<Strin
     mrpt_table::fix_duplicate_ward_names(&mut wards).map_err(PipelineError::from)?;
     Ok(wards.ward_names().to_vec())
 }
+
+/// `POST /upload_lga_lookup`: multipart field `lga_lookup`, a CSV with `WardName,LGA` or
+/// `LGACode,LGAName`; it names the LGAs of every later answer in the session.
+pub async fn upload_lga_lookup(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let body = app.upload_body(&req.headers, req.body).await?;
+    let form = request_body::multipart(&req.headers, body).await?;
+    let Some(file) = form.files.get("lga_lookup").cloned() else {
+        return Err(ApiError::BadRequest(
+            "the upload needs an 'lga_lookup' field: a CSV with WardName,LGA or LGACode,LGAName"
+                .to_string(),
+        ));
+    };
+    let id = app.session_of(&req.headers).await?;
+    let store = app.store.clone();
+    let body = blocking(move || crate::explore::store_lookup(&store, &id, &file.bytes)).await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}

@@ -160,6 +160,7 @@ pub fn national_input(n: usize, segments: usize) -> MapInput {
             WardInput {
                 name,
                 geometry: Some(geom),
+                lga: None,
                 composite,
                 pca,
                 itn,

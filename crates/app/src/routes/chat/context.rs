@@ -79,6 +79,23 @@ pub(crate) fn session_context(
     if state.itn_complete {
         ctx.itn = read_itn(store, id)?.map(|v| itn_context(&v));
     }
+    if state.data_loaded {
+        // The LGAs, and the analysed table's own columns, so typed arguments naming them
+        // validate (issue 14).
+        let known: Vec<String> = ctx.variables.iter().map(|v| v.name.clone()).collect();
+        let (lgas, extra) = crate::explore::context_extras(store, id, &known);
+        ctx.lgas = lgas;
+        ctx.variables
+            .extend(extra.into_iter().map(|(name, numeric)| VariableInfo {
+                name,
+                kind: if numeric {
+                    VariableKind::Numeric
+                } else {
+                    VariableKind::Text
+                },
+                completeness_pct: 100.0,
+            }));
+    }
     if let Some(doc) = store.read_conversation(id)? {
         // A document that does not parse reads as an empty conversation (it is rewritten whole
         // by the next turn).

@@ -109,6 +109,21 @@ fn run_tool(
                 avg_household_size: Some(result.avg_household_size),
                 method: *method,
                 map_url: map_url.clone(),
+                lga_totals: result
+                    .lga_totals
+                    .as_array()
+                    .map(|rows| {
+                        rows.iter()
+                            .filter_map(|r| {
+                                Some((
+                                    r.get("LGA")?.as_str()?.to_string(),
+                                    r.get("nets_allocated")?.as_u64()?,
+                                    r.get("wards_with_nets")?.as_u64()?,
+                                ))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             });
             let visuals = map_url
                 .map(|url| {
@@ -246,6 +261,9 @@ fn run_tool(
             ))
         }
         ToolCall::ExplainMethod { .. } => Ok((ToolOutcome::NoOutput, Vec::new())),
+        // LGA views and data exploration (issue 14).
+        _ => crate::explore::run(store, id, call)
+            .unwrap_or_else(|| Err(ApiError::internal("a tool without an executor"))),
     }
 }
 
@@ -432,6 +450,7 @@ fn variable_map(
                 let name = name.clone().unwrap_or_default();
                 values.push(by_name.get(name.as_str()).copied().flatten());
                 ward_inputs.push(mrpt_maps::WardInput {
+                    lga: None,
                     geometry: shapes.geometries.get(i).cloned().flatten(),
                     name,
                     composite: None,
@@ -449,6 +468,8 @@ fn variable_map(
             )
         }
     };
+    let mut input = input;
+    crate::explore::attach_lgas(store, id, &mut input);
     let html = mrpt_maps::render_variable_map(&input, variable, &values)
         .map_err(|e| ApiError::Unprocessable(format!("the map could not be drawn: {e}")))?;
     let file = format!("variable_map_{}_{stamp}.html", file_safe(variable));
