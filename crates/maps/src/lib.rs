@@ -30,6 +30,7 @@ mod geometry;
 mod html;
 mod input;
 mod maps;
+mod tpr;
 
 pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
 pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
@@ -38,6 +39,10 @@ pub use input::{BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Vulnerabil
 pub use maps::{
     ITN_UPDATE_ENDPOINT, render_itn_map, render_side_by_side, render_variable_map,
     render_vulnerability_map,
+};
+pub use tpr::{
+    TrendChartInput, TrendSeries, render_missingness_map, render_slope_map, render_tpr_map,
+    render_trend_chart,
 };
 
 /// Why a map or chart could not be drawn.
