@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::*;
 
 mod lifecycle;
+mod tpr;
 
 // ---- fixtures ---------------------------------------------------------------------------------
 
