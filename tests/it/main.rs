@@ -24,6 +24,7 @@ mod server_lifecycle;
 mod session_lifecycle;
 mod shared_process_rules;
 mod tpr_cli;
+mod tpr_http;
 mod workflow_bad_input;
 mod workflow_concurrency;
 mod workflow_faults;

@@ -332,6 +332,18 @@ fn summary_json(
         "reprioritise": reprioritisation.map(|r| json!({
             "rule": r.rule,
             "wards": r.wards.iter().map(|p| result.wards[p.ward].ward_name.clone()).collect::<Vec<_>>(),
+            "ranked": r.wards.iter().map(|p| json!({
+                "priority": p.priority,
+                "ward": result.wards[p.ward].ward_name,
+                "lga": result.wards[p.ward].lga,
+                "latest": p.latest,
+                "slope": p.slope,
+                "direction": p.direction.as_str(),
+                "rank_latest": p.rank_latest,
+                "rank_slope": p.rank_slope,
+                "score": p.score,
+                "tested_latest": p.tested_latest,
+            })).collect::<Vec<_>>(),
             "excluded_low_tests": r.excluded_low_tests.iter().map(|i| result.wards[*i].ward_name.clone()).collect::<Vec<_>>(),
         })),
         "burden": result.has_burden,

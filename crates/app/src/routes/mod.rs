@@ -18,6 +18,7 @@ pub(crate) mod files;
 pub(crate) mod itn;
 pub(crate) mod ops;
 pub(crate) mod session;
+pub(crate) mod tpr;
 pub(crate) mod ui;
 pub(crate) mod upload;
 
@@ -36,7 +37,6 @@ pub(crate) struct Routed {
     /// The request's headers (session cookie or `X-Session-ID`, content type, length).
     pub(crate) headers: HeaderMap,
     /// The request target, for routes that read a query string.
-    #[allow(dead_code)]
     pub(crate) uri: Uri,
     /// The values of the pattern's `{name}` and `{*name}` segments, in order.
     pub(crate) params: Vec<String>,
@@ -99,6 +99,11 @@ pub(crate) static ROUTES: &[Route] = &[
     route!(GET "/serve_viz_file/{session}/{*file}" => files::serve_viz, label "/serve_viz_file"),
     route!(GET "/export/download/{session}/{*file}" => files::download, label "/export/download"),
     route!(POST "/generate_report" => files::generate_report),
+    route!(POST "/api/tpr/upload" => tpr::upload),
+    route!(POST "/api/data-analysis/upload" => tpr::upload, label "/api/tpr/upload"),
+    route!(GET "/api/tpr/options" => tpr::options),
+    route!(POST "/api/tpr/calculate" => tpr::calculate),
+    route!(POST "/api/tpr/reprioritise" => tpr::reprioritise),
 ];
 
 /// The label of requests no route matches.

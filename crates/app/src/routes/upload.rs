@@ -13,7 +13,10 @@ use crate::{ApiError, App, ResponseBody, blocking, identity, reply, request_body
 
 /// The session of an upload: the one the request names, or a new one (with its cookie) when it
 /// names none, so a first upload from a fresh browser or script just works.
-async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bool), ApiError> {
+pub(crate) async fn upload_session(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(SessionId, bool), ApiError> {
     match identity::requested_session(headers) {
         Some(_) => Ok((app.session_of(headers).await?, false)),
         None => {
@@ -24,7 +27,7 @@ async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bo
     }
 }
 
-fn with_cookie(
+pub(crate) fn with_cookie(
     mut response: Response<ResponseBody>,
     id: &SessionId,
     minted: bool,
