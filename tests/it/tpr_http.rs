@@ -371,3 +371,108 @@ fn bad_exports_are_refused_or_handled_as_documented() {
         .clone();
     assert_eq!(c["summary"]["state_tpr"], single_state_tpr);
 }
+
+/// The guided dialogue in chat, one message per new connection (so over several workers): the
+/// questions come from the pending question stored with the conversation; the figures are the
+/// server's (equal to the reference summaries); trend, reprioritisation and missing data answer
+/// from the computed files.
+#[test]
+fn chat_guides_the_tpr_choices_and_answers_with_the_servers_figures() {
+    let server = start(3);
+    let s = Session::create(server.addr());
+    let say =
+        |m: &str| -> Value { crate::support::chat::send(server.addr(), &s.id, m).json_body() };
+    // Before any export: the assistant says what to upload, in words of the page.
+    let a = say("calculate TPR");
+    assert!(
+        a["response"]
+            .as_str()
+            .unwrap()
+            .contains("Facility export (TPR)"),
+        "{a}"
+    );
+    s.upload_kano().expect(200, "ward upload");
+    upload_export(
+        &s,
+        "kano.csv",
+        &fixture("tpr/kano_nmep_2021_2024.csv"),
+        None,
+    )
+    .expect(200, "tpr upload");
+    let a = say("start the tpr workflow");
+    assert_eq!(a["tpr_step"], "facility_level", "{a}");
+    let text = a["response"].as_str().unwrap();
+    assert!(text.contains("Kano") && text.contains("primary"), "{text}");
+    let a = say("primary");
+    assert_eq!(a["tpr_step"], "age_group", "{a}");
+    let a = say("back");
+    assert_eq!(a["tpr_step"], "facility_level", "{a}");
+    let a = say("primary facilities");
+    assert_eq!(a["tpr_step"], "age_group", "{a}");
+    let a = say("under 5");
+    assert_eq!(a["tpr_step"], "test_method", "{a}");
+    let a = say("RDT");
+    assert_eq!(a["tools_used"], json!(["tpr_calculate"]), "{a}");
+    assert_eq!(a["pending"], false);
+    let text = a["response"].as_str().unwrap();
+    let want = summaries()["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["level"] == "primary" && m["age_group"] == "u5" && m["method"] == "rdt")
+        .unwrap()["state_tpr"]
+        .clone();
+    assert!(text.contains(&format!("{want}% of")), "{want}: {text}");
+    assert!(
+        text.contains("under 5 years, RDT, primary facilities"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("/api/"),
+        "answers speak of the page, not routes: {text}"
+    );
+    // One sentence with every choice.
+    let a = say("calculate TPR for all ages, all facility levels, both methods");
+    assert_eq!(a["tools_used"], json!(["tpr_calculate"]), "{a}");
+    assert!(
+        a["visualizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["title"] == "TPR map"),
+        "{a}"
+    );
+    let a = say("which wards are worsening?");
+    assert_eq!(a["tools_used"], json!(["tpr_trend"]), "{a}");
+    let trends =
+        String::from_utf8(fixture("tpr/expected/trend_summary__all_all_ages_both.csv")).unwrap();
+    let worsening = column_by(&trends, "lga_key+ward_key", "Direction")
+        .values()
+        .filter(|v| *v == "worsening")
+        .count();
+    assert!(
+        a["response"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{worsening} wards worsening")),
+        "{a}"
+    );
+    let a = say("reprioritise 14 wards");
+    let text = a["response"].as_str().unwrap();
+    assert!(
+        text.contains("Rank_Latest") && text.contains("\n14. "),
+        "{text}"
+    );
+    let a = say("missing data by year");
+    let text = a["response"].as_str().unwrap();
+    assert!(text.contains("2021:") && text.contains("2024:"), "{text}");
+    // Something else entirely goes to the assistant as usual.
+    let a = say("what's in my data?");
+    assert!(
+        !a["tools_used"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t.as_str().unwrap().starts_with("tpr"))
+    );
+}
