@@ -1,7 +1,9 @@
 //! The browser end-to-end test of the web UI (issue 6): the real prefork binary with two workers,
 //! driven through its page by headless Debian Chromium (playwright-core, tests/e2e/run.mjs).
 //! Upload Kano through the form, run the analysis, load populations, plan ITN for 120000 nets,
-//! see the map with every ward, download the analysis package; screenshots go to tests/artifacts/.
+//! see the map with every ward, download the analysis package, then the facility-export entry
+//! (upload, primary / under 5 / RDT, calculate, the TPR map with every ward); screenshots go to
+//! tests/artifacts/.
 //!
 //! The browser tooling is installed by scripts/e2e-setup.sh when missing (apt for chromium, npm
 //! for playwright-core). If that fails the test fails: it is never skipped in CI. Locally,
@@ -140,7 +142,7 @@ fn kano_upload_analysis_itn_map_and_package_in_a_browser() {
         report()
     );
 
-    for label in ["itn", "composite"] {
+    for label in ["itn", "composite", "tpr"] {
         assert_eq!(
             result["ward_shapes"][label].as_u64(),
             Some(EXPECTED_WARDS as u64),
