@@ -102,15 +102,31 @@ pub fn link_wards(
     let mut links = formats_tpr::match_tpr_wards(export, &wards);
     let mut population_note = None;
     if let Some(p) = population {
-        match formats_tpr::population_for_age(p.bytes, p.name, age)? {
-            Some(table) => formats_tpr::attach_population(&mut links, &wards, &table),
-            None => {
-                population_note = Some(format!(
-                    "burden per 1,000 was not computed: the population table has no {} column \
-                     for age group {}",
-                    age.population_columns(),
-                    age.as_str()
-                ))
+        // `Population` (all ages) is the column the tables show; burden divides by the
+        // selected ages' population.
+        let all = mrpt_formats::population::read_population(p.bytes, p.name)?;
+        formats_tpr::attach_population(&mut links, &wards, &all);
+        if age == AgeChoice::AllAges {
+            for l in &mut links {
+                l.burden_population = l.population;
+            }
+        } else {
+            match formats_tpr::population_for_age(p.bytes, p.name, age)? {
+                Some(table) => {
+                    let mut by_age = links.clone();
+                    formats_tpr::attach_population(&mut by_age, &wards, &table);
+                    for (l, a) in links.iter_mut().zip(by_age) {
+                        l.burden_population = a.population;
+                    }
+                }
+                None => {
+                    population_note = Some(format!(
+                        "burden per 1,000 was not computed: the population table has no {} \
+                         column for age group {}",
+                        age.population_columns(),
+                        age.as_str()
+                    ))
+                }
             }
         }
     }

@@ -696,7 +696,12 @@ pub struct WardLink {
     pub match_kind: String,
     /// The best similarity seen (1.0 for exact and normalised).
     pub score: Option<f64>,
+    /// The ward's population (all ages), written in the `Population` column.
     pub population: Option<f64>,
+    /// The population of the selected age group: the denominator of burden (tpr.md §5);
+    /// `None` when the population table has no column for those ages.
+    #[serde(default)]
+    pub burden_population: Option<f64>,
 }
 
 impl WardLink {
@@ -707,6 +712,7 @@ impl WardLink {
             match_kind: "no_shapefile".into(),
             score: None,
             population: None,
+            burden_population: None,
         }
     }
 

@@ -463,7 +463,12 @@ pub fn compute_tpr(
         let lga = &export.lgas[ward.lga as usize];
         let l = link(w);
         let counts = method_counts(&ward_sums[w], sel.method);
-        let b = burden(counts.positive, counts.tested, l.population, years_count);
+        let b = burden(
+            counts.positive,
+            counts.tested,
+            l.burden_population,
+            years_count,
+        );
         if counts.positive > counts.tested && counts.tested > 0.0 {
             positives_exceed_tested.push(ward.name.clone());
         }
@@ -474,7 +479,7 @@ pub fn compute_tpr(
                 continue;
             }
             let yc = method_counts(s, sel.method);
-            let year_burden = burden(yc.positive, yc.tested, l.population, 1.0).map(|b| b.0);
+            let year_burden = burden(yc.positive, yc.tested, l.burden_population, 1.0).map(|b| b.0);
             let value = if burden_metric { year_burden } else { yc.tpr };
             if let Some(v) = value {
                 points.push(Point {
@@ -829,7 +834,8 @@ mod tests {
             (2023, 200.0, 100.0),
         ]);
         let mut link = WardLink::unlinked();
-        link.population = Some(2000.0);
+        link.population = Some(10_000.0);
+        link.burden_population = Some(2000.0);
         let options = TprOptions {
             selection: Selection {
                 age: AgeChoice::U5,

@@ -158,6 +158,7 @@ pub fn match_tpr_wards(export: &FacilityExport, shapes: &[ShapeWard]) -> Vec<War
             match_kind: kind.into(),
             score,
             population: None,
+            burden_population: None,
         };
         let equal: Vec<usize> = candidates
             .iter()
