@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let before = load();
         let t = Instant::now();
         let output = Command::new(exe)
-            .args(["tpr", "--input"])
+            .args(["tpr", "--state", "all", "--input"])
             .arg(&input)
             .arg("--out")
             .arg(&out)

@@ -379,6 +379,29 @@ try {
     result.zip_entries = zipEntries(bytes);
   });
 
+  // The second entry: a facility export, the guided choices, the ward TPR and its map. Last,
+  // because joining TPR into the ward data starts a new generation (the analysis reruns).
+  await step("facility export: upload, choose, calculate TPR", async () => {
+    await page.setInputFiles("#tpr-file", join(fixtures, "tpr", "kano_nmep_2021_2024.csv"));
+    await page.click("#tpr-upload-button");
+    await page.locator("#tpr-form:not([hidden])").waitFor();
+    await page.waitForFunction(() => /facility-months of 198 facilities/.test(document.getElementById("tpr-result").textContent));
+    result.tpr_upload_text = await page.locator("#tpr-result").innerText();
+    await page.selectOption("#tpr-level", "primary");
+    await page.selectOption("#tpr-age", "u5");
+    await page.selectOption("#tpr-method", "rdt");
+    await page.waitForFunction(() => /rdt: \d+ wards with a TPR/.test(document.getElementById("tpr-options").textContent));
+    await page.locator("#tpr-calculate-button:enabled").click();
+    await page.waitForFunction(() => /Test positivity rate, %, under 5 years, RDT, primary facilities/.test(document.getElementById("tpr-result").textContent));
+    result.tpr_text = await page.locator("#tpr-result").innerText();
+    await page.locator("#map-tabs button.active", { hasText: "tpr map" }).waitFor();
+    await frameShows("/tpr_map.html");
+    await countShapes("tpr");
+    const shot = join(artifacts, "e2e-tpr-map.png");
+    await page.locator("#map-frame").screenshot({ path: shot });
+    result.screenshots.push(shot);
+  });
+
   await step("phone-sized page", async () => {
     const phone = await context.newPage();
     await phone.setViewportSize({ width: 390, height: 844 });

@@ -3,7 +3,8 @@
 //! Upload Kano through the form (in 16 KiB chunks over a link throttled to 230 kbit/s by
 //! Chromium's network emulation, one chunk's connection reset and the link offline for 3 s: the
 //! page retries with backoff and resumes), run the analysis, load populations, plan ITN for 120000 nets,
-//! see the map with every ward, download the analysis package; screenshots go to tests/artifacts/.
+//! see the map with every ward, download the analysis package, then the facility-export entry (upload, primary / under 5 / RDT,
+//! calculate, the TPR map with every ward); screenshots go to tests/artifacts/.
 //!
 //! The browser tooling is installed by scripts/e2e-setup.sh when missing (apt for chromium, npm
 //! for playwright-core). If that fails the test fails: it is never skipped in CI. Locally,
@@ -142,7 +143,7 @@ fn kano_upload_analysis_itn_map_and_package_in_a_browser() {
         report()
     );
 
-    for label in ["itn", "composite"] {
+    for label in ["itn", "composite", "tpr"] {
         assert_eq!(
             result["ward_shapes"][label].as_u64(),
             Some(EXPECTED_WARDS as u64),

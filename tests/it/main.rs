@@ -27,6 +27,7 @@ mod session_lifecycle;
 mod shared_instance_dir;
 mod shared_process_rules;
 mod tpr_cli;
+mod tpr_http;
 mod workflow_bad_input;
 mod workflow_concurrency;
 mod workflow_faults;

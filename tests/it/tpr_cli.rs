@@ -83,3 +83,169 @@ fn tpr_refuses_an_unmappable_export_with_one_line() {
     assert!(stderr.contains("Outpatients"), "{stderr}");
     assert!(!dir.path().join("out").exists());
 }
+
+fn run_tpr(args: &[&str], extra: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_prefork"))
+        .arg("tpr")
+        .args(args)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// `--years`, `--metric burden` and the maps: a year range narrows every per-year output, the
+/// burden metric names its columns, and with a shapefile the four documents of tpr.md §8.1 are
+/// written under `visualizations/`.
+#[test]
+fn tpr_years_metric_and_maps() {
+    let out = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let input = f.join("tpr/kano_nmep_2021_2024.csv");
+    let shp = f.join("kano/kano_wards_shapefile.zip");
+    let pop = f.join("tpr/kano_population_synthetic.csv");
+    let o = run_tpr(
+        &["--years", "2022-2024", "--metric", "burden", "--out"],
+        &[
+            out.path().as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--shapefile".as_ref(),
+            shp.as_os_str(),
+            "--population".as_ref(),
+            pop.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("Malaria burden"), "{stderr}");
+    assert!(stderr.contains("2022–2024"), "{stderr}");
+    let sel: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("tpr_selection.json")).unwrap())
+            .unwrap();
+    assert_eq!(sel["years"], serde_json::json!([2022, 2023, 2024]));
+    let trend = std::fs::read_to_string(out.path().join("trend_summary.csv")).unwrap();
+    let header = trend.lines().next().unwrap();
+    assert!(header.contains("Burden_First,Burden_Latest"), "{header}");
+    let series = std::fs::read_to_string(out.path().join("tpr_time_series.csv")).unwrap();
+    assert!(!series.lines().skip(1).any(|l| l.contains(",2021,")));
+    for doc in [
+        "tpr_map.html",
+        "tpr_map_slope.html",
+        "tpr_trend_chart.html",
+        "tpr_map_missingness.html",
+    ] {
+        let html = std::fs::read_to_string(out.path().join("visualizations").join(doc)).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"), "{doc}");
+        assert!(!html.contains("https://"), "{doc} loads nothing");
+    }
+    let map = std::fs::read_to_string(out.path().join("visualizations/tpr_map.html")).unwrap();
+    assert!(map.contains("Burden per 1,000"));
+}
+
+/// Burden of an age group needs that group's population column; without it the run still
+/// succeeds on TPR and says which column is missing. A bad `--years` is refused by the parser.
+#[test]
+fn tpr_age_burden_needs_its_column_and_years_are_checked() {
+    let out = tempfile::tempdir().unwrap();
+    let f = fixtures();
+    let input = f.join("tpr/kano_nmep_2021_2024.csv");
+    let shp = f.join("kano/kano_wards_shapefile.zip");
+    let pop = f.join("tpr/kano_population_synthetic.csv");
+    let o = run_tpr(
+        &["--age-group", "u5", "--out"],
+        &[
+            out.path().as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+            "--shapefile".as_ref(),
+            shp.as_os_str(),
+            "--population".as_ref(),
+            pop.as_os_str(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stderr.contains("no Population_u5 column"), "{stderr}");
+    let results = std::fs::read_to_string(out.path().join("tpr_results.csv")).unwrap();
+    assert!(!results.lines().next().unwrap().contains("Burden"));
+    let o = run_tpr(
+        &["--years", "2024-2021", "--out"],
+        &[
+            out.path().as_os_str(),
+            "--input".as_ref(),
+            input.as_os_str(),
+        ],
+    );
+    assert!(!o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("runs backwards"), "{stderr}");
+}
+
+/// An export with two states: without `--state` the command names them and stops; with
+/// `--state` it computes that state only; `--state all` computes both.
+#[test]
+fn tpr_asks_for_a_state_when_there_are_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("two_states.csv");
+    let mut csv = String::from(
+        "orgunitlevel2,orgunitlevel3,orgunitlevel4,organisationunitid,periodcode,\
+         Persons presenting with fever & tested by RDT <5yrs,\
+         Persons tested positive for malaria by RDT <5yrs\n",
+    );
+    for (state, lga, ward, fac, t, p) in [
+        (
+            "kn Kano State",
+            "kn Dala LGA",
+            "kn Adakawa Ward",
+            "F1",
+            100,
+            40,
+        ),
+        (
+            "kn Kano State",
+            "kn Dala LGA",
+            "kn Gwammaja Ward",
+            "F2",
+            50,
+            10,
+        ),
+        (
+            "kn Kwara State",
+            "kn Ilorin LGA",
+            "kn Adewole Ward",
+            "F3",
+            80,
+            20,
+        ),
+    ] {
+        csv.push_str(&format!("{state},{lga},{ward},{fac},202301,{t},{p}\n"));
+    }
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.path().join("out");
+    let o = run_tpr(
+        &["--out"],
+        &[out.as_os_str(), "--input".as_ref(), input.as_os_str()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("2 states (Kano, Kwara); choose one with --state"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let o = run_tpr(
+        &["--state", "kwara", "--out"],
+        &[out.as_os_str(), "--input".as_ref(), input.as_os_str()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let results = std::fs::read_to_string(out.join("tpr_results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 2, "{results}");
+    assert!(results.contains("Adewole"));
+    let o = run_tpr(
+        &["--state", "all", "--out"],
+        &[out.as_os_str(), "--input".as_ref(), input.as_os_str()],
+    );
+    assert!(o.status.success());
+    let results = std::fs::read_to_string(out.join("tpr_results.csv")).unwrap();
+    assert_eq!(results.lines().count(), 4, "{results}");
+}

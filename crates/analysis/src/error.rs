@@ -58,6 +58,10 @@ pub enum Error {
         ambiguous: Vec<String>,
     },
     #[error(
+        "burden per 1,000 for age group `{age}` needs a population for that age: upload a population table with {columns} (wards matched through the shapefile), or choose metric tpr"
+    )]
+    TprNoPopulation { age: String, columns: String },
+    #[error(
         "no ward in the ranking matched the population table ({rankings} wards, {population} population rows)"
     )]
     NoPopulationMatch { rankings: usize, population: usize },

@@ -442,7 +442,101 @@ async function clearSession() {
   refreshStatus();
 }
 
+// The facility export (TPR): upload, then the guided choices with each option's figures.
+function tprPct(v) { return (v === null || v === undefined) ? "no tests" : v + "%"; }
+
+function tprQuery() {
+  const q = new URLSearchParams();
+  if (!$("tpr-state-label").hidden && $("tpr-state").value) q.set("state", $("tpr-state").value);
+  q.set("facility_level", $("tpr-level").value);
+  q.set("age_group", $("tpr-age").value);
+  return q.toString();
+}
+
+async function tprOptions() {
+  try {
+    const r = await api("GET", "/api/tpr/options?" + tprQuery());
+    const lines = (r.options || []).map((o) =>
+      o.method + ": " + o.wards_with_tpr + " wards with a TPR, " + o.wards_without_tests +
+      " without tests; overall " + tprPct(o.state_tpr));
+    show($("tpr-options"), lines.join("\n"), false);
+  } catch (err) {
+    show($("tpr-options"), err.message, true);
+  }
+}
+
+async function tprUpload(event) {
+  event.preventDefault();
+  const file = $("tpr-file").files[0];
+  if (!file) return;
+  const out = $("tpr-result");
+  const form = new FormData();
+  form.append("file", file);
+  $("tpr-upload-button").disabled = true;
+  show(out, "Reading the facility export...", false);
+  try {
+    const response = await fetch("/api/tpr/upload", { method: "POST", credentials: "same-origin", body: form });
+    let data = {};
+    try { data = await response.json(); } catch (_) { data = { message: "unexpected answer (" + response.status + ")" }; }
+    if (!response.ok || data.status !== "success") throw new Error(data.message || "upload failed (" + response.status + ")");
+    const states = data.states || [];
+    const sel = $("tpr-state");
+    sel.textContent = "";
+    for (const st of states) {
+      const o = document.createElement("option");
+      o.value = st.state;
+      o.textContent = st.state + " (" + st.facilities + " facilities)";
+      sel.appendChild(o);
+    }
+    $("tpr-state-label").hidden = states.length < 2;
+    const levels = (data.facility_levels || []).map((l) =>
+      l.level + ": " + l.facilities + " facilities, RDT " + tprPct(l.rdt_tpr) + ", microscopy " + tprPct(l.microscopy_tpr));
+    show(out, "Read " + data.rows + " facility-months of " + data.facilities + " facilities, years " +
+      (data.years || []).join(", ") + " (header on row " + data.header_row + ").\n" + levels.join("\n"), false);
+    $("tpr-form").hidden = false;
+    tprOptions();
+  } catch (err) {
+    show(out, err.message, true);
+  }
+  $("tpr-upload-button").disabled = false;
+  refreshStatus();
+}
+
+async function tprCalculate(event) {
+  event.preventDefault();
+  const out = $("tpr-result");
+  const body = { facility_level: $("tpr-level").value, age_group: $("tpr-age").value,
+    test_method: $("tpr-method").value, replace: true };
+  if (!$("tpr-state-label").hidden) body.state = $("tpr-state").value;
+  $("tpr-calculate-button").disabled = true;
+  show(out, "Calculating ward TPR...", false);
+  try {
+    const r = await api("POST", "/api/tpr/calculate", body);
+    const s = r.summary || {};
+    let text = r.metric_label + "\n" + r.wards + " wards; overall " + s.state_tpr + "% of " + s.state_tested +
+      " tests; median ward " + s.median_tpr + "%.";
+    if (r.trend) text += "\nTrend: " + r.trend.worsening + " worsening, " + r.trend.improving + " improving, " + r.trend.stable + " stable.";
+    if (r.joined) text += "\nAdded to the ward data as TPR: run the risk analysis to use it.";
+    show(out, text, false);
+    let main = null;
+    for (const m of r.maps || []) {
+      const title = m.file.replace(".html", "").replace(/_/g, " ");
+      addMap(title, m.url, false);
+      if (m.file === "tpr_map.html") main = [title, m.url];
+    }
+    if (main) selectMap(main[0], main[1]);
+    for (const d of r.downloads || []) addDownload(d.split("/").pop(), d);
+  } catch (err) {
+    show(out, err.message, true);
+  }
+  $("tpr-calculate-button").disabled = false;
+  refreshStatus();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("tpr-upload-form").addEventListener("submit", tprUpload);
+  $("tpr-form").addEventListener("submit", tprCalculate);
+  for (const id of ["tpr-level", "tpr-age", "tpr-state"]) $(id).addEventListener("change", tprOptions);
   $("upload-form").addEventListener("submit", upload);
   $("analysis-button").addEventListener("click", runAnalysis);
   $("population-form").addEventListener("submit", uploadPopulation);

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use mrpt_analysis::tpr::{self as analysis_tpr, TprOptions, TprResult};
 use mrpt_formats::tpr as formats_tpr;
 use mrpt_formats::tpr::write;
-use mrpt_table::tpr::{AgeChoice, FacilityExport, Selection, Thresholds, WardLink};
+use mrpt_table::tpr::{AgeChoice, FacilityExport, Metric, Selection, Thresholds, WardLink};
 use serde_json::{Value, json};
 
 use crate::pipeline::{InputFile, PipelineError};
@@ -23,6 +23,8 @@ pub struct TprParams {
     pub reprioritise_n: usize,
     /// Tests a ward needs in the last year to be ranked.
     pub min_tested: f64,
+    /// Metric of trends, hotspots, reprioritisation and the map (tpr.md §3.3 `metric`).
+    pub metric: Metric,
 }
 
 impl Default for TprParams {
@@ -33,6 +35,7 @@ impl Default for TprParams {
             mapping: BTreeMap::new(),
             reprioritise_n: 10,
             min_tested: 100.0,
+            metric: Metric::Tpr,
         }
     }
 }
@@ -44,6 +47,7 @@ pub struct TprOutput {
     pub files: Vec<(String, Vec<u8>)>,
     pub result: TprResult,
     pub links: Vec<WardLink>,
+    pub missingness: Vec<mrpt_table::tpr::MissingnessRow>,
     /// The answer's body (tpr.md §8.3 `/api/tpr/calculate`).
     pub summary: Value,
 }
@@ -62,12 +66,24 @@ pub fn read_export(
     )?)
 }
 
-/// Links the export's wards to the shapefile and the population table (tpr.md §4.4, §5).
+/// The export's wards linked to the shapefile and to the population of the selected ages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkedWards {
+    /// One per [`FacilityExport::wards`].
+    pub links: Vec<WardLink>,
+    /// Set when a population table was given but has no column for the selected ages: burden is
+    /// then not computed and this says which column is needed (tpr.md §5).
+    pub population_note: Option<String>,
+}
+
+/// Links the export's wards to the shapefile and the population table (tpr.md §4.4, §5); the
+/// population is the selected age group's (`Population_u5` for under-fives, ...).
 pub fn link_wards(
     export: &FacilityExport,
     shapefile: Option<&[u8]>,
     population: Option<InputFile<'_>>,
-) -> Result<Vec<WardLink>, PipelineError> {
+    age: AgeChoice,
+) -> Result<LinkedWards, PipelineError> {
     let Some(zip) = shapefile else {
         if population.is_some() {
             return Err(PipelineError::Unprocessable(
@@ -76,16 +92,48 @@ pub fn link_wards(
                     .into(),
             ));
         }
-        return Ok(vec![WardLink::unlinked(); export.wards.len()]);
+        return Ok(LinkedWards {
+            links: vec![WardLink::unlinked(); export.wards.len()],
+            population_note: None,
+        });
     };
     let shapes = mrpt_formats::read_shapefile_zip(zip)?;
     let wards = formats_tpr::shape_wards(&shapes);
     let mut links = formats_tpr::match_tpr_wards(export, &wards);
+    let mut population_note = None;
     if let Some(p) = population {
-        let table = mrpt_formats::population::read_population(p.bytes, p.name)?;
-        formats_tpr::attach_population(&mut links, &wards, &table);
+        // `Population` (all ages) is the column the tables show; burden divides by the
+        // selected ages' population.
+        let all = mrpt_formats::population::read_population(p.bytes, p.name)?;
+        formats_tpr::attach_population(&mut links, &wards, &all);
+        if age == AgeChoice::AllAges {
+            for l in &mut links {
+                l.burden_population = l.population;
+            }
+        } else {
+            match formats_tpr::population_for_age(p.bytes, p.name, age)? {
+                Some(table) => {
+                    let mut by_age = links.clone();
+                    formats_tpr::attach_population(&mut by_age, &wards, &table);
+                    for (l, a) in links.iter_mut().zip(by_age) {
+                        l.burden_population = a.population;
+                    }
+                }
+                None => {
+                    population_note = Some(format!(
+                        "burden per 1,000 was not computed: the population table has no {} \
+                         column for age group {}",
+                        age.population_columns(),
+                        age.as_str()
+                    ))
+                }
+            }
+        }
     }
-    Ok(links)
+    Ok(LinkedWards {
+        links,
+        population_note,
+    })
 }
 
 /// Computes every output of tpr.md §8.1 for one selection.
@@ -97,10 +145,13 @@ pub fn compute(
     let options = TprOptions {
         selection: params.selection.clone(),
         thresholds: params.thresholds,
+        metric: params.metric,
     };
     let result = analysis_tpr::compute_tpr(export, &links, &options)?;
     let missingness = analysis_tpr::missingness(export, params.selection.state.as_deref())?;
-    let all_ages = params.selection.age == AgeChoice::AllAges;
+    // Burden columns for all ages (as the reference files), and for an age group whose
+    // population was given.
+    let all_ages = params.selection.age == AgeChoice::AllAges || result.has_burden;
     let multi_year = result.years.len() >= 2;
     let mut files: Vec<(String, Vec<u8>)> = vec![
         (
@@ -129,11 +180,11 @@ pub fn compute(
     if multi_year {
         files.push((
             "trend_summary.csv".into(),
-            write::trend_summary_csv(&result.wards, &result.trends),
+            write::trend_summary_csv(&result.wards, &result.trends, result.metric),
         ));
         files.push((
             "tpr_hotspots.csv".into(),
-            write::hotspots_csv(&result.wards, &result.hotspots),
+            write::hotspots_csv(&result.wards, &result.hotspots, result.metric),
         ));
         files.push((
             "tpr_lga_trend.csv".into(),
@@ -142,7 +193,7 @@ pub fn compute(
         if let Some(r) = &reprioritisation {
             files.push((
                 "tpr_reprioritise.csv".into(),
-                write::reprioritise_csv(&result.wards, &r.wards),
+                write::reprioritise_csv(&result.wards, &r.wards, result.metric),
             ));
         }
     }
@@ -162,6 +213,7 @@ pub fn compute(
         files,
         result,
         links,
+        missingness,
         summary,
     })
 }
@@ -238,7 +290,12 @@ fn summary_json(
             "improving": count(mrpt_table::tpr::Direction::Improving),
             "stable": count(mrpt_table::tpr::Direction::Stable),
             "insufficient_data": count(mrpt_table::tpr::Direction::InsufficientData),
-            "direction_threshold": params.thresholds.direction,
+            "direction_threshold": if params.metric == Metric::Burden {
+                params.thresholds.burden_direction
+            } else {
+                params.thresholds.direction
+            },
+            "metric": params.metric.as_str(),
             "note": "Direction comes from the least-squares slope over the yearly values; with \
                      few years the Mann-Kendall p-value cannot reach 0.05, so it is reported but \
                      not used to decide the direction.",
@@ -280,13 +337,29 @@ fn summary_json(
         "years": result.years,
         "trend": trend,
         "hotspots": {
-            "threshold": params.thresholds.hotspot,
+            "threshold": if params.metric == Metric::Burden {
+                params.thresholds.burden_hotspot
+            } else {
+                params.thresholds.hotspot
+            },
             "emerging": result.hotspots.iter().filter(|h| h.emerging).map(|h| result.wards[h.ward].ward_name.clone()).collect::<Vec<_>>(),
             "resolving": result.hotspots.iter().filter(|h| !h.emerging).map(|h| result.wards[h.ward].ward_name.clone()).collect::<Vec<_>>(),
         },
         "reprioritise": reprioritisation.map(|r| json!({
             "rule": r.rule,
             "wards": r.wards.iter().map(|p| result.wards[p.ward].ward_name.clone()).collect::<Vec<_>>(),
+            "ranked": r.wards.iter().map(|p| json!({
+                "priority": p.priority,
+                "ward": result.wards[p.ward].ward_name,
+                "lga": result.wards[p.ward].lga,
+                "latest": p.latest,
+                "slope": p.slope,
+                "direction": p.direction.as_str(),
+                "rank_latest": p.rank_latest,
+                "rank_slope": p.rank_slope,
+                "score": p.score,
+                "tested_latest": p.tested_latest,
+            })).collect::<Vec<_>>(),
             "excluded_low_tests": r.excluded_low_tests.iter().map(|i| result.wards[*i].ward_name.clone()).collect::<Vec<_>>(),
         })),
         "burden": result.has_burden,
@@ -422,4 +495,227 @@ pub fn join_into_ward_table(
             other_tpr_columns,
         },
     ))
+}
+
+/// How many worsening and how many improving wards the trend chart draws.
+pub const TREND_CHART_WARDS: usize = 5;
+
+/// The maps and chart of tpr.md §8.1, drawn on the shapefile's wards: `visualizations/` file
+/// name and bytes. The value map always; the slope map and the trend chart with two or more
+/// years; the missingness map always. A data ward without a shapefile match is not drawn (it is
+/// listed in the answer's `unmatched_wards`); a shapefile ward without data is hatched "no data".
+pub fn render_visuals(
+    export: &FacilityExport,
+    output: &TprOutput,
+    shapefile: &[u8],
+    area: Option<&str>,
+) -> Result<Vec<(String, Vec<u8>)>, PipelineError> {
+    use mrpt_table::tpr::{Direction, Metric};
+    let shapes = mrpt_formats::read_shapefile_zip(shapefile)?;
+    let names = shapes.ward_names();
+    let result = &output.result;
+    let metric = result.metric;
+    let mut by_shape: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, &w) in result.export_ward.iter().enumerate() {
+        if let Some(n) = output.links.get(w).and_then(|l| l.shape_name.as_deref()) {
+            by_shape.insert(n, i);
+        }
+    }
+    let ward_of: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| n.as_deref().and_then(|n| by_shape.get(n).copied()))
+        .collect();
+    let input = mrpt_maps::MapInput {
+        area: area.map(str::to_string),
+        wards: names
+            .iter()
+            .enumerate()
+            .map(|(row, n)| mrpt_maps::WardInput {
+                name: n.clone().unwrap_or_default(),
+                geometry: shapes.geometries.get(row).cloned().flatten(),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let lga_all: std::collections::HashMap<usize, Option<f64>> = result
+        .lga_rates
+        .iter()
+        .filter(|r| r.year.is_none())
+        .map(|r| (r.lga, r.counts.tpr))
+        .collect();
+    let fmt = |v: Option<f64>| v.map_or("no data".to_string(), |x| format!("{x}"));
+    let details: Vec<String> = ward_of
+        .iter()
+        .map(|w| match w {
+            Some(i) => {
+                let ward = &result.wards[*i];
+                let lga = export.wards[result.export_ward[*i]].lga as usize;
+                let mut d = format!(
+                    "LGA: {}\nTests: {}\nPositives: {}\nMethod used: {}\nLGA TPR: {}%",
+                    ward.lga,
+                    ward.counts.tested,
+                    ward.counts.positive,
+                    ward.counts.method_used.map_or("none", |m| m.as_str()),
+                    fmt(lga_all.get(&lga).copied().flatten()),
+                );
+                if metric == Metric::Burden {
+                    d.push_str(&format!("\nTPR: {}%", fmt(ward.counts.tpr)));
+                }
+                d
+            }
+            None => "No facility data matched to this ward".to_string(),
+        })
+        .collect();
+    let value_of = |i: usize| match metric {
+        Metric::Tpr => result.wards[i].counts.tpr,
+        Metric::Burden => result.wards[i].burden,
+    };
+    let values: Vec<Option<f64>> = ward_of.iter().map(|w| w.and_then(value_of)).collect();
+    let map_err = |e: mrpt_maps::Error| PipelineError::Unprocessable(format!("TPR map: {e}"));
+    let mut files = vec![(
+        "tpr_map.html".to_string(),
+        mrpt_maps::render_tpr_map(
+            &input,
+            metric.short(),
+            &result.metric_label,
+            &values,
+            &details,
+        )
+        .map_err(map_err)?
+        .into_bytes(),
+    )];
+    if result.years.len() >= 2 {
+        let threshold = output.summary["trend"]["direction_threshold"]
+            .as_f64()
+            .unwrap_or(2.0);
+        let slopes: Vec<Option<(f64, Direction)>> = ward_of
+            .iter()
+            .map(|w| {
+                w.and_then(|i| {
+                    let t = &result.trends[i];
+                    t.slope.map(|s| (s, t.direction))
+                })
+            })
+            .collect();
+        if slopes.iter().any(Option::is_some) {
+            files.push((
+                "tpr_map_slope.html".to_string(),
+                mrpt_maps::render_slope_map(
+                    &input,
+                    &result.metric_label,
+                    metric.slope_unit(),
+                    threshold,
+                    &slopes,
+                    &details,
+                )
+                .map_err(map_err)?
+                .into_bytes(),
+            ));
+        }
+        let chart = trend_chart_input(result, area, TREND_CHART_WARDS);
+        if !chart.series.is_empty() {
+            files.push((
+                "tpr_trend_chart.html".to_string(),
+                mrpt_maps::render_trend_chart(&chart)
+                    .map_err(map_err)?
+                    .into_bytes(),
+            ));
+        }
+    }
+    let missing: std::collections::HashMap<&str, Option<f64>> = output
+        .missingness
+        .iter()
+        .filter(|r| r.scope == "ward")
+        .map(|r| (r.key.as_str(), r.pct_missing_active))
+        .collect();
+    let mut missing_by_shape: std::collections::HashMap<&str, (Option<f64>, String)> =
+        std::collections::HashMap::new();
+    for (w, link) in output.links.iter().enumerate() {
+        if let (Some(n), Some(ward)) = (link.shape_name.as_deref(), export.wards.get(w)) {
+            let lga = &export.lgas[ward.lga as usize];
+            let key = format!("{}|{}", lga.key, ward.key);
+            if let Some(v) = missing.get(key.as_str()) {
+                missing_by_shape
+                    .insert(n, (*v, format!("Data ward: {} ({})", ward.name, lga.name)));
+            }
+        }
+    }
+    let (mvalues, mdetails): (Vec<Option<f64>>, Vec<String>) = names
+        .iter()
+        .map(|n| {
+            n.as_deref()
+                .and_then(|n| missing_by_shape.get(n).cloned())
+                .unwrap_or((None, String::new()))
+        })
+        .unzip();
+    if mvalues.iter().any(Option::is_some) {
+        files.push((
+            "tpr_map_missingness.html".to_string(),
+            mrpt_maps::render_missingness_map(
+                &input,
+                "Share of testing-indicator cells left blank, among the indicators each facility \
+                 reports at least once (all facility levels, all years)",
+                &mvalues,
+                &mdetails,
+            )
+            .map_err(map_err)?
+            .into_bytes(),
+        ));
+    }
+    Ok(files)
+}
+
+/// The `n` most worsening (steepest rise) and `n` most improving wards with their yearly values.
+pub fn trend_chart_input(
+    result: &TprResult,
+    area: Option<&str>,
+    n: usize,
+) -> mrpt_maps::TrendChartInput {
+    use mrpt_table::tpr::{Direction, Metric};
+    let pick = |direction: Direction| {
+        let mut v: Vec<(usize, f64)> = result
+            .trends
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.direction == direction)
+            .filter_map(|(i, t)| t.slope.map(|s| (i, s)))
+            .collect();
+        v.sort_by(|a, b| match direction {
+            Direction::Improving => a.1.total_cmp(&b.1),
+            _ => b.1.total_cmp(&a.1),
+        });
+        v.truncate(n);
+        v
+    };
+    let mut series = Vec::new();
+    for direction in [Direction::Worsening, Direction::Improving] {
+        for (i, slope) in pick(direction) {
+            let w = &result.wards[i];
+            let points = result
+                .series
+                .iter()
+                .filter(|s| s.ward == i)
+                .filter_map(|s| {
+                    let v = match result.metric {
+                        Metric::Tpr => s.counts.tpr,
+                        Metric::Burden => s.burden,
+                    };
+                    v.map(|v| (s.year, v))
+                })
+                .collect();
+            series.push(mrpt_maps::TrendSeries {
+                name: format!("{} ({})", w.ward_name, w.lga),
+                direction,
+                slope: Some(slope),
+                points,
+            });
+        }
+    }
+    mrpt_maps::TrendChartInput {
+        area: area.map(str::to_string),
+        metric: result.metric.short().to_string(),
+        metric_label: result.metric_label.clone(),
+        unit: result.metric.slope_unit().to_string(),
+        series,
+    }
 }

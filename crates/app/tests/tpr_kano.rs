@@ -31,8 +31,10 @@ fn run(export_name: &str, selection: Selection, n: usize) -> TprOutput {
             name: "kano_population_synthetic.csv",
             bytes: &population,
         }),
+        selection.age,
     )
-    .unwrap();
+    .unwrap()
+    .links;
     let params = TprParams {
         selection,
         reprioritise_n: n,

@@ -68,15 +68,15 @@ pub(crate) fn box_stats(scores: &[f64]) -> Option<BoxStats> {
 }
 
 /// A linear axis over [lo, hi] with "nice" ticks.
-struct Axis {
-    lo: f64,
-    hi: f64,
-    step: f64,
-    ticks: Vec<f64>,
+pub(crate) struct Axis {
+    pub(crate) lo: f64,
+    pub(crate) hi: f64,
+    pub(crate) step: f64,
+    pub(crate) ticks: Vec<f64>,
 }
 
 impl Axis {
-    fn new(min: f64, max: f64) -> Axis {
+    pub(crate) fn new(min: f64, max: f64) -> Axis {
         let (mut min, mut max) = if min.is_finite() && max.is_finite() {
             (min, max)
         } else {
@@ -106,11 +106,16 @@ impl Axis {
     }
 
     fn x(&self, v: f64) -> f64 {
-        PLOT_X0 + (v - self.lo) / (self.hi - self.lo) * (PLOT_X1 - PLOT_X0)
+        self.at(v, PLOT_X0, PLOT_X1)
+    }
+
+    /// `v` placed linearly on the drawing interval [from, to] (`to < from` for a y axis).
+    pub(crate) fn at(&self, v: f64, from: f64, to: f64) -> f64 {
+        from + (v - self.lo) / (self.hi - self.lo) * (to - from)
     }
 }
 
-fn label_text(s: &str) -> String {
+pub(crate) fn label_text(s: &str) -> String {
     if s.chars().count() > LABEL_CHARS {
         let mut t: String = s.chars().take(LABEL_CHARS - 1).collect();
         t.push('\u{2026}');

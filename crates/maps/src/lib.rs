@@ -32,6 +32,7 @@ mod input;
 mod maps;
 mod outline;
 mod plots;
+mod tpr;
 
 pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
 pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
@@ -45,6 +46,10 @@ pub use maps::{
 pub use plots::{
     Point, render_bar_chart, render_box_by_category, render_correlation_heatmap, render_histogram,
     render_scatter,
+};
+pub use tpr::{
+    TrendChartInput, TrendSeries, render_missingness_map, render_slope_map, render_tpr_map,
+    render_trend_chart,
 };
 
 /// Why a map or chart could not be drawn.

@@ -22,9 +22,9 @@ const NOT_DRAWN_LISTED: usize = 30;
 
 /// Geometry projected, simplified and written as path data once per document.
 pub(crate) struct Prepared {
-    proj: Projection,
+    pub(crate) proj: Projection,
     /// Per ward; `None` when the ward has no drawable boundary.
-    paths: Vec<Option<String>>,
+    pub(crate) paths: Vec<Option<String>>,
     /// LGA outline arcs as one path (`None` when no two neighbouring wards differ in LGA).
     outline: Option<String>,
     /// How many outline arcs [`Prepared::outline`] holds.
@@ -73,7 +73,7 @@ pub(crate) fn prepare_input(input: &MapInput) -> Result<Prepared, Error> {
     })
 }
 
-enum Legend {
+pub(crate) enum Legend {
     /// One swatch per class: (fill, label).
     Swatches(Vec<(String, String)>),
     /// A continuous ramp drawn from `stops`, labelled at both ends.
@@ -85,20 +85,20 @@ enum Legend {
 }
 
 /// One map: classes, which ward is in which, tooltips and legend.
-struct Layer {
+pub(crate) struct Layer {
     /// Prefix for ids inside the document (pattern, gradient); unique per document.
-    id: &'static str,
-    heading: Option<String>,
-    fills: Vec<String>,
-    class_of: Vec<Option<usize>>,
-    tooltips: Vec<String>,
-    legend: Legend,
-    no_data_label: String,
+    pub(crate) id: &'static str,
+    pub(crate) heading: Option<String>,
+    pub(crate) fills: Vec<String>,
+    pub(crate) class_of: Vec<Option<usize>>,
+    pub(crate) tooltips: Vec<String>,
+    pub(crate) legend: Legend,
+    pub(crate) no_data_label: String,
     /// Classes from this index on are drawn faint (the urban-extent map's excluded wards).
-    faint_from: usize,
+    pub(crate) faint_from: usize,
 }
 
-fn area_suffix(input: &MapInput) -> String {
+pub(crate) fn area_suffix(input: &MapInput) -> String {
     match input.area.as_deref().map(str::trim) {
         Some(a) if !a.is_empty() => format!(" \u{2014} {a}"),
         _ => String::new(),
@@ -563,7 +563,7 @@ pub(crate) fn with_lga(tooltip: &str, ward: Option<&WardInput>) -> String {
     }
 }
 
-fn document(
+pub(crate) fn document(
     title: &str,
     subtitle: Option<&str>,
     input: &MapInput,

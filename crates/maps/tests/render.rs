@@ -8,9 +8,10 @@ mod common;
 use common::hexgrid::national_input;
 use mrpt_maps::{
     BOX_PLOT_PAGE_SIZE, BoxPlotInput, BoxWard, Error, ITN_UPDATE_ENDPOINT, ItnSummary, ItnWard,
-    MapInput, SCRIPT, STYLE, Vulnerability, WardInput, content_security_policy, render_box_plot,
-    render_itn_map, render_ranking_chart, render_side_by_side, render_variable_map,
-    render_vulnerability_map,
+    MapInput, SCRIPT, STYLE, TrendChartInput, TrendSeries, Vulnerability, WardInput,
+    content_security_policy, render_box_plot, render_itn_map, render_missingness_map,
+    render_ranking_chart, render_side_by_side, render_slope_map, render_tpr_map,
+    render_trend_chart, render_variable_map, render_vulnerability_map,
 };
 use mrpt_table::{Geometry, ItnStrategy, Polygon, RankingMethod};
 
@@ -573,4 +574,195 @@ fn national_grid_stays_small_and_complete() {
     let itn = render_itn_map(&input, &summary(Some(ItnStrategy::RuralFirst))).unwrap();
     assert!(itn.len() < 5_000_000, "{} bytes", itn.len());
     assert_eq!(paths(&itn).len(), 9410);
+}
+
+fn details(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("Tests: {}\nLGA value: 41.2%", 100 * i))
+        .collect()
+}
+
+#[test]
+fn tpr_map_classes_values_and_marks_untested_wards_no_data() {
+    let input = small_input();
+    let values: Vec<Option<f64>> = (0..9)
+        .map(|i| (i != 5).then(|| 20.0 + 5.0 * f64::from(i)))
+        .collect();
+    let doc = render_tpr_map(
+        &input,
+        "TPR (%)",
+        "Test positivity rate, %, all ages",
+        &values,
+        &details(9),
+    )
+    .unwrap();
+    assert_balanced(&doc);
+    assert_self_contained(&doc);
+    let ps = paths(&doc);
+    assert_eq!(ps.len(), 8, "ward 8 has no boundary");
+    let t3 = unescape(&ps.iter().find(|p| p.0 == 3).unwrap().2);
+    assert_eq!(t3, "Ward 3\nTPR (%): 35.00\nTests: 300\nLGA value: 41.2%");
+    let t5 = unescape(&ps.iter().find(|p| p.0 == 5).unwrap().2);
+    assert!(t5.contains("TPR (%): no data"), "{t5}");
+    assert!(!t5.contains("0.00"), "untested is not zero: {t5}");
+    assert!(doc.contains("No data (no facility or no tests) (1)"));
+    assert!(doc.contains("Test positivity rate, %, all ages."));
+    assert!(doc.contains("Kano &amp; &lt;test&gt;"));
+    assert_eq!(
+        render_tpr_map(&input, "TPR", "x", &values[..3], &details(9)),
+        Err(Error::LengthMismatch {
+            what: "TPR values",
+            expected: 9,
+            got: 3
+        })
+    );
+    assert!(matches!(
+        render_tpr_map(&input, "TPR", "x", &[None; 9], &details(9)),
+        Err(Error::MissingValues { .. })
+    ));
+}
+
+#[test]
+fn slope_map_is_diverging_and_follows_the_analysis_direction() {
+    use mrpt_table::tpr::Direction::*;
+    let input = small_input();
+    let slopes = vec![
+        Some((-5.0, Improving)),
+        Some((-2.5, Improving)),
+        Some((0.3, Stable)),
+        // A rounded slope exactly at the threshold whose unrounded value was below it.
+        Some((2.0, Stable)),
+        Some((2.5, Worsening)),
+        Some((4.0, Worsening)),
+        Some((9.0, InsufficientData)),
+        None,
+        Some((1.0, Stable)),
+    ];
+    let doc = render_slope_map(
+        &input,
+        "Test positivity rate, %",
+        "percentage points",
+        2.0,
+        &slopes,
+        &vec![String::new(); 9],
+    )
+    .unwrap();
+    assert_balanced(&doc);
+    assert_self_contained(&doc);
+    let fill_of = |i: usize| -> String {
+        let at = doc.find(&format!("<path data-i=\"{i}\"")).unwrap();
+        let g = doc[..at].rfind("<g ").unwrap();
+        doc[g..at].to_string()
+    };
+    assert!(fill_of(0).contains("#2166ac"));
+    assert!(fill_of(1).contains("#92c5de"));
+    assert!(fill_of(2).contains("#f7f7f7"));
+    assert!(
+        fill_of(3).contains("#f7f7f7"),
+        "direction wins over the rounded value"
+    );
+    assert!(fill_of(4).contains("#f4a582"));
+    assert!(fill_of(5).contains("#b2182b"));
+    assert!(fill_of(6).contains("nodata"));
+    assert!(fill_of(7).contains("nodata"));
+    let t0 = unescape(&paths(&doc).iter().find(|p| p.0 == 0).unwrap().2);
+    assert!(
+        t0.contains("Slope: -5.000 percentage points per year (improving)"),
+        "{t0}"
+    );
+    assert!(doc.contains("Stable (within \u{b1}2) (2)"));
+    assert!(doc.contains("Fewer than two years with tests (2)"));
+    assert!(matches!(
+        render_slope_map(&input, "x", "pp", 0.0, &slopes, &vec![String::new(); 9]),
+        Err(Error::InvalidParameter { .. })
+    ));
+    assert!(matches!(
+        render_slope_map(&input, "x", "pp", 2.0, &[None; 9], &vec![String::new(); 9]),
+        Err(Error::MissingValues { .. })
+    ));
+}
+
+#[test]
+fn missingness_map_fixed_classes() {
+    let input = small_input();
+    let values: Vec<Option<f64>> = vec![
+        Some(0.0),
+        Some(5.0),
+        Some(7.5),
+        Some(25.0),
+        Some(49.0),
+        Some(80.0),
+        None,
+        Some(100.0),
+        Some(1.0),
+    ];
+    let doc = render_missingness_map(
+        &input,
+        "Share of indicator cells blank",
+        &values,
+        &details(9),
+    )
+    .unwrap();
+    assert_balanced(&doc);
+    assert_self_contained(&doc);
+    for label in [
+        "0 \u{2013} 5% (2)",
+        "5 \u{2013} 10% (1)",
+        "10 \u{2013} 25% (1)",
+        "25 \u{2013} 50% (1)",
+        "over 50% (2)",
+        "No rows in the export (1)",
+    ] {
+        assert!(doc.contains(label), "{label}");
+    }
+}
+
+#[test]
+fn trend_chart_draws_one_line_per_ward_with_its_values() {
+    use mrpt_table::tpr::Direction::*;
+    let chart = TrendChartInput {
+        area: Some("Kano".into()),
+        metric: "TPR (%)".into(),
+        metric_label: "Test positivity rate, %".into(),
+        unit: "percentage points".into(),
+        series: vec![
+            TrendSeries {
+                name: EVIL.into(),
+                direction: Worsening,
+                slope: Some(4.2),
+                points: vec![(2023, 50.0), (2021, 40.0), (2024, f64::NAN), (2022, 45.0)],
+            },
+            TrendSeries {
+                name: "Gwale (Gwale)".into(),
+                direction: Improving,
+                slope: Some(-3.1),
+                points: vec![(2021, 60.0), (2024, 51.0)],
+            },
+            TrendSeries {
+                name: "One point".into(),
+                direction: Stable,
+                slope: None,
+                points: vec![(2024, 30.0)],
+            },
+        ],
+    };
+    let doc = render_trend_chart(&chart).unwrap();
+    assert_balanced(&doc);
+    assert_self_contained(&doc);
+    assert_eq!(rows(&doc), vec![0, 1, 2]);
+    assert_eq!(
+        doc.matches("<polyline").count(),
+        2,
+        "one point draws no line"
+    );
+    assert_eq!(doc.matches("stroke-dasharray=\"6 3\"").count(), 1);
+    assert!(doc.contains("Slope: +4.200 percentage points per year (worsening)\n2021: 40.00\n2022: 45.00\n2023: 50.00</title>"));
+    for y in 2021..=2024 {
+        assert!(doc.contains(&format!(">{y}</text>")));
+    }
+    assert!(doc.contains("1 worsening ward(s) in red (solid), 1 improving"));
+    assert!(matches!(
+        render_trend_chart(&TrendChartInput::default()),
+        Err(Error::MissingValues { .. })
+    ));
 }

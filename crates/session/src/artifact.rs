@@ -33,6 +33,21 @@ pub enum Artifact {
     Export(RelPath),
     /// Chat history and pending UI state (`conversation.json`).
     Conversation,
+    /// The uploaded health-facility export, unchanged (tpr.md §8.1 `tpr_upload.<ext>`).
+    TprUploadCsv,
+    TprUploadXlsx,
+    TprUploadXls,
+    /// The outputs of one TPR computation (tpr.md §8.1), replaced together by the next.
+    TprSelection,
+    TprResults,
+    TprTimeSeries,
+    TprTrendSummary,
+    TprHotspots,
+    TprLgaSummary,
+    TprLgaTrend,
+    TprReprioritise,
+    TprMissingness,
+    TprWardMatching,
 }
 
 /// What part of the protocol writes an artifact; decides where it is stored and what commit
@@ -51,6 +66,11 @@ pub enum ArtifactKind {
     Loose,
     /// Session-lifetime document updated under the session lock.
     Document,
+    /// The facility export of the TPR workflow: independent of the ward-table generations,
+    /// replaced by the next TPR upload, removed by a clear.
+    TprInput,
+    /// Written by a TPR computation, current while its TPR upload is.
+    TprOutput,
 }
 
 /// The analysis outputs whose presence marks a folder as analysed (api.md).
@@ -74,7 +94,7 @@ pub struct UploadedTable {
 }
 
 /// Every artifact with a fixed name in the folder root, in a stable order.
-pub const FIXED: [Artifact; 19] = [
+pub const FIXED: [Artifact; 32] = [
     Artifact::RawCsv,
     Artifact::RawXlsx,
     Artifact::RawShapefile,
@@ -94,6 +114,33 @@ pub const FIXED: [Artifact; 19] = [
     Artifact::VariableMetadata,
     Artifact::ItnResults,
     Artifact::Conversation,
+    Artifact::TprUploadCsv,
+    Artifact::TprUploadXlsx,
+    Artifact::TprUploadXls,
+    Artifact::TprSelection,
+    Artifact::TprResults,
+    Artifact::TprTimeSeries,
+    Artifact::TprTrendSummary,
+    Artifact::TprHotspots,
+    Artifact::TprLgaSummary,
+    Artifact::TprLgaTrend,
+    Artifact::TprReprioritise,
+    Artifact::TprMissingness,
+    Artifact::TprWardMatching,
+];
+
+/// The TPR outputs, in the order of tpr.md §8.1.
+pub const TPR_OUTPUTS: [Artifact; 10] = [
+    Artifact::TprSelection,
+    Artifact::TprResults,
+    Artifact::TprTimeSeries,
+    Artifact::TprTrendSummary,
+    Artifact::TprHotspots,
+    Artifact::TprLgaSummary,
+    Artifact::TprLgaTrend,
+    Artifact::TprReprioritise,
+    Artifact::TprMissingness,
+    Artifact::TprWardMatching,
 ];
 
 impl Artifact {
@@ -127,6 +174,19 @@ impl Artifact {
             Artifact::VariableMetadata => "unified_variable_metadata.json",
             Artifact::ItnResults => "itn_distribution_results.json",
             Artifact::Conversation => "conversation.json",
+            Artifact::TprUploadCsv => "tpr_upload.csv",
+            Artifact::TprUploadXlsx => "tpr_upload.xlsx",
+            Artifact::TprUploadXls => "tpr_upload.xls",
+            Artifact::TprSelection => "tpr_selection.json",
+            Artifact::TprResults => "tpr_results.csv",
+            Artifact::TprTimeSeries => "tpr_time_series.csv",
+            Artifact::TprTrendSummary => "trend_summary.csv",
+            Artifact::TprHotspots => "tpr_hotspots.csv",
+            Artifact::TprLgaSummary => "tpr_lga_summary.csv",
+            Artifact::TprLgaTrend => "tpr_lga_trend.csv",
+            Artifact::TprReprioritise => "tpr_reprioritise.csv",
+            Artifact::TprMissingness => "tpr_missingness.csv",
+            Artifact::TprWardMatching => "ward_matching.csv",
             Artifact::Visualization(_) | Artifact::Export(_) => return None,
         })
     }
@@ -156,6 +216,19 @@ impl Artifact {
             Artifact::ItnResults => ArtifactKind::Itn,
             Artifact::Visualization(_) | Artifact::Export(_) => ArtifactKind::Loose,
             Artifact::Conversation => ArtifactKind::Document,
+            Artifact::TprUploadCsv | Artifact::TprUploadXlsx | Artifact::TprUploadXls => {
+                ArtifactKind::TprInput
+            }
+            Artifact::TprSelection
+            | Artifact::TprResults
+            | Artifact::TprTimeSeries
+            | Artifact::TprTrendSummary
+            | Artifact::TprHotspots
+            | Artifact::TprLgaSummary
+            | Artifact::TprLgaTrend
+            | Artifact::TprReprioritise
+            | Artifact::TprMissingness
+            | Artifact::TprWardMatching => ArtifactKind::TprOutput,
             _ => ArtifactKind::AnalysisOutput,
         }
     }

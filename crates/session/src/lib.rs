@@ -34,8 +34,8 @@ pub use analysis::{
     AnalysisView, RunError,
 };
 pub use artifact::{
-    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, UPLOADED_TABLE,
-    UploadedTable, stored_file_name,
+    ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, TPR_OUTPUTS,
+    UPLOADED_TABLE, UploadedTable, stored_file_name,
 };
 pub use chunks::{
     ABANDONED_UPLOAD, AssembledPart, Chunk, ChunkLimits, ChunkStatus, Finalizing, MAX_UPLOAD_ID,
@@ -45,6 +45,9 @@ pub use conversation::{ConversationMessage, ConversationSummary, MAX_CONVERSATIO
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;
-pub use manifest::{AnalysisRecord, ItnRecord, PopulationRecord, StatusHead, UploadRecord};
+pub use manifest::{
+    AnalysisRecord, ItnRecord, PopulationRecord, StatusHead, TprOutputsRecord, TprRecord,
+    UploadRecord,
+};
 pub use store::{SessionState, Store, Upload, UploadInfo, create_runtime_dir, runtime_dir};
 pub use sweep::{SweepPolicy, SweepReport};

@@ -63,6 +63,13 @@ pub(crate) struct Manifest {
     pub population: Option<PopulationRecord>,
     pub analysis: Option<AnalysisRecord>,
     pub itn: Option<ItnRecord>,
+    /// The TPR workflow's facility export and its latest outputs (tpr.md §8). Independent of
+    /// the ward-table generations: a ward upload keeps it, a clear removes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpr: Option<TprRecord>,
+    /// TPR uploads over the session's life (numbers [`TprRecord::seq`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tpr_uploads: u64,
     /// Set by the commit of an upload or a clear until the previous generation's derived files
     /// (root mirrors, maps, packages) are gone: a worker that dies in between leaves it set, and
     /// the next reader finishes the job before anything of the old data can be served.
@@ -136,6 +143,38 @@ pub struct ItnRecord {
     /// `exports/...` names: retired when another plan (or analysis) replaces this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loose: Vec<String>,
+}
+
+/// The current TPR upload (tpr.md §8.3 `POST /api/tpr/upload`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TprRecord {
+    /// Which TPR upload this is; outputs computed from an older one never commit.
+    pub seq: u64,
+    pub dir: Option<String>,
+    /// `tpr_upload.csv`, `.xlsx` or `.xls`.
+    pub file: String,
+    pub committed_at_ms: u64,
+    /// Whatever the app recorded (original name, mapping override, summaries ...).
+    pub info: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<TprOutputsRecord>,
+}
+
+/// The latest TPR computation of the current TPR upload.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TprOutputsRecord {
+    pub dir: Option<String>,
+    pub files: Vec<String>,
+    pub committed_at_ms: u64,
+    /// The computation's answer material (selection, figures), so answers need no recomputation.
+    pub summary: Value,
+    /// Its maps (`visualizations/tpr_*.html`), retired with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loose: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -261,6 +300,21 @@ impl Manifest {
                 return Err(format!("the ITN plan names a bad file {:?}", clip(bad)));
             }
         }
+        if let Some(t) = &self.tpr {
+            token(&t.dir, 't', "the TPR upload's")?;
+            files(
+                std::slice::from_ref(&t.file),
+                ArtifactKind::TprInput,
+                "the TPR upload",
+            )?;
+            if let Some(o) = &t.outputs {
+                token(&o.dir, 'r', "the TPR outputs'")?;
+                files(&o.files, ArtifactKind::TprOutput, "the TPR outputs")?;
+                if let Some(bad) = o.loose.iter().find(|n| loose_artifact(n).is_none()) {
+                    return Err(format!("the TPR outputs name a bad file {:?}", clip(bad)));
+                }
+            }
+        }
         if let Some(bad) = self.retired.iter().find(|n| loose_artifact(n).is_none()) {
             return Err(format!("retired file {:?} is not a safe name", clip(bad)));
         }
@@ -311,6 +365,17 @@ impl Manifest {
                     .then_some(a.dir.as_deref())
             }
             ArtifactKind::Itn => self.current_itn().map(|i| i.dir.as_deref()),
+            ArtifactKind::TprInput => {
+                let t = self.tpr.as_ref()?;
+                (t.file == name).then_some(t.dir.as_deref())
+            }
+            ArtifactKind::TprOutput => {
+                let o = self.tpr.as_ref()?.outputs.as_ref()?;
+                o.files
+                    .iter()
+                    .any(|f| f == name)
+                    .then_some(o.dir.as_deref())
+            }
             ArtifactKind::Loose | ArtifactKind::Document => None,
         }
     }
@@ -322,6 +387,10 @@ impl Manifest {
         dirs.extend(self.current_population().and_then(|p| p.dir.as_deref()));
         dirs.extend(self.current_analysis().and_then(|a| a.dir.as_deref()));
         dirs.extend(self.current_itn().and_then(|i| i.dir.as_deref()));
+        if let Some(t) = &self.tpr {
+            dirs.extend(t.dir.as_deref());
+            dirs.extend(t.outputs.as_ref().and_then(|o| o.dir.as_deref()));
+        }
         dirs
     }
 }

@@ -35,8 +35,8 @@ use crate::error::{Error, Result};
 use crate::fault;
 use crate::id::{SessionId, random_hex};
 use crate::manifest::{
-    HEAD_READ, ItnRecord, MANIFEST, Manifest, PopulationRecord, StatusHead, UploadRecord,
-    loose_artifact, now_ms,
+    HEAD_READ, ItnRecord, MANIFEST, Manifest, PopulationRecord, StatusHead, TprOutputsRecord,
+    TprRecord, UploadRecord, loose_artifact, now_ms,
 };
 
 pub(crate) const LOCK: &str = ".lock";
@@ -491,6 +491,11 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        // The TPR data stays (it is not the ward table), but its maps are loose files and go
+        // with the generation like every other.
+        if let Some(o) = m.tpr.as_mut().and_then(|t| t.outputs.as_mut()) {
+            o.loose.clear();
+        }
         // Every loose file goes with the generation (`finish_cleanup`).
         m.retired = Vec::new();
         m.cleanup_pending = true;
@@ -614,6 +619,134 @@ impl Store {
         result
     }
 
+    // ---- TPR -----------------------------------------------------------------------------
+
+    /// Stores a facility export as the session's TPR upload (`tpr_upload.<ext>`, tpr.md §8.3),
+    /// replacing the previous one and its outputs (their maps included). Needs no ward table and
+    /// starts no generation. Returns the upload's [`TprRecord::seq`].
+    pub fn commit_tpr_upload(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: &[u8],
+        info: Value,
+    ) -> Result<u64> {
+        if artifact.kind() != ArtifactKind::TprInput {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as a TPR upload",
+            });
+        }
+        let dir = self.session_dir(id)?;
+        let token = format!("t-{}", random_hex::<16>()?);
+        let staging = make_staging(&dir, &token)?;
+        let result = (|| {
+            write_new(&staging.join(artifact.file_name()), bytes)?;
+            sync_tree(&staging)?;
+            let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+            let mut m = Manifest::load(&dir)?;
+            promote(&dir, &staging, &token)?;
+            m.tpr_uploads += 1;
+            let retired = m
+                .tpr
+                .take()
+                .and_then(|t| t.outputs)
+                .map(|o| o.loose)
+                .unwrap_or_default();
+            m.tpr = Some(TprRecord {
+                seq: m.tpr_uploads,
+                dir: Some(token.clone()),
+                file: artifact.file_name(),
+                committed_at_ms: now_ms(),
+                info,
+                outputs: None,
+            });
+            retire(&dir, &mut m, retired);
+            m.store(&dir)?;
+            after_commit(&dir, &m, "");
+            Ok(m.tpr_uploads)
+        })();
+        let _ = remove_any(&staging);
+        result
+    }
+
+    /// The current TPR upload and its latest outputs, from disk now; `None` without one.
+    pub fn tpr(&self, id: &SessionId) -> Result<Option<TprRecord>> {
+        let dir = self.session_dir(id)?;
+        Ok(self.settle(&dir, Manifest::load(&dir)?)?.tpr)
+    }
+
+    /// Stores the outputs of a TPR computation made from TPR upload `seq` (which must still be
+    /// current, else [`Error::Superseded`] and nothing is stored): `files` (TPR outputs) replace
+    /// the previous computation's together, `maps` (visualizations) are written and the previous
+    /// computation's maps that are not rewritten are retired.
+    pub fn commit_tpr_outputs(
+        &self,
+        id: &SessionId,
+        seq: u64,
+        files: &[(Artifact, &[u8])],
+        maps: &[(Artifact, &[u8])],
+        summary: Value,
+    ) -> Result<()> {
+        if let Some((artifact, _)) = files
+            .iter()
+            .find(|(a, _)| a.kind() != ArtifactKind::TprOutput)
+            .or_else(|| maps.iter().find(|(a, _)| a.kind() != ArtifactKind::Loose))
+        {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as a TPR output",
+            });
+        }
+        let dir = self.session_dir(id)?;
+        let token = format!("r-{}", random_hex::<16>()?);
+        let staging = make_staging(&dir, &token)?;
+        let result = (|| {
+            for (artifact, bytes) in files {
+                write_new(&staging.join(artifact.file_name()), bytes)?;
+            }
+            sync_tree(&staging)?;
+            let _lock = LockGuard::acquire(&dir.join(LOCK))?;
+            let mut m = Manifest::load(&dir)?;
+            let current = m.tpr.as_ref().map_or(0, |t| t.seq);
+            if current != seq {
+                return Err(Error::Superseded {
+                    started: seq,
+                    current,
+                });
+            }
+            for (artifact, bytes) in maps {
+                write_loose(&dir, artifact, bytes)?;
+            }
+            promote(&dir, &staging, &token)?;
+            let loose: Vec<String> = maps.iter().map(|(a, _)| a.file_name()).collect();
+            let Some(tpr) = m.tpr.as_mut() else {
+                return Err(Error::NoData(id.to_string()));
+            };
+            let retired = tpr
+                .outputs
+                .take()
+                .map(|o| o.loose)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| !loose.contains(n))
+                .collect();
+            tpr.outputs = Some(TprOutputsRecord {
+                dir: Some(token.clone()),
+                files: files.iter().map(|(a, _)| a.file_name()).collect(),
+                committed_at_ms: now_ms(),
+                summary,
+                loose,
+            });
+            retire(&dir, &mut m, retired);
+            m.store(&dir)?;
+            after_commit(&dir, &m, "");
+            Ok(())
+        })();
+        let _ = remove_any(&staging);
+        result
+    }
+
     // ---- clear ---------------------------------------------------------------------------
 
     /// Makes the session report no data (H9): a new generation with nothing in it; inputs,
@@ -629,6 +762,7 @@ impl Store {
         m.population = None;
         m.analysis = None;
         m.itn = None;
+        m.tpr = None;
         m.retired = Vec::new();
         m.cleanup_pending = true;
         m.store(&dir)?;

@@ -15,6 +15,7 @@ use crate::*;
 mod chunks;
 mod lifecycle;
 mod shared_dir;
+mod tpr;
 
 // ---- fixtures ---------------------------------------------------------------------------------
 

@@ -390,6 +390,61 @@ impl MethodChoice {
     }
 }
 
+/// The metric the trends, hotspots, maps and reprioritisation use (tpr.md §0.3): TPR is always
+/// computed; burden per 1,000 per year needs a population for the selected ages (§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    #[default]
+    Tpr,
+    Burden,
+}
+
+impl Metric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Tpr => "tpr",
+            Metric::Burden => "burden",
+        }
+    }
+
+    pub fn parse(answer: &str) -> Option<Metric> {
+        match answer.trim().to_lowercase().as_str() {
+            "tpr" | "test positivity" | "test positivity rate" | "positivity" => Some(Metric::Tpr),
+            "burden" | "incidence" | "burden per 1000" | "burden per 1,000" => Some(Metric::Burden),
+            _ => None,
+        }
+    }
+
+    /// The value's short name in tables and maps.
+    pub fn short(self) -> &'static str {
+        match self {
+            Metric::Tpr => "TPR (%)",
+            Metric::Burden => "Burden per 1,000",
+        }
+    }
+
+    /// Unit of a slope of this metric.
+    pub fn slope_unit(self) -> &'static str {
+        match self {
+            Metric::Tpr => "percentage points",
+            Metric::Burden => "cases per 1,000",
+        }
+    }
+}
+
+impl AgeChoice {
+    /// The population table column(s) burden for this age group needs (tpr.md §5).
+    pub fn population_columns(self) -> &'static str {
+        match self {
+            AgeChoice::AllAges => "Population",
+            AgeChoice::U5 => "Population_u5",
+            AgeChoice::O5 => "Population_o5 (or Population and Population_u5)",
+            AgeChoice::Pw => "Population_f15_49",
+        }
+    }
+}
+
 /// What to compute (tpr.md §3.3). Defaults: all levels, all ages, both methods.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Selection {
@@ -641,7 +696,12 @@ pub struct WardLink {
     pub match_kind: String,
     /// The best similarity seen (1.0 for exact and normalised).
     pub score: Option<f64>,
+    /// The ward's population (all ages), written in the `Population` column.
     pub population: Option<f64>,
+    /// The population of the selected age group: the denominator of burden (tpr.md §5);
+    /// `None` when the population table has no column for those ages.
+    #[serde(default)]
+    pub burden_population: Option<f64>,
 }
 
 impl WardLink {
@@ -652,6 +712,7 @@ impl WardLink {
             match_kind: "no_shapefile".into(),
             score: None,
             population: None,
+            burden_population: None,
         }
     }
 

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 
 use mrpt_table::tpr::{
     AgeChoice, CountKind, FacilityExport, Hotspot, Indicator, LevelChoice, LgaRate, LgaTrend,
-    MethodChoice, MethodCounts, ReprioritisedWard, Row, Selection, TestMethod, Thresholds, Trend,
-    WardLink, WardTpr, WardYear, round_half_even,
+    MethodChoice, MethodCounts, Metric, ReprioritisedWard, Row, Selection, TestMethod, Thresholds,
+    Trend, WardLink, WardTpr, WardYear, round_half_even,
 };
 
 pub use missingness::missingness;
@@ -26,13 +26,19 @@ use crate::Error;
 pub struct TprOptions {
     pub selection: Selection,
     pub thresholds: Thresholds,
+    /// The metric of the ward trends, hotspots and reprioritisation. TPR and (with a
+    /// population) burden are always both computed per ward and year; LGA trends stay on TPR
+    /// (LGAs have no population here).
+    pub metric: Metric,
 }
 
 /// Everything §4-§6.5 produce for one selection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TprResult {
-    /// "Test positivity rate, %, all ages, ..." (tpr.md §0.3).
+    /// "Test positivity rate, %, all ages, ..." (tpr.md §0.3), of `metric`.
     pub metric_label: String,
+    /// The metric of the trends, hotspots and reprioritisation.
+    pub metric: Metric,
     /// Distinct years of the selected rows, ascending.
     pub years: Vec<u16>,
     /// Wards with rows in the selection, sorted by (LGA key, ward key).
@@ -406,12 +412,13 @@ pub fn compute_tpr(
     let lga_year_facilities = distinct_counts(lga_year_fac, nl * ny);
     let lga_ward_counts = distinct_counts(lga_wards, nl);
 
-    let burden_possible = sel.age == AgeChoice::AllAges;
+    // The caller links the population of the selected ages (tpr.md §5), so burden is
+    // computed for whichever age group has one.
     let link = |w: usize| links.get(w).cloned().unwrap_or_else(WardLink::unlinked);
     let years_count = ny as f64;
     let burden =
         |positive: f64, tested: f64, population: Option<f64>, per_years: f64| match population {
-            Some(pop) if pop > 0.0 && tested > 0.0 && burden_possible => {
+            Some(pop) if pop > 0.0 && tested > 0.0 => {
                 let raw = (positive / (pop * per_years)) * 1000.0;
                 Some((round_half_even(raw.min(1000.0), 2), raw > 1000.0))
             }
@@ -432,12 +439,36 @@ pub fn compute_tpr(
     let mut positives_exceed_tested = Vec::new();
     let mut hotspots = Vec::new();
     let last_year = years.last().copied();
+    let burden_metric = options.metric == Metric::Burden;
+    if burden_metric
+        && !order
+            .iter()
+            .any(|&w| link(w).population.is_some_and(|p| p > 0.0))
+    {
+        return Err(Error::TprNoPopulation {
+            age: sel.age.as_str().into(),
+            columns: sel.age.population_columns().into(),
+        });
+    }
+    let (direction_thr, hotspot_thr) = if burden_metric {
+        (
+            options.thresholds.burden_direction,
+            options.thresholds.burden_hotspot,
+        )
+    } else {
+        (options.thresholds.direction, options.thresholds.hotspot)
+    };
     for (i, &w) in order.iter().enumerate() {
         let ward = &export.wards[w];
         let lga = &export.lgas[ward.lga as usize];
         let l = link(w);
         let counts = method_counts(&ward_sums[w], sel.method);
-        let b = burden(counts.positive, counts.tested, l.population, years_count);
+        let b = burden(
+            counts.positive,
+            counts.tested,
+            l.burden_population,
+            years_count,
+        );
         if counts.positive > counts.tested && counts.tested > 0.0 {
             positives_exceed_tested.push(ward.name.clone());
         }
@@ -448,7 +479,9 @@ pub fn compute_tpr(
                 continue;
             }
             let yc = method_counts(s, sel.method);
-            if let Some(v) = yc.tpr {
+            let year_burden = burden(yc.positive, yc.tested, l.burden_population, 1.0).map(|b| b.0);
+            let value = if burden_metric { year_burden } else { yc.tpr };
+            if let Some(v) = value {
                 points.push(Point {
                     year,
                     value: v,
@@ -462,7 +495,7 @@ pub fn compute_tpr(
                 counts: yc,
                 facilities: ward_year_facilities[w * ny + ys],
                 facility_months: s.rows,
-                burden: burden(yc.positive, yc.tested, l.population, 1.0).map(|b| b.0),
+                burden: year_burden,
             });
         }
         // Emerging / resolving hotspots between the first and last year of the whole series.
@@ -470,7 +503,7 @@ pub fn compute_tpr(
             && first_year != latest_year
         {
             let at = |y: u16| points.iter().find(|p| p.year == y).map(|p| p.value);
-            let thr = options.thresholds.hotspot;
+            let thr = hotspot_thr;
             if let (Some(first), Some(latest)) = (at(first_year), at(latest_year)) {
                 let emerging = first < thr && latest >= thr;
                 if emerging || (first >= thr && latest < thr) {
@@ -485,11 +518,7 @@ pub fn compute_tpr(
                 }
             }
         }
-        trends.push(trend::trend(
-            &points,
-            last_year,
-            options.thresholds.direction,
-        ));
+        trends.push(trend::trend(&points, last_year, direction_thr));
         wards.push(WardTpr {
             ward_name: l.shape_name.clone().unwrap_or_else(|| ward.name.clone()),
             lga: lga.name.clone(),
@@ -559,7 +588,8 @@ pub fn compute_tpr(
     }
     let has_burden = wards.iter().any(|w| w.burden.is_some());
     Ok(TprResult {
-        metric_label: metric_label(sel, &years, false),
+        metric_label: metric_label(sel, &years, burden_metric),
+        metric: options.metric,
         years,
         export_ward: order,
         wards,
@@ -679,7 +709,12 @@ pub fn reprioritise(result: &TprResult, n: usize, min_tested: f64) -> Reprioriti
         })
         .collect();
     Reprioritisation {
-        rule: reprioritisation_rule(n, min_tested, last),
+        rule: match result.metric {
+            Metric::Tpr => reprioritisation_rule(n, min_tested, last),
+            Metric::Burden => reprioritisation_rule(n, min_tested, last)
+                .replace("TPR", "burden per 1,000")
+                .replace("percentage points per year", "cases per 1,000 per year"),
+        },
         wards,
         excluded_low_tests,
     }
@@ -728,6 +763,116 @@ mod tests {
         // 1/3 vs 33333333/100000000: products differ only in the last digits.
         assert!(!cross_ge(33_333_333.0, 3.0, 1.0, 100_000_000.0));
         assert!(cross_ge(1.0, 100_000_000.0, 33_333_333.0, 3.0));
+    }
+
+    /// One ward, one RDT u5 facility, one row a year: (year, tested, positive).
+    fn one_ward_export(years: &[(u16, f64, f64)]) -> FacilityExport {
+        use mrpt_table::tpr::{Facility, FacilityLevel, Lga, State, Ward};
+        let mut present = [false; mrpt_table::tpr::INDICATOR_SLOTS];
+        let tested = Indicator {
+            age: Some(mrpt_table::tpr::Age::U5),
+            method: TestMethod::Rdt,
+            kind: CountKind::Tested,
+        };
+        let positive = tested.partner();
+        present[tested.slot()] = true;
+        present[positive.slot()] = true;
+        let rows = years
+            .iter()
+            .map(|&(year, t, p)| {
+                let mut counts = [f64::NAN; mrpt_table::tpr::INDICATOR_SLOTS];
+                counts[tested.slot()] = t;
+                counts[positive.slot()] = p;
+                Row {
+                    state: 0,
+                    lga: 0,
+                    ward: 0,
+                    facility: 0,
+                    year,
+                    month: 0,
+                    level: FacilityLevel::Primary,
+                    counts,
+                }
+            })
+            .collect();
+        FacilityExport {
+            states: vec![State {
+                name: "Kano".into(),
+            }],
+            lgas: vec![Lga {
+                state: 0,
+                name: "Dala".into(),
+                key: "dala".into(),
+            }],
+            wards: vec![Ward {
+                lga: 0,
+                name: "Adakawa".into(),
+                key: "adakawa".into(),
+            }],
+            facilities: vec![Facility {
+                id: "F1".into(),
+                name: "F1".into(),
+                level_cell: None,
+                level: FacilityLevel::Primary,
+                level_from_name: FacilityLevel::Primary,
+            }],
+            rows,
+            present,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn burden_trend_per_age_group_by_hand() {
+        // Population of the under-fives 2,000. Positives 40, 60, 100 in 2021-2023 ->
+        // burden 20, 30, 50 per 1,000 (P / Pop * 1000); OLS slope over the years =
+        // ((-1)(-13.33) + 0 + (1)(16.67)) / 2 = 15 per 1,000 per year: worsening (>= 5).
+        // Whole period: 200 / (2,000 * 3) * 1000 = 33.33.
+        let export = one_ward_export(&[
+            (2021, 100.0, 40.0),
+            (2022, 100.0, 60.0),
+            (2023, 200.0, 100.0),
+        ]);
+        let mut link = WardLink::unlinked();
+        link.population = Some(10_000.0);
+        link.burden_population = Some(2000.0);
+        let options = TprOptions {
+            selection: Selection {
+                age: AgeChoice::U5,
+                method: MethodChoice::Rdt,
+                ..Default::default()
+            },
+            thresholds: Thresholds::default(),
+            metric: Metric::Burden,
+        };
+        let r = compute_tpr(&export, &[link.clone()], &options).unwrap();
+        assert_eq!(r.metric, Metric::Burden);
+        assert!(
+            r.metric_label.starts_with("Malaria burden"),
+            "{}",
+            r.metric_label
+        );
+        assert_eq!(r.wards[0].burden, Some(33.33));
+        let yearly: Vec<Option<f64>> = r.series.iter().map(|s| s.burden).collect();
+        assert_eq!(yearly, vec![Some(20.0), Some(30.0), Some(50.0)]);
+        let t = &r.trends[0];
+        assert_eq!(t.slope, Some(15.0));
+        assert_eq!(t.direction, mrpt_table::tpr::Direction::Worsening);
+        assert_eq!((t.first, t.latest), (Some(20.0), Some(50.0)));
+        // The TPR trend of the same ward: 40, 60, 50 % -> slope 5 pp/yr.
+        let tpr_trend = compute_tpr(
+            &export,
+            &[link],
+            &TprOptions {
+                metric: Metric::Tpr,
+                ..options.clone()
+            },
+        )
+        .unwrap();
+        assert_eq!(tpr_trend.trends[0].slope, Some(5.0));
+        // Burden without any population is refused, naming the column.
+        let err = compute_tpr(&export, &[WardLink::unlinked()], &options).unwrap_err();
+        assert!(err.to_string().contains("Population_u5"), "{err}");
     }
 
     #[test]

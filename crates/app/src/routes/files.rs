@@ -157,6 +157,21 @@ pub(crate) fn build_package(store: &Store, id: &SessionId) -> Result<Value, ApiE
     } else {
         None
     };
+    // The TPR tables of the facility export (tpr.md §8.1), when the session has computed them.
+    if let Some(outputs) = store.tpr(id)?.and_then(|t| t.outputs) {
+        for name in &outputs.files {
+            if let Some(artifact) = Artifact::from_file_name(name) {
+                entries.push((format!("tpr/{name}"), store.read_artifact(id, &artifact)?));
+            }
+        }
+        for name in &outputs.loose {
+            if let Some(rel) = name.strip_prefix("visualizations/")
+                && let Ok(bytes) = store.read_artifact(id, &Artifact::visualization(rel)?)
+            {
+                entries.push((format!("tpr/{rel}"), bytes));
+            }
+        }
+    }
     let aid = view.analysis_id.clone();
     let mut maps = Vec::new();
     for name in store.list_visualizations(id)? {

@@ -22,6 +22,7 @@ pub(crate) mod ops;
 pub(crate) mod react;
 pub(crate) mod session;
 pub(crate) mod spa;
+pub(crate) mod tpr;
 pub(crate) mod ui;
 pub(crate) mod upload;
 
@@ -40,7 +41,6 @@ pub(crate) struct Routed {
     /// The request's headers (session cookie or `X-Session-ID`, content type, length).
     pub(crate) headers: HeaderMap,
     /// The request target, for routes that read a query string.
-    #[allow(dead_code)]
     pub(crate) uri: Uri,
     /// The values of the pattern's `{name}` and `{*name}` segments, in order.
     pub(crate) params: Vec<String>,
@@ -119,6 +119,11 @@ pub(crate) static ROUTES: &[Route] = &[
     route!(GET "/export/list/{session}" => react::export_list, label "/export/list"),
     route!(GET "/api/conversations" => react::conversations),
     route!(POST "/api/conversations/{session}/resume" => react::resume, label "/api/conversations/resume"),
+    route!(POST "/api/tpr/upload" => tpr::upload),
+    route!(POST "/api/data-analysis/upload" => tpr::upload, label "/api/tpr/upload"),
+    route!(GET "/api/tpr/options" => tpr::options),
+    route!(POST "/api/tpr/calculate" => tpr::calculate),
+    route!(POST "/api/tpr/reprioritise" => tpr::reprioritise),
 ];
 
 /// A body with nothing in it, left in a [`Routed`] whose body was taken.

@@ -14,7 +14,10 @@ use crate::{ApiError, App, ResponseBody, blocking, identity, reply, request_body
 /// The session of an upload: the one the request names explicitly (header, form or body
 /// `session_id`), or a new one (with its cookies) when it names none: a cookie alone does not
 /// count, so a second tab's upload never replaces the first tab's data (identity.rs).
-async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bool), ApiError> {
+pub(crate) async fn upload_session(
+    app: &App,
+    headers: &HeaderMap,
+) -> Result<(SessionId, bool), ApiError> {
     if identity::is_explicit(headers) {
         Ok((app.session_of(headers).await?, false))
     } else {
@@ -24,7 +27,7 @@ async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bo
     }
 }
 
-fn with_cookie(
+pub(crate) fn with_cookie(
     mut response: Response<ResponseBody>,
     request: &HeaderMap,
     id: &SessionId,

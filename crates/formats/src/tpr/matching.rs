@@ -4,11 +4,70 @@
 
 use std::collections::HashMap;
 
-use mrpt_table::tpr::{FacilityExport, WardLink, norm_name};
+use mrpt_table::tpr::{AgeChoice, FacilityExport, WardLink, norm_name};
 
 use crate::population::PopulationTable;
 use crate::shapefile::WardShapes;
 use mrpt_table::{NameRule, match_ward_names, sequence_ratio};
+
+/// The population of the selected age group from a population upload (tpr.md §5), as a
+/// [`PopulationTable`] whose `populations` are that age's. `Ok(None)` when the table has no
+/// column for the age: burden is then not computed and the answer names
+/// [`AgeChoice::population_columns`]. All ages use the usual population column rules.
+pub fn population_for_age(
+    bytes: &[u8],
+    file_name: &str,
+    age: AgeChoice,
+) -> crate::Result<Option<PopulationTable>> {
+    let mut table = crate::read_table(bytes, file_name)?;
+    let column = |t: &mrpt_table::Table, want: &str| {
+        t.columns()
+            .iter()
+            .find(|c| c.name.trim().eq_ignore_ascii_case(want))
+            .map(|c| c.name.clone())
+    };
+    let derived: Option<Vec<Option<f64>>> = match age {
+        AgeChoice::AllAges => return crate::population::population_from_table(&table).map(Some),
+        AgeChoice::U5 => column(&table, "Population_u5")
+            .map(|c| table.numeric(&c))
+            .transpose()?,
+        AgeChoice::Pw => column(&table, "Population_f15_49")
+            .map(|c| table.numeric(&c))
+            .transpose()?,
+        AgeChoice::O5 => match column(&table, "Population_o5") {
+            Some(c) => Some(table.numeric(&c)?),
+            None => match (
+                column(&table, "Population"),
+                column(&table, "Population_u5"),
+            ) {
+                (Some(all), Some(u5)) => {
+                    let (all, u5) = (table.numeric(&all)?, table.numeric(&u5)?);
+                    Some(
+                        all.iter()
+                            .zip(&u5)
+                            .map(|(a, u)| match (a, u) {
+                                (Some(a), Some(u)) => Some(a - u),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                }
+                _ => None,
+            },
+        },
+    };
+    let Some(values) = derived else {
+        return Ok(None);
+    };
+    // The age's figures become the table's `Population`; names and codes are read as usual.
+    for name in table.column_names() {
+        if name.trim().eq_ignore_ascii_case("population") {
+            table.remove(&name);
+        }
+    }
+    table.push("Population", mrpt_table::ColumnData::Float(values))?;
+    crate::population::population_from_table(&table).map(Some)
+}
 
 /// A shapefile ward as the matcher sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,6 +158,7 @@ pub fn match_tpr_wards(export: &FacilityExport, shapes: &[ShapeWard]) -> Vec<War
             match_kind: kind.into(),
             score,
             population: None,
+            burden_population: None,
         };
         let equal: Vec<usize> = candidates
             .iter()
@@ -229,5 +289,55 @@ pub fn attach_population(
                 .as_deref()
                 .and_then(|n| by_name.get(n).copied())
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod age_population_tests {
+    use super::*;
+
+    const CSV: &str = "WardName,WardCode,Population,Population_u5,Population_f15_49\n\
+                       Gwale,KN1,1000,200,230\nDala,KN2,2000,,450\n";
+
+    #[test]
+    fn each_age_reads_its_own_column() {
+        let all = population_for_age(CSV.as_bytes(), "p.csv", AgeChoice::AllAges)
+            .unwrap()
+            .unwrap();
+        assert_eq!(all.populations, vec![1000.0, 2000.0]);
+        let u5 = population_for_age(CSV.as_bytes(), "p.csv", AgeChoice::U5)
+            .unwrap()
+            .unwrap();
+        // A blank age cell drops that ward (no population, no burden), never 0.
+        assert_eq!(u5.ward_names, vec!["Gwale"]);
+        assert_eq!(u5.populations, vec![200.0]);
+        assert_eq!(u5.skipped_rows, vec![2]);
+        let o5 = population_for_age(CSV.as_bytes(), "p.csv", AgeChoice::O5)
+            .unwrap()
+            .unwrap();
+        assert_eq!(o5.populations, vec![800.0]);
+        let pw = population_for_age(CSV.as_bytes(), "p.csv", AgeChoice::Pw)
+            .unwrap()
+            .unwrap();
+        assert_eq!(pw.populations, vec![230.0, 450.0]);
+        assert_eq!(pw.ward_codes.unwrap()[1].as_deref(), Some("KN2"));
+    }
+
+    #[test]
+    fn a_missing_age_column_is_none_not_the_total() {
+        let total_only = "WardName,Population\nGwale,1000\n";
+        for age in [AgeChoice::U5, AgeChoice::O5, AgeChoice::Pw] {
+            assert_eq!(
+                population_for_age(total_only.as_bytes(), "p.csv", age).unwrap(),
+                None,
+                "{age:?}"
+            );
+        }
+        assert!(
+            AgeChoice::Pw
+                .population_columns()
+                .contains("Population_f15_49")
+        );
     }
 }

@@ -10,7 +10,9 @@ mod rules;
 pub mod synth;
 pub mod write;
 
-pub use matching::{ShapeWard, attach_population, match_tpr_wards, shape_wards};
+pub use matching::{
+    ShapeWard, attach_population, match_tpr_wards, population_for_age, shape_wards,
+};
 pub use read::{
     ReadOptions, level_from_cell, level_from_name, parse_period, read_csv_export,
     read_facility_export,

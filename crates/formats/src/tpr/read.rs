@@ -341,6 +341,12 @@ fn workbook_cell(cell: &calamine::Data) -> Option<String> {
         Data::Float(f) => Some(mrpt_table::python_float_repr(*f)),
         Data::Bool(b) => Some(if *b { "TRUE" } else { "FALSE" }.to_string()),
         Data::String(s) => Some(s.clone()),
+        // A date-formatted period cell (`2021-01-01` typed into Excel) as ISO text, so the
+        // period rules see its year and month rather than the serial number.
+        Data::DateTime(d) if d.is_datetime() => {
+            let (y, m, day, ..) = d.to_ymd_hms_milli();
+            Some(format!("{y:04}-{m:02}-{day:02}"))
+        }
         Data::DateTime(d) => Some(d.to_string()),
         Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
     }
@@ -1090,6 +1096,33 @@ mod tests {
         assert_eq!(parse_period("Sept 2019"), (2019, 9));
         assert_eq!(parse_period(""), (0, 0));
         assert_eq!(parse_period("last year"), (0, 0));
+    }
+
+    #[test]
+    fn excel_date_periods_become_iso_dates() {
+        use calamine::{Data, ExcelDateTime, ExcelDateTimeType};
+        // 44197 = 2021-01-01 in the 1900 system; 45316.5 = 2024-01-25 noon.
+        let jan = Data::DateTime(ExcelDateTime::new(
+            44197.0,
+            ExcelDateTimeType::DateTime,
+            false,
+        ));
+        assert_eq!(workbook_cell(&jan).as_deref(), Some("2021-01-01"));
+        let cell = workbook_cell(&Data::DateTime(ExcelDateTime::new(
+            45316.5,
+            ExcelDateTimeType::DateTime,
+            false,
+        )))
+        .unwrap();
+        assert_eq!(cell, "2024-01-25");
+        assert_eq!(parse_period(&cell), (2024, 1));
+        // The 1904 system (old Mac workbooks) counts from another epoch.
+        let mac = Data::DateTime(ExcelDateTime::new(
+            42735.0,
+            ExcelDateTimeType::DateTime,
+            true,
+        ));
+        assert_eq!(parse_period(&workbook_cell(&mac).unwrap()), (2021, 1));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! empty values are empty fields, counts integers, floats in shortest round-trip form.
 
 use mrpt_table::tpr::{
-    FacilityExport, Hotspot, Lga, LgaRate, LgaTrend, MethodCounts, MissingnessRow,
+    FacilityExport, Hotspot, Lga, LgaRate, LgaTrend, MethodCounts, Metric, MissingnessRow,
     ReprioritisedWard, Trend, WardLink, WardTpr, WardYear, round_half_even,
 };
 
@@ -146,7 +146,11 @@ pub fn time_series_csv(wards: &[WardTpr], series: &[WardYear], all_ages: bool) -
     b.csv()
 }
 
-fn trend_columns(b: &mut Builder, trends: &[&Trend], with_tested: bool) {
+fn trend_columns(b: &mut Builder, trends: &[&Trend], with_tested: bool, metric: Metric) {
+    let (first, latest) = match metric {
+        Metric::Tpr => ("TPR_First", "TPR_Latest"),
+        Metric::Burden => ("Burden_First", "Burden_Latest"),
+    };
     b.float("Slope", trends.iter().map(|t| t.slope));
     b.text(
         "Direction",
@@ -155,8 +159,8 @@ fn trend_columns(b: &mut Builder, trends: &[&Trend], with_tested: bool) {
             .map(|t| Some(t.direction.as_str().to_string())),
     );
     b.float("Delta_Latest", trends.iter().map(|t| t.delta_latest));
-    b.float("TPR_First", trends.iter().map(|t| t.first));
-    b.float("TPR_Latest", trends.iter().map(|t| t.latest));
+    b.float(first, trends.iter().map(|t| t.first));
+    b.float(latest, trends.iter().map(|t| t.latest));
     b.int(
         "First_Year",
         trends.iter().map(|t| t.first_year.map(i64::from)),
@@ -180,19 +184,20 @@ fn trend_columns(b: &mut Builder, trends: &[&Trend], with_tested: bool) {
     );
 }
 
-/// `trend_summary.csv` (§6.2-6.3), one row per ward.
-pub fn trend_summary_csv(wards: &[WardTpr], trends: &[Trend]) -> Vec<u8> {
+/// `trend_summary.csv` (§6.2-6.3), one row per ward; the first/latest columns are named after
+/// the metric the trend was computed on (`TPR_*` or `Burden_*`).
+pub fn trend_summary_csv(wards: &[WardTpr], trends: &[Trend], metric: Metric) -> Vec<u8> {
     let mut b = Builder::new(wards.len());
     b.text("WardName", wards.iter().map(|w| Some(w.ward_name.clone())));
     b.text("LGA", wards.iter().map(|w| Some(w.lga.clone())));
     b.text("lga_key", wards.iter().map(|w| Some(w.lga_key.clone())));
     b.text("ward_key", wards.iter().map(|w| Some(w.ward_key.clone())));
-    trend_columns(&mut b, &trends.iter().collect::<Vec<_>>(), true);
+    trend_columns(&mut b, &trends.iter().collect::<Vec<_>>(), true, metric);
     b.csv()
 }
 
 /// `tpr_hotspots.csv` (§6.4).
-pub fn hotspots_csv(wards: &[WardTpr], hotspots: &[Hotspot]) -> Vec<u8> {
+pub fn hotspots_csv(wards: &[WardTpr], hotspots: &[Hotspot], metric: Metric) -> Vec<u8> {
     let w = |h: &Hotspot| &wards[h.ward];
     let mut b = Builder::new(hotspots.len());
     b.text(
@@ -222,8 +227,12 @@ pub fn hotspots_csv(wards: &[WardTpr], hotspots: &[Hotspot]) -> Vec<u8> {
         "Latest_Year",
         hotspots.iter().map(|h| Some(h.latest_year as i64)),
     );
-    b.float("TPR_First", hotspots.iter().map(|h| Some(h.first)));
-    b.float("TPR_Latest", hotspots.iter().map(|h| Some(h.latest)));
+    let (first, latest) = match metric {
+        Metric::Tpr => ("TPR_First", "TPR_Latest"),
+        Metric::Burden => ("Burden_First", "Burden_Latest"),
+    };
+    b.float(first, hotspots.iter().map(|h| Some(h.first)));
+    b.float(latest, hotspots.iter().map(|h| Some(h.latest)));
     b.csv()
 }
 
@@ -266,12 +275,13 @@ pub fn lga_trend_csv(lgas: &[Lga], trends: &[LgaTrend]) -> Vec<u8> {
         &mut b,
         &trends.iter().map(|t| &t.trend).collect::<Vec<_>>(),
         false,
+        Metric::Tpr,
     );
     b.csv()
 }
 
-/// `tpr_reprioritise.csv` (§6.6).
-pub fn reprioritise_csv(wards: &[WardTpr], rows: &[ReprioritisedWard]) -> Vec<u8> {
+/// `tpr_reprioritise.csv` (§6.6); `Burden_Latest` instead of `TPR_Latest` for the burden metric.
+pub fn reprioritise_csv(wards: &[WardTpr], rows: &[ReprioritisedWard], metric: Metric) -> Vec<u8> {
     let w = |r: &ReprioritisedWard| &wards[r.ward];
     let mut b = Builder::new(rows.len());
     b.int("Priority", rows.iter().map(|r| Some(r.priority as i64)));
@@ -282,7 +292,11 @@ pub fn reprioritise_csv(wards: &[WardTpr], rows: &[ReprioritisedWard]) -> Vec<u8
     b.text("LGA", rows.iter().map(|r| Some(w(r).lga.clone())));
     b.text("lga_key", rows.iter().map(|r| Some(w(r).lga_key.clone())));
     b.text("ward_key", rows.iter().map(|r| Some(w(r).ward_key.clone())));
-    b.float("TPR_Latest", rows.iter().map(|r| Some(r.latest)));
+    let latest = match metric {
+        Metric::Tpr => "TPR_Latest",
+        Metric::Burden => "Burden_Latest",
+    };
+    b.float(latest, rows.iter().map(|r| Some(r.latest)));
     b.float("Slope", rows.iter().map(|r| Some(r.slope)));
     b.text(
         "Direction",

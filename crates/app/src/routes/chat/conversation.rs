@@ -52,6 +52,23 @@ pub(super) async fn converse(
     let every = app.config.chat_keepalive;
     let interpreter = app.interpreter.clone();
 
+    // The TPR questions and intents answer first when the message is theirs (tpr.md §3, §8.3).
+    let tpr_turn = {
+        let store = app.store.clone();
+        let (id2, message2) = (id.clone(), message.clone());
+        let limits = app.config.limits;
+        blocking(move || {
+            let pending = store
+                .read_conversation(&id2)?
+                .and_then(|doc| serde_json::from_value(doc.get("tpr_pending")?.clone()).ok());
+            super::tpr::handle(&store, &id2, &message2, pending, &limits)
+        })
+        .await?
+    };
+    if let Some(turn) = tpr_turn {
+        return finish_tpr_turn(&app, &id, &message, generation, turn, sink).await;
+    }
+
     let plan: Plan = match &sink {
         // The rules are CPU work (fuzzy ward matching over every ward): off the async thread.
         _ if !interpreter.is_model_backed() => {
@@ -155,20 +172,10 @@ pub(super) async fn converse(
         response: response.clone(),
         tools_used: tools_used.iter().map(|s| s.to_string()).collect(),
         pending: plan.pending.clone(),
+        tpr_pending: None,
         generation,
         // What the answer showed, for the history's resume view.
-        visualizations: visualizations
-            .iter()
-            .filter_map(|v| {
-                v.as_str()
-                    .or_else(|| {
-                        ["url", "path", "html_path"]
-                            .iter()
-                            .find_map(|k| v.get(*k)?.as_str())
-                    })
-                    .map(str::to_string)
-            })
-            .collect(),
+        visualizations: visual_urls(&visualizations),
     };
     let id2 = id.clone();
     let state = blocking(move || {
@@ -222,8 +229,93 @@ struct StoredTurn {
     response: String,
     tools_used: Vec<String>,
     pending: Option<Pending>,
+    /// The TPR guided question still open, if any.
+    tpr_pending: Option<super::tpr::TprDraft>,
     generation: u64,
     visualizations: Vec<String>,
+}
+
+/// The URLs of what an answer showed, for the history's resume view.
+fn visual_urls(visualizations: &[Value]) -> Vec<String> {
+    visualizations
+        .iter()
+        .filter_map(|v| {
+            v.as_str()
+                .or_else(|| {
+                    ["url", "path", "html_path"]
+                        .iter()
+                        .find_map(|k| v.get(*k)?.as_str())
+                })
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// Stores a TPR turn and answers it in the same shape as every other turn.
+async fn finish_tpr_turn(
+    app: &App,
+    id: &SessionId,
+    message: &str,
+    generation: u64,
+    turn: super::tpr::TprTurn,
+    sink: Option<mpsc::Sender<Bytes>>,
+) -> Result<Value, ApiError> {
+    let store = app.store.clone();
+    let stored = StoredTurn {
+        message: message.to_string(),
+        response: turn.response.clone(),
+        tools_used: turn.tools_used.iter().map(|s| s.to_string()).collect(),
+        pending: None,
+        tpr_pending: turn.pending.clone(),
+        generation,
+        visualizations: visual_urls(&turn.visualizations),
+    };
+    let id2 = id.clone();
+    let state = blocking(move || {
+        record_turn(&store, &id2, stored)?;
+        store.status(&id2).map_err(ApiError::from)
+    })
+    .await?;
+    let context = json!({
+        "data_loaded": state.data_loaded,
+        "analysis_complete": state.analysis_complete,
+        "analysis_id": state.analysis_id,
+        "itn_complete": state.itn_complete,
+        "shapefile_loaded": state.shapefile_loaded,
+        "generation": state.generation,
+    });
+    let answer = json!({
+        "status": "success",
+        "response": turn.response,
+        "message": turn.response,
+        "tools_used": turn.tools_used,
+        "visualizations": turn.visualizations,
+        "download_links": turn.download_links,
+        "context": context,
+        "pending": turn.pending.is_some(),
+        "tpr_step": turn.pending.as_ref().map(|p| p.step.clone()),
+        "interpreter": {"source": "rules", "notes": []},
+        "worker_pid": std::process::id(),
+    });
+    if let Some(out) = &sink {
+        for chunk in interp::sentence_chunks(&turn.response) {
+            let frame = json!({"content": chunk, "status": "success", "done": false});
+            let _ = out.send(sse_data(&frame)).await;
+        }
+        let frame = json!({
+            "content": "",
+            "status": "success",
+            "done": true,
+            "tools_used": answer["tools_used"],
+            "visualizations": answer["visualizations"],
+            "download_links": answer["download_links"],
+            "context": answer["context"],
+            "interpreter": answer["interpreter"],
+            "worker_pid": std::process::id(),
+        });
+        let _ = out.send(sse_data(&frame)).await;
+    }
+    Ok(answer)
 }
 
 fn now_ms() -> u64 {
@@ -264,6 +356,10 @@ fn record_turn(store: &Store, id: &SessionId, turn: StoredTurn) -> Result<(), Ap
             serde_json::to_value(&turn.pending).unwrap_or(Value::Null),
         );
         doc.insert("pending_generation".into(), json!(turn.generation));
+        doc.insert(
+            "tpr_pending".into(),
+            serde_json::to_value(&turn.tpr_pending).unwrap_or(Value::Null),
+        );
         Value::Object(doc)
     })?;
     Ok(())

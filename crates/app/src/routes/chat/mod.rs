@@ -19,6 +19,7 @@ mod context;
 mod conversation;
 mod stream;
 mod tools;
+mod tpr;
 
 use conversation::{converse, prepare};
 use stream::{SseBody, sse_data};
