@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::*;
 
 mod lifecycle;
+mod object_model;
 mod shared_dir;
 
 // ---- fixtures ---------------------------------------------------------------------------------
