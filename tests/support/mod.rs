@@ -15,6 +15,7 @@
 pub mod chat;
 pub mod client;
 pub mod load;
+pub mod moto;
 pub mod server;
 pub mod wards;
 
