@@ -56,6 +56,7 @@ fn twelve_users_then_ten_seconds_of_chaos() {
         load: chaos_load,
         chaos: Some(ChaosConfig {
             master_pid: server.pid,
+            other_masters: Vec::new(),
             interval: Duration::from_millis(500),
             limit: Duration::from_secs(10),
             hup_after: Some(Duration::from_secs(3)),
