@@ -76,7 +76,11 @@ fn sessions_on_a_real_s3_api_server() {
             })
         });
         let answers: Vec<_> = futures_join(calls).await;
-        assert_eq!(count.load(Ordering::SeqCst), 1, "one computation across hosts");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "one computation across hosts"
+        );
         assert_eq!(answers.iter().filter(|a| !a.reused).count(), 1);
         let m = hosts[0].status(&id).await.unwrap();
         assert_eq!((m.analyses_started, m.analyses_committed), (1, 1));
@@ -88,7 +92,12 @@ fn sessions_on_a_real_s3_api_server() {
             Bytes::from_static(b"ward,tpr\nA,1\n")
         );
         let itn = hosts[1]
-            .commit_itn(&id, &answers[0].analysis_id, Bytes::from_static(b"{}"), vec![])
+            .commit_itn(
+                &id,
+                &answers[0].analysis_id,
+                Bytes::from_static(b"{}"),
+                vec![],
+            )
             .await
             .unwrap();
         assert_eq!(itn.analysis_id, answers[0].analysis_id);

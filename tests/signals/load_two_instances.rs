@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::ServerBuilder;
 use prefork_loadgen::{ChaosConfig, Fixtures, LoadConfig, RunConfig, render, run};
 
-/// CI-sized (a debug build on 2 shared cores); `scripts/bench/two-instances` runs 60 users on a
+/// CI-sized (a debug build on 2 shared cores); `scripts/load/two-instances.sh` runs 60 users on a
 /// release build.
 const USERS: u32 = 12;
 

@@ -55,7 +55,11 @@ pub fn moto_server() -> PathBuf {
                     .args(["install", "--quiet", "moto[server]"])
                     .status()
                     .is_ok_and(|s| s.success());
-            assert!(ok && runs(&local), "could not install moto[server] into {}", venv().display());
+            assert!(
+                ok && runs(&local),
+                "could not install moto[server] into {}",
+                venv().display()
+            );
             local
         })
         .clone()
@@ -98,7 +102,10 @@ impl Moto {
             )?;
             reply.starts_with("HTTP/1.1 200").then_some(())
         });
-        assert!(created.is_some(), "moto_server did not answer on port {port}");
+        assert!(
+            created.is_some(),
+            "moto_server did not answer on port {port}"
+        );
         moto
     }
 

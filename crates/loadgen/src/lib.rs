@@ -165,7 +165,11 @@ pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
     // Several instances: every finished user must have crossed them (else the run proves nothing
     // about sharing the store).
     if config.load.targets.len() > 1 {
-        for u in out.users.iter().filter(|u| u.finished && u.instances.len() < 2) {
+        for u in out
+            .users
+            .iter()
+            .filter(|u| u.finished && u.instances.len() < 2)
+        {
             v.push(format!(
                 "user {} was answered by {} instance(s) only: {:?}",
                 u.user,

@@ -204,8 +204,9 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
             .into_iter()
             .map(|p| p.parse::<i32>().context("--master-pid"))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (&master_pid, other_masters) =
-            masters.split_first().context("--chaos needs --master-pid")?;
+        let (&master_pid, other_masters) = masters
+            .split_first()
+            .context("--chaos needs --master-pid")?;
         let limit =
             Duration::from_secs_f64(flags.num("chaos-seconds", load.duration_limit.as_secs_f64())?);
         // Early by default: the load may end long before the chaos limit.
