@@ -32,6 +32,7 @@ pub mod synth;
 pub mod tpr;
 pub mod wkb;
 pub mod workbook;
+pub mod xls;
 
 pub use delimited::write_csv;
 pub use error::{Error, Result};
