@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mrpt_session::object::{ObjectBackend, block_on};
+use mrpt_session::object::ObjectBackend;
 use mrpt_session::{AnalysisRequest, AnalysisResult, Artifact, Store, UploadInfo};
 use serde_json::json;
 
