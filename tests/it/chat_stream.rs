@@ -52,7 +52,8 @@ fn conversation(server: &Server, sid: &str) -> Option<Value> {
         .path()
         .join(format!("instance/uploads/{sid}/conversation.json"));
     let bytes = std::fs::read(path).ok()?;
-    Some(serde_json::from_slice(&bytes).unwrap())
+    // The file always exists (`null` until the first turn is stored).
+    Some(serde_json::from_slice::<Value>(&bytes).unwrap()).filter(|v| !v.is_null())
 }
 
 fn frames(items: &[Sse]) -> Vec<&Value> {
