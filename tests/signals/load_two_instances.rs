@@ -16,6 +16,9 @@ const USERS: u32 = 12;
 
 #[test]
 fn users_across_two_instances_on_one_directory_with_chaos() {
+    let _alone = crate::support::LOAD_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let shared = tempfile::tempdir().unwrap();
     let instance = shared.path().join("instance");
     let dir_arg = format!("--instance-dir={}", instance.display());
