@@ -52,7 +52,7 @@ fn conversation(server: &Server, sid: &str) -> Option<Value> {
         .path()
         .join(format!("instance/uploads/{sid}/conversation.json"));
     let bytes = std::fs::read(path).ok()?;
-    // The file always exists (`null` until the first turn is stored).
+    // A new session's conversation.json holds `null` (no turn yet).
     Some(serde_json::from_slice::<Value>(&bytes).unwrap()).filter(|v| !v.is_null())
 }
 
