@@ -414,6 +414,7 @@ impl ObjectBackend {
             upload_type,
             committed_at_ms: now_ms(),
             info: info.info,
+            chunked_upload: None,
         };
         let (m, ()) = self
             .update(id, |m| {
