@@ -20,6 +20,7 @@ mod chat_openai;
 mod chat_stream;
 mod golden_outputs;
 mod hostile_input;
+mod object_store_moto;
 mod ops_http;
 mod react_client;
 mod server_lifecycle;

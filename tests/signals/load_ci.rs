@@ -25,6 +25,9 @@ fn load_config(addr: std::net::SocketAddr, users: u32, record: &Path) -> LoadCon
 
 #[test]
 fn twelve_users_then_ten_seconds_of_chaos() {
+    let _alone = crate::support::LOAD_TESTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let server = ServerBuilder::new().args(&["-w", "6"]).start();
     server.wait_workers(6, Duration::from_secs(60)).unwrap();
     let instance = server.dir.path().join("instance");
@@ -56,6 +59,7 @@ fn twelve_users_then_ten_seconds_of_chaos() {
         load: chaos_load,
         chaos: Some(ChaosConfig {
             master_pid: server.pid,
+            other_masters: Vec::new(),
             interval: Duration::from_millis(500),
             limit: Duration::from_secs(10),
             hup_after: Some(Duration::from_secs(3)),

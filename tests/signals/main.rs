@@ -12,6 +12,7 @@
 mod support;
 
 mod load_ci;
+mod load_two_instances;
 mod ops_deploy;
 mod ops_reload;
 mod ops_systemd;

@@ -15,6 +15,7 @@
 pub mod chat;
 pub mod client;
 pub mod load;
+pub mod moto;
 pub mod server;
 pub mod wards;
 
@@ -30,6 +31,10 @@ pub use server::*;
 pub use wards::*;
 
 pub const POLL: Duration = Duration::from_millis(50);
+
+/// Held by each many-user load test for its whole run, so two of them never share the 2 CI cores
+/// (each one's duration bound assumes it has the machine to itself among the load tests).
+pub static LOAD_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Polls `f` until it returns `Some` or the deadline passes.
 pub fn poll_until<T>(deadline: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {

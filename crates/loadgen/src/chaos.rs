@@ -16,6 +16,8 @@ use crate::Error;
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
     pub master_pid: i32,
+    /// Further instances' masters (`--master-pid` repeated): their workers are victims too.
+    pub other_masters: Vec<i32>,
     /// Pause between two kills.
     pub interval: Duration,
     /// Kills stop after this long (or when the load ends, whichever is first).
@@ -132,7 +134,10 @@ fn run(config: &ChaosConfig, stop: &AtomicBool) -> Result<ChaosReport, Error> {
             })?;
             report.hup_sent = true;
         }
-        let workers = children_of(config.master_pid);
+        let mut workers = children_of(config.master_pid);
+        for other in &config.other_masters {
+            workers.extend(children_of(*other));
+        }
         if workers.is_empty() {
             report.idle_rounds += 1;
         } else {
@@ -170,6 +175,7 @@ mod tests {
         assert!(children_of(me).contains(&pid));
         let monkey = Monkey::start(ChaosConfig {
             master_pid: me,
+            other_masters: Vec::new(),
             interval: Duration::from_millis(50),
             limit: Duration::from_secs(5),
             hup_after: None,
@@ -190,6 +196,7 @@ mod tests {
     fn refuses_a_master_without_workers() {
         let r = Monkey::start(ChaosConfig {
             master_pid: i32::MAX - 1,
+            other_masters: Vec::new(),
             interval: Duration::from_millis(50),
             limit: Duration::from_secs(1),
             hup_after: None,

@@ -593,6 +593,7 @@ mod tests {
             http: Some(200),
             error: None,
             worker_pid: None,
+            target: None,
             state: Observed::from_json(&state),
         }
     }

@@ -162,6 +162,22 @@ pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
             u.stopped.as_deref().unwrap_or("unknown")
         ));
     }
+    // Several instances: every finished user must have crossed them (else the run proves nothing
+    // about sharing the store).
+    if config.load.targets.len() > 1 {
+        for u in out
+            .users
+            .iter()
+            .filter(|u| u.finished && u.instances.len() < 2)
+        {
+            v.push(format!(
+                "user {} was answered by {} instance(s) only: {:?}",
+                u.user,
+                u.instances.len(),
+                u.instances
+            ));
+        }
+    }
     if config.chaos.is_none() {
         let failures = out
             .records
@@ -330,6 +346,7 @@ mod tests {
             http: None,
             error: None,
             worker_pid: None,
+            target: None,
             state: Observed::default(),
         }
     }

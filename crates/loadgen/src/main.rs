@@ -10,7 +10,7 @@ use prefork_loadgen::{ChaosConfig, Fixtures, LoadConfig, Mode, RunConfig, check,
 
 const USAGE: &str = "\
 usage:
-  prefork-load [run] --url http://127.0.0.1:PORT [--users N=60] [--think-ms MS=1000]
+  prefork-load [run] --url http://127.0.0.1:PORT [--url ...] [--users N=60] [--think-ms MS=1000]
                [--duration-limit S=900] [--repeat-for-s S=0] [--ramp-up-s S=10]
                [--data DIR=tests/fixtures] [--record FILE.jsonl]
                [--instance DIR] [--p99-limit-ms MS=500 | --no-p99-limit]
@@ -64,6 +64,15 @@ impl Flags {
             .rev()
             .find(|(k, _)| k == name)
             .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// Every value of a repeatable flag, in order.
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter(|(k, _)| k == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
 
     fn has(&self, name: &str) -> bool {
@@ -169,7 +178,13 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         "ramp-up-s",
         "repeat-for-s",
     ])?;
-    let addr = loopback(flags.get("url").context("--url is required")?)?;
+    // Several --url: instances serving one store; each user's requests go to them in turn.
+    let targets = flags
+        .all("url")
+        .into_iter()
+        .map(loopback)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let addr = *targets.first().context("--url is required")?;
     let users: u32 = flags.num("users", 60)?;
     if users == 0 {
         bail!("--users must be at least 1");
@@ -177,17 +192,21 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
     let data = PathBuf::from(flags.get("data").unwrap_or("tests/fixtures"));
     let fixtures = Fixtures::load(&data)?;
     let mut load = LoadConfig::new(addr, users, fixtures);
+    load.targets = targets;
     load.think = Duration::from_millis(flags.num("think-ms", 1000)?);
     load.duration_limit = Duration::from_secs_f64(flags.num("duration-limit", 900.0)?);
     load.ramp_up = Duration::from_secs_f64(flags.num("ramp-up-s", 10.0)?);
     load.repeat_for = Duration::from_secs_f64(flags.num("repeat-for-s", 0.0)?);
     load.record = flags.get("record").map(PathBuf::from);
     let chaos = if flags.has("chaos") {
-        let master_pid: i32 = flags
-            .get("master-pid")
-            .context("--chaos needs --master-pid")?
-            .parse()
-            .context("--master-pid")?;
+        let masters = flags
+            .all("master-pid")
+            .into_iter()
+            .map(|p| p.parse::<i32>().context("--master-pid"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (&master_pid, other_masters) = masters
+            .split_first()
+            .context("--chaos needs --master-pid")?;
         let limit =
             Duration::from_secs_f64(flags.num("chaos-seconds", load.duration_limit.as_secs_f64())?);
         // Early by default: the load may end long before the chaos limit.
@@ -199,6 +218,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         let hup = flags.num("hup-after-s", default_hup)?;
         Some(ChaosConfig {
             master_pid,
+            other_masters: other_masters.to_vec(),
             interval: Duration::from_millis(flags.num("kill-interval-ms", 500)?),
             limit,
             hup_after: (hup >= 0.0).then(|| Duration::from_secs_f64(hup)),

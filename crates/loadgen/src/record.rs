@@ -102,6 +102,9 @@ pub struct Record {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_pid: Option<i32>,
+    /// Which of several `--url`s (instances) answered, 0-based; absent with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u32>,
     #[serde(default)]
     pub state: Observed,
 }
@@ -216,6 +219,7 @@ mod tests {
             http: Some(200),
             error: None,
             worker_pid: Some(7),
+            target: None,
             state: Observed::from_json(&serde_json::json!({
                 "generation": 1, "analysis_id": null, "analysis_complete": false
             })),

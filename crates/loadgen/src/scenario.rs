@@ -53,6 +53,9 @@ impl Fixtures {
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub addr: SocketAddr,
+    /// Several instances serving one store (`--url` repeated): each user's requests go to them
+    /// in turn, so every session crosses instances. Empty = `addr` only.
+    pub targets: Vec<SocketAddr>,
     pub users: u32,
     /// Pause after every step (jittered 50-150 % per user, deterministically).
     pub think: Duration,
@@ -79,6 +82,7 @@ impl LoadConfig {
     pub fn new(addr: SocketAddr, users: u32, fixtures: Fixtures) -> LoadConfig {
         LoadConfig {
             addr,
+            targets: Vec::new(),
             users,
             think: Duration::from_millis(1000),
             duration_limit: Duration::from_secs(600),
@@ -119,6 +123,8 @@ pub struct UserOutcome {
     /// Why it stopped early, when it did.
     pub stopped: Option<String>,
     pub workers: BTreeSet<i32>,
+    /// The instances (indexes into `targets`) that answered this user.
+    pub instances: BTreeSet<u32>,
     /// Sum over its finished workflows of the last status answer's `analyses_started`.
     pub analyses_started: u64,
     pub attempts: u64,
@@ -495,8 +501,15 @@ impl<'a> User<'a> {
             headers.push(("X-Session-ID", sid));
         }
         let body = body.map_or(Body::Empty, |(ct, bytes)| Body::Sized(ct, bytes));
+        let (target, addr) = match self.config.targets.len() {
+            0 | 1 => (None, self.config.addr),
+            n => {
+                let ix = (self.outcome.attempts as usize) % n;
+                (u32::try_from(ix).ok(), self.config.targets[ix])
+            }
+        };
         let result = http::send(
-            self.config.addr,
+            addr,
             &Request::new(method, path).headers(&headers).body(body),
             self.config.timeouts,
         );
@@ -515,6 +528,7 @@ impl<'a> User<'a> {
             http: None,
             error: None,
             worker_pid: None,
+            target,
             state: Observed::default(),
         };
         let verdict = match result {
@@ -529,6 +543,9 @@ impl<'a> User<'a> {
                 });
                 if let Some(pid) = record.worker_pid {
                     self.outcome.workers.insert(pid);
+                    if let Some(t) = target {
+                        self.outcome.instances.insert(t);
+                    }
                 }
                 let parsed = reply.json();
                 if let Some(v) = &parsed {

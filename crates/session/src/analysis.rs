@@ -227,7 +227,7 @@ impl AnalysisView {
     }
 }
 
-fn answers(record: &AnalysisRecord, request: &AnalysisRequest) -> bool {
+pub(crate) fn answers(record: &AnalysisRecord, request: &AnalysisRequest) -> bool {
     let same_variables = match &request.variables {
         None => record.variables_requested.is_none() || record.legacy,
         Some(vars) => {
@@ -238,7 +238,7 @@ fn answers(record: &AnalysisRecord, request: &AnalysisRequest) -> bool {
         && (record.options == request.options || record.legacy && request.options.is_null())
 }
 
-fn outcome(record: &AnalysisRecord, reused: bool) -> AnalysisOutcome {
+pub(crate) fn outcome(record: &AnalysisRecord, reused: bool) -> AnalysisOutcome {
     AnalysisOutcome {
         analysis_id: record.analysis_id.clone(),
         reused,

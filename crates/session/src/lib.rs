@@ -22,6 +22,7 @@ mod error;
 pub mod fault;
 mod id;
 mod manifest;
+pub mod object;
 mod spool;
 mod store;
 mod sweep;

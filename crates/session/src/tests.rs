@@ -14,6 +14,7 @@ use crate::*;
 
 mod chunks;
 mod lifecycle;
+mod object_model;
 mod shared_dir;
 mod tpr;
 
