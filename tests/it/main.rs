@@ -17,6 +17,7 @@ mod browser_e2e;
 mod chat_conversation;
 mod chat_openai;
 mod chat_stream;
+mod csv_injection;
 mod golden_outputs;
 mod hostile_input;
 mod ops_http;

@@ -576,7 +576,7 @@ fn read_table(view: &AnalysisView, artifact: &Artifact) -> Result<Option<Table>,
         return Ok(None);
     }
     let bytes = view.read(artifact)?;
-    formats::read_table(&bytes, &artifact.file_name())
+    formats::read_result_table(&bytes, &artifact.file_name())
         .map(Some)
         .map_err(|e| ApiError::internal(format!("reading {artifact}: {e}")))
 }

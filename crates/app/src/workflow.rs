@@ -168,7 +168,7 @@ pub async fn upload_population(
             mrpt_formats::population::read_population_with(&file.bytes, &file.file_name, &limits)
                 .map_err(PipelineError::from)?;
         let stored = population.to_table().map_err(PipelineError::from)?;
-        let csv = mrpt_formats::write_csv(&stored);
+        let csv = mrpt_formats::write_csv_verbatim(&stored);
         // Reported as ITN planning will join it (the `rank` strategy's exact rule, the default
         // without urban data) against the wards as the analysis names them.
         let known = analysed_ward_names(&store, &id)?;
@@ -282,6 +282,29 @@ impl RunAnalysisBody {
     }
 }
 
+/// The analysis' files streamed into its staging folder.
+struct StagingSink<'a>(&'a mrpt_session::AnalysisStaging);
+
+impl pipeline::ArtifactSink for StagingSink<'_> {
+    fn write(
+        &mut self,
+        artifact: &Artifact,
+        body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let mut file = self
+            .0
+            .create(artifact)
+            .map_err(|e| pipeline::write_error(artifact, e))?;
+        body(&mut file)
+    }
+
+    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+        self.0
+            .link(existing, twin)
+            .map_err(|e| pipeline::write_error(twin, e))
+    }
+}
+
 /// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
 pub async fn run_analysis(
     app: &App,
@@ -339,7 +362,7 @@ pub(crate) fn analyse(
             table.artifact.file_name(),
             Artifact::RawShapefile.file_name(),
         );
-        let files = pipeline::run_analysis(
+        let files = pipeline::run_analysis_into(
             InputFile {
                 name: &table_name,
                 bytes: &table.bytes,
@@ -349,10 +372,8 @@ pub(crate) fn analyse(
                 bytes,
             }),
             &params,
+            &mut StagingSink(staging),
         )?;
-        for (artifact, bytes) in &files.files {
-            staging.write(artifact, bytes).map_err(ApiError::from)?;
-        }
         Ok(mrpt_session::AnalysisResult {
             variables_used: files.variables_used,
             summary: files.summary,
