@@ -31,6 +31,9 @@ pub struct Config {
     pub log_level: String,
     pub worker_tmp_dir: Option<PathBuf>,
     pub instance_dir: PathBuf,
+    /// This instance's runtime state (metrics files): never shared with another instance.
+    /// Default: `<instance_dir>/run/<hostname>-<port of the first bind>` (see [`Config::runtime_dir`]).
+    pub runtime_dir: Option<PathBuf>,
     pub header_timeout: u64,
     /// Seconds; 0 = no request-body deadline.
     pub body_timeout: u64,
@@ -66,6 +69,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             worker_tmp_dir: None,
             instance_dir: PathBuf::from("instance"),
+            runtime_dir: None,
             header_timeout: 10,
             body_timeout: 30,
             body_min_rate: 4096,
@@ -415,6 +419,9 @@ impl Config {
             self.worker_tmp_dir = args.worker_tmp_dir.clone();
         }
         set(&mut self.instance_dir, &args.instance_dir);
+        if args.runtime_dir.is_some() {
+            self.runtime_dir = args.runtime_dir.clone();
+        }
         set(&mut self.header_timeout, &args.header_timeout);
         set(&mut self.body_timeout, &args.body_timeout);
         set(&mut self.body_min_rate, &args.body_min_rate);
@@ -472,12 +479,55 @@ impl Config {
             forwarded_allow_ips: self.forwarded_allow_ips.parse()?,
             max_worker_memory: (self.max_worker_memory > 0)
                 .then(|| self.max_worker_memory.saturating_mul(1 << 20)),
-            // Under the instance directory: `serve` has mrpt-session create it.
-            metrics_dir: self
-                .metrics
-                .then(|| mrpt_session::runtime_dir(&self.instance_dir, "metrics")),
+            // `serve` creates it (`create_runtime_dir`).
+            metrics_dir: self.metrics.then(|| self.runtime_dir().join("metrics")),
             ..prefork_server::Settings::default()
         })
+    }
+}
+
+impl Config {
+    /// This instance's runtime directory: `runtime_dir`, or a folder under
+    /// `<instance_dir>/run/` named after this host and the port (or socket) of the first bind,
+    /// so that two instances sharing one instance directory (two hosts on NFS, or two instances
+    /// on one host) never share metrics files.
+    pub fn runtime_dir(&self) -> PathBuf {
+        match &self.runtime_dir {
+            Some(dir) => dir.clone(),
+            None => mrpt_session::runtime_dir(&self.instance_dir, &self.instance_name()),
+        }
+    }
+
+    /// `<hostname>-<first bind's port or socket name>` (`pid<N>` for port 0), reduced to
+    /// `[A-Za-z0-9_-]`.
+    pub fn instance_name(&self) -> String {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".to_owned());
+        let bind = self.bind.first().map(String::as_str).unwrap_or("");
+        let tail = bind.rsplit([':', '/']).next().unwrap_or(bind);
+        // Port 0 (any free port) says nothing about the instance: use this process instead.
+        let pid;
+        let tail = if tail == "0" {
+            pid = format!("pid{}", std::process::id());
+            pid.as_str()
+        } else {
+            tail
+        };
+        let clean = |s: &str| -> String {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect()
+        };
+        format!("{}-{}", clean(&host), clean(tail))
     }
 }
 

@@ -34,12 +34,22 @@ pub fn run(args: ServeArgs) -> ExitCode {
         eprintln!("Configuration OK");
         return ExitCode::SUCCESS;
     }
-    // The metrics folder is inside the instance directory, where only mrpt-session creates
-    // anything (the server would otherwise make it itself).
-    if config.metrics
-        && let Err(e) = mrpt_session::create_runtime_dir(&config.instance_dir, "metrics")
-    {
-        return fail(&e.into());
+    // This instance's runtime folder: by default inside the instance directory, where only
+    // mrpt-session creates anything; an explicit `runtime_dir` is this host's own.
+    if config.metrics {
+        let made = match &config.runtime_dir {
+            Some(dir) => std::fs::create_dir_all(dir.join("metrics"))
+                .map_err(|e| anyhow::anyhow!("create {}: {e}", dir.join("metrics").display())),
+            None => mrpt_session::create_runtime_dir(
+                &config.instance_dir,
+                &format!("{}/metrics", config.instance_name()),
+            )
+            .map(drop)
+            .map_err(anyhow::Error::from),
+        };
+        if let Err(e) = made {
+            return fail(&e);
+        }
     }
     let factory = handler_factory(&config);
     let reload: prefork_server::Reloader = Box::new(move || {

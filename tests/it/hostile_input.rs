@@ -77,6 +77,13 @@ fn no_hostile_input_kills_a_worker_under_a_4gib_address_space_cap() {
     let wide = hostile::wide_csv(100_000);
     let wider = hostile::wide_csv(1_000_000);
     let long_name = "v".repeat(300_000);
+    let kano_xls = support::fixture("kano/kano_wards.xls");
+    let xls_far = hostile::xls_far_cell(&kano_rows);
+    let xls_dims = hostile::xls_huge_dimensions(&kano_rows);
+    let xls_sst = hostile::xls_huge_sst(&kano_rows);
+    let xls_labels = hostile::xls_label_capacity(100_000);
+    let xls_cycle = hostile::xls_cyclic_chain(&kano_rows);
+    let xls_cut = kano_xls[..kano_xls.len() / 2].to_vec();
 
     type Send<'a> = Box<dyn Fn() -> Reply + 'a>;
     let cases: Vec<(&str, usize, u16, &str, Send<'_>)> = vec![
@@ -86,6 +93,62 @@ fn no_hostile_input_kills_a_worker_under_a_4gib_address_space_cap() {
             422,
             "16384 columns; at most 1000",
             Box::new(|| upload(&s, ("kano.xlsx", &far), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: Kano + a number at row 65536, column 65536",
+            xls_far.len(),
+            422,
+            "65536 columns; at most 1000",
+            Box::new(|| upload(&s, ("kano.xls", &xls_far), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: DIMENSIONS of 4 billion rows",
+            xls_dims.len(),
+            422,
+            "4294967295 rows by 256 columns",
+            Box::new(|| upload(&s, ("kano.xls", &xls_dims), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: a shared string table of 4 billion strings",
+            xls_sst.len(),
+            422,
+            "shared string table of 4294967295 strings",
+            Box::new(|| upload(&s, ("kano.xls", &xls_sst), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: 100k labels claiming 64 KiB each",
+            xls_labels.len(),
+            422,
+            "text limit",
+            Box::new(|| upload(&s, ("labels.xls", &xls_labels), None)),
+        ),
+        (
+            "population xls: a number at row 65536, column 65536",
+            xls_far.len(),
+            422,
+            "65536 columns; at most 1000",
+            Box::new(|| s.upload_population("pop.xls", &xls_far)),
+        ),
+        (
+            "xls: a sector chain that loops",
+            xls_cycle.len(),
+            400,
+            "a sector chain loops",
+            Box::new(|| upload(&s, ("kano.xls", &xls_cycle), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: truncated",
+            xls_cut.len(),
+            400,
+            "truncated",
+            Box::new(|| upload(&s, ("kano.xls", &xls_cut), Some(("k.zip", &kano_zip)))),
+        ),
+        (
+            "xls: the Kano table from xlwt",
+            kano_xls.len(),
+            200,
+            "Loaded",
+            Box::new(|| upload(&s, ("kano.xls", &kano_xls), Some(("k.zip", &kano_zip)))),
         ),
         (
             "shapefile: .dbf of 2000 zero-length fields",

@@ -23,6 +23,7 @@ mod hostile_input;
 mod ops_http;
 mod server_lifecycle;
 mod session_lifecycle;
+mod shared_instance_dir;
 mod shared_process_rules;
 mod tpr_cli;
 mod workflow_bad_input;

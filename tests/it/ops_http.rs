@@ -531,7 +531,9 @@ fn an_http2_prior_knowledge_preface_gets_a_505_not_silence() {
         s.addr(),
         "PUT /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
     );
-    assert_eq!(r.status, 404);
+    // A known path with another method: 405 naming the methods it takes.
+    assert_eq!(r.status, 405, "{}", r.text());
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
 }
 
 #[test]

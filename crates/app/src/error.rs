@@ -10,8 +10,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// A known path, another method; `allow` is the `Allow` header's value.
+    #[error("{message}")]
+    MethodNotAllowed { message: String, allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -39,7 +40,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -81,6 +82,18 @@ impl From<mrpt_session::Error> for ApiError {
             | E::Manifest { .. }
             | E::Tampered { .. }
             | E::Entropy(_) => ApiError::internal(message),
+        }
+    }
+}
+
+impl From<crate::pipeline::PipelineError> for ApiError {
+    fn from(err: crate::pipeline::PipelineError) -> Self {
+        use crate::pipeline::PipelineError;
+        match err {
+            PipelineError::Input(m) => ApiError::BadRequest(m),
+            PipelineError::UnsupportedType(m) => ApiError::UnsupportedMediaType(m),
+            PipelineError::Unprocessable(m) => ApiError::Unprocessable(m),
+            PipelineError::Internal(m) => ApiError::internal(m),
         }
     }
 }

@@ -4,29 +4,59 @@
 //! Must not depend on the server crate: it speaks plain `http` types, so the binary can hand it to
 //! any server (and tests can call it without a socket). Every request derives session state from
 //! disk through `mrpt-session`; nothing about a session is kept in this process between requests.
+//!
+//! # Layout
+//! - `routes/mod.rs`: the route table (method, path pattern, metric label, handler: one line per
+//!   route) and the matcher. Handlers by concern: `ui` (page, assets), `ops` (ping), `session`
+//!   (mint, status, info, clear, sweep), `upload`, `analysis`, `itn`, `files` (maps, downloads,
+//!   export package), `chat/` (`mod.rs` the two routes, `stream` SSE framing, `conversation` one
+//!   message start to end, `context` what the interpreter knows, read from disk, `tools` running
+//!   the interpreter's tool calls).
+//! - `pipeline`, `tpr`, `visuals`: workflows with no HTTP in them (the CLI uses the first two).
+//! - `error` ([`ApiError`]) and `reply`: the one mapping from failures to answers.
+//! - `request_body`, `identity`: reading bodies within their limits; the session a request names.
+//!
+//! # How to add a route
+//! 1. Write the handler in the module of its concern under `routes/` (a new concern gets a new
+//!    module, declared in `routes/mod.rs`):
+//!    `pub async fn name(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError>`.
+//!    Read the body with `app.body(&req.headers, req.body)` (JSON, `max_json_bytes`) or
+//!    `app.upload_body(..)` (`max_upload_bytes`), then `request_body::json` / `multipart`; the
+//!    session with `app.session_of(&req.headers)`; path parameters with `req.param(i)`. Run disk
+//!    and CPU work inside `crate::blocking` (cancelled when the client goes away).
+//! 2. Add ONE line to `ROUTES` in `routes/mod.rs`:
+//!    `route!(POST "/api/thing/{id}" => thing::name, label "/api/thing")`. The label (defaults to
+//!    the pattern) is the route's metric label: give one whenever the pattern has a parameter.
+//!    `GET` routes answer `HEAD` too; another method on the path gets 405 with `Allow`.
+//! 3. Errors: return an [`ApiError`] variant that names the status. Input problems carry a message
+//!    the user can act on (it is sent as `{"status":"error","message":..}`); anything on our side is
+//!    `ApiError::internal(context)`: the context goes to the operator's log through the response's
+//!    [`RequestReport`], the client gets a generic sentence. `?` on `mrpt_session::Error` and
+//!    `pipeline::PipelineError` already maps them (see `error.rs`).
+//! 4. Test its error answers without a socket in `src/tests/` (`App::handle` with an
+//!    in-memory body), and README.md's API table gets the route.
 
-mod chat;
 mod error;
-mod files;
 mod identity;
 pub mod pipeline;
 mod reply;
 mod request_body;
-mod sessions;
+mod routes;
 pub mod tpr;
-mod ui;
 mod visuals;
-mod workflow;
 
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use http::{Method, Request, Response};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+
+use routes::{Found, Routed};
 
 pub use error::ApiError;
 pub use mrpt_interpreter::OpenAiConfig;
 pub use reply::ResponseBody;
-pub use sessions::SessionLimits;
+pub use routes::session::SessionLimits;
 
 /// What the app needs to know, from the binary's configuration.
 #[derive(Debug, Clone)]
@@ -125,7 +155,30 @@ impl App {
     {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let (mut response, internal_error) = match self.route(req).await {
+        let found = routes::find(&method, &path);
+        let label = match &found {
+            Found::Route(route, _) => route.label,
+            Found::WrongMethod { label, .. } => label,
+            Found::Nowhere => routes::UNMATCHED_LABEL,
+        };
+        let answer = match found {
+            Found::Route(route, params) => {
+                let (parts, body) = req.into_parts();
+                let routed = Routed {
+                    headers: parts.headers,
+                    uri: parts.uri,
+                    params,
+                    body: body.map_err(Into::into).boxed_unsync(),
+                };
+                (route.handler)(self, routed).await
+            }
+            Found::WrongMethod { allow, .. } => Err(ApiError::MethodNotAllowed {
+                message: format!("{method} is not allowed on {path}; allowed: {allow}"),
+                allow,
+            }),
+            Found::Nowhere => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+        };
+        let (mut response, internal_error) = match answer {
             Ok(response) => (response, None),
             Err(err) => {
                 let context = match &err {
@@ -138,76 +191,9 @@ impl App {
             }
         };
         let report = report_of(&mut response);
-        report.route = route_label(&method, &path);
+        report.route = label;
         report.internal_error = internal_error;
         response
-    }
-
-    async fn route<B>(&self, req: Request<B>) -> Result<Response<ResponseBody>, ApiError>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        let (parts, body) = req.into_parts();
-        let path = parts.uri.path().to_string();
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let method = parts.method.clone();
-        let is = |m: &Method| method == *m || (*m == Method::GET && method == Method::HEAD);
-        match segments.as_slice() {
-            ["ping"] if is(&Method::GET) => Ok(reply::json(
-                http::StatusCode::OK,
-                &serde_json::json!({"status": "ok"}),
-            )),
-            [""] if is(&Method::GET) => ui::index(self, &parts.headers).await,
-            ["static", file] if is(&Method::GET) => ui::asset(file),
-            ["api", "session"] if method == Method::POST => sessions::create(self).await,
-            ["api", "session", "status"] if is(&Method::GET) => {
-                sessions::status(self, &parts.headers).await
-            }
-            ["session_info"] if is(&Method::GET) => sessions::info(self, &parts.headers).await,
-            ["clear_session"] if method == Method::POST => {
-                sessions::clear(self, &parts.headers).await
-            }
-            ["upload_both_files"] | ["upload"] if method == Method::POST => {
-                let body = self.upload_body(&parts.headers, body).await?;
-                workflow::upload(self, &parts.headers, body).await
-            }
-            ["upload_population"] if method == Method::POST => {
-                let body = self.upload_body(&parts.headers, body).await?;
-                workflow::upload_population(self, &parts.headers, body).await
-            }
-            ["run_analysis"] if method == Method::POST => {
-                let body = self.body(&parts.headers, body).await?;
-                workflow::run_analysis(self, &parts.headers, body).await
-            }
-            ["api", "itn", "update-distribution"] | ["api", "itn", "plan"]
-                if method == Method::POST =>
-            {
-                let body = self.body(&parts.headers, body).await?;
-                workflow::plan_itn(self, &parts.headers, body).await
-            }
-            ["send_message"] if method == Method::POST => {
-                let body = self.body(&parts.headers, body).await?;
-                chat::send_message(self, &parts.headers, body).await
-            }
-            ["send_message_streaming"] if method == Method::POST => {
-                let body = self.body(&parts.headers, body).await?;
-                chat::send_message_streaming(self, &parts.headers, body).await
-            }
-            ["serve_viz_file", sid, rest @ ..] if is(&Method::GET) && !rest.is_empty() => {
-                files::serve_viz(self, &parts.headers, sid, &rest.join("/")).await
-            }
-            ["export", "download", sid, rest @ ..] if is(&Method::GET) && !rest.is_empty() => {
-                files::download(self, &parts.headers, sid, &rest.join("/")).await
-            }
-            ["generate_report"] if method == Method::POST => {
-                files::generate_report(self, &parts.headers).await
-            }
-            _ => {
-                let _ = body;
-                Err(ApiError::NotFound(format!("no route for {method} {path}")))
-            }
-        }
     }
 
     /// The whole JSON body, within `max_json_bytes` (413 otherwise).
@@ -256,32 +242,6 @@ impl App {
         };
         // One stat of the session folder: cheaper inline than a hand-off to the blocking pool.
         self.store.session(&text).map_err(ApiError::from)
-    }
-}
-
-/// The route template of a request, for the server's per-route metrics (never a raw path: ids
-/// would make the label set unbounded).
-fn route_label(method: &Method, path: &str) -> &'static str {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let post = *method == Method::POST;
-    match segments.as_slice() {
-        ["ping"] => "/ping",
-        [""] => "/",
-        ["static", ..] => "/static",
-        ["api", "session"] if post => "/api/session",
-        ["api", "session", "status"] => "/api/session/status",
-        ["session_info"] => "/session_info",
-        ["clear_session"] => "/clear_session",
-        ["upload_both_files"] | ["upload"] => "/upload_both_files",
-        ["upload_population"] => "/upload_population",
-        ["run_analysis"] => "/run_analysis",
-        ["api", "itn", _] => "/api/itn/update-distribution",
-        ["send_message"] => "/send_message",
-        ["send_message_streaming"] => "/send_message_streaming",
-        ["serve_viz_file", ..] => "/serve_viz_file",
-        ["export", "download", ..] => "/export/download",
-        ["generate_report"] => "/generate_report",
-        _ => "other",
     }
 }
 
@@ -379,7 +339,8 @@ where
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use http_body_util::{BodyExt, Full};
+    use http::Method;
+    use http_body_util::Full;
 
     fn app(dir: &std::path::Path) -> App {
         App::new(AppConfig {
@@ -469,5 +430,27 @@ mod tests {
                 ("analysis_seconds".to_owned(), 2.5)
             ]
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_known_path_with_an_unknown_method_answers_405_with_allow() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let response = app
+            .handle(request(Method::GET, "/run_analysis", None))
+            .await;
+        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[http::header::ALLOW], "POST");
+        let report = response.extensions().get::<RequestReport>().unwrap();
+        assert_eq!(report.route, "/run_analysis");
+        let value: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
+        assert_eq!(value["status"], "error");
+        assert_eq!(
+            value["message"],
+            "GET is not allowed on /run_analysis; allowed: POST"
+        );
+        let response = app.handle(request(Method::PUT, "/ping", None)).await;
+        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[http::header::ALLOW], "GET, HEAD");
     }
 }

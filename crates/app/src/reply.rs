@@ -27,8 +27,14 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseB
 }
 
 pub fn error(err: &ApiError) -> Response<ResponseBody> {
-    json(
+    let mut response = json(
         err.status(),
         &serde_json::json!({"status": "error", "message": err.public_message()}),
-    )
+    );
+    if let ApiError::MethodNotAllowed { allow, .. } = err
+        && let Ok(value) = header::HeaderValue::from_str(allow)
+    {
+        response.headers_mut().insert(header::ALLOW, value);
+    }
+    response
 }

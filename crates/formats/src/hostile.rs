@@ -196,6 +196,257 @@ pub fn wide_csv(columns: usize) -> Vec<u8> {
     out
 }
 
+/// One BIFF8 record: type, length, data.
+fn biff(typ: u16, data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + data.len());
+    out.extend_from_slice(&typ.to_le_bytes());
+    out.extend_from_slice(&(data.len() as u16).to_le_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+fn biff_bof(sheet: bool) -> Vec<u8> {
+    let mut d = vec![0u8; 16];
+    d[0..2].copy_from_slice(&0x0600u16.to_le_bytes());
+    d[2..4].copy_from_slice(&(if sheet { 0x0010u16 } else { 0x0005 }).to_le_bytes());
+    biff(0x0809, &d)
+}
+
+/// A BIFF8 DIMENSIONS record: rows `first..last_plus_one`, columns `0..cols`.
+fn biff_dimensions(first: u32, last_plus_one: u32, cols: u16) -> Vec<u8> {
+    let mut d = Vec::with_capacity(14);
+    d.extend_from_slice(&first.to_le_bytes());
+    d.extend_from_slice(&last_plus_one.to_le_bytes());
+    d.extend_from_slice(&0u16.to_le_bytes());
+    d.extend_from_slice(&cols.to_le_bytes());
+    d.extend_from_slice(&0u16.to_le_bytes());
+    biff(0x0200, &d)
+}
+
+/// A Number cell record.
+pub fn biff_number(row: u16, col: u16, value: f64) -> Vec<u8> {
+    let mut d = Vec::with_capacity(14);
+    d.extend_from_slice(&row.to_le_bytes());
+    d.extend_from_slice(&col.to_le_bytes());
+    d.extend_from_slice(&0u16.to_le_bytes());
+    d.extend_from_slice(&value.to_le_bytes());
+    biff(0x0203, &d)
+}
+
+/// A Label cell record (8-bit characters) claiming `cch` characters; `text` is what follows.
+pub fn biff_label(row: u16, col: u16, cch: u16, text: &[u8]) -> Vec<u8> {
+    let mut d = Vec::with_capacity(9 + text.len());
+    d.extend_from_slice(&row.to_le_bytes());
+    d.extend_from_slice(&col.to_le_bytes());
+    d.extend_from_slice(&0u16.to_le_bytes());
+    d.extend_from_slice(&cch.to_le_bytes());
+    d.push(0);
+    d.extend_from_slice(text);
+    biff(0x0204, &d)
+}
+
+/// The records of a sheet of `rows` (numbers where a cell parses as one, labels otherwise; no
+/// DIMENSIONS record).
+pub fn xls_cell_records(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            if cell.is_empty() {
+                continue;
+            }
+            match cell.trim().parse::<f64>() {
+                Ok(v) if r > 0 => out.extend(biff_number(r as u16, c as u16, v)),
+                _ => {
+                    let text: Vec<u8> = cell.chars().map(|ch| ch as u32 as u8).collect();
+                    out.extend(biff_label(r as u16, c as u16, text.len() as u16, &text));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A BIFF8 workbook stream: globals (`extra_globals` before their EOF) and one sheet per
+/// `(name, records)`, each between its BOF and EOF.
+pub fn xls_stream(extra_globals: &[u8], sheets: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut globals = biff_bof(false);
+    globals.extend(biff(0x0042, &1200u16.to_le_bytes()));
+    let bound_len: usize = sheets.iter().map(|(n, _)| 4 + 8 + n.len()).sum();
+    let mut at = globals.len() + bound_len + extra_globals.len() + 4;
+    let mut bodies = Vec::new();
+    for (name, records) in sheets {
+        let mut d = Vec::new();
+        d.extend_from_slice(&(at as u32).to_le_bytes());
+        d.extend_from_slice(&[0, 0, name.len() as u8, 0]);
+        d.extend_from_slice(name.as_bytes());
+        globals.extend(biff(0x0085, &d));
+        let mut body = biff_bof(true);
+        body.extend_from_slice(records);
+        body.extend(biff(0x000A, &[]));
+        at += body.len();
+        bodies.push(body);
+    }
+    globals.extend_from_slice(extra_globals);
+    globals.extend(biff(0x000A, &[]));
+    for body in bodies {
+        globals.extend(body);
+    }
+    globals
+}
+
+const FREESECT: u32 = 0xFFFF_FFFF;
+
+/// An OLE2 compound file (version 4, 4096-byte sectors) holding `stream` as "Workbook" (padded
+/// to 4096 bytes so it lives in regular sectors). With `cyclic`, the stream's last sector links
+/// back to its first.
+pub fn xls_container(stream: &[u8], cyclic: bool) -> Vec<u8> {
+    const SS: usize = 4096;
+    let mut stream = stream.to_vec();
+    stream.resize(stream.len().max(SS), 0);
+    let data_sectors = stream.len().div_ceil(SS);
+    let mut fat_sectors = 1;
+    while fat_sectors * (SS / 4) < fat_sectors + 1 + data_sectors {
+        fat_sectors += 1;
+    }
+    assert!(
+        fat_sectors <= 109,
+        "stream too large for a header-only DIFAT"
+    );
+    let dir = fat_sectors as u32;
+    let first = dir + 1;
+    let mut fat = vec![FREESECT; fat_sectors * SS / 4];
+    for e in fat.iter_mut().take(fat_sectors) {
+        *e = 0xFFFF_FFFD;
+    }
+    fat[dir as usize] = 0xFFFF_FFFE;
+    for i in 0..data_sectors {
+        let id = first as usize + i;
+        fat[id] = if i + 1 == data_sectors {
+            if cyclic { first } else { 0xFFFF_FFFE }
+        } else {
+            id as u32 + 1
+        };
+    }
+    let mut out = vec![0u8; SS];
+    out[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
+    let put16 =
+        |out: &mut Vec<u8>, at: usize, v: u16| out[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    let put32 =
+        |out: &mut Vec<u8>, at: usize, v: u32| out[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    put16(&mut out, 24, 0x003E);
+    put16(&mut out, 26, 4);
+    put16(&mut out, 28, 0xFFFE);
+    put16(&mut out, 30, 12);
+    put16(&mut out, 32, 6);
+    put32(&mut out, 40, 1);
+    put32(&mut out, 44, fat_sectors as u32);
+    put32(&mut out, 48, dir);
+    put32(&mut out, 56, 4096);
+    put32(&mut out, 60, 0xFFFF_FFFE);
+    put32(&mut out, 68, 0xFFFF_FFFE);
+    for i in 0..109 {
+        let v = if i < fat_sectors { i as u32 } else { FREESECT };
+        put32(&mut out, 76 + 4 * i, v);
+    }
+    for e in &fat {
+        out.extend_from_slice(&e.to_le_bytes());
+    }
+    let mut dirs = vec![0u8; SS];
+    let entry =
+        |dirs: &mut Vec<u8>, i: usize, name: &str, typ: u8, child: u32, start: u32, size: u64| {
+            let base = i * 128;
+            let units: Vec<u16> = name.encode_utf16().collect();
+            for (k, u) in units.iter().enumerate() {
+                dirs[base + 2 * k..base + 2 * k + 2].copy_from_slice(&u.to_le_bytes());
+            }
+            dirs[base + 64..base + 66]
+                .copy_from_slice(&((units.len() as u16 + 1) * 2).to_le_bytes());
+            dirs[base + 66] = typ;
+            dirs[base + 67] = 1;
+            dirs[base + 68..base + 72].copy_from_slice(&FREESECT.to_le_bytes());
+            dirs[base + 72..base + 76].copy_from_slice(&FREESECT.to_le_bytes());
+            dirs[base + 76..base + 80].copy_from_slice(&child.to_le_bytes());
+            dirs[base + 116..base + 120].copy_from_slice(&start.to_le_bytes());
+            dirs[base + 120..base + 128].copy_from_slice(&size.to_le_bytes());
+        };
+    entry(&mut dirs, 0, "Root Entry", 5, 1, 0, 0);
+    entry(
+        &mut dirs,
+        1,
+        "Workbook",
+        2,
+        FREESECT,
+        first,
+        stream.len() as u64,
+    );
+    out.extend(dirs);
+    out.extend_from_slice(&stream);
+    out.resize(SS * (1 + fat_sectors + 1 + data_sectors), 0);
+    out
+}
+
+/// A one-sheet legacy workbook (.xls) of `rows`, written like [`simple_xlsx`].
+pub fn simple_xls(rows: &[Vec<String>]) -> Vec<u8> {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0) as u16;
+    let mut records = biff_dimensions(0, rows.len() as u32, width);
+    records.extend(xls_cell_records(rows));
+    xls_container(&xls_stream(&[], &[("Sheet1", records)]), false)
+}
+
+/// Finding 1 for .xls: the ward table plus one number at the last row and column a BIFF8 cell
+/// can name (65535, 65535); calamine builds the sheet's grid over the cells' bounding box
+/// (4.3 billion cells).
+pub fn xls_far_cell(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut records = xls_cell_records(rows);
+    records.extend(biff_number(u16::MAX, u16::MAX, 1.0));
+    xls_container(&xls_stream(&[], &[("Sheet1", records)]), false)
+}
+
+/// A ward table whose DIMENSIONS record declares 4 billion rows by 256 columns, which calamine
+/// reserves before reading a cell.
+pub fn xls_huge_dimensions(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut records = biff_dimensions(0, u32::MAX, 256);
+    records.extend(xls_cell_records(rows));
+    xls_container(&xls_stream(&[], &[("Sheet1", records)]), false)
+}
+
+/// A ward table whose shared string table declares 4 billion strings (it holds one).
+pub fn xls_huge_sst(rows: &[Vec<String>]) -> Vec<u8> {
+    let mut sst = Vec::new();
+    sst.extend_from_slice(&u32::MAX.to_le_bytes());
+    sst.extend_from_slice(&u32::MAX.to_le_bytes());
+    sst.extend_from_slice(&[1, 0, 0, b'x']);
+    let globals = biff(0x00FC, &sst);
+    xls_container(
+        &xls_stream(&globals, &[("Sheet1", xls_cell_records(rows))]),
+        false,
+    )
+}
+
+/// `labels` one-character labels that each claim 65,535 characters: 12 bytes of file each,
+/// 64 KiB each in calamine (which keeps the claimed capacity).
+pub fn xls_label_capacity(labels: usize) -> Vec<u8> {
+    let mut records = Vec::with_capacity(labels * 13);
+    records.extend(biff_label(0, 0, 8, b"WardName"));
+    for i in 0..labels {
+        records.extend(biff_label(
+            (1 + i % 60_000) as u16,
+            (i / 60_000) as u16,
+            u16::MAX,
+            b"x",
+        ));
+    }
+    xls_container(&xls_stream(&[], &[("Sheet1", records)]), false)
+}
+
+/// A ward table whose workbook stream's sector chain loops back on itself.
+pub fn xls_cyclic_chain(rows: &[Vec<String>]) -> Vec<u8> {
+    xls_container(
+        &xls_stream(&[], &[("Sheet1", xls_cell_records(rows))]),
+        true,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -220,6 +471,25 @@ mod tests {
         assert_eq!(
             t.column("WardName").unwrap().data.cell_text(0).as_deref(),
             Some("Kofa & Co")
+        );
+    }
+
+    #[test]
+    fn a_simple_legacy_workbook_reads_back() {
+        let rows = vec![
+            vec!["WardName".to_string(), "tpr".to_string()],
+            vec!["Kofa & Co".to_string(), "0.25".to_string()],
+            vec!["Dala".to_string(), "0.5".to_string()],
+        ];
+        let t = crate::read_table(&simple_xls(&rows), "w.xls").unwrap();
+        assert_eq!(t.column_names(), ["WardName", "tpr"]);
+        assert_eq!(
+            t.column("WardName").unwrap().data.cell_text(0).as_deref(),
+            Some("Kofa & Co")
+        );
+        assert_eq!(
+            t.column("tpr").unwrap().data,
+            ColumnData::Float(vec![Some(0.25), Some(0.5)])
         );
     }
 }

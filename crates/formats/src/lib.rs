@@ -33,6 +33,7 @@ pub mod synth;
 pub mod tpr;
 pub mod wkb;
 pub mod workbook;
+pub mod xls;
 
 pub use csv_writer::{CsvWriter, unneutralise, write_csv, write_csv_to, write_csv_verbatim};
 pub use delimited::read_result_columns;

@@ -1,5 +1,6 @@
 //! Excel workbooks (.xlsx, and legacy .xls) through calamine. Sheets are streamed cell by cell
-//! and checked against [`Limits`] before any grid is built (a sheet's used range is not
+//! and checked against [`Limits`] before any grid is built (an .xls is pre-scanned by
+//! [`crate::xls::check_xls`] first: calamine builds all its sheets when it opens one) (a sheet's used range is not
 //! trusted: one cell at XFD1048576 would otherwise ask for 17 billion cells); an .xlsx is
 //! inflated once without keeping anything, to bound what the reader will inflate.
 
@@ -74,6 +75,7 @@ fn decode_workbook(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table> {
             }
         }
     } else if bytes.starts_with(OLE_MAGIC) {
+        crate::xls::check_xls(bytes, file, limits)?;
         let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
             .map_err(|e: calamine::XlsError| not_excel(e.to_string()))?;
         for name in wb.sheet_names() {
@@ -168,6 +170,7 @@ pub(crate) fn first_sheet_range(
             push(row, col, Data::from(cell.get_value().clone()), &name)?;
         }
     } else if bytes.starts_with(OLE_MAGIC) {
+        crate::xls::check_xls(bytes, file, limits)?;
         let mut wb: calamine::Xls<_> = calamine::open_workbook_from_rs(Cursor::new(bytes))
             .map_err(|e: calamine::XlsError| not_excel(e.to_string()))?;
         let name = wb

@@ -207,3 +207,103 @@ fn csv_memory_is_a_bounded_multiple_of_the_input() {
         "{ratio}"
     );
 }
+
+/// Legacy .xls (BIFF8 in an OLE2 container): calamine parses every sheet when it opens the
+/// file and trusts the file's sizes, so each of these would abort the reader (or loop forever)
+/// without the pre-scan; each is refused before calamine runs, at a small cost, by both the
+/// table reader and the TPR export reader. Genuine files (xlwt's, and our writer's) still read.
+#[test]
+fn legacy_xls_hostile_inputs_are_refused_before_calamine() {
+    use mrpt_formats::hostile::{
+        simple_xls, xls_cyclic_chain, xls_far_cell, xls_huge_dimensions, xls_huge_sst,
+        xls_label_capacity,
+    };
+    let kano = csv_rows(&fixture("kano/kano_wards.csv"));
+    let plain = simple_xls(&kano);
+    let mut truncated = plain.clone();
+    truncated.truncate(plain.len() / 2);
+    type Expect = fn(&Error) -> bool;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        ("far cell", xls_far_cell(&kano), |e| {
+            matches!(
+                e,
+                Error::TooManyColumns {
+                    columns: 65536,
+                    max: 1000,
+                    ..
+                }
+            )
+        }),
+        (
+            "huge DIMENSIONS",
+            xls_huge_dimensions(&kano),
+            |e| matches!(e, Error::TooManyCells { what, .. } if what.contains("4294967295 rows by 256 columns")),
+        ),
+        (
+            "huge SST count",
+            xls_huge_sst(&kano),
+            |e| matches!(e, Error::TooManyCells { what, .. } if what.contains("shared string table of 4294967295")),
+        ),
+        (
+            "label capacity",
+            xls_label_capacity(100_000),
+            |e| matches!(e, Error::TooManyCells { what, .. } if what.contains("text")),
+        ),
+        (
+            "cyclic chain",
+            xls_cyclic_chain(&kano),
+            |e| matches!(e, Error::NotExcel { reason, .. } if reason.contains("loops")),
+        ),
+        (
+            "truncated",
+            truncated,
+            |e| matches!(e, Error::NotExcel { reason, .. } if reason.contains("truncated")),
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        let (result, peak) = peak_of(|| read_table(&bytes, "kano.xls"));
+        println!(
+            "xls {what}: {} bytes in, peak {} KiB: {result:?}",
+            bytes.len(),
+            peak / 1024
+        );
+        let err = result.expect_err(what);
+        assert!(expected(&err), "{what}: {err:?}");
+        assert!(err.is_over_limit() || matches!(err, Error::NotExcel { .. }));
+        assert!(peak < 32 * MIB, "{what} peak {peak}");
+        let (result, peak) = peak_of(|| {
+            mrpt_formats::tpr::read_facility_export(&bytes, "kano.xls", &Default::default())
+                .map(|_| ())
+        });
+        let err = result.expect_err(what);
+        assert!(expected(&err), "tpr {what}: {err:?}");
+        assert!(peak < 32 * MIB, "tpr {what} peak {peak}");
+    }
+
+    // Genuine files read: our writer's, and xlwt's (tests/fixtures/formats/make_xls.py).
+    let (table, peak) = peak_of(|| read_ward_table(&plain, "kano.xls").unwrap());
+    assert_eq!(table.table.n_rows(), kano.len() - 1);
+    println!(
+        "xls kano: {} bytes in, peak {} KiB",
+        plain.len(),
+        peak / 1024
+    );
+    let xlwt_kano = read_ward_table(&fixture("kano/kano_wards.xls"), "kano.xls").unwrap();
+    let csv_kano = read_ward_table(&fixture("kano/kano_wards.csv"), "kano.csv").unwrap();
+    assert_eq!(xlwt_kano.table.n_rows(), csv_kano.table.n_rows());
+    assert_eq!(
+        xlwt_kano.table.column_names(),
+        csv_kano.table.column_names()
+    );
+    // The notes sheet is skipped for the sheet that names WardName; xlwt stores no cached
+    // value for its formula cell, which reads as missing.
+    let wards = read_ward_table(&fixture("formats/wards.xls"), "wards.xls").unwrap();
+    assert_eq!(
+        wards.table.column_names(),
+        ["WardName", "tpr", "rainfall", "note"]
+    );
+    assert_eq!(
+        wards.table.column("rainfall").unwrap().data,
+        mrpt_table::ColumnData::Float(vec![Some(1200.0), None, Some(900.0)])
+    );
+}

@@ -32,9 +32,11 @@ use crate::fault;
 use crate::id::{SessionId, random_hex};
 use crate::manifest::{AnalysisRecord, Manifest, now_ms};
 use crate::store::{
-    ANALYSIS_LOCK, DATA, LOCK, STAGING, SessionDir, Store, collect_garbage, make_staging, promote,
-    publish, remove_retired, retire, sync_tree,
+    ANALYSIS_LOCK, DATA, LOCK, STAGING, SessionDir, Store, make_staging, promote, retire, sync_tree,
 };
+
+/// How long `run_analysis_once` without a wait limit polls for the analysis lock.
+const ANALYSIS_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What `/run_analysis` asked for.
 #[derive(Clone, Debug, Default)]
@@ -316,7 +318,10 @@ impl Store {
 
         let lock_path = dir.join(ANALYSIS_LOCK);
         let _running = match request.wait {
-            None => LockGuard::acquire(&lock_path)?,
+            // Polled, never a blocking flock (see `LockGuard::acquire`); an analysis takes
+            // seconds, so a caller that set no limit waits for a generous one.
+            None => LockGuard::acquire_within(&lock_path, ANALYSIS_WAIT)?
+                .ok_or_else(|| Error::Busy(id.to_string()))?,
             Some(wait) => LockGuard::acquire_within(&lock_path, wait)?
                 .ok_or_else(|| Error::Busy(id.to_string()))?,
         };
@@ -336,13 +341,17 @@ impl Store {
                     .to_str()
                     .is_some_and(|n| n.starts_with("a-"))
                 {
-                    remove_any(&entry.path())?;
+                    crate::durable::remove_best_effort(&entry.path());
                 }
             }
         }
 
         let analysis_id = random_hex::<16>()?;
         let started_at_ms = now_ms();
+        // The fence: the commit below happens only if no analysis committed since we started, so
+        // two commits in one generation are impossible even if the analysis lock was lost (an
+        // NFS lock revoked from a paused holder, a lock file replaced under us).
+        let seen_committed;
         let inputs = {
             let _lock = LockGuard::acquire(&dir.join(LOCK))?;
             let mut m = Manifest::load(&dir)?;
@@ -350,6 +359,7 @@ impl Store {
                 return Err(Error::NoData(id.to_string()).into());
             };
             m.analyses_started += 1;
+            seen_committed = m.analyses_committed;
             m.store(&dir)?;
             let locate = |token: &Option<String>, name: &str| {
                 let rel = match token {
@@ -395,7 +405,15 @@ impl Store {
             Err(e) => {
                 discard();
                 // Failing because the inputs vanished under a new upload is "superseded".
-                let current = Manifest::load(&dir)?.generation;
+                let now = Manifest::load(&dir)?;
+                let current = now.generation;
+                // Failing because a holder that took over our lost lock removed our staging:
+                // its answer is the answer.
+                if now.analyses_committed != seen_committed
+                    && let Some(record) = now.current_analysis().filter(|r| answers(r, request))
+                {
+                    return Ok(outcome(record, true));
+                }
                 if current != inputs.generation {
                     return Err(Error::Superseded {
                         started: inputs.generation,
@@ -418,7 +436,9 @@ impl Store {
             discard();
             return Err(Error::IncompleteAnalysis.into());
         }
-        sync_tree(&staging_dir)?;
+        // Checked after the fence below: if our lock was lost, the new holder may have removed
+        // our staging, and the fence's answer is the better one.
+        let synced = sync_tree(&staging_dir);
         fault::point("analysis-before-commit");
 
         let _lock = LockGuard::acquire(&dir.join(LOCK))?;
@@ -431,6 +451,14 @@ impl Store {
             }
             .into());
         }
+        if m.analyses_committed != seen_committed {
+            discard();
+            return match m.current_analysis().filter(|r| answers(r, request)) {
+                Some(record) => Ok(outcome(record, true)),
+                None => Err(Error::Busy(id.to_string()).into()),
+            };
+        }
+        synced?;
         promote(&dir, &staging_dir, &token)?;
         fault::point("analysis-after-data-rename");
         // The superseded analysis' maps and packages (named with its id) and its ITN plan's
@@ -459,9 +487,8 @@ impl Store {
         retire(&dir, &mut m, retired);
         m.store(&dir)?;
         fault::point("analysis-after-manifest");
-        publish(&dir, &m, "analysis-mid-publish")?;
-        remove_retired(&dir, &m);
-        collect_garbage(&dir, &m)?;
+        // Committed: cleanup is best effort and never fails the request.
+        crate::store::after_commit(&dir, &m, "analysis-mid-publish");
         Ok(outcome(&record, false))
     }
 }

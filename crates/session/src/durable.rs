@@ -118,6 +118,10 @@ impl Drop for AtomicFile {
     }
 }
 
+/// How long a manifest read-modify-write waits for the session lock (held for milliseconds by a
+/// live holder) before answering busy.
+pub(crate) const LOCK_WAIT: Duration = Duration::from_secs(30);
+
 /// An exclusive flock on a lock file. The kernel drops it when the holder closes the file or
 /// dies, so a killed worker never wedges a session.
 pub(crate) struct LockGuard {
@@ -135,11 +139,19 @@ impl LockGuard {
             .map_err(Error::io("open lock file", path))
     }
 
-    /// Blocks until the lock is ours.
+    /// Polls until the lock is ours; after [`LOCK_WAIT`] the session is [`Error::Busy`]. Never a
+    /// blocking `flock`: on NFS the kernel re-polls a blocked waiter only every few seconds (up
+    /// to 30 s), so the wake-up latency would be the kernel's, not ours.
     pub(crate) fn acquire(path: &Path) -> Result<LockGuard> {
-        let file = Self::open(path)?;
-        file.lock().map_err(Error::io("lock", path))?;
-        Ok(LockGuard { file })
+        Self::acquire_within(path, LOCK_WAIT)?.ok_or_else(|| {
+            Error::Busy(
+                path.parent()
+                    .and_then(Path::file_name)
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("?")
+                    .to_owned(),
+            )
+        })
     }
 
     /// Polls until the lock is ours or `wait` has passed (`Ok(None)`).
@@ -177,11 +189,57 @@ impl Drop for LockGuard {
     }
 }
 
+/// True for an error that means "this file is gone": not found, or ESTALE (NFS: another client
+/// removed or replaced it after we looked it up). Callers treat both as vanished and retry from
+/// the manifest.
+pub(crate) fn vanished(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || stale(e)
+}
+
+/// ESTALE: the NFS file handle no longer names a file on the server.
+pub(crate) fn stale(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(nix::errno::Errno::ESTALE as i32)
+}
+
+/// NFS "silly rename" files (`.nfsXXXX`): a file unlinked while some process on that client still
+/// has it open. The client removes it on the last close; nobody else may.
+pub(crate) fn is_silly_rename(name: &std::ffi::OsStr) -> bool {
+    name.to_str().is_some_and(|n| n.starts_with(".nfs"))
+}
+
+/// Best-effort removal of a tree after a commit: what cannot be removed (an `.nfs*` file held
+/// open by a reader on another client, a directory that is therefore not empty) is left for a
+/// later garbage collection. Never fails: the commit it follows already happened.
+pub(crate) fn remove_best_effort(path: &Path) {
+    if let Err(e) = remove_any(path) {
+        if let Ok(entries) = fs::read_dir(path) {
+            for entry in entries.flatten() {
+                if !is_silly_rename(&entry.file_name()) {
+                    remove_best_effort(&entry.path());
+                }
+            }
+            if fs::remove_dir(path).is_ok() {
+                return;
+            }
+        }
+        log_cleanup("remove", path, &e);
+    }
+}
+
+/// A cleanup step that failed after its commit: reported on stderr (the worker's error log),
+/// never to the client.
+pub(crate) fn log_cleanup(what: &str, path: &Path, e: &dyn std::fmt::Display) {
+    eprintln!(
+        "[mrpt-session] cleanup after commit: {what} {}: {e} (left for the next collection)",
+        path.display()
+    );
+}
+
 /// Removes a file or directory tree if it exists.
 pub(crate) fn remove_any(path: &Path) -> Result<()> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if vanished(&e) => return Ok(()),
         Err(e) => return Err(Error::io("inspect", path)(e)),
     };
     let removed = if meta.is_dir() {
@@ -191,7 +249,7 @@ pub(crate) fn remove_any(path: &Path) -> Result<()> {
     };
     match removed {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if vanished(&e) => Ok(()),
         Err(e) => Err(Error::io("remove", path)(e)),
     }
 }

@@ -153,16 +153,26 @@ impl Manifest {
     /// implies. The file is opened without following links (see `beneath.rs`) and checked
     /// ([`Manifest::validate`]) before anything in it is used.
     pub(crate) fn load(dir: &SessionDir) -> Result<Manifest> {
+        const STALE_RETRIES: u32 = 8;
         let path = dir.join(MANIFEST);
-        let bytes = match dir.open_file(MANIFEST) {
-            Ok(mut file) => {
-                let mut bytes = Vec::new();
-                file.read_to_end(&mut bytes)
-                    .map_err(Error::io("read", &path))?;
-                bytes
+        // ESTALE (NFS: another client replaced the manifest between our lookup and our read) is
+        // retried: the next open resolves the name again and finds the new file.
+        let mut tries = 0;
+        let bytes = loop {
+            tries += 1;
+            let mut file = match dir.open_manifest() {
+                Ok(file) => file,
+                Err(e) if crate::durable::stale(&e) && tries < STALE_RETRIES => continue,
+                Err(e) if crate::durable::stale(&e) => return Err(Error::io("open", &path)(e)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return derive_legacy(dir),
+                Err(e) => return Err(dir.open_error_of(MANIFEST, e)),
+            };
+            let mut bytes = Vec::new();
+            match file.read_to_end(&mut bytes) {
+                Ok(_) => break bytes,
+                Err(e) if crate::durable::stale(&e) && tries < STALE_RETRIES => continue,
+                Err(e) => return Err(Error::io("read", &path)(e)),
             }
-            Err(Error::ArtifactNotFound(_)) => return derive_legacy(dir),
-            Err(e) => return Err(e),
         };
         let m: Manifest = serde_json::from_slice(&bytes).map_err(|source| Error::Manifest {
             path: path.clone(),

@@ -28,7 +28,8 @@ use serde_json::Value;
 use crate::artifact::{Artifact, ArtifactKind, FIXED, RelPath, UPLOADED_TABLE, UploadedTable};
 use crate::beneath::{self, Want};
 use crate::durable::{
-    AtomicFile, LockGuard, TEMP_PREFIX, parent, remove_any, sync_dir, write_atomic,
+    AtomicFile, LockGuard, TEMP_PREFIX, is_silly_rename, log_cleanup, parent, remove_any,
+    remove_best_effort, sync_dir, vanished, write_atomic,
 };
 use crate::error::{Error, Result};
 use crate::fault;
@@ -43,6 +44,8 @@ pub(crate) const ANALYSIS_LOCK: &str = ".analysis.lock";
 pub(crate) const DATA: &str = ".data";
 pub(crate) const STAGING: &str = ".staging";
 const VISUALIZATIONS: &str = "visualizations";
+/// What `conversation.json` holds before the first chat turn (and after a clear).
+const EMPTY_CONVERSATION: &[u8] = b"null";
 const EXPORTS: &str = "exports";
 /// Staging debris older than this is assumed abandoned by a dead worker.
 const STALE_STAGING: Duration = Duration::from_secs(3600);
@@ -110,6 +113,22 @@ impl SessionDir {
         }
     }
 
+    /// Opens `manifest.json` (as [`SessionDir::open_file`]), keeping the raw error so the
+    /// caller can tell ESTALE (retry) from not found (a Python-system folder).
+    pub(crate) fn open_manifest(&self) -> io::Result<File> {
+        #[cfg(test)]
+        if tests_estale::take() {
+            return Err(io::Error::from_raw_os_error(
+                nix::errno::Errno::ESTALE as i32,
+            ));
+        }
+        beneath::open_file(self.anchor.as_fd(), &self.beneath(MANIFEST))
+    }
+
+    pub(crate) fn open_error_of(&self, rel: &str, e: io::Error) -> Error {
+        self.open_error(rel, e)
+    }
+
     fn open_error(&self, rel: &str, e: io::Error) -> Error {
         if missing(&e) {
             Error::ArtifactNotFound(rel.to_owned())
@@ -150,10 +169,26 @@ impl SessionDir {
 }
 
 fn missing(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+    vanished(e) || e.kind() == io::ErrorKind::NotADirectory
+}
+
+/// Unit tests: the next N manifest opens on this thread fail with ESTALE.
+#[cfg(test)]
+pub(crate) mod tests_estale {
+    use std::cell::Cell;
+    thread_local!(static PENDING: Cell<u32> = const { Cell::new(0) });
+    pub(crate) fn inject(n: u32) {
+        PENDING.with(|p| p.set(n));
+    }
+    pub(crate) fn take() -> bool {
+        PENDING.with(|p| {
+            let n = p.get();
+            if n > 0 {
+                p.set(n - 1);
+            }
+            n > 0
+        })
+    }
 }
 
 /// A session's state as derived from disk during this call.
@@ -232,13 +267,13 @@ pub fn runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> PathBuf {
 }
 
 /// Creates [`runtime_dir`] if missing (this crate is the only one that creates anything under
-/// the instance directory). `name` is one plain path component.
+/// the instance directory). `name` is one or two plain path components (`<instance>/metrics`).
 pub fn create_runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> Result<PathBuf> {
     let rel = RelPath::parse(name)?;
-    if rel.components().count() != 1 {
+    if rel.components().count() > 2 {
         return Err(Error::UnsafePath {
             path: name.to_owned(),
-            reason: "a runtime directory is one path component",
+            reason: "a runtime directory is one or two path components",
         });
     }
     let dir = runtime_dir(instance_dir, rel.as_str());
@@ -271,6 +306,12 @@ impl Store {
                 Err(e) => return Err(Error::io("create", dir)(e)),
             }
             Manifest::empty().store(&dir)?;
+            // Always present, so that a reader never has to tell "no history yet" from "not
+            // visible yet" (an NFS client caches negative lookups).
+            write_atomic(
+                &dir.join(Artifact::Conversation.file_name()),
+                EMPTY_CONVERSATION,
+            )?;
             sync_dir(&self.uploads)?;
             return Ok(id);
         }
@@ -451,7 +492,8 @@ impl Store {
         m.cleanup_pending = true;
         m.store(&dir)?;
         fault::point("upload-after-manifest");
-        finish_cleanup(&dir, &mut m)?;
+        // Committed: from here on nothing may fail the request.
+        finish_cleanup(&dir, &mut m);
         Ok(m.generation)
     }
 
@@ -480,9 +522,8 @@ impl Store {
             let retired = m.itn.take().map(|i| i.loose).unwrap_or_default();
             retire(&dir, &mut m, retired);
             m.store(&dir)?;
-            publish(&dir, &m, "")?;
-            remove_retired(&dir, &m);
-            collect_garbage(&dir, &m)
+            after_commit(&dir, &m, "");
+            Ok(())
         })();
         let _ = remove_any(&staging);
         result
@@ -562,9 +603,7 @@ impl Store {
             retire(&dir, &mut m, retired);
             m.store(&dir)?;
             fault::point("itn-after-manifest");
-            publish(&dir, &m, "")?;
-            remove_retired(&dir, &m);
-            collect_garbage(&dir, &m)?;
+            after_commit(&dir, &m, "");
             Ok(record)
         })();
         let _ = remove_any(&staging);
@@ -589,8 +628,15 @@ impl Store {
         m.retired = Vec::new();
         m.cleanup_pending = true;
         m.store(&dir)?;
-        remove_any(&dir.join(Artifact::Conversation.file_name()))?;
-        finish_cleanup(&dir, &mut m)
+        // Emptied, not removed: `conversation.json` always exists (see `create_session`).
+        if let Err(e) = write_atomic(
+            &dir.join(Artifact::Conversation.file_name()),
+            EMPTY_CONVERSATION,
+        ) {
+            log_cleanup("empty", &dir.join(Artifact::Conversation.file_name()), &e);
+        }
+        finish_cleanup(&dir, &mut m);
+        Ok(())
     }
 
     /// Finishes the cleanup an upload or clear left pending when its worker died after the
@@ -605,7 +651,7 @@ impl Store {
         };
         let mut m = Manifest::load(dir)?;
         if m.cleanup_pending {
-            finish_cleanup(dir, &mut m)?;
+            finish_cleanup(dir, &mut m);
         }
         Ok(m)
     }
@@ -698,9 +744,11 @@ impl Store {
         write_loose(&self.session_dir(id)?, artifact, bytes)
     }
 
+    /// The conversation document, `None` when the session has none yet (a fresh or cleared
+    /// session stores `null`).
     pub fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
         let dir = self.session_dir(id)?;
-        read_json(&dir, &Artifact::Conversation.file_name())
+        Ok(read_json(&dir, &Artifact::Conversation.file_name())?.filter(|v| !v.is_null()))
     }
 
     /// Read-modify-write of `conversation.json` under the session lock, so two workers'
@@ -714,7 +762,26 @@ impl Store {
         let name = Artifact::Conversation.file_name();
         let path = dir.join(&name);
         let _lock = LockGuard::acquire(&dir.join(LOCK))?;
-        let next = update(read_json(&dir, &name)?);
+        let current = match read_json(&dir, &name)? {
+            Some(v) => Some(v),
+            // Missing: a session made before the file was always written, or a stale negative
+            // lookup (NFS). An exclusive create asks the server; if the file does exist, it
+            // refuses and the read is repeated, so another host's history is never overwritten.
+            None => match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    file.write_all(EMPTY_CONVERSATION)
+                        .map_err(Error::io("write", &path))?;
+                    None
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_json(&dir, &name)?,
+                Err(e) => return Err(Error::io("create", &path)(e)),
+            },
+        };
+        let next = update(current.filter(|v| !v.is_null()));
         let bytes = serde_json::to_vec(&next).map_err(|source| Error::Manifest {
             path: path.clone(),
             source,
@@ -887,25 +954,50 @@ pub(crate) fn loose_files_naming(session_dir: &Path, analysis_id: &str) -> Resul
 
 /// After an upload or clear committed: root mirrors match the new manifest, the previous data's
 /// maps and packages are gone (H5b), garbage is collected, and the manifest says so.
-fn finish_cleanup(session_dir: &SessionDir, m: &mut Manifest) -> Result<()> {
-    publish(session_dir, m, "")?;
-    discard_subdir(session_dir, VISUALIZATIONS)?;
-    discard_subdir(session_dir, EXPORTS)?;
-    collect_garbage(session_dir, m)?;
-    m.cleanup_pending = false;
-    m.store(session_dir)
+///
+/// Best effort: it runs after the commit, so a failure is logged and never fails the request.
+/// The folders are moved aside by one rename each; only if a rename fails does the manifest keep
+/// `cleanup_pending` (old maps stay hidden, and the next reader finishes the job).
+fn finish_cleanup(session_dir: &SessionDir, m: &mut Manifest) {
+    if let Err(e) = publish(session_dir, m, "") {
+        log_cleanup("publish mirrors in", session_dir, &e);
+    }
+    let mut moved = true;
+    for sub in [VISUALIZATIONS, EXPORTS] {
+        if let Err(e) = discard_subdir(session_dir, sub) {
+            log_cleanup("move aside", &session_dir.join(sub), &e);
+            moved = false;
+        }
+    }
+    collect_garbage(session_dir, m);
+    if moved {
+        m.cleanup_pending = false;
+        if let Err(e) = m.store(session_dir) {
+            log_cleanup("record the cleanup in", &session_dir.join(MANIFEST), &e);
+        }
+    }
+}
+
+/// After an ITN, population or analysis commit: mirrors, retired files, garbage. Best effort.
+pub(crate) fn after_commit(session_dir: &SessionDir, m: &Manifest, first_mirror_fault: &str) {
+    if let Err(e) = publish(session_dir, m, first_mirror_fault) {
+        log_cleanup("publish mirrors in", session_dir, &e);
+    }
+    remove_retired(session_dir, m);
+    collect_garbage(session_dir, m);
 }
 
 /// Removes `.data/` directories the manifest does not name, and abandoned staging and temp
-/// files. Called under the session lock after a commit.
-pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
+/// files. Called under the session lock after a commit. Best effort: what cannot go now (an NFS
+/// `.nfs*` file a reader still holds) goes in a later collection.
+pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) {
     let keep = m.referenced_dirs();
     let data = session_dir.join(DATA);
     if let Ok(entries) = fs::read_dir(&data) {
         for entry in entries.flatten() {
             let name = entry.file_name();
-            if !keep.iter().any(|k| name.to_str() == Some(k)) {
-                remove_any(&entry.path())?;
+            if !keep.iter().any(|k| name.to_str() == Some(k)) && !is_silly_rename(&name) {
+                remove_best_effort(&entry.path());
             }
         }
     }
@@ -919,8 +1011,8 @@ pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
     };
     if let Ok(entries) = fs::read_dir(session_dir.join(STAGING)) {
         for entry in entries.flatten() {
-            if is_stale(&entry.path()) {
-                remove_any(&entry.path())?;
+            if is_stale(&entry.path()) && !is_silly_rename(&entry.file_name()) {
+                remove_best_effort(&entry.path());
             }
         }
     }
@@ -938,12 +1030,11 @@ pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) -> Result<()> {
                     .to_str()
                     .is_some_and(|n| n.starts_with(TEMP_PREFIX));
                 if temp && is_stale(&entry.path()) {
-                    remove_any(&entry.path())?;
+                    remove_best_effort(&entry.path());
                 }
             }
         }
     }
-    Ok(())
 }
 
 fn create_loose(session_dir: &Path, artifact: &Artifact) -> Result<AtomicFile> {
@@ -971,7 +1062,9 @@ fn discard_subdir(session_dir: &Path, name: &str) -> Result<()> {
     let trash = root.join(format!("trash-{}", random_hex::<8>()?));
     fs::rename(&path, &trash).map_err(Error::io("move aside", &path))?;
     sync_dir(session_dir)?;
-    remove_any(&trash)
+    // Out of sight now; the removal itself may leave `.nfs*` files behind (swept later).
+    remove_best_effort(&trash);
+    Ok(())
 }
 
 fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {

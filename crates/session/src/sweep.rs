@@ -23,7 +23,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::artifact::Artifact;
 use crate::durable::{LockGuard, remove_any, sync_dir};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, random_hex};
@@ -200,10 +199,8 @@ impl Store {
         };
         let no_data =
             Manifest::load(&dir).is_ok_and(|m| m.upload.is_none() && m.population.is_none());
-        let no_talk = matches!(
-            fs::symlink_metadata(dir.join(Artifact::Conversation.file_name())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound
-        );
+        // `conversation.json` always exists; `null` (or a folder made before that) is no talk.
+        let no_talk = matches!(self.read_conversation(id), Ok(None));
         no_data && no_talk
     }
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use crate::*;
 
 mod lifecycle;
+mod shared_dir;
 
 // ---- fixtures ---------------------------------------------------------------------------------
 
@@ -152,7 +153,7 @@ fn runtime_directories_are_made_under_run_and_nowhere_else() {
     assert_eq!(made, dir.path().join("run").join("metrics"));
     assert_eq!(made, runtime_dir(dir.path(), "metrics"));
     assert!(made.is_dir());
-    for bad in ["", "..", "a/b", "/tmp", ".hidden"] {
+    for bad in ["", "..", "a/b/c", "/tmp", ".hidden"] {
         assert!(create_runtime_dir(dir.path(), bad).is_err(), "{bad:?}");
     }
 }

@@ -281,6 +281,7 @@ fn planted_links_are_refused_and_never_reach_another_session() {
     store
         .update_conversation(&b, |_| json!({"b": "private"}))
         .unwrap();
+    fs::remove_file(a_dir.join("conversation.json")).unwrap();
     std::os::unix::fs::symlink(
         b_dir.join("conversation.json"),
         a_dir.join("conversation.json"),

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 use mrpt_session::{SessionId, StatusHead, SweepPolicy};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, blocking, identity, reply};
 
 /// When idle sessions are removed. `None`: never.
@@ -41,7 +42,7 @@ impl SessionLimits {
 }
 
 /// `POST /api/session`: a new, empty session and its cookie.
-pub async fn create(app: &App) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn create(app: &App, _req: Routed) -> Result<Response<ResponseBody>, ApiError> {
     let store = app.store.clone();
     let id = blocking(move || store.create_session().map_err(ApiError::from)).await?;
     let mut response = reply::json(
@@ -99,7 +100,8 @@ impl<'a> StatusAnswer<'a> {
 /// session gets the state of "nothing yet" (`session_id: null`): sessions are minted by the
 /// first upload or chat, not by looking at the page. A browser whose cookie names a session
 /// that no longer exists gets the 404 and an expired cookie, so its next upload starts afresh.
-pub async fn status(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn status(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = &req.headers;
     let default = StatusHead::default();
     let body = match identity::requested_session(headers) {
         None => serde_json::to_vec(&StatusAnswer::new(None, &default, app.pid)),
@@ -182,7 +184,8 @@ fn start_sweeper(app: &App) {
 }
 
 /// `GET /session_info`: the status plus files, counts and the variables available.
-pub async fn info(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn info(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = &req.headers;
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let state = blocking(move || store.status(&id).map_err(ApiError::from)).await?;
@@ -204,7 +207,8 @@ pub async fn info(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBod
 }
 
 /// `POST /clear_session`: the old id reports no data (H9) and a fresh session replaces it.
-pub async fn clear(app: &App, headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn clear(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = &req.headers;
     let old = match identity::requested_session(headers) {
         Some(text) => {
             let store = app.store.clone();

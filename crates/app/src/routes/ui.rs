@@ -1,13 +1,14 @@
 //! The browser UI: one page and its two assets, compiled into the binary (no external assets, so
 //! it works offline and under a strict CSP).
 
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderValue, Response, StatusCode, header};
 
+use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, reply};
 
-const INDEX_HTML: &str = include_str!("../assets/index.html");
-const APP_JS: &str = include_str!("../assets/app.js");
-const APP_CSS: &str = include_str!("../assets/app.css");
+const INDEX_HTML: &str = include_str!("../../assets/index.html");
+const APP_JS: &str = include_str!("../../assets/app.js");
+const APP_CSS: &str = include_str!("../../assets/app.css");
 
 /// The page's policy: only its own script and stylesheet, maps in same-origin frames.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -17,7 +18,7 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// first action that stores something (an upload mints one when the browser has none; the
 /// page's chat asks `POST /api/session` before its first message), so page views, crawlers and
 /// health checks cost no disk.
-pub async fn index(_app: &App, _headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn index(_app: &App, _req: Routed) -> Result<Response<ResponseBody>, ApiError> {
     let mut response = page(INDEX_HTML, "text/html; charset=utf-8");
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,
@@ -27,8 +28,8 @@ pub async fn index(_app: &App, _headers: &HeaderMap) -> Result<Response<Response
 }
 
 /// `GET /static/<file>`.
-pub fn asset(file: &str) -> Result<Response<ResponseBody>, ApiError> {
-    match file {
+pub async fn asset(_app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    match req.param(0) {
         "app.js" => Ok(page(APP_JS, "text/javascript; charset=utf-8")),
         "app.css" => Ok(page(APP_CSS, "text/css; charset=utf-8")),
         other => Err(ApiError::NotFound(format!("no static file {other:?}"))),

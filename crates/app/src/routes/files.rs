@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use mrpt_session::{Artifact, SessionId, Store};
 use serde_json::{Value, json};
 
+use crate::routes::Routed;
 use crate::visuals::current_analysis;
 use crate::{ApiError, App, ResponseBody, blocking, identity, reply};
 
@@ -70,12 +71,8 @@ fn file_response(name: &str, bytes: Vec<u8>, download: bool) -> Response<Respons
 }
 
 /// `GET /serve_viz_file/<session_id>/<path>`.
-pub async fn serve_viz(
-    app: &App,
-    headers: &HeaderMap,
-    path_id: &str,
-    rel: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn serve_viz(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let (headers, path_id, rel) = (&req.headers, req.param(0), req.param(1));
     let id = owned_session(app, headers, path_id).await?;
     let rel = rel.to_string();
     let store = app.store.clone();
@@ -90,12 +87,8 @@ pub async fn serve_viz(
 }
 
 /// `GET /export/download/<session_id>/<file>`: result files by their api.md names, or exports.
-pub async fn download(
-    app: &App,
-    headers: &HeaderMap,
-    path_id: &str,
-    rel: &str,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn download(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let (headers, path_id, rel) = (&req.headers, req.param(0), req.param(1));
     let id = owned_session(app, headers, path_id).await?;
     let rel = rel.to_string();
     let store = app.store.clone();
@@ -114,10 +107,8 @@ pub async fn download(
 }
 
 /// `POST /generate_report`: one zip with everything a programme needs to share the results.
-pub async fn generate_report(
-    app: &App,
-    headers: &HeaderMap,
-) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn generate_report(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = &req.headers;
     let id = app.session_of(headers).await?;
     let store = app.store.clone();
     let body = blocking(move || build_package(&store, &id)).await?;
