@@ -69,6 +69,9 @@ impl pipeline::ArtifactSink for DirSink {
         artifact: &Artifact,
         body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
+        // Created with the first file, so bad input leaves no directory behind.
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| pipeline::write_error(artifact, format!("{}: {e}", self.dir.display())))?;
         let path = self.dir.join(artifact.file_name());
         let mut file = std::fs::File::create(&path)
             .map_err(|e| pipeline::write_error(artifact, format!("{}: {e}", path.display())))?;
@@ -97,8 +100,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         variables: (!args.variables.is_empty()).then(|| args.variables.clone()),
         relationships: Default::default(),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let analysis_started = std::time::Instant::now();
     let mut sink = DirSink {
         dir: args.out.clone(),

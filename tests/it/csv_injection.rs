@@ -71,6 +71,17 @@ fn records(text: &str) -> Vec<Vec<String>> {
     out
 }
 
+fn find(dir: &Path, name: &str, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            find(&p, name, out);
+        } else if p.file_name().is_some_and(|n| n == name) {
+            out.push(p);
+        }
+    }
+}
+
 fn csv_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let p = e.path();
@@ -92,11 +103,14 @@ fn formula_ward_names_are_neutralised_in_every_csv_written() {
     s.run_analysis(&json!({})).expect(200, "analysis");
     s.upload_population("population.csv", &population)
         .expect(200, "population");
-    let plan = s
-        .plan_itn(&json!({"total_nets": 200000, "strategy": "rank"}))
-        .expect(200, "itn")
-        .json_body();
+    s.plan_itn(&json!({"total_nets": 200000, "strategy": "rank"}))
+        .expect(200, "itn");
     // The plan joined every hostile ward to its population: names read back unquoted.
+    let folder = server.dir.path().join("instance/uploads").join(&s.id);
+    let mut results = vec![];
+    find(&folder, "itn_distribution_results.json", &mut results);
+    let plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&results[0]).unwrap()).unwrap();
     let planned: Vec<&str> = plan["prioritized"]
         .as_array()
         .unwrap()
@@ -115,7 +129,6 @@ fn formula_ward_names_are_neutralised_in_every_csv_written() {
 
     // Every CSV the service wrote for this session (the uploads themselves are the user's own
     // bytes, stored as sent).
-    let folder = server.dir.path().join("instance/uploads").join(&s.id);
     let mut files = vec![];
     csv_files(&folder, &mut files);
     let written: Vec<&PathBuf> = files

@@ -232,7 +232,7 @@ mod tests {
                         && a.len() == b.len()
                         && a[..last] == b[..last]
                         && a[last].abs_diff(b[last]) == 1
-                        && (a[last] - b'0') % 2 == 0,
+                        && (a[last] - b'0').is_multiple_of(2),
                     "bits {:#x}: new {new} old {old}",
                     x.to_bits()
                 );
