@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Replace a worker whose resident memory exceeds this many MiB; 0 = never [config: max_worker_memory, 0]
     #[arg(long, env = "PREFORK_MAX_WORKER_MEMORY", value_name = "MIB")]
     pub max_worker_memory: Option<u64>,
+    /// Serve this built single-page app (index.html at /, its assets/) instead of the built-in
+    /// page, e.g. ChatMRPT's React client [config: app.ui_dir, none]
+    #[arg(long, env = "PREFORK_UI_DIR", value_name = "DIR")]
+    pub ui_dir: Option<PathBuf>,
     /// Serve GET /metrics (Prometheus text) for the whole server [config: metrics, true]
     #[arg(long, env = "PREFORK_METRICS", value_name = "BOOL")]
     pub metrics: Option<bool>,

@@ -169,6 +169,13 @@ pub struct AppSettings {
     pub max_zip_entries: usize,
     /// Longest variable name a request may send, in bytes.
     pub max_variable_name_bytes: usize,
+    /// Largest chunk of a resumable upload (`/upload/chunk`), in bytes; a whole upload is still
+    /// capped by `max_upload_bytes`.
+    pub max_chunk_bytes: u64,
+    /// A built single-page app (`index.html`, `assets/`) served at `/` instead of the built-in
+    /// page, e.g. ChatMRPT's React client (`--ui-dir`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_dir: Option<PathBuf>,
     pub llm: LlmSettings,
 }
 
@@ -186,6 +193,8 @@ impl Default for AppSettings {
             max_inflated_bytes: app.limits.max_inflated_bytes,
             max_zip_entries: app.limits.max_zip_entries,
             max_variable_name_bytes: app.max_variable_name_bytes,
+            max_chunk_bytes: app.max_chunk_bytes,
+            ui_dir: None,
             llm: LlmSettings::default(),
         }
     }
@@ -259,6 +268,23 @@ impl AppSettings {
         }
         if !(1..=15_000).contains(&self.chat_keepalive_ms) {
             bail!("app.chat_keepalive_ms must be between 1 and 15000");
+        }
+        if self.max_chunk_bytes < 4096 {
+            bail!(
+                "app.max_chunk_bytes must be at least 4096, not {}",
+                self.max_chunk_bytes
+            );
+        }
+        if let Some(dir) = &self.ui_dir {
+            if dir.as_os_str().is_empty() {
+                bail!("app.ui_dir must not be empty (leave it out for the built-in page)");
+            }
+            if !dir.join("index.html").is_file() {
+                bail!(
+                    "app.ui_dir {}: no index.html there (give the folder of a built single-page app, e.g. the client's dist/)",
+                    dir.display()
+                );
+            }
         }
         self.llm.validate()
     }
@@ -435,6 +461,9 @@ impl Config {
         set(&mut self.forwarded_allow_ips, &args.forwarded_allow_ips);
         set(&mut self.max_worker_memory, &args.max_worker_memory);
         set(&mut self.metrics, &args.metrics);
+        if args.ui_dir.is_some() {
+            self.app.ui_dir = args.ui_dir.clone();
+        }
     }
 
     /// What the master needs; call after `validate()`.

@@ -163,6 +163,8 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         limits: config.app.limits(),
         max_variable_name_bytes: config.app.max_variable_name_bytes,
         sessions: config.sessions.limits(),
+        max_chunk_bytes: config.app.max_chunk_bytes,
+        ui_dir: config.app.ui_dir.clone(),
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {

@@ -6,7 +6,10 @@
 // Usage: node run.mjs --base-url http://127.0.0.1:PORT --fixtures DIR --artifacts DIR --result FILE
 //                    --expected-wards N
 //
-// Scenario: open the page; upload the Kano CSV and ward shapefile through the form; run the risk
+// Scenario: open the page (with 16 KiB upload chunks); upload the Kano CSV and ward shapefile
+// through the form over a throttled link (Chromium's network emulation: 230 kbit/s both ways,
+// 150 ms latency), in chunks, with one chunk's connection reset and the link offline for a
+// while (the page retries with backoff and resumes from what the server holds); run the risk
 // analysis from its button; upload population through the page's form; plan ITN for 120000
 // nets; check the map frame draws the 66 wards; build the analysis package and download it;
 // check the zip's entries; screenshots of the page (laptop and phone) and of the map. Any
@@ -64,6 +67,11 @@ const result = {
   page_errors: [],
   console_errors: [],
   failed_requests: [],
+  chunk_failures: [],
+  chunk_requests: 0,
+  chunk_statuses: 0,
+  upload_ms: null,
+  upload_progress_seen: [],
   browser_version: null,
 };
 
@@ -187,6 +195,11 @@ try {
   context.on("requestfailed", (req) => {
     // A download the browser hands over to Playwright reports as aborted; it is not a failure.
     if (req.failure()?.errorText === "net::ERR_ABORTED" && req.url().includes("/export/download/")) return;
+    // The upload step breaks chunk requests on purpose (reset, offline); the page must recover.
+    if (req.url().includes("/upload/")) {
+      result.chunk_failures.push(`${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
+      return;
+    }
     result.failed_requests.push(`${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
   });
   context.on("response", (res) => {
@@ -198,7 +211,7 @@ try {
   const frame = page.frameLocator("#map-frame");
 
   await step("open the page", async () => {
-    const res = await page.goto(`${base}/`);
+    const res = await page.goto(`${base}/?chunk_kib=16`);
     if (!res || res.status() !== 200) throw new Error(`GET / answered ${res && res.status()}`);
     if (!res.headers()["content-security-policy"]) throw new Error("GET / has no Content-Security-Policy");
     // Looking at the page mints no session: no cookie; the status line says "-" until the upload.
@@ -220,10 +233,44 @@ try {
     result.session_before_upload = await page.locator("#session-id").innerText();
   });
 
-  await step("upload the Kano CSV and shapefile", async () => {
+  await step("upload the Kano CSV and shapefile in chunks over a throttled, dropping link", async () => {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send("Network.enable");
+    const link = { offline: false, latency: 150, downloadThroughput: 230_000 / 8, uploadThroughput: 230_000 / 8 };
+    await cdp.send("Network.emulateNetworkConditions", link);
+    let chunkNo = 0;
+    await page.route("**/upload/**", async (route) => {
+      const url = route.request().url();
+      if (url.includes("/upload/status")) result.chunk_statuses++;
+      if (!url.includes("/upload/chunk")) return route.continue();
+      chunkNo++;
+      result.chunk_requests = chunkNo;
+      // The 3rd chunk request: the connection is reset (the chunk never arrives).
+      if (chunkNo === 3) return route.abort("connectionreset");
+      // After the 5th: the link goes offline for 3 s (the page backs off, then resumes).
+      if (chunkNo === 5) {
+        await route.continue();
+        await cdp.send("Network.emulateNetworkConditions", { ...link, offline: true });
+        setTimeout(() => cdp.send("Network.emulateNetworkConditions", link).catch(() => {}), 3000);
+        return;
+      }
+      return route.continue();
+    });
+    const seen = new Set();
+    const sampler = setInterval(() => {
+      page.evaluate(() => document.getElementById("upload-progress").value).then((v) => seen.add(Math.round(v)), () => {});
+    }, 100);
+    const start = Date.now();
     await page.setInputFiles("#csv-file", join(fixtures, "kano", "kano_wards.csv"));
     await page.setInputFiles("#shapefile", join(fixtures, "kano", "kano_wards_shapefile.zip"));
     await page.click("#upload-button");
+    await page.waitForFunction(() => /Loaded \d+ wards|failed|stopped/.test(document.getElementById("upload-result").textContent), null, { timeout: 120_000 });
+    result.upload_ms = Date.now() - start;
+    clearInterval(sampler);
+    result.upload_progress_seen = [...seen].sort((a, b) => a - b);
+    await page.unroute("**/upload/**");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+    await cdp.detach();
     await statusOn("data_loaded").waitFor();
     await statusOn("shapefile_loaded").waitFor();
     // The upload went to the session the chat minted.

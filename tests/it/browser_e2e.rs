@@ -1,6 +1,8 @@
 //! The browser end-to-end test of the web UI (issue 6): the real prefork binary with two workers,
 //! driven through its page by headless Debian Chromium (playwright-core, tests/e2e/run.mjs).
-//! Upload Kano through the form, run the analysis, load populations, plan ITN for 120000 nets,
+//! Upload Kano through the form (in 16 KiB chunks over a link throttled to 230 kbit/s by
+//! Chromium's network emulation, one chunk's connection reset and the link offline for 3 s: the
+//! page retries with backoff and resumes), run the analysis, load populations, plan ITN for 120000 nets,
 //! see the map with every ward, download the analysis package; screenshots go to tests/artifacts/.
 //!
 //! The browser tooling is installed by scripts/e2e-setup.sh when missing (apt for chromium, npm
@@ -148,6 +150,34 @@ fn kano_upload_analysis_itn_map_and_package_in_a_browser() {
             report()
         );
     }
+    // The upload went up in chunks (Kano's 6 KB CSV + 57 KB zip in 16 KiB chunks: 5), the reset
+    // chunk was sent again, and the page showed progress between 0 and 100.
+    let chunk_requests = result["chunk_requests"].as_u64().unwrap_or(0);
+    assert!(
+        chunk_requests >= 6,
+        "chunk requests: {chunk_requests}\n{}",
+        report()
+    );
+    assert!(
+        !result["chunk_failures"].as_array().unwrap().is_empty(),
+        "the reset chunk did not fail?\n{}",
+        report()
+    );
+    let progress: Vec<u64> = result["upload_progress_seen"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    assert!(
+        progress.iter().any(|p| *p > 0 && *p < 100),
+        "no progress shown between 0 and 100: {progress:?}\n{}",
+        report()
+    );
+    eprintln!(
+        "throttled chunked upload: {} ms, {chunk_requests} chunk requests, {} status asks",
+        result["upload_ms"], result["chunk_statuses"]
+    );
     let csp = result["csp_violations"].as_array().unwrap();
     assert!(csp.is_empty(), "CSP violations: {csp:?}\n{}", report());
     let errors = result["page_errors"].as_array().unwrap();

@@ -52,7 +52,8 @@ fn conversation(server: &Server, sid: &str) -> Option<Value> {
         .path()
         .join(format!("instance/uploads/{sid}/conversation.json"));
     let bytes = std::fs::read(path).ok()?;
-    Some(serde_json::from_slice(&bytes).unwrap())
+    // A new session's conversation.json holds `null` (no turn yet).
+    Some(serde_json::from_slice::<Value>(&bytes).unwrap()).filter(|v| !v.is_null())
 }
 
 fn frames(items: &[Sse]) -> Vec<&Value> {

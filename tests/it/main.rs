@@ -21,6 +21,7 @@ mod csv_injection;
 mod golden_outputs;
 mod hostile_input;
 mod ops_http;
+mod react_client;
 mod server_lifecycle;
 mod session_lifecycle;
 mod shared_instance_dir;

@@ -65,6 +65,14 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
     let t_upload = t0.elapsed();
     served.insert(up.worker());
     let up = up.json_body();
+    // Named by its cookie only, the upload started a new session (the identity rule: as
+    // ChatMRPT does, so two tabs never share data) and handed its cookie over; the browser
+    // goes on with it.
+    assert_ne!(up["session_id"], s.id.as_str(), "{up}");
+    let s = Session {
+        id: up["session_id"].as_str().unwrap().to_owned(),
+        ..s
+    };
     assert_eq!(up["upload_type"], "csv_shapefile", "{up}");
     assert_eq!(up["generation"], 1, "{up}");
     let seen = s.status_from_workers(3, DEADLINE, |v| {
@@ -162,7 +170,12 @@ fn seed_scenario_upload_analysis_itn_across_workers() {
 
     // A new upload (different data): no worker reports the old analysis or the old ITN plan
     // (H5, H5b), and the old plan's map and results are gone.
-    let up2 = s.upload_ilorin().expect(200, "upload Ilorin");
+    // Named explicitly (a cookie alone would start a new session): the same session.
+    let up2 = s
+        .clone()
+        .with_carry(Carry::Header)
+        .upload_ilorin()
+        .expect(200, "upload Ilorin");
     served.insert(up2.worker());
     assert_eq!(up2.json_body()["generation"], 2);
     let seen = s.status_from_workers(WORKERS.min(5), DEADLINE, |v| {

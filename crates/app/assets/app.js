@@ -9,8 +9,15 @@ function show(el, text, isError) {
   el.classList.toggle("error", !!isError);
 }
 
+// The session this tab works on: sent as X-Session-ID once known, so two tabs of one browser
+// (one cookie) never answer about each other's data. Kept in sessionStorage (per tab) across
+// reloads.
+function sessionHeaders() {
+  return sessionId ? { "X-Session-ID": sessionId } : {};
+}
+
 async function api(method, path, body) {
-  const init = { method, credentials: "same-origin", headers: {} };
+  const init = { method, credentials: "same-origin", headers: sessionHeaders() };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -27,11 +34,20 @@ async function api(method, path, body) {
 // The session, as the last status answer said: null until the first upload or chat makes one
 // (opening the page mints none).
 let sessionId = null;
+try { sessionId = sessionStorage.getItem("prefork_session_id"); } catch (_) { /* storage off */ }
+
+function adoptSession(id) {
+  sessionId = id || null;
+  try {
+    if (sessionId) sessionStorage.setItem("prefork_session_id", sessionId);
+    else sessionStorage.removeItem("prefork_session_id");
+  } catch (_) { /* storage off */ }
+}
 
 async function refreshStatus() {
   try {
     const s = await api("GET", "/api/session/status");
-    sessionId = s.session_id || null;
+    adoptSession(s.session_id);
     for (const li of document.querySelectorAll("#status-list li")) {
       li.classList.toggle("on", !!s[li.dataset.key]);
     }
@@ -42,7 +58,7 @@ async function refreshStatus() {
     return s;
   } catch (err) {
     // An unknown session (removed after a long idle time): the next upload or chat starts anew.
-    sessionId = null;
+    adoptSession(null);
     $("session-id").textContent = "-";
     return null;
   }
@@ -52,7 +68,7 @@ async function refreshStatus() {
 async function ensureSession() {
   if (sessionId) return;
   const r = await api("POST", "/api/session");
-  sessionId = r.session_id;
+  adoptSession(r.session_id);
   $("session-id").textContent = sessionId;
 }
 
@@ -100,44 +116,185 @@ function addDownload(name, url) {
   $("download-list").appendChild(li);
 }
 
-function upload(event) {
+// Files above one chunk go up in chunks (1 MiB; `?chunk_kib=N` on the page's URL changes it),
+// each retried with backoff; after a dropped connection the server says which chunks it holds
+// and only the rest are sent. Progress counts bytes the server confirmed plus the chunk in flight.
+const CHUNK_BYTES = (() => {
+  const kib = parseInt(new URLSearchParams(location.search).get("chunk_kib") || "1024", 10);
+  return (kib > 0 && kib <= 8192 ? kib : 1024) * 1024;
+})();
+const MAX_TRIES = 8;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const backoff = (attempt) => Math.min(30000, 500 * 2 ** attempt) * (0.75 + Math.random() / 2);
+
+// One request through XMLHttpRequest (upload progress events); resolves with {status, data},
+// rejects only when no answer came (network error, timeout, dropped connection).
+function xhrSend(method, path, body, headers, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, path);
+    for (const [k, v] of Object.entries(headers || {})) xhr.setRequestHeader(k, v);
+    if (onProgress) xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded));
+    xhr.timeout = 10 * 60 * 1000;
+    xhr.addEventListener("load", () => {
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch (_) { data = { status: "error", message: "unexpected answer (" + xhr.status + ")" }; }
+      resolve({ status: xhr.status, data });
+    });
+    for (const what of ["error", "timeout", "abort"]) {
+      xhr.addEventListener(what, () => reject(new Error("connection " + (what === "error" ? "lost" : what))));
+    }
+    xhr.send(body);
+  });
+}
+
+function uploadNote(text) {
+  $("upload-note").textContent = text;
+}
+
+async function uploadInChunks(csv, shp, bar) {
+  const uploadId = "page_" + Date.now().toString(36) + "_" + Math.random().toString(36).slice(2, 12);
+  const parts = [{ type: "csv", file: csv }];
+  if (shp) parts.push({ type: "shapefile", file: shp });
+  const chunks = [];
+  for (const p of parts) {
+    p.total = Math.max(1, Math.ceil(p.file.size / CHUNK_BYTES));
+    for (let i = 0; i < p.total; i++) chunks.push({ p, i, key: p.type + "." + i });
+  }
+  const totalBytes = parts.reduce((n, p) => n + p.file.size, 0) || 1;
+  const held = new Set();
+  const sizeOf = (c) => Math.min(CHUNK_BYTES, c.p.file.size - c.i * CHUNK_BYTES);
+  const confirmed = () => chunks.filter((c) => held.has(c.key)).reduce((n, c) => n + sizeOf(c), 0);
+  const progress = (inFlight) => {
+    const pct = Math.min(100, (100 * (confirmed() + inFlight)) / totalBytes);
+    bar.value = pct;
+    $("upload-percent").textContent = Math.floor(pct) + "%";
+  };
+  // After a failure: what does the server hold? (Maybe the chunk arrived and only the answer
+  // was lost.) A failure here just means we are still offline.
+  const resync = async () => {
+    try {
+      const r = await xhrSend("GET", "/upload/status?upload_id=" + encodeURIComponent(uploadId), null, sessionHeaders());
+      if (r.status !== 200) return;
+      for (const [type, part] of Object.entries(r.data.parts || {})) {
+        for (const i of part.received || []) held.add(type + "." + i);
+      }
+    } catch (_) { /* still offline */ }
+  };
+  const sendChunk = async (c) => {
+    for (let attempt = 0; ; attempt++) {
+      if (held.has(c.key)) return;
+      const form = new FormData();
+      form.append("upload_id", uploadId);
+      form.append("file_type", c.p.type);
+      form.append("chunk_index", String(c.i));
+      form.append("total_chunks", String(c.p.total));
+      form.append("chunk", c.p.file.slice(c.i * CHUNK_BYTES, c.i * CHUNK_BYTES + CHUNK_BYTES), c.p.file.name);
+      let failure;
+      try {
+        const r = await xhrSend("POST", "/upload/chunk", form, sessionHeaders(), progress);
+        if (r.status === 200 && r.data.status === "success") {
+          if (r.data.session_id) adoptSession(r.data.session_id);
+          held.add(c.key);
+          progress(0);
+          uploadNote("");
+          return;
+        }
+        // A refusal (too large, bad request) will not change on a retry.
+        if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+          throw Object.assign(new Error(r.data.message || "upload refused (" + r.status + ")"), { final: true });
+        }
+        failure = r.data.message || "server busy (" + r.status + ")";
+      } catch (err) {
+        if (err.final) throw err;
+        failure = err.message;
+      }
+      if (attempt + 1 >= MAX_TRIES) throw new Error("upload stopped after " + MAX_TRIES + " tries: " + failure + ". Press Upload to resume.");
+      const wait = backoff(attempt);
+      uploadNote(failure + "; retrying in " + Math.ceil(wait / 1000) + " s (part " + (c.i + 1) + " of " + c.p.total + " of the " + c.p.type + ")");
+      await sleep(wait);
+      await resync();
+      progress(0);
+    }
+  };
+  for (let round = 0; ; round++) {
+    for (const c of chunks) await sendChunk(c);
+    const body = JSON.stringify({
+      upload_id: uploadId,
+      csv_filename: csv.name,
+      shapefile_filename: shp ? shp.name : null,
+      csv_total_chunks: parts[0].total,
+      shp_total_chunks: shp ? parts[1].total : 0,
+    });
+    let r;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await xhrSend("POST", "/upload/finalize", body, Object.assign({ "Content-Type": "application/json" }, sessionHeaders()));
+        if (r.status < 500) break;
+      } catch (err) {
+        if (attempt + 1 >= MAX_TRIES) throw err;
+      }
+      if (attempt + 1 >= MAX_TRIES) break;
+      await sleep(backoff(attempt));
+    }
+    // 409: the server lacks chunks (e.g. removed after a very long pause): send them again.
+    if (r.status === 409 && round < 3) {
+      held.clear();
+      await resync();
+      continue;
+    }
+    return r;
+  }
+}
+
+async function upload(event) {
   event.preventDefault();
   const csv = $("csv-file").files[0];
   if (!csv) return;
-  const form = new FormData();
-  form.append("csv_file", csv);
   const shp = $("shapefile").files[0];
-  if (shp) form.append("shapefile", shp);
-  const xhr = new XMLHttpRequest();
   const bar = $("upload-progress");
   bar.hidden = false;
   bar.value = 0;
+  $("upload-percent").textContent = "0%";
+  uploadNote("");
   $("upload-button").disabled = true;
-  xhr.upload.addEventListener("progress", (e) => { if (e.lengthComputable) bar.value = (100 * e.loaded) / e.total; });
-  xhr.addEventListener("loadend", async () => {
-    $("upload-button").disabled = false;
-    bar.hidden = true;
-    let data = {};
-    try { data = JSON.parse(xhr.responseText); } catch (_) { data = { status: "error", message: "upload failed (" + xhr.status + ")" }; }
-    if (xhr.status !== 200 || data.status !== "success") {
-      show($("upload-result"), data.message || "upload failed", true);
+  let r;
+  try {
+    if (csv.size + (shp ? shp.size : 0) > CHUNK_BYTES) {
+      r = await uploadInChunks(csv, shp, bar);
     } else {
-      const s = data.data_summary || {};
-      const m = data.ward_matching || {};
-      let text = "Loaded " + s.total_rows + " wards and " + s.total_columns + " columns.";
-      if (data.upload_type === "csv_shapefile") {
-        text += "\nWards matched to the shapefile: " + m.matched + ".";
-        if (m.unmatched && m.unmatched.length) text += "\nNot matched: " + m.unmatched.join(", ");
-      }
-      show($("upload-result"), text, false);
-      maps.clear();
-      $("map-tabs").textContent = "";
-      $("download-list").textContent = "";
+      const form = new FormData();
+      form.append("csv_file", csv);
+      if (shp) form.append("shapefile", shp);
+      r = await xhrSend("POST", "/upload_both_files", form, sessionHeaders(), (n) => {
+        bar.value = (100 * n) / (csv.size + (shp ? shp.size : 0) || 1);
+      });
     }
-    refreshStatus();
-  });
-  xhr.open("POST", "/upload_both_files");
-  xhr.send(form);
+  } catch (err) {
+    r = { status: 0, data: { status: "error", message: err.message } };
+  }
+  $("upload-button").disabled = false;
+  bar.hidden = true;
+  $("upload-percent").textContent = "";
+  const data = r.data || {};
+  if (r.status !== 200 || data.status !== "success") {
+    show($("upload-result"), data.message || "upload failed", true);
+  } else {
+    if (data.session_id) adoptSession(data.session_id);
+    uploadNote("");
+    const s = data.data_summary || {};
+    const m = data.ward_matching || {};
+    let text = "Loaded " + s.total_rows + " wards and " + s.total_columns + " columns.";
+    if (data.upload_type === "csv_shapefile") {
+      text += "\nWards matched to the shapefile: " + m.matched + ".";
+      if (m.unmatched && m.unmatched.length) text += "\nNot matched: " + m.unmatched.join(", ");
+    }
+    show($("upload-result"), text, false);
+    maps.clear();
+    $("map-tabs").textContent = "";
+    $("download-list").textContent = "";
+  }
+  refreshStatus();
 }
 
 // ITN planning needs ward populations when the ward data has none.
@@ -151,7 +308,7 @@ async function uploadPopulation(event) {
   $("population-button").disabled = true;
   show(out, "Uploading ward populations...", false);
   try {
-    const response = await fetch("/upload_population", { method: "POST", credentials: "same-origin", body: form });
+    const response = await fetch("/upload_population", { method: "POST", credentials: "same-origin", headers: sessionHeaders(), body: form });
     let data = {};
     try { data = await response.json(); } catch (_) { data = { message: "unexpected answer (" + response.status + ")" }; }
     if (!response.ok || data.status !== "success") throw new Error(data.message || "upload failed (" + response.status + ")");
@@ -227,7 +384,7 @@ async function sendChat(event) {
     await ensureSession();
     const response = await fetch("/send_message_streaming", {
       method: "POST", credentials: "same-origin",
-      headers: { "Content-Type": "application/json" },
+      headers: Object.assign({ "Content-Type": "application/json" }, sessionHeaders()),
       body: JSON.stringify({ message }),
     });
     if (!response.ok || !response.body) throw new Error("the assistant is not available (" + response.status + ")");
@@ -270,7 +427,10 @@ async function buildReport() {
 }
 
 async function clearSession() {
-  try { await api("POST", "/clear_session"); } catch (_) { /* status shows the result */ }
+  try {
+    const r = await api("POST", "/clear_session");
+    if (r.new_session_id) adoptSession(r.new_session_id);
+  } catch (_) { /* status shows the result */ }
   maps.clear();
   $("map-tabs").textContent = "";
   $("map-frame").removeAttribute("src");

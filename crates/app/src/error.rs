@@ -67,7 +67,11 @@ impl From<mrpt_session::Error> for ApiError {
         use mrpt_session::Error as E;
         let message = err.to_string();
         match err {
-            E::MalformedSessionId | E::UnsafePath { .. } => ApiError::BadRequest(message),
+            E::MalformedSessionId | E::UnsafePath { .. } | E::BadChunk(_) => {
+                ApiError::BadRequest(message)
+            }
+            E::TooLarge(_) => ApiError::PayloadTooLarge(message),
+            E::IncompleteUpload(_) => ApiError::Conflict(message),
             E::SessionNotFound(_) => ApiError::NotFound(format!(
                 "{message}: it may have been removed after a long idle time; start a new one with POST /api/session (or upload your data again from the page)"
             )),

@@ -33,7 +33,7 @@
 //!    `ApiError::internal(context)`: the context goes to the operator's log through the response's
 //!    [`RequestReport`], the client gets a generic sentence. `?` on `mrpt_session::Error` and
 //!    `pipeline::PipelineError` already maps them (see `error.rs`).
-//! 4. Test its error answers without a socket in `src/tests/` (`App::handle` with an
+//! 4. Test its error answers without a socket in `src/tests/routes.rs` (`App::handle` with an
 //!    in-memory body), and README.md's API table gets the route.
 
 mod error;
@@ -42,6 +42,8 @@ pub mod pipeline;
 mod reply;
 mod request_body;
 mod routes;
+#[cfg(test)]
+mod tests;
 pub mod tpr;
 mod visuals;
 
@@ -85,6 +87,12 @@ pub struct AppConfig {
     pub max_variable_name_bytes: usize,
     /// When idle sessions are removed, and how often a worker looks (see `sessions.rs`).
     pub sessions: SessionLimits,
+    /// Largest chunk of a resumable upload (`/upload/chunk`); an upload's chunks together stay
+    /// within `max_upload_bytes`.
+    pub max_chunk_bytes: u64,
+    /// A built single-page app (`index.html`, `assets/`) served at `/` instead of the built-in
+    /// page (`--ui-dir`); `None`: the built-in page.
+    pub ui_dir: Option<PathBuf>,
 }
 
 impl Default for AppConfig {
@@ -100,6 +108,8 @@ impl Default for AppConfig {
             limits: mrpt_formats::Limits::default(),
             max_variable_name_bytes: 256,
             sessions: SessionLimits::default(),
+            max_chunk_bytes: 8 << 20,
+            ui_dir: None,
         }
     }
 }
@@ -163,7 +173,9 @@ impl App {
         };
         let answer = match found {
             Found::Route(route, params) => {
-                let (parts, body) = req.into_parts();
+                let (mut parts, body) = req.into_parts();
+                // `?session_id=` names the session as explicitly as the header (identity.rs).
+                identity::adopt_query_session(&mut parts.headers, parts.uri.query());
                 let routed = Routed {
                     headers: parts.headers,
                     uri: parts.uri,
@@ -176,7 +188,10 @@ impl App {
                 message: format!("{method} is not allowed on {path}; allowed: {allow}"),
                 allow,
             }),
-            Found::Nowhere => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+            Found::Nowhere => match self.ui_top_level(&method, &path).await {
+                Some(response) => Ok(response),
+                None => Err(ApiError::NotFound(format!("no route for {method} {path}"))),
+            },
         };
         let (mut response, internal_error) = match answer {
             Ok(response) => (response, None),
@@ -205,6 +220,34 @@ impl App {
         let spool = self.spool(headers);
         let limit = self.config.max_json_bytes.min(self.config.max_upload_bytes);
         request_body::collect(headers, body, limit, &spool).await
+    }
+
+    /// The whole JSON body of a routed request, within `max_json_bytes`; a `session_id` in it
+    /// names the request's session when no header does (identity.rs).
+    async fn json_body(&self, req: &mut Routed) -> Result<Bytes, ApiError> {
+        let body = std::mem::replace(&mut req.body, routes::empty_body());
+        let bytes = self.body(&req.headers, body).await?;
+        identity::adopt_body_session(&mut req.headers, &bytes);
+        Ok(bytes)
+    }
+
+    /// The whole upload body of a routed request, within `max_upload_bytes`.
+    async fn upload_body_of(&self, req: &mut Routed) -> Result<Bytes, ApiError> {
+        let body = std::mem::replace(&mut req.body, routes::empty_body());
+        self.upload_body(&req.headers, body).await
+    }
+
+    /// A top-level file of the `--ui-dir` bundle (`/favicon.ico`), for a GET no route took.
+    async fn ui_top_level(
+        &self,
+        method: &http::Method,
+        path: &str,
+    ) -> Option<Response<ResponseBody>> {
+        let dir = self.config.ui_dir.as_ref()?;
+        if *method != http::Method::GET && *method != http::Method::HEAD {
+            return None;
+        }
+        routes::spa::top_level(dir, path.trim_start_matches('/')).await
     }
 
     /// The whole upload body, within `max_upload_bytes` (413 otherwise, nothing stored).
@@ -236,7 +279,7 @@ impl App {
         let Some(text) = identity::requested_session(headers) else {
             return Err(ApiError::BadRequest(
                 "no session: start one with POST /api/session (or upload your data from the page), then send its id \
-                 in the session_id cookie or the X-Session-ID header"
+                 in the X-Session-ID header, as session_id in the JSON body or query, or in the session_id cookie"
                     .to_string(),
             ));
         };
@@ -332,125 +375,5 @@ where
         Err(join) => Err(ApiError::internal(format!(
             "a blocking task failed: {join}"
         ))),
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use http::Method;
-    use http_body_util::Full;
-
-    fn app(dir: &std::path::Path) -> App {
-        App::new(AppConfig {
-            instance_dir: dir.join("instance"),
-            ..AppConfig::default()
-        })
-        .unwrap()
-    }
-
-    fn request(method: Method, path: &str, session: Option<&str>) -> Request<Full<Bytes>> {
-        let mut b = Request::builder().method(method).uri(path);
-        if let Some(id) = session {
-            b = b.header("x-session-id", id);
-        }
-        b.body(Full::new(Bytes::new())).unwrap()
-    }
-
-    async fn body_text(response: Response<ResponseBody>) -> String {
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn an_internal_error_travels_as_a_typed_report_never_as_a_header() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
-        let created = app
-            .handle(request(Method::POST, "/api/session", None))
-            .await;
-        let text = body_text(created).await;
-        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let id = value["session_id"].as_str().unwrap().to_owned();
-        let manifest = dir
-            .path()
-            .join("instance/uploads")
-            .join(&id)
-            .join("manifest.json");
-        std::fs::write(&manifest, b"{ not json\nat all").unwrap();
-
-        let response = app
-            .handle(request(Method::GET, "/api/session/status", Some(&id)))
-            .await;
-        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        // Nothing but the JSON content type: the report is no header.
-        let names: Vec<&str> = response.headers().keys().map(|k| k.as_str()).collect();
-        assert_eq!(names, ["content-type"]);
-        let report = response
-            .extensions()
-            .get::<RequestReport>()
-            .unwrap()
-            .clone();
-        assert_eq!(report.route, "/api/session/status");
-        let error = report.internal_error.unwrap();
-        assert!(
-            error.starts_with("GET /api/session/status: ") && !error.contains('\n'),
-            "{error}"
-        );
-        let text = body_text(response).await;
-        assert!(
-            !text.contains("manifest") && text.contains("has been logged"),
-            "{text}"
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn every_answer_names_its_route_and_metrics_are_typed() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
-        let response = app.handle(request(Method::GET, "/ping", None)).await;
-        let report = response.extensions().get::<RequestReport>().unwrap();
-        assert_eq!(report.route, "/ping");
-        assert!(report.internal_error.is_none() && report.metrics.is_empty());
-        let response = app.handle(request(Method::GET, "/nowhere/42", None)).await;
-        assert_eq!(response.status(), http::StatusCode::NOT_FOUND);
-        let report = response.extensions().get::<RequestReport>().unwrap();
-        assert_eq!((report.route, &report.internal_error), ("other", &None));
-
-        let mut response = reply::json(http::StatusCode::OK, &serde_json::json!({}));
-        add_metric(&mut response, "uploads_total=1, upload_bytes=2048");
-        add_metric(&mut response, "analysis_seconds=2.5, junk");
-        let report = response.extensions().get::<RequestReport>().unwrap();
-        assert_eq!(
-            report.metrics,
-            vec![
-                ("uploads_total".to_owned(), 1.0),
-                ("upload_bytes".to_owned(), 2048.0),
-                ("analysis_seconds".to_owned(), 2.5)
-            ]
-        );
-    }
-
-    #[tokio::test(flavor = "current_thread")]
-    async fn a_known_path_with_an_unknown_method_answers_405_with_allow() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = app(dir.path());
-        let response = app
-            .handle(request(Method::GET, "/run_analysis", None))
-            .await;
-        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(response.headers()[http::header::ALLOW], "POST");
-        let report = response.extensions().get::<RequestReport>().unwrap();
-        assert_eq!(report.route, "/run_analysis");
-        let value: serde_json::Value = serde_json::from_str(&body_text(response).await).unwrap();
-        assert_eq!(value["status"], "error");
-        assert_eq!(
-            value["message"],
-            "GET is not allowed on /run_analysis; allowed: POST"
-        );
-        let response = app.handle(request(Method::PUT, "/ping", None)).await;
-        assert_eq!(response.status(), http::StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(response.headers()[http::header::ALLOW], "GET, HEAD");
     }
 }

@@ -15,7 +15,7 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed()
 }
 
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<ResponseBody> {
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<ResponseBody> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = Response::new(full(body));
     *response.status_mut() = status;

@@ -2,7 +2,7 @@
 //! that carry the analysis id, so a map of an older analysis can never pass for the current one.
 
 use mrpt_session::{AnalysisView, Artifact, SessionId, Store};
-use mrpt_table::RankingMethod;
+use mrpt_table::{ItnStats, ItnStrategy, RankingMethod};
 use serde_json::{Value, json};
 
 use crate::ApiError;
@@ -62,10 +62,23 @@ pub fn map_input(
     Ok(input)
 }
 
+/// A map of the current analysis as answers list it (fields in the order the answers always
+/// had: alphabetical).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MapLink {
+    /// What the map shows (`vulnerability_map_composite`, `..._pca`, `..._comparison`).
+    pub title: String,
+    /// `vulnerability_map_composite`, `vulnerability_map_pca` or `vulnerability_map_comparison`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Where the session's owner fetches it.
+    pub url: String,
+}
+
 type Renderer = fn(&mrpt_maps::MapInput) -> Result<String, mrpt_maps::Error>;
 
 /// The composite, PCA and side-by-side vulnerability maps of the current analysis (drawn once).
-pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Value>, ApiError> {
+pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<MapLink>, ApiError> {
     let view = current_analysis(store, id)?;
     if !view.has(&Artifact::UnifiedGeoparquet) {
         return Ok(Vec::new());
@@ -74,7 +87,7 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Va
     let input = std::cell::OnceCell::new();
     let load = || map_input(store, id, &view);
     let mut out = Vec::new();
-    let maps: [(&str, &str, Renderer); 3] = [
+    let maps: [(&str, &'static str, Renderer); 3] = [
         (
             "Vulnerability map (composite)",
             "vulnerability_map_composite",
@@ -101,7 +114,11 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Va
             render(i).map_err(map_error)
         });
         match drawn {
-            Ok(()) => out.push(json!({"type": stem, "title": title, "url": viz_url(id, &file)})),
+            Ok(()) => out.push(MapLink {
+                title: title.to_string(),
+                kind: stem,
+                url: viz_url(id, &file),
+            }),
             // PCA may be absent (too few wards); the other maps still stand.
             Err(ApiError::Unprocessable(_)) => continue,
             Err(e) => return Err(e),
@@ -110,12 +127,44 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Va
     Ok(out)
 }
 
+/// A stored ITN plan as the ITN route answers it and chat reports it (fields alphabetical, the
+/// order the answer always had).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ItnPlanned {
+    /// Where the allocation table downloads.
+    pub allocation_download: String,
+    /// The analysis the plan was made from.
+    pub analysis_id: String,
+    /// The household size used (the default when none was asked).
+    pub avg_household_size: f64,
+    /// Wards left out (urban wards above the threshold, for instance).
+    pub excluded_wards: Vec<String>,
+    /// The map of the plan; `None` when no ward boundaries were uploaded.
+    pub map_path: Option<String>,
+    /// How population rows were matched to the ranked wards.
+    pub matching: mrpt_analysis::MatchingReport,
+    /// The ranking the plan followed.
+    pub method: RankingMethod,
+    /// Wards that received nets.
+    pub prioritized_wards: usize,
+    /// Nets allocated, coverage, wards covered.
+    pub stats: ItnStats,
+    /// Always `"success"`.
+    pub status: &'static str,
+    /// The allocation strategy used.
+    pub strategy: ItnStrategy,
+    /// The urban-percentage threshold used.
+    pub urban_threshold: f64,
+    /// Warnings of the planning, in words.
+    pub warnings: Vec<String>,
+}
+
 /// Plan ITN from the stored rankings, draw its map and commit both for the current analysis.
 pub fn plan_and_store_itn(
     store: &Store,
     id: &SessionId,
     params: &ItnParams,
-) -> Result<Value, ApiError> {
+) -> Result<ItnPlanned, ApiError> {
     let view = current_analysis(store, id)?;
     // The method's rankings file; an old-system folder may hold only the unified dataset,
     // whose composite/PCA score and rank columns serve as well.
@@ -194,19 +243,95 @@ pub fn plan_and_store_itn(
         .map(|(a, b)| (a.clone(), b.as_slice()))
         .collect();
     store.commit_itn(id, &aid, &results, &refs)?;
-    Ok(json!({
-        "status": "success",
-        "analysis_id": aid,
-        "stats": output.plan.stats,
-        "strategy": output.plan.strategy,
-        "method": params.method,
-        "urban_threshold": output.plan.urban_threshold,
-        "avg_household_size": output.plan.avg_household_size,
-        "map_path": map_path,
-        "allocation_download": format!("/export/download/{}/{csv_file}", id.as_str()),
-        "prioritized_wards": output.plan.allocations.len(),
-        "excluded_wards": output.plan.excluded_wards,
-        "matching": output.plan.matching,
-        "warnings": results.get("warnings").cloned().unwrap_or_else(|| json!([])),
-    }))
+    Ok(ItnPlanned {
+        allocation_download: format!("/export/download/{}/{csv_file}", id.as_str()),
+        analysis_id: aid,
+        avg_household_size: output.plan.avg_household_size,
+        excluded_wards: output.plan.excluded_wards.clone(),
+        map_path: map_path.as_str().map(str::to_string),
+        matching: output.plan.matching.clone(),
+        method: params.method,
+        prioritized_wards: output.plan.allocations.len(),
+        stats: output.plan.stats.clone(),
+        status: "success",
+        strategy: output.plan.strategy,
+        urban_threshold: output.plan.urban_threshold,
+        warnings: output
+            .plan
+            .warnings
+            .iter()
+            .map(|w| w.message.clone())
+            .collect(),
+    })
+}
+
+/// What chat reads back from `itn_distribution_results.json`: typed, and lenient (a folder of
+/// the old system may lack a field or hold it at the top level instead of under `parameters`;
+/// a field of the wrong type reads as absent rather than failing the whole record).
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct StoredItn {
+    /// What the user asked for (this system writes it).
+    #[serde(deserialize_with = "lenient")]
+    pub parameters: Option<StoredItnParameters>,
+    /// The plan's totals.
+    #[serde(deserialize_with = "lenient")]
+    pub stats: Option<StoredItnStats>,
+    /// The plan's map, if one was drawn.
+    #[serde(deserialize_with = "lenient")]
+    pub map_path: Option<String>,
+    /// Old-system copies of the parameters at the top level.
+    #[serde(flatten)]
+    pub top_level: StoredItnParameters,
+}
+
+/// The parameters of a stored plan, each optional.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct StoredItnParameters {
+    /// Nets available.
+    #[serde(deserialize_with = "lenient")]
+    pub total_nets: Option<f64>,
+    /// People per household.
+    #[serde(deserialize_with = "lenient")]
+    pub avg_household_size: Option<f64>,
+    /// Urban-percentage threshold.
+    #[serde(deserialize_with = "lenient")]
+    pub urban_threshold: Option<f64>,
+    /// The ranking followed.
+    #[serde(deserialize_with = "lenient")]
+    pub method: Option<RankingMethod>,
+}
+
+/// The totals of a stored plan that chat reports.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(default)]
+pub struct StoredItnStats {
+    /// Nets allocated.
+    #[serde(deserialize_with = "lenient")]
+    pub allocated: Option<f64>,
+    /// Share of the population covered, in percent.
+    #[serde(deserialize_with = "lenient")]
+    pub coverage_percent: Option<f64>,
+}
+
+/// A field that does not parse as `T` reads as `None`.
+pub(crate) fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = <Value as serde::Deserialize>::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// The current ITN plan's stored results; `None` before any plan.
+pub fn read_itn(store: &Store, id: &SessionId) -> Result<Option<StoredItn>, ApiError> {
+    match store.read_artifact(id, &Artifact::ItnResults) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ApiError::internal(format!("itn results unreadable: {e}"))),
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -1,6 +1,6 @@
 //! A bounded fuzz run of every reader of untrusted bytes, part of the normal test command
 //! (stable Rust has no `cargo fuzz`): CSV, XLSX, shapefile zip, the multipart upload (through
-//! `App::handle`, the real route) and the TPR facility export. Each target is one `#[test]` that
+//! `App::handle`, the real route), the TPR facility export and legacy .xls workbooks. Each target is one `#[test]` that
 //! starts this test binary again as a child under a 4 GiB address-space cap (`ulimit -v`), which
 //! mutates the seed corpus for `FUZZ_SECONDS` (default 6) and aborts on any input that runs
 //! longer than `FUZZ_INPUT_SECONDS` (default 20). Whatever kills the child (a panic that escapes,
@@ -23,7 +23,14 @@ use bytes::Bytes;
 use mrpt_formats::archive::{read_zip, write_zip};
 use mrpt_formats::hostile;
 
-const TARGETS: [&str; 5] = ["csv", "xlsx", "shapefile_zip", "multipart", "tpr_export"];
+const TARGETS: [&str; 6] = [
+    "csv",
+    "xlsx",
+    "shapefile_zip",
+    "multipart",
+    "tpr_export",
+    "xls",
+];
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -84,6 +91,23 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
             hostile::simple_xlsx(&kano_rows, "").unwrap(),
             hostile::xlsx_far_cell(&kano_rows[..5]).unwrap(),
         ],
+        "xls" => {
+            let mut seeds = vec![
+                fixture("formats/wards.xls"),
+                fixture("kano/kano_wards.xls"),
+                hostile::simple_xls(&kano_rows),
+                hostile::xls_far_cell(&kano_rows[..5]),
+                hostile::xls_huge_dimensions(&kano_rows[..5]),
+                hostile::xls_huge_sst(&kano_rows[..5]),
+                hostile::xls_cyclic_chain(&kano_rows[..5]),
+            ];
+            seeds.extend(
+                xls_streams(&kano_rows)
+                    .into_iter()
+                    .map(|s| hostile::xls_container(&s, false)),
+            );
+            seeds
+        }
         "shapefile_zip" => vec![
             ilorin_zip.clone(),
             fixture("formats/zip_nested_ok.zip"),
@@ -100,7 +124,11 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
         "tpr_export" => {
             let tpr = head(&fixture("tpr/kano_nmep_2021_2024.csv"), 30);
             let rows = hostile::csv_rows(&tpr);
-            vec![tpr, hostile::simple_xlsx(&rows, "").unwrap()]
+            vec![
+                hostile::simple_xlsx(&rows, "").unwrap(),
+                hostile::simple_xls(&rows),
+                tpr,
+            ]
         }
         other => panic!("unknown target {other}"),
     };
@@ -113,6 +141,21 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
         }
     }
     seeds
+}
+
+/// BIFF8 workbook streams (no container) the .xls target mutates and wraps in a fresh
+/// container, so the record parsers see a readable compound file.
+fn xls_streams(kano_rows: &[Vec<String>]) -> Vec<Vec<u8>> {
+    let cells = hostile::xls_cell_records(&kano_rows[..10]);
+    let mut far = cells.clone();
+    far.extend(hostile::biff_number(65535, 300, 1.0));
+    let mut labels = cells.clone();
+    labels.extend(hostile::biff_label(3, 3, 60_000, b"x"));
+    vec![
+        hostile::xls_stream(&[], &[("Sheet1", cells.clone())]),
+        hostile::xls_stream(&[], &[("a", far), ("b", cells)]),
+        hostile::xls_stream(&[], &[("Sheet1", labels)]),
+    ]
 }
 
 /// xorshift64*: deterministic per seed.
@@ -234,6 +277,20 @@ fn mutate(target: &str, seeds: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
     {
         return v;
     }
+    if target == "xls" && rng.below(2) == 0 {
+        static STREAMS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+        let streams = STREAMS.get_or_init(|| {
+            xls_streams(&hostile::csv_rows(&head(
+                &fixture("kano/kano_wards.csv"),
+                20,
+            )))
+        });
+        let mut stream = streams[rng.below(streams.len())].clone();
+        for _ in 0..1 + rng.below(4) {
+            mutate_bytes(&mut stream, rng, other);
+        }
+        return hostile::xls_container(&stream, false);
+    }
     let mut v = seed.clone();
     for _ in 0..1 + rng.below(4) {
         mutate_bytes(&mut v, rng, other);
@@ -279,10 +336,18 @@ impl Runner {
         match target {
             "csv" => mrpt_formats::read_ward_table(input, "fuzz.csv").is_ok(),
             "xlsx" => mrpt_formats::read_table(input, "fuzz.xlsx").is_ok(),
+            "xls" => {
+                let table = mrpt_formats::read_table(input, "fuzz.xls").is_ok();
+                let tpr =
+                    mrpt_formats::tpr::read_facility_export(input, "fuzz.xls", &Default::default());
+                table || tpr.is_ok()
+            }
             "shapefile_zip" => mrpt_formats::read_shapefile_zip(input).is_ok(),
             "tpr_export" => {
                 let name = if input.starts_with(b"PK") {
                     "fuzz.xlsx"
+                } else if input.starts_with(b"\xD0\xCF\x11\xE0") {
+                    "fuzz.xls"
                 } else {
                     "fuzz.csv"
                 };
@@ -455,4 +520,9 @@ fn fuzz_multipart() {
 #[test]
 fn fuzz_tpr_export() {
     fuzz(TARGETS[4]);
+}
+
+#[test]
+fn fuzz_xls() {
+    fuzz(TARGETS[5]);
 }

@@ -37,6 +37,9 @@ pub const MAX_XLS_SHEETS: usize = 256;
 /// Most bytes calamine's formula printer may move for all formulas of a workbook (it inserts
 /// into the middle of a formula's text, so a long formula costs its length squared).
 pub const MAX_XLS_FORMULA_WORK: u64 = 1 << 30;
+/// Most CONTINUE records after the shared string table (calamine's handling of them is
+/// quadratic in their count); Excel writes one per 8,224 bytes, so this allows a 134 MB table.
+pub const MAX_SST_CONTINUES: usize = 16_384;
 /// calamine reserves a vector of 4-byte entries whose length comes from two unrelated header
 /// fields; refused when that reservation would be larger than this.
 const MAX_DIFAT_RESERVE: u64 = 64 << 20;
@@ -630,6 +633,17 @@ fn scan_sst(r: &mut Record<'_>, totals: &mut Totals<'_>) -> Result<Vec<u32>> {
     let file = totals.file;
     let max_cells = totals.limits.max_cells;
     let bad = || malformed(file, "its shared string table is malformed");
+    // calamine takes each CONTINUE record off the front of a vector: quadratic in their count.
+    if r.cont.len() > MAX_SST_CONTINUES {
+        return Err(Error::TooManyCells {
+            file: file.into(),
+            what: format!(
+                "a shared string table split into {} pieces (at most {MAX_SST_CONTINUES})",
+                r.cont.len()
+            ),
+            max: max_cells,
+        });
+    }
     let unique = u32_at(r.data, 4).ok_or_else(bad)? as usize;
     if unique > max_cells {
         return Err(Error::TooManyCells {

@@ -89,6 +89,19 @@ pub enum Error {
     #[error("refused to read {path}: {reason}")]
     Tampered { path: PathBuf, reason: String },
 
+    /// A chunk or finalize request of a chunked upload is malformed or contradicts what the
+    /// upload announced (HTTP 400).
+    #[error("{0}")]
+    BadChunk(String),
+
+    /// A chunk or a chunked upload is over its size limit (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
+
+    /// A finalize found chunks missing (HTTP 409; the message names them).
+    #[error("{0}")]
+    IncompleteUpload(String),
+
     /// The OS random source failed while minting an id (HTTP 500).
     #[error("the OS random number source failed: {0}")]
     Entropy(String),

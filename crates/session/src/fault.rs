@@ -3,7 +3,7 @@
 //! aborts the process (no destructors, no unlocks: like SIGKILL) when it reaches a listed point.
 
 /// Every point, so tests can iterate over them.
-pub const POINTS: [&str; 12] = [
+pub const POINTS: [&str; 14] = [
     "upload-after-first-input",
     "upload-before-commit",
     "upload-after-manifest",
@@ -15,6 +15,10 @@ pub const POINTS: [&str; 12] = [
     "analysis-mid-publish",
     "itn-before-commit",
     "itn-after-manifest",
+    // A chunk of a chunked upload is stored; the answer is not sent.
+    "chunk-after-write",
+    // A finalize committed the upload; its answer is not remembered yet.
+    "finalize-after-commit",
     // Any manifest write: the new manifest (head line and body) is complete and fsynced under
     // its temp name, not yet renamed over the old one.
     "manifest-before-rename",

@@ -15,6 +15,8 @@
 mod analysis;
 mod artifact;
 mod beneath;
+mod chunks;
+mod conversation;
 mod durable;
 mod error;
 pub mod fault;
@@ -35,6 +37,11 @@ pub use artifact::{
     ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, UPLOADED_TABLE,
     UploadedTable, stored_file_name,
 };
+pub use chunks::{
+    ABANDONED_UPLOAD, AssembledPart, Chunk, ChunkLimits, ChunkStatus, Finalizing, MAX_UPLOAD_ID,
+    PartStatus, check_upload_id,
+};
+pub use conversation::{ConversationMessage, ConversationSummary, MAX_CONVERSATION_BYTES};
 pub use durable::AtomicFile;
 pub use error::{Error, Result};
 pub use id::SessionId;

@@ -90,6 +90,10 @@ pub struct UploadRecord {
     pub committed_at_ms: u64,
     /// Whatever the app recorded (original file names, row/column counts, ward matching ...).
     pub info: Value,
+    /// The chunked upload this came from (`chunks.rs`): a finalize repeated after a crash
+    /// between this commit and remembering its answer does not commit twice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunked_upload: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -422,6 +426,7 @@ fn derive_legacy(dir: &SessionDir) -> Result<Manifest> {
             }
             .to_owned(),
             files: inputs,
+            chunked_upload: None,
             committed_at_ms: 0,
             info: serde_json::json!({ "legacy": true }),
         });

@@ -249,6 +249,8 @@ pub struct Upload {
     pub(crate) token: String,
     pub(crate) staging: PathBuf,
     pub(crate) files: Vec<String>,
+    /// Set by `finalize_chunks`: recorded in the manifest with the commit.
+    pub(crate) chunked_upload: Option<String>,
 }
 
 /// What the app records with an upload.
@@ -441,6 +443,7 @@ impl Store {
             token,
             staging,
             files: Vec::new(),
+            chunked_upload: None,
         })
     }
 
@@ -483,6 +486,7 @@ impl Store {
             upload_type,
             committed_at_ms: now_ms(),
             info: info.info,
+            chunked_upload: upload.chunked_upload.take(),
         });
         m.population = None;
         m.analysis = None;
@@ -731,6 +735,15 @@ impl Store {
         Ok(out)
     }
 
+    /// Lists the files under `exports/` (relative names), for the download menu.
+    pub fn list_exports(&self, id: &SessionId) -> Result<Vec<String>> {
+        let dir = self.session_dir(id)?;
+        let mut out = Vec::new();
+        list_files(&dir.join(EXPORTS), "", &mut out)?;
+        out.sort();
+        Ok(out)
+    }
+
     // ---- loose files and the conversation --------------------------------------------------
 
     /// Creates a visualization or export that replaces its target atomically on
@@ -781,11 +794,11 @@ impl Store {
                 Err(e) => return Err(Error::io("create", &path)(e)),
             },
         };
-        let next = update(current.filter(|v| !v.is_null()));
-        let bytes = serde_json::to_vec(&next).map_err(|source| Error::Manifest {
-            path: path.clone(),
-            source,
-        })?;
+        // Bounded: the oldest turns go first (`conversation.rs`).
+        let (next, bytes) = crate::conversation::bounded(
+            update(current.filter(|v| !v.is_null())),
+            crate::conversation::MAX_CONVERSATION_BYTES,
+        );
         write_atomic(&path, &bytes)?;
         Ok(next)
     }
@@ -1011,7 +1024,13 @@ pub(crate) fn collect_garbage(session_dir: &Path, m: &Manifest) {
     };
     if let Ok(entries) = fs::read_dir(session_dir.join(STAGING)) {
         for entry in entries.flatten() {
-            if is_stale(&entry.path()) && !is_silly_rename(&entry.file_name()) {
+            // Chunked uploads have their own, longer limit (a slow link resumes hours later):
+            // the sweep collects them (`chunks.rs`).
+            let chunked = entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(crate::chunks::CHUNKED_PREFIX));
+            if !chunked && is_stale(&entry.path()) && !is_silly_rename(&entry.file_name()) {
                 remove_best_effort(&entry.path());
             }
         }

@@ -56,6 +56,8 @@ pub struct SweepReport {
     pub bytes_freed: u64,
     /// Leftovers of an interrupted sweep removed.
     pub debris: usize,
+    /// Chunked uploads nobody finished, removed from sessions that stay.
+    pub abandoned_uploads: usize,
     pub dry_run: bool,
     pub elapsed_ms: u64,
 }
@@ -132,7 +134,14 @@ impl Store {
             }
             report.sessions += 1;
             match self.sweep_one(&id, policy, dry_run)? {
-                Verdict::Keep => {}
+                Verdict::Keep => {
+                    if !dry_run {
+                        report.abandoned_uploads += self.collect_abandoned_uploads(
+                            &entry.path(),
+                            crate::chunks::ABANDONED_UPLOAD,
+                        );
+                    }
+                }
                 Verdict::Busy => report.busy += 1,
                 Verdict::Removed { empty, bytes } => {
                     if empty {

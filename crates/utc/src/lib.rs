@@ -8,6 +8,8 @@
 //! Must not depend on anything (std only): `prefork-server`, which knows nothing of the malaria
 //! crates, and `mrpt-app` both depend on it.
 
+#![deny(missing_docs)]
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A UTC date and time to the second.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{Response, StatusCode};
 use mrpt_analysis as analysis;
 use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::pipeline::{self, InputFile, PipelineError};
 use crate::routes::Routed;
@@ -15,8 +15,9 @@ use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 /// How long a request waits for another worker's analysis of the same session.
 const ANALYSIS_WAIT: Duration = Duration::from_secs(300);
 
+/// Unknown keys (the React client's `session_id`, `use_llm_selection`, `analysis_type`) are
+/// ignored, not refused.
 #[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RunAnalysisBody {
     #[serde(default, alias = "variables")]
     pub selected_variables: Option<Vec<String>>,
@@ -66,7 +67,8 @@ impl RunAnalysisBody {
 
 /// `POST /run_analysis`: once per upload and variable set, whichever worker is asked.
 pub async fn run_analysis(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let request: RunAnalysisBody = request_body::json(&body)?;
     request.validate(app.config.max_variable_name_bytes)?;
@@ -75,7 +77,7 @@ pub async fn run_analysis(app: &App, req: Routed) -> Result<Response<ResponseBod
     let started = std::time::Instant::now();
     let body = blocking(move || analyse(&store, &id, request)).await?;
     let mut response = reply::json(StatusCode::OK, &body);
-    if body.get("reused") == Some(&Value::Bool(false)) {
+    if !body.reused {
         let seconds = started.elapsed().as_secs_f64();
         crate::add_metric(
             &mut response,
@@ -108,11 +110,31 @@ impl pipeline::ArtifactSink for StagingSink<'_> {
     }
 }
 
+/// The answer of an analysis (fields alphabetical, the order the answer always had). Chat reads
+/// the typed fields; the summary's figures pass through as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Analysed {
+    pub analyses_started: u64,
+    pub analysis_id: String,
+    pub composite: Option<Value>,
+    pub generation: u64,
+    pub message: &'static str,
+    pub model_count: Option<Value>,
+    pub pca: Option<Value>,
+    pub reused: bool,
+    pub selection_method: Option<Value>,
+    pub status: &'static str,
+    pub variables_used: Vec<String>,
+    pub visualizations: Vec<crate::visuals::MapLink>,
+    pub ward_count: Option<Value>,
+    pub warnings: Vec<String>,
+}
+
 pub(crate) fn analyse(
     store: &Store,
     id: &SessionId,
     request: RunAnalysisBody,
-) -> Result<Value, ApiError> {
+) -> Result<Analysed, ApiError> {
     let params = pipeline::AnalysisParams {
         variables: request.selected_variables.clone().filter(|v| !v.is_empty()),
         relationships: request.relationships.clone(),
@@ -170,24 +192,29 @@ pub(crate) fn analyse(
     if state.shapefile_loaded {
         visualizations = crate::visuals::ensure_vulnerability_maps(store, id)?;
     }
-    Ok(json!({
-        "status": "success",
-        "analysis_id": outcome.analysis_id,
-        "reused": outcome.reused,
-        "generation": outcome.generation,
-        "variables_used": outcome.variables_used,
-        "selection_method": summary.get("selection_method"),
-        "composite": summary.get("composite"),
-        "pca": summary.get("pca"),
-        "warnings": summary.get("warnings").cloned().unwrap_or_else(|| json!([])),
-        "ward_count": summary.get("ward_count"),
-        "model_count": summary.get("model_count"),
-        "analyses_started": state.analyses_started,
-        "visualizations": visualizations,
-        "message": if outcome.reused {
+    let warnings: Vec<String> = summary
+        .get("warnings")
+        .cloned()
+        .and_then(|w| serde_json::from_value(w).ok())
+        .unwrap_or_default();
+    Ok(Analysed {
+        analyses_started: state.analyses_started,
+        analysis_id: outcome.analysis_id,
+        composite: summary.get("composite").cloned(),
+        generation: outcome.generation,
+        message: if outcome.reused {
             "This upload was already analysed with these variables; the existing results are returned."
         } else {
             "Analysis complete. Next: plan ITN distribution with the number of nets available."
         },
-    }))
+        model_count: summary.get("model_count").cloned(),
+        pca: summary.get("pca").cloned(),
+        reused: outcome.reused,
+        selection_method: summary.get("selection_method").cloned(),
+        status: "success",
+        variables_used: outcome.variables_used,
+        visualizations,
+        ward_count: summary.get("ward_count").cloned(),
+        warnings,
+    })
 }

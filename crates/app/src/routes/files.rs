@@ -1,6 +1,7 @@
 //! Serving a session's files (maps, result tables, the export package) and building the package.
-//! Only the session's owner may fetch them: the id in the path must be the requester's own
-//! session (cookie or header), and paths are resolved by mrpt-session, never joined here.
+//! Only the session's owner may fetch them: the id in the path must be one the requester holds
+//! (header, cookie, or the browser's `session_history`), and paths are resolved by mrpt-session,
+//! never joined here.
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use mrpt_session::{Artifact, SessionId, Store};
@@ -18,11 +19,12 @@ async fn owned_session(
     path_id: &str,
 ) -> Result<SessionId, ApiError> {
     let not_found = || ApiError::NotFound("no such file in your session".to_string());
-    let own = identity::requested_session(headers).ok_or_else(not_found)?;
-    if own != path_id {
+    // The browser holds the id: its explicit id, its cookie, or one it was handed before (a
+    // tab's map frame sends only the cookie, which another tab may have moved on).
+    if !identity::browser_holds(headers, path_id) {
         return Err(not_found());
     }
-    app.session_of(headers).await.map_err(|_| not_found())
+    app.store.session(path_id).map_err(|_| not_found())
 }
 
 fn content_type(name: &str) -> &'static str {

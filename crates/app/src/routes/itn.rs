@@ -9,8 +9,8 @@ use crate::pipeline::{self};
 use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 
+/// Unknown keys (a client's `session_id`...) are ignored, not refused.
 #[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ItnBody {
     total_nets: Option<Value>,
     #[serde(default)]
@@ -25,7 +25,8 @@ struct ItnBody {
 
 /// `POST /api/itn/update-distribution` (and `/api/itn/plan`). Never runs the analysis.
 pub async fn plan_itn(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let request: ItnBody = request_body::json(&body)?;
     let total_nets = match &request.total_nets {

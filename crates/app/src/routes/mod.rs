@@ -9,15 +9,19 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Response, Uri};
+use http_body_util::BodyExt;
 
 use crate::{ApiError, App, ResponseBody};
 
 pub(crate) mod analysis;
 pub(crate) mod chat;
+pub(crate) mod chunked;
 pub(crate) mod files;
 pub(crate) mod itn;
 pub(crate) mod ops;
+pub(crate) mod react;
 pub(crate) mod session;
+pub(crate) mod spa;
 pub(crate) mod ui;
 pub(crate) mod upload;
 
@@ -99,7 +103,29 @@ pub(crate) static ROUTES: &[Route] = &[
     route!(GET "/serve_viz_file/{session}/{*file}" => files::serve_viz, label "/serve_viz_file"),
     route!(GET "/export/download/{session}/{*file}" => files::download, label "/export/download"),
     route!(POST "/generate_report" => files::generate_report),
+    route!(GET "/assets/{*file}" => spa::asset, label "/assets"),
+    route!(POST "/upload/chunk" => chunked::chunk),
+    route!(GET "/upload/status" => chunked::status),
+    route!(POST "/upload/finalize" => chunked::finalize),
+    route!(GET "/auth/status" => react::auth_status),
+    route!(POST "/auth/login" => react::auth_unavailable, label "/auth/*"),
+    route!(POST "/auth/signup" => react::auth_unavailable, label "/auth/*"),
+    route!(POST "/auth/logout" => react::auth_unavailable, label "/auth/*"),
+    route!(GET "/auth/google" => react::auth_unavailable, label "/auth/*"),
+    route!(POST "/explain_visualization" => react::explain_unavailable),
+    route!(GET "/get_welcome_content" => react::welcome),
+    route!(POST "/load_sample_data" => react::load_sample),
+    route!(GET "/export/list/{session}" => react::export_list, label "/export/list"),
+    route!(GET "/api/conversations" => react::conversations),
+    route!(POST "/api/conversations/{session}/resume" => react::resume, label "/api/conversations/resume"),
 ];
+
+/// A body with nothing in it, left in a [`Routed`] whose body was taken.
+pub(crate) fn empty_body() -> RequestBody {
+    http_body_util::Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// The label of requests no route matches.
 pub(crate) const UNMATCHED_LABEL: &str = "other";

@@ -42,16 +42,14 @@ impl SessionLimits {
 }
 
 /// `POST /api/session`: a new, empty session and its cookie.
-pub async fn create(app: &App, _req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn create(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
     let store = app.store.clone();
     let id = blocking(move || store.create_session().map_err(ApiError::from)).await?;
     let mut response = reply::json(
         StatusCode::CREATED,
         &json!({"status": "success", "session_id": id.as_str()}),
     );
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, identity::set_cookie(id.as_str()));
+    identity::set_cookies(response.headers_mut(), &req.headers, id.as_str());
     Ok(response)
 }
 
@@ -230,8 +228,6 @@ pub async fn clear(app: &App, req: Routed) -> Result<Response<ResponseBody>, Api
         StatusCode::OK,
         &json!({"status": "success", "new_session_id": new_id.as_str(), "session_id": new_id.as_str()}),
     );
-    response
-        .headers_mut()
-        .insert(header::SET_COOKIE, identity::set_cookie(new_id.as_str()));
+    identity::set_cookies(response.headers_mut(), headers, new_id.as_str());
     Ok(response)
 }

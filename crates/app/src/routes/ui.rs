@@ -18,7 +18,10 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self';
 /// first action that stores something (an upload mints one when the browser has none; the
 /// page's chat asks `POST /api/session` before its first message), so page views, crawlers and
 /// health checks cost no disk.
-pub async fn index(_app: &App, _req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+pub async fn index(app: &App, _req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    if let Some(dir) = &app.config.ui_dir {
+        return super::spa::index(dir).await;
+    }
     let mut response = page(INDEX_HTML, "text/html; charset=utf-8");
     response.headers_mut().insert(
         header::CONTENT_SECURITY_POLICY,

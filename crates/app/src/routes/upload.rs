@@ -2,7 +2,7 @@
 //! new generation of the session, stored through mrpt-session's commit protocol, so a crash or a
 //! newer upload can never leave a half or stale result that counts.
 
-use http::{HeaderMap, Response, StatusCode, header};
+use http::{HeaderMap, Response, StatusCode};
 use mrpt_session::{Artifact, SessionId, Store, UploadedTable};
 use mrpt_table::{NameRule, WardTable, match_ward_names};
 use serde_json::json;
@@ -11,28 +11,27 @@ use crate::pipeline::{self, InputFile, PipelineError};
 use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, blocking, identity, reply, request_body};
 
-/// The session of an upload: the one the request names, or a new one (with its cookie) when it
-/// names none, so a first upload from a fresh browser or script just works.
+/// The session of an upload: the one the request names explicitly (header, form or body
+/// `session_id`), or a new one (with its cookies) when it names none: a cookie alone does not
+/// count, so a second tab's upload never replaces the first tab's data (identity.rs).
 async fn upload_session(app: &App, headers: &HeaderMap) -> Result<(SessionId, bool), ApiError> {
-    match identity::requested_session(headers) {
-        Some(_) => Ok((app.session_of(headers).await?, false)),
-        None => {
-            let store = app.store.clone();
-            let id = blocking(move || store.create_session().map_err(ApiError::from)).await?;
-            Ok((id, true))
-        }
+    if identity::is_explicit(headers) {
+        Ok((app.session_of(headers).await?, false))
+    } else {
+        let store = app.store.clone();
+        let id = blocking(move || store.create_session().map_err(ApiError::from)).await?;
+        Ok((id, true))
     }
 }
 
 fn with_cookie(
     mut response: Response<ResponseBody>,
+    request: &HeaderMap,
     id: &SessionId,
     minted: bool,
 ) -> Response<ResponseBody> {
     if minted {
-        response
-            .headers_mut()
-            .insert(header::SET_COOKIE, identity::set_cookie(id.as_str()));
+        identity::set_cookies(response.headers_mut(), request, id.as_str());
     }
     response
 }
@@ -43,84 +42,167 @@ fn extension(name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// One uploaded file: its name (as sent) and bytes.
+pub(crate) struct TableFile {
+    pub(crate) name: String,
+    pub(crate) bytes: bytes::Bytes,
+}
+
+/// The ward table's and the shapefile's names, bounded (`stored_file_name`) and checked for
+/// their type: a table is .csv/.txt/.tsv/.xlsx/.xls, a shapefile a .zip (415 otherwise).
+pub(crate) fn checked_names(
+    table: &str,
+    shapefile: Option<&str>,
+) -> Result<(String, Option<String>), ApiError> {
+    // Names are stored, echoed and logged: bounded first (mrpt_session::stored_file_name).
+    let table = mrpt_session::stored_file_name(table);
+    if !matches!(
+        extension(&table).as_str(),
+        "csv" | "txt" | "tsv" | "xlsx" | "xls"
+    ) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{table:?} is not a CSV or Excel file: upload the ward data as .csv or .xlsx"
+        )));
+    }
+    let shapefile = shapefile.map(mrpt_session::stored_file_name);
+    if let Some(shp) = &shapefile
+        && extension(shp) != "zip"
+    {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{shp:?} is not a .zip: upload the shapefile as one zip holding its .shp, .shx and .dbf"
+        )));
+    }
+    Ok((table, shapefile))
+}
+
+/// Checks a ward table (and shapefile) and commits them as the session's new upload, in
+/// `upload` when given (a chunked upload's finalize starts it) or a new one. Blocking. The
+/// answer of every upload route.
+pub(crate) fn store_tables(
+    store: &Store,
+    id: &SessionId,
+    upload: Option<mrpt_session::Upload>,
+    table: TableFile,
+    shapefile: Option<TableFile>,
+    limits: &mrpt_formats::Limits,
+) -> Result<serde_json::Value, ApiError> {
+    let details = pipeline::inspect_upload(
+        InputFile {
+            name: &table.name,
+            bytes: &table.bytes,
+        },
+        shapefile.as_ref().map(|f| InputFile {
+            name: &f.name,
+            bytes: &f.bytes,
+        }),
+        limits,
+    )?;
+    // Checked first, stored second: a bad upload leaves the previous generation untouched,
+    // and so does one whose client has gone.
+    pipeline::check_cancelled()?;
+    let mut upload = match upload {
+        Some(upload) => upload,
+        None => store.begin_upload(id)?,
+    };
+    // Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT
+    // stored them under the .csv name and then failed to read them).
+    let raw = if mrpt_formats::is_workbook(&table.bytes) {
+        Artifact::RawXlsx
+    } else {
+        Artifact::RawCsv
+    };
+    upload.write(&raw, &table.bytes)?;
+    if let Some(shp) = &shapefile {
+        upload.write(&Artifact::RawShapefile, &shp.bytes)?;
+    }
+    let upload_type = details.upload_type();
+    let info = serde_json::to_value(&details)
+        .map_err(|e| ApiError::internal(format!("upload record: {e}")))?;
+    let generation = store.commit_upload(
+        upload,
+        mrpt_session::UploadInfo {
+            upload_type: upload_type.to_string(),
+            info,
+        },
+    )?;
+    Ok(upload_answer(id, generation, &details))
+}
+
+fn upload_answer(
+    id: &SessionId,
+    generation: u64,
+    details: &pipeline::UploadDetails,
+) -> serde_json::Value {
+    let (rows, columns) = (
+        details.csv_rows.unwrap_or(0),
+        details.csv_columns.unwrap_or(0),
+    );
+    json!({
+        "status": "success",
+        "session_id": id.as_str(),
+        "generation": generation,
+        "upload_type": details.upload_type(),
+        "data_summary": details.data_summary,
+        "ward_matching": details.ward_matching,
+        "available_variables": details.available_variables,
+        "message": format!("Loaded {rows} wards and {columns} columns. Next: run the risk analysis."),
+    })
+}
+
+/// The upload answer for the session's current upload, from disk (a chunked upload whose
+/// commit happened but whose answer was lost with its worker).
+pub(crate) fn upload_answer_of_state(
+    store: &Store,
+    id: &SessionId,
+) -> Result<serde_json::Value, ApiError> {
+    let state = store.status(id)?;
+    let details = pipeline::UploadDetails::of(&state);
+    Ok(upload_answer(id, state.generation, &details))
+}
+
 /// `POST /upload_both_files` (and `/upload`).
-pub async fn upload(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.upload_body(&req.headers, req.body).await?;
+pub async fn upload(app: &App, mut req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let body = app.upload_body_of(&mut req).await?;
+    let form = request_body::multipart(&req.headers, body).await?;
+    identity::adopt_form_session(
+        &mut req.headers,
+        form.fields.get("session_id").map(String::as_str),
+    );
     let headers = &req.headers;
-    let form = request_body::multipart(headers, body).await?;
-    let Some(mut table) = form.files.get("csv_file").cloned() else {
+    let Some(table) = form.files.get("csv_file").cloned() else {
         return Err(ApiError::BadRequest(
             "the upload needs a 'csv_file' field holding the ward data (.csv or .xlsx)".to_string(),
         ));
     };
-    // Names are stored, echoed and logged: bounded first (mrpt_session::stored_file_name).
-    table.file_name = mrpt_session::stored_file_name(&table.file_name);
-    if !matches!(
-        extension(&table.file_name).as_str(),
-        "csv" | "txt" | "tsv" | "xlsx" | "xls"
-    ) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "{:?} is not a CSV or Excel file: upload the ward data as .csv or .xlsx",
-            table.file_name
-        )));
-    }
-    let mut shapefile = form
+    let shapefile = form
         .files
         .get("shapefile")
         .cloned()
         .filter(|f| !f.bytes.is_empty());
-    if let Some(shp) = &mut shapefile {
-        shp.file_name = mrpt_session::stored_file_name(&shp.file_name);
-        if extension(&shp.file_name) != "zip" {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "{:?} is not a .zip: upload the shapefile as one zip holding its .shp, .shx and .dbf",
-                shp.file_name
-            )));
-        }
-    }
+    let (table_name, shapefile_name) = checked_names(
+        &table.file_name,
+        shapefile.as_ref().map(|f| f.file_name.as_str()),
+    )?;
+    let table = TableFile {
+        name: table_name,
+        bytes: table.bytes,
+    };
+    let shapefile = shapefile.zip(shapefile_name).map(|(f, name)| TableFile {
+        name,
+        bytes: f.bytes,
+    });
     let (id, minted) = upload_session(app, headers).await?;
     let store = app.store.clone();
     let response_id = id.clone();
     let upload_bytes = table.bytes.len() + shapefile.as_ref().map_or(0, |f| f.bytes.len());
     let limits = app.config.limits;
-    let body = blocking(move || {
-        let details = pipeline::inspect_upload(
-            InputFile { name: &table.file_name, bytes: &table.bytes },
-            shapefile.as_ref().map(|f| InputFile { name: &f.file_name, bytes: &f.bytes }),
-            &limits,
-        )?;
-        // Checked first, stored second: a bad upload leaves the previous generation untouched,
-        // and so does one whose client has gone.
-        pipeline::check_cancelled()?;
-        let mut upload = store.begin_upload(&id)?;
-        // Excel bytes are stored as `raw_data.xlsx` whatever the upload was called (ChatMRPT
-        // stored them under the .csv name and then failed to read them).
-        let raw = if mrpt_formats::is_workbook(&table.bytes) { Artifact::RawXlsx } else { Artifact::RawCsv };
-        upload.write(&raw, &table.bytes)?;
-        if let Some(shp) = &shapefile {
-            upload.write(&Artifact::RawShapefile, &shp.bytes)?;
-        }
-        let upload_type = details.upload_type();
-        let info = serde_json::to_value(&details)
-            .map_err(|e| ApiError::internal(format!("upload record: {e}")))?;
-        let generation = store.commit_upload(
-            upload,
-            mrpt_session::UploadInfo { upload_type: upload_type.to_string(), info },
-        )?;
-        let (rows, columns) = (details.csv_rows.unwrap_or(0), details.csv_columns.unwrap_or(0));
-        Ok(json!({
-            "status": "success",
-            "session_id": id.as_str(),
-            "generation": generation,
-            "upload_type": upload_type,
-            "data_summary": details.data_summary,
-            "ward_matching": details.ward_matching,
-            "available_variables": details.available_variables,
-            "message": format!("Loaded {rows} wards and {columns} columns. Next: run the risk analysis."),
-        }))
-    })
-    .await?;
-    let mut response = with_cookie(reply::json(StatusCode::OK, &body), &response_id, minted);
+    let body = blocking(move || store_tables(&store, &id, None, table, shapefile, &limits)).await?;
+    let mut response = with_cookie(
+        reply::json(StatusCode::OK, &body),
+        headers,
+        &response_id,
+        minted,
+    );
     crate::add_metric(
         &mut response,
         &format!("uploads_total=1, upload_bytes={upload_bytes}"),

@@ -8,11 +8,12 @@ use mrpt_interpreter::{
 };
 use mrpt_session::{AnalysisView, Artifact, SessionId, Store};
 use mrpt_table::summary::DataSummary;
-use mrpt_table::{Category, Column, RankedWard, RankingMethod, Table, find_ward_column};
+use mrpt_table::{Category, Column, RankedWard, Table, find_ward_column};
 use serde_json::Value;
 
 use crate::ApiError;
 use crate::pipeline::UploadDetails;
+use crate::visuals::{StoredItn, read_itn};
 
 /// Turns of the conversation handed to the interpreter with each message.
 const CONTEXT_TURNS: usize = 10;
@@ -78,32 +79,36 @@ pub(crate) fn session_context(
     if state.itn_complete {
         ctx.itn = read_itn(store, id)?.map(|v| itn_context(&v));
     }
-    let conversation = store.read_conversation(id)?;
-    if let Some(doc) = conversation {
-        let turns: Vec<Turn> = doc
-            .get("turns")
-            .and_then(Value::as_array)
-            .map(|all| {
-                let skip = all.len().saturating_sub(CONTEXT_TURNS);
-                all.iter()
-                    .skip(skip)
-                    .filter_map(|t| serde_json::from_value::<Turn>(t.clone()).ok())
-                    .collect()
-            })
-            .unwrap_or_default();
-        ctx.recent_turns = turns;
+    if let Some(doc) = store.read_conversation(id)? {
+        // A document that does not parse reads as an empty conversation (it is rewritten whole
+        // by the next turn).
+        let stored: StoredConversation = serde_json::from_value(doc).unwrap_or_default();
+        let turns = stored.turns.unwrap_or_default();
+        let skip = turns.len().saturating_sub(CONTEXT_TURNS);
+        ctx.recent_turns = turns
+            .into_iter()
+            .skip(skip)
+            .filter_map(|t| serde_json::from_value::<Turn>(t).ok())
+            .collect();
         // A question asked about an earlier upload does not carry over to new data.
-        let same_generation =
-            doc.get("pending_generation").and_then(Value::as_u64) == Some(state.generation);
-        if same_generation {
-            ctx.pending = doc
-                .get("pending")
-                .cloned()
-                .and_then(|p| serde_json::from_value::<Option<Pending>>(p).ok())
-                .flatten();
+        if stored.pending_generation == Some(state.generation) {
+            ctx.pending = stored.pending;
         }
     }
     Ok((ctx, state.generation))
+}
+
+/// What chat reads of `conversation.json`: the turns (each parsed on its own, so one damaged
+/// turn drops only itself), and the pending question with the upload generation it belongs to.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct StoredConversation {
+    #[serde(deserialize_with = "crate::visuals::lenient")]
+    turns: Option<Vec<Value>>,
+    #[serde(deserialize_with = "crate::visuals::lenient")]
+    pending: Option<Pending>,
+    #[serde(deserialize_with = "crate::visuals::lenient")]
+    pending_generation: Option<u64>,
 }
 
 /// The upload's columns as the assistant describes them: every named column but pandas'
@@ -146,36 +151,21 @@ pub(super) fn data_summary(
     ))
 }
 
-pub(super) fn read_itn(store: &Store, id: &SessionId) -> Result<Option<Value>, ApiError> {
-    match store.read_artifact(id, &Artifact::ItnResults) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| ApiError::internal(format!("itn results unreadable: {e}"))),
-        Err(mrpt_session::Error::ArtifactNotFound(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub(super) fn itn_context(results: &Value) -> ItnContext {
-    let params = results.get("parameters");
-    let stats = results.get("stats");
-    let num = |v: Option<&Value>, key: &str| v.and_then(|v| v.get(key)).and_then(Value::as_f64);
+/// The interpreter's view of the stored ITN plan.
+pub(super) fn itn_context(results: &StoredItn) -> ItnContext {
+    let params = results.parameters.clone().unwrap_or_default();
+    let old = &results.top_level;
+    let stats = results.stats.clone().unwrap_or_default();
     ItnContext {
-        total_nets: num(params, "total_nets")
-            .or_else(|| num(Some(results), "total_nets"))
+        total_nets: params
+            .total_nets
+            .or(old.total_nets)
             .map_or(0, |n| n.max(0.0) as u64),
-        avg_household_size: num(params, "avg_household_size")
-            .or_else(|| num(Some(results), "avg_household_size")),
-        urban_threshold: num(params, "urban_threshold")
-            .or_else(|| num(Some(results), "urban_threshold")),
-        method: params
-            .and_then(|p| p.get("method"))
-            .or_else(|| results.get("method"))
-            .cloned()
-            .and_then(|m| serde_json::from_value::<RankingMethod>(m).ok())
-            .unwrap_or_default(),
-        allocated: num(stats, "allocated").map(|n| n.max(0.0) as u64),
-        coverage_percent: num(stats, "coverage_percent"),
+        avg_household_size: params.avg_household_size.or(old.avg_household_size),
+        urban_threshold: params.urban_threshold.or(old.urban_threshold),
+        method: params.method.or(old.method).unwrap_or_default(),
+        allocated: stats.allocated.map(|n| n.max(0.0) as u64),
+        coverage_percent: stats.coverage_percent,
     }
 }
 

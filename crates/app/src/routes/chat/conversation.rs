@@ -156,6 +156,19 @@ pub(super) async fn converse(
         tools_used: tools_used.iter().map(|s| s.to_string()).collect(),
         pending: plan.pending.clone(),
         generation,
+        // What the answer showed, for the history's resume view.
+        visualizations: visualizations
+            .iter()
+            .filter_map(|v| {
+                v.as_str()
+                    .or_else(|| {
+                        ["url", "path", "html_path"]
+                            .iter()
+                            .find_map(|k| v.get(*k)?.as_str())
+                    })
+                    .map(str::to_string)
+            })
+            .collect(),
     };
     let id2 = id.clone();
     let state = blocking(move || {
@@ -210,6 +223,7 @@ struct StoredTurn {
     tools_used: Vec<String>,
     pending: Option<Pending>,
     generation: u64,
+    visualizations: Vec<String>,
 }
 
 fn now_ms() -> u64 {
@@ -237,6 +251,7 @@ fn record_turn(store: &Store, id: &SessionId, turn: StoredTurn) -> Result<(), Ap
             "role": "assistant",
             "text": turn.response,
             "tools_used": turn.tools_used,
+            "visualizations": turn.visualizations,
             "at_ms": at,
             "generation": turn.generation,
         }));

@@ -48,7 +48,8 @@ fn message_of(body: &[u8]) -> Result<String, ApiError> {
 
 /// `POST /send_message`.
 pub async fn send_message(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let message = message_of(&body)?;
     let id = app.session_of(headers).await?;
@@ -66,7 +67,8 @@ pub async fn send_message_streaming(
     app: &App,
     req: Routed,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let body = app.body(&req.headers, req.body).await?;
+    let mut req = req;
+    let body = app.json_body(&mut req).await?;
     let headers = &req.headers;
     let message = message_of(&body)?;
     let id = app.session_of(headers).await?;
@@ -131,9 +133,25 @@ mod tests {
             "parameters": {"total_nets": 120000, "avg_household_size": 5.0, "method": "pca"},
             "stats": {"allocated": 119000, "coverage_percent": 42.5}
         });
-        let c = itn_context(&v);
+        let c = itn_context(&serde_json::from_value(v).unwrap_or_default());
         assert_eq!(c.total_nets, 120_000);
         assert_eq!(c.method, RankingMethod::Pca);
         assert_eq!(c.allocated, Some(119_000));
+    }
+
+    #[test]
+    fn itn_context_reads_old_top_level_fields_and_skips_wrong_types() {
+        let v = json!({
+            "total_nets": 5000, "method": "composite", "avg_household_size": "five",
+            "stats": {"allocated": "many", "coverage_percent": 12.5},
+            "map_path": 7
+        });
+        let stored: crate::visuals::StoredItn = serde_json::from_value(v).unwrap_or_default();
+        assert_eq!(stored.map_path, None);
+        let c = itn_context(&stored);
+        assert_eq!(c.total_nets, 5000);
+        assert_eq!(c.method, RankingMethod::Composite);
+        assert_eq!(c.avg_household_size, None);
+        assert_eq!((c.allocated, c.coverage_percent), (None, Some(12.5)));
     }
 }

@@ -6,13 +6,14 @@ use mrpt_interpreter::{
     SessionContext, ToolCall, ToolOutcome, TopWardsResult, Visualization,
 };
 use mrpt_session::{Artifact, SessionId, Store};
-use mrpt_table::{ItnStats, RankedWard, RankingMethod};
+use mrpt_table::{RankedWard, RankingMethod};
 use serde_json::{Value, json};
 
-use super::context::{AnalysisTables, data_summary, read_itn, read_table, ward_column_of};
+use super::context::{AnalysisTables, data_summary, read_table, ward_column_of};
 use crate::ApiError;
 use crate::pipeline::{self, ItnParams, UploadDetails};
 use crate::routes::analysis::{self, RunAnalysisBody};
+use crate::visuals::{MapLink, read_itn};
 
 pub(super) fn execute(
     store: &Store,
@@ -62,24 +63,16 @@ pub(super) fn visualizations(items: Vec<(String, Visualization)>) -> (ToolOutcom
     )
 }
 
-fn from_map_json(v: &Value) -> Option<(String, Visualization)> {
-    let url = v.get("url").and_then(Value::as_str)?.to_string();
-    Some((
-        v.get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("map")
-            .to_string(),
+fn from_map_link(map: &MapLink) -> (String, Visualization) {
+    (
+        map.kind.to_string(),
         Visualization {
-            title: v
-                .get("title")
-                .and_then(Value::as_str)
-                .unwrap_or("Map")
-                .to_string(),
-            url,
+            title: map.title.clone(),
+            url: map.url.clone(),
             page: None,
             pages: None,
         },
-    ))
+    )
 }
 
 fn run_tool(
@@ -110,18 +103,10 @@ fn run_tool(
                 strategy: *strategy,
             };
             let result = crate::visuals::plan_and_store_itn(store, id, &params)?;
-            let stats: ItnStats = result
-                .get("stats")
-                .cloned()
-                .and_then(|v| serde_json::from_value(v).ok())
-                .ok_or_else(|| ApiError::internal("the ITN plan has no stats"))?;
-            let map_url = result
-                .get("map_path")
-                .and_then(Value::as_str)
-                .map(str::to_string);
+            let map_url = result.map_path.clone();
             let outcome = ToolOutcome::Itn(ItnOutcome {
-                stats,
-                avg_household_size: result.get("avg_household_size").and_then(Value::as_f64),
+                stats: result.stats,
+                avg_household_size: Some(result.avg_household_size),
                 method: *method,
                 map_url: map_url.clone(),
             });
@@ -141,8 +126,8 @@ fn run_tool(
             };
             let chosen: Vec<(String, Visualization)> = maps
                 .iter()
-                .filter(|m| m.get("type").and_then(Value::as_str) == Some(wanted))
-                .filter_map(from_map_json)
+                .filter(|m| m.kind == wanted)
+                .map(from_map_link)
                 .collect();
             if chosen.is_empty() {
                 let what = match method {
@@ -161,7 +146,7 @@ fn run_tool(
                     "there is no ITN plan for the current analysis yet".to_string(),
                 ));
             };
-            let Some(url) = results.get("map_path").and_then(Value::as_str) else {
+            let Some(url) = results.map_path else {
                 return Err(ApiError::Unprocessable(
                     "the ITN plan has no map (no ward boundaries were uploaded)".to_string(),
                 ));
@@ -170,7 +155,7 @@ fn run_tool(
                 "itn_map".to_string(),
                 Visualization {
                     title: "ITN distribution map".to_string(),
-                    url: url.to_string(),
+                    url,
                     page: None,
                     pages: None,
                 },
@@ -309,38 +294,19 @@ fn run_analysis(
     let result = analysis::analyse(store, id, body)?;
     let view = crate::visuals::current_analysis(store, id)?;
     let tables = AnalysisTables::load(&view)?;
-    let strings = |key: &str| -> Vec<String> {
-        result
-            .get(key)
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let summary = AnalysisSummary {
-        analysis_id: result
-            .get("analysis_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        variables: strings("variables_used"),
+        analysis_id: result.analysis_id,
+        variables: result.variables_used,
         top_wards: tables.composite.iter().take(10).cloned().collect(),
         ward_count: tables.composite.len() as u32,
-        reused: result
-            .get("reused")
-            .and_then(Value::as_bool)
-            .unwrap_or(false),
-        warnings: strings("warnings"),
+        reused: result.reused,
+        warnings: result.warnings,
     };
     let visuals: Vec<Value> = result
-        .get("visualizations")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+        .visualizations
+        .iter()
+        .map(|m| json!({"type": m.kind, "title": m.title, "url": m.url}))
+        .collect();
     Ok((ToolOutcome::Analysis(summary), visuals))
 }
 
