@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, ItnSources};
+use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, ItnSources, PipelineError};
 use mrpt_session::Artifact;
 use mrpt_table::{ItnStrategy, RankingMethod};
 
@@ -57,6 +57,40 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The result files written into the output directory as the analysis produces them.
+struct DirSink {
+    dir: PathBuf,
+    written: Vec<Artifact>,
+}
+
+impl pipeline::ArtifactSink for DirSink {
+    fn write(
+        &mut self,
+        artifact: &Artifact,
+        body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        // Created with the first file, so bad input leaves no directory behind.
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| pipeline::write_error(artifact, format!("{}: {e}", self.dir.display())))?;
+        let path = self.dir.join(artifact.file_name());
+        let mut file = std::fs::File::create(&path)
+            .map_err(|e| pipeline::write_error(artifact, format!("{}: {e}", path.display())))?;
+        body(&mut file)?;
+        self.written.push(artifact.clone());
+        Ok(())
+    }
+
+    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+        let from = self.dir.join(existing.file_name());
+        let to = self.dir.join(twin.file_name());
+        let _ = std::fs::remove_file(&to);
+        std::fs::hard_link(&from, &to)
+            .map_err(|e| pipeline::write_error(twin, format!("{}: {e}", to.display())))?;
+        self.written.push(twin.clone());
+        Ok(())
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let table = read(&args.csv)?;
@@ -67,7 +101,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         relationships: Default::default(),
     };
     let analysis_started = std::time::Instant::now();
-    let files = pipeline::run_analysis(
+    let mut sink = DirSink {
+        dir: args.out.clone(),
+        written: Vec::new(),
+    };
+    let report = pipeline::run_analysis_into(
         InputFile {
             name: &table_name,
             bytes: &table,
@@ -77,24 +115,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bytes,
         }),
         &params,
+        &mut sink,
     )?;
+    // The result files are streamed out while the analysis runs: this is analysis + files.
     let analysis_ms = analysis_started.elapsed().as_secs_f64() * 1e3;
     let write_started = std::time::Instant::now();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    for (artifact, bytes) in &files.files {
-        write(&args.out, &artifact.file_name(), bytes)?;
-    }
-    let summary = serde_json::to_vec_pretty(&files.summary)?;
+    let summary = serde_json::to_vec_pretty(&report.summary)?;
     write(&args.out, "analysis_summary.json", &summary)?;
     eprintln!(
         "Analysed {} wards with {}: {} files in {}",
-        files.summary.get("ward_count").cloned().unwrap_or_default(),
-        files.variables_used.join(", "),
-        files.files.len() + 1,
+        report
+            .summary
+            .get("ward_count")
+            .cloned()
+            .unwrap_or_default(),
+        report.variables_used.join(", "),
+        sink.written.len() + 1,
         args.out.display()
     );
-    for warning in &files.warnings {
+    for warning in &report.warnings {
         eprintln!("Warning: {warning}");
     }
     let write_ms = write_started.elapsed().as_secs_f64() * 1e3;
@@ -106,9 +145,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             _ => RankingMethod::Composite,
         };
         let rankings_artifact = pipeline::rankings_artifact(method);
-        let rankings = files
-            .get(&rankings_artifact)
-            .with_context(|| format!("the analysis produced no {rankings_artifact}"))?;
+        anyhow::ensure!(
+            sink.written.contains(&rankings_artifact),
+            "the analysis produced no {rankings_artifact}"
+        );
+        let rankings = read(&args.out.join(rankings_artifact.file_name()))?;
+        let unified = sink
+            .written
+            .contains(&Artifact::UnifiedCsv)
+            .then(|| read(&args.out.join(Artifact::UnifiedCsv.file_name())))
+            .transpose()?;
         let population = args.population.as_deref().map(read).transpose()?;
         let population_name = args
             .population
@@ -122,8 +168,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let output = pipeline::plan_itn(
             ItnSources {
-                rankings: (&rankings_artifact, rankings),
-                data: files.get(&Artifact::UnifiedCsv),
+                rankings: (&rankings_artifact, &rankings),
+                data: unified.as_deref(),
                 population: population.as_deref().map(|bytes| InputFile {
                     name: &population_name,
                     bytes,

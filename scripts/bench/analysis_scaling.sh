@@ -5,6 +5,13 @@
 # map, fetching the ITN map), with per-stage times.
 #
 # Usage: scripts/bench/analysis_scaling.sh [--no-build] [--sizes "66 1000 9410 50000"] [--nets N]
+#            [--national-only] [--baseline BIN] [--chatmrpt-seconds S]
+# First, issue 16's national case: `prefork analyze` on 9,410 synthetic wards x 8 variables (247
+# models) with ITN, one run, whole process wall time and peak RSS (GNU time), as ratios against
+# ChatMRPT (its recorded 15.65 s for the same input unless --chatmrpt-seconds gives a new
+# measurement: ChatMRPT's code and Python dependencies are not on this machine) and, with
+# --baseline, against another prefork binary on the same input (whose files are compared byte for
+# byte with ours; the GeoParquet's `last_updated` column differs by design).
 # Only 127.0.0.1 is targeted; every request has a time limit; the server is stopped on exit.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -12,11 +19,17 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 build=1
 sizes="66 1000 9410 50000"
 nets=1000000
+national_only=0
+baseline=
+chatmrpt_s=15.65
 while [[ $# -gt 0 ]]; do
     case $1 in
         --no-build) build=0 ;;
         --sizes) sizes=$2; shift ;;
         --nets) nets=$2; shift ;;
+        --national-only) national_only=1 ;;
+        --baseline) baseline=$2; shift ;;
+        --chatmrpt-seconds) chatmrpt_s=$2; shift ;;
         *) bench_die "unknown option $1" ;;
     esac
     shift
@@ -30,6 +43,35 @@ trap 'exit 130' INT TERM
 [[ $build == 1 ]] && bench_build_prefork
 bin=$(bench_prefork_bin)
 [[ -x $bin ]] || bench_die "no binary at $bin (run without --no-build)"
+
+# -- Issue 16: the national analysis, whole process, one run per binary.
+national() {
+    local bin=$1 out=$2 log=$3
+    /usr/bin/time -f 'TIME %e %M %U %S' "$bin" analyze --csv "$nat/wards.csv" --shapefile "$nat/wards_shapefile.zip" \
+        --variables "$nat_vars" --total-nets "$nets" --out "$out" >"$log" 2>&1 || bench_die "prefork analyze failed: $(tail -3 "$log")"
+    awk '/^TIME /{ printf "%.3f %.1f %.3f\n", $2, $3 / 1024, $4 + $5 }' "$log"
+}
+nat="$work/national"
+# All eight synthetic covariates: 2^8 - 9 = 247 models (automatic selection would keep five).
+nat_vars=tpr,rainfall,evi,housing_quality,distance_to_water,settlement_type,urban_percentage,population
+mkdir -p "$nat"
+"$bin" synth --wards 9410 --seed 1 --out "$nat" 2>/dev/null || bench_die "synth 9410 failed"
+read -r nat_s nat_mb nat_cpu < <(national "$bin" "$nat/out" "$nat/log")
+printf '\n== issue 16 national analysis; %s UTC; %s cores; load average: %s\n' "$(date -u '+%Y-%m-%d %H:%M')" "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'prefork analyze, 9,410 wards x 8 variables (247 models), ITN %s nets: %s s whole process (%s s CPU), %s MB peak RSS (goal <= 0.3 s, <= 60 MB)\n' "$nets" "$nat_s" "$nat_cpu" "$nat_mb"
+grep '^TIMINGS' "$nat/log" || true
+printf 'ChatMRPT (recorded, issue 16): %s s -> %.1fx faster\n' "$chatmrpt_s" "$(echo "$chatmrpt_s / $nat_s" | bc -l)"
+if [[ -n $baseline ]]; then
+    read -r base_s base_mb base_cpu < <(national "$baseline" "$nat/base" "$nat/base.log")
+    printf 'baseline %s: %s s (%s s CPU), %s MB -> %.1fx less CPU, %.1fx less time, %.1fx less peak memory\n' "$baseline" "$base_s" "$base_cpu" "$base_mb" "$(echo "$base_cpu / $nat_cpu" | bc -l)" \
+        "$(echo "$base_s / $nat_s" | bc -l)" "$(echo "$base_mb / $nat_mb" | bc -l)"
+    for f in "$nat/base"/*; do
+        name=$(basename "$f")
+        if cmp -s "$f" "$nat/out/$name"; then same=identical; else same=DIFFERENT; fi
+        printf '  %-45s %10s bytes  %s\n' "$name" "$(stat -c %s "$f")" "$same"
+    done
+fi
+[[ $national_only == 1 ]] && exit 0
 
 bench_start_prefork "$work/instance" 6 "$work/prefork.log" || bench_die "prefork did not start"
 base="http://$BENCH_HOST:$BENCH_PORT"

@@ -18,6 +18,7 @@ mod chat_conversation;
 mod chat_lga;
 mod chat_openai;
 mod chat_stream;
+mod csv_injection;
 mod golden_outputs;
 mod hostile_input;
 mod object_store_moto;

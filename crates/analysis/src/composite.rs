@@ -32,12 +32,78 @@ impl Model {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompositeResult {
     pub models: Vec<Model>,
-    /// `model_scores[k][row]`: model k's score for each table row.
-    pub model_scores: Vec<Vec<f64>>,
+    /// Every model's score for every table row, in one allocation.
+    pub model_scores: ScoreMatrix,
     /// Median over models, per table row.
     pub median_score: Vec<f64>,
     /// Sorted by rank.
     pub rankings: Vec<RankedWard>,
+}
+
+/// The model-score matrix: `rows x models` f64 in one row-major `Vec` (a ward's scores are
+/// contiguous, which is the order the CSV files are written in; one model's column is a
+/// strided view, which is how the GeoParquet writer takes it). NaN is a missing score.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ScoreMatrix {
+    rows: usize,
+    models: usize,
+    values: Vec<f64>,
+}
+
+impl ScoreMatrix {
+    /// A matrix of NaN.
+    pub fn new(rows: usize, models: usize) -> ScoreMatrix {
+        ScoreMatrix {
+            rows,
+            models,
+            values: vec![f64::NAN; rows * models],
+        }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn models(&self) -> usize {
+        self.models
+    }
+
+    /// Model `k`'s score for `row` (NaN when out of range).
+    pub fn get(&self, k: usize, row: usize) -> f64 {
+        if k >= self.models {
+            return f64::NAN;
+        }
+        self.values
+            .get(row * self.models + k)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    /// One ward's scores, model by model.
+    pub fn row(&self, row: usize) -> &[f64] {
+        self.values
+            .get(row * self.models..(row + 1) * self.models)
+            .unwrap_or(&[])
+    }
+
+    fn row_mut(&mut self, row: usize) -> &mut [f64] {
+        &mut self.values[row * self.models..(row + 1) * self.models]
+    }
+
+    /// Model `k`'s column as a borrowed view for the writers.
+    pub fn column(&self, k: usize) -> mrpt_table::ColumnView<'_> {
+        mrpt_table::ColumnView::Floats(mrpt_table::Strided::new(
+            &self.values,
+            k,
+            self.models.max(1),
+            self.rows,
+        ))
+    }
+
+    /// Model `k`'s scores, copied out.
+    pub fn model(&self, k: usize) -> Vec<f64> {
+        (0..self.rows).map(|r| self.get(k, r)).collect()
+    }
 }
 
 /// All combinations of size 2..=p in `itertools.combinations` order (ascending size, then
@@ -114,7 +180,7 @@ pub(crate) fn composite(
             variables: c.iter().map(|&i| variables[i].clone()).collect(),
         })
         .collect();
-    let mut model_scores: Vec<Vec<f64>> = vec![vec![0.0; n]; m];
+    let mut model_scores = ScoreMatrix::new(n, m);
     let mut median_score = vec![f64::NAN; n];
     // Each model is a subset of the variables; its sum is built from the subset without its
     // last variable plus that variable, i.e. exactly pandas' left-to-right summation order, so
@@ -158,10 +224,10 @@ pub(crate) fn composite(
                 };
             }
         }
-        for (k, out) in model_scores.iter_mut().enumerate() {
-            for (j, slot) in out[start..start + len].iter_mut().enumerate() {
-                *slot = block_scores[j * m + k];
-            }
+        for j in 0..len {
+            model_scores
+                .row_mut(start + j)
+                .copy_from_slice(&block_scores[j * m..(j + 1) * m]);
         }
         for j in 0..len {
             buf.clear();
@@ -236,11 +302,11 @@ mod tests {
         let names: Vec<String> = ["x", "y", "z"].iter().map(|s| s.to_string()).collect();
         let r = composite(&vars, &[&a, &b, &c], &names, usize::MAX).unwrap();
         // Models: (a,b) (a,c) (b,c) (a,b,c).
-        assert_eq!(r.model_scores[0][0], (0.1 + 0.3) / 2.0);
-        assert_eq!(r.model_scores[3][0], (0.1 + 0.3 + 0.9) / 3.0);
-        assert_eq!(r.model_scores[0][1], 0.7);
-        assert!(r.model_scores[0][2].is_nan());
-        assert_eq!(r.model_scores[3][2], 0.4);
+        assert_eq!(r.model_scores.get(0, 0), (0.1 + 0.3) / 2.0);
+        assert_eq!(r.model_scores.get(3, 0), (0.1 + 0.3 + 0.9) / 3.0);
+        assert_eq!(r.model_scores.get(0, 1), 0.7);
+        assert!(r.model_scores.get(0, 2).is_nan());
+        assert_eq!(r.model_scores.get(3, 2), 0.4);
         assert_eq!(r.rankings.last().map(|w| w.rank), Some(3));
         assert_eq!(r.models[3].formula(), "a,b,c");
     }

@@ -46,7 +46,7 @@ mod text_match;
 pub mod tpr;
 mod unified;
 
-pub use composite::{CompositeResult, MAX_VARIABLES, Model};
+pub use composite::{CompositeResult, MAX_VARIABLES, Model, ScoreMatrix};
 pub use contiguity::queen_neighbours;
 pub use error::Error;
 pub use imputation::{ImputationMethod, ImputationReport};
@@ -55,7 +55,10 @@ pub use itn::{
     itn_rankings_from_tables, plan_itn, population_from_table, population_rows_from_data,
 };
 pub use normalisation::{Direction, DirectionSource, NormalizedColumn, VariableDirection};
-pub use output::{OutputTables, PcaDocuments, PcaTables, output_tables, pca_documents};
+pub use output::{
+    CompositeScores, OutputTables, PcaDocuments, PcaTables, composite_scores, output_tables,
+    pca_documents,
+};
 pub use pca::{ExplainedVariance, PcaCategories, PcaResult, PcaSuitability};
 pub use pipeline::{
     AnalysisInput, AnalysisOptions, AnalysisResult, Warning, WarningKind, analyze,
@@ -64,4 +67,4 @@ pub use pipeline::{
 pub use ranking::{categorize, rank_descending};
 pub use selection::{Selection, SelectionMethod, VariableMatch};
 pub use spatial::WardSpatial;
-pub use unified::{row_spatial, unified_table};
+pub use unified::{Unified, row_spatial, unified_columns, unified_table};

@@ -2,7 +2,7 @@
 //! per file, so the caller maps each to where it is stored without ever naming a file, and
 //! mrpt-formats writes them byte-compatible with pandas.
 
-use mrpt_table::{Column, ColumnData, ItnStrategy, Table};
+use mrpt_table::{Column, ColumnData, ColumnView, ItnStrategy, Table, TableView};
 use serde_json::{Map, Value, json};
 
 use crate::error::Error;
@@ -18,12 +18,46 @@ pub struct OutputTables {
     pub normalized: Table,
     /// `analysis_vulnerability_rankings.csv`, sorted by rank.
     pub rankings: Table,
-    /// `analysis_composite_scores.csv` (and its copy `composite_scores.csv`): `model_1..N`.
-    pub composite_scores: Table,
     /// `model_formulas.csv`.
     pub model_formulas: Table,
     /// When PCA ran.
     pub pca: Option<PcaTables>,
+}
+
+/// `analysis_composite_scores.csv` (and its twin `composite_scores.csv`): `WardName, model_1..N`,
+/// the scores borrowed from the analysis' matrix ([`CompositeScores::view`]), never copied into
+/// a table of their own.
+#[derive(Debug)]
+pub struct CompositeScores<'a> {
+    ward_names: ColumnData,
+    result: &'a AnalysisResult,
+}
+
+impl CompositeScores<'_> {
+    pub fn view(&self) -> Result<TableView<'_>, Error> {
+        let scores = &self.result.composite.model_scores;
+        let mut view = TableView::with_rows(self.ward_names.len());
+        view.push("WardName", ColumnView::Data(&self.ward_names))?;
+        for (k, m) in self
+            .result
+            .composite
+            .models
+            .iter()
+            .enumerate()
+            .take(scores.models())
+        {
+            view.push(&m.name, scores.column(k))?;
+        }
+        Ok(view)
+    }
+}
+
+/// The composite-score file of an analysis.
+pub fn composite_scores(result: &AnalysisResult) -> CompositeScores<'_> {
+    CompositeScores {
+        ward_names: ColumnData::texts(result.ward_names()),
+        result,
+    }
 }
 
 /// The PCA result tables.
@@ -85,15 +119,6 @@ pub fn output_tables(result: &AnalysisResult) -> Result<OutputTables, Error> {
             ColumnData::texts(r.iter().map(|w| w.category.label())),
         ),
     ])?;
-    let mut scores = vec![("WardName", ColumnData::texts(result.ward_names()))];
-    for (m, s) in result
-        .composite
-        .models
-        .iter()
-        .zip(&result.composite.model_scores)
-    {
-        scores.push((m.name.as_str(), ColumnData::floats(s.iter().copied())));
-    }
     let models = &result.composite.models;
     let model_formulas = table(vec![
         (
@@ -160,7 +185,6 @@ pub fn output_tables(result: &AnalysisResult) -> Result<OutputTables, Error> {
         cleaned,
         normalized,
         rankings,
-        composite_scores: table(scores)?,
         model_formulas,
         pca,
     })

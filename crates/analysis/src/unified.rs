@@ -2,7 +2,7 @@
 //! scores and their agreement statistics, spatial measures and the method comparison columns, in
 //! ChatMRPT's column order. The timestamp comes from the caller.
 
-use mrpt_table::{Category, ColumnData, Geometry, Table};
+use mrpt_table::{Category, ColumnData, ColumnView, Geometry, Table, TableView};
 
 use crate::error::Error;
 use crate::linalg::pairwise_sum;
@@ -18,8 +18,41 @@ fn opt_texts<S: Into<String>>(v: impl IntoIterator<Item = Option<S>>) -> ColumnD
     ColumnData::Text(v.into_iter().map(|x| x.map(Into::into)).collect())
 }
 
-fn add(cols: &mut Vec<(String, ColumnData)>, name: &str, data: ColumnData) {
-    cols.push((name.to_string(), data));
+/// A unified-dataset column: computed here, or one model's scores read from the matrix.
+#[derive(Debug)]
+enum UnifiedColumn {
+    Owned(ColumnData),
+    Model(usize),
+}
+
+fn add(cols: &mut Vec<(String, UnifiedColumn)>, name: &str, data: ColumnData) {
+    cols.push((name.to_string(), UnifiedColumn::Owned(data)));
+}
+
+/// The unified dataset's columns, the model scores borrowed from the analysis result (not
+/// copied: at 9,410 wards x 247 models they are most of the file). [`Unified::view`] hands
+/// them to the CSV and GeoParquet writers.
+#[derive(Debug)]
+pub struct Unified<'a> {
+    result: &'a AnalysisResult,
+    rows: usize,
+    columns: Vec<(String, UnifiedColumn)>,
+}
+
+impl Unified<'_> {
+    /// The columns in file order (a later column of an earlier name replaces it in place).
+    pub fn view(&self) -> Result<TableView<'_>, Error> {
+        let scores = &self.result.composite.model_scores;
+        let mut view = TableView::with_rows(self.rows);
+        for (name, column) in &self.columns {
+            let data = match column {
+                UnifiedColumn::Owned(d) => ColumnView::Data(d),
+                UnifiedColumn::Model(k) => scores.column(*k),
+            };
+            view.push(name, data)?;
+        }
+        Ok(view)
+    }
 }
 
 fn opt_ints(v: impl IntoIterator<Item = Option<i64>>) -> ColumnData {
@@ -43,20 +76,28 @@ pub fn unified_table(
     spatial: Option<&[Option<WardSpatial>]>,
     last_updated: &str,
 ) -> Result<Table, Error> {
+    Ok(unified_columns(result, spatial, last_updated)?
+        .view()?
+        .to_table()?)
+}
+
+/// [`unified_table`] without copying the model scores.
+pub fn unified_columns<'a>(
+    result: &'a AnalysisResult,
+    spatial: Option<&[Option<WardSpatial>]>,
+    last_updated: &str,
+) -> Result<Unified<'a>, Error> {
     let cleaned = &result.cleaned;
     let n = cleaned.table.n_rows();
     let names = result.ward_names();
-    let mut cols: Vec<(String, ColumnData)> = Vec::new();
+    let mut cols: Vec<(String, UnifiedColumn)> = Vec::new();
     // The ward-name column first, then the rest in file order.
     let ward = cleaned.ward_column;
     let all = cleaned.table.columns();
-    cols.push((all[ward].name.clone(), all[ward].data.clone()));
-    cols.extend(
-        all.iter()
-            .enumerate()
-            .filter(|(i, _)| *i != ward)
-            .map(|(_, c)| (c.name.clone(), c.data.clone())),
-    );
+    add(&mut cols, &all[ward].name, all[ward].data.clone());
+    for (_, c) in all.iter().enumerate().filter(|(i, _)| *i != ward) {
+        add(&mut cols, &c.name, c.data.clone());
+    }
 
     let mut comp_rank: Vec<Option<usize>> = vec![None; n];
     let mut comp_cat: Vec<Option<Category>> = vec![None; n];
@@ -124,18 +165,25 @@ pub fn unified_table(
     }
 
     let models = &result.composite.model_scores;
-    for (m, s) in result.composite.models.iter().zip(models) {
-        add(&mut cols, &m.name, ColumnData::floats(s.iter().copied()));
+    for (k, m) in result
+        .composite
+        .models
+        .iter()
+        .enumerate()
+        .take(models.models())
+    {
+        cols.push((m.name.clone(), UnifiedColumn::Model(k)));
     }
-    if models.len() >= 2 {
+    if models.models() >= 2 {
         let mut mean = Vec::with_capacity(n);
         let mut std = Vec::with_capacity(n);
         let mut agreement = Vec::with_capacity(n);
         let mut consensus = Vec::with_capacity(n);
         for row in 0..n {
             let vals: Vec<f64> = models
+                .row(row)
                 .iter()
-                .map(|m| m[row])
+                .copied()
                 .filter(|v| !v.is_nan())
                 .collect();
             let count = vals.len() as f64;
@@ -274,7 +322,13 @@ pub fn unified_table(
     let n_cols = cols.len() + 1;
     let completeness: Vec<f64> = (0..n)
         .map(|r| {
-            let mut nulls = cols.iter().filter(|(_, c)| c.is_missing(r)).count();
+            let mut nulls = cols
+                .iter()
+                .filter(|(_, c)| match c {
+                    UnifiedColumn::Owned(d) => d.is_missing(r),
+                    UnifiedColumn::Model(k) => models.get(*k, r).is_nan(),
+                })
+                .count();
             if spatial.and_then(|s| at(s, r)).is_none() {
                 nulls += 1;
             }
@@ -296,9 +350,9 @@ pub fn unified_table(
         "dataset_version",
         ColumnData::texts(std::iter::repeat_n("1.0.0_unified", n)),
     );
-    let mut table = Table::with_rows(n);
-    for (name, data) in cols {
-        table.push(name, data)?;
-    }
-    Ok(table)
+    Ok(Unified {
+        result,
+        rows: n,
+        columns: cols,
+    })
 }

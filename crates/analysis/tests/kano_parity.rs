@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use mrpt_analysis::{
     AnalysisInput, AnalysisOptions, AnalysisResult, ItnOptions, ItnPlan, ItnRankingRow,
     OutputTables, PcaCategories, PopulationRow, SelectionMethod, WardSpatial, analyze,
-    itn_rankings, output_tables, plan_itn, unified_table,
+    composite_scores, itn_rankings, output_tables, plan_itn, unified_table,
 };
 use mrpt_table::{ItnStrategy, RankingMethod, Table};
 use reference_data::{
@@ -82,13 +82,13 @@ fn assert_table_matches(ours: &Table, reference_file: &str) {
 }
 
 /// The output table of a §1.5 file name.
-fn table<'a>(tables: &'a OutputTables, name: &str) -> &'a Table {
+fn table<'a>(tables: &'a OutputTables, scores: &'a Table, name: &str) -> &'a Table {
     let pca = tables.pca.as_ref();
     match name {
         "analysis_cleaned_data.csv" => &tables.cleaned,
         "analysis_normalized_data.csv" => &tables.normalized,
         "analysis_vulnerability_rankings.csv" => &tables.rankings,
-        "composite_scores.csv" | "analysis_composite_scores.csv" => &tables.composite_scores,
+        "composite_scores.csv" | "analysis_composite_scores.csv" => scores,
         "model_formulas.csv" => &tables.model_formulas,
         "analysis_vulnerability_rankings_pca.csv" => &pca.unwrap().rankings,
         "analysis_pca_scores.csv" => &pca.unwrap().scores,
@@ -159,6 +159,7 @@ fn kano_auto_composite_and_pca_match_reference() {
     assert_eq!(r.selection.method, SelectionMethod::UserSpecified);
     assert_eq!(r.composite.models.len(), 26);
     let tables = output_tables(&r).unwrap();
+    let scores = composite_scores(&r).view().unwrap().to_table().unwrap();
     for (ours, theirs) in [
         (
             "analysis_cleaned_data.csv",
@@ -183,7 +184,7 @@ fn kano_auto_composite_and_pca_match_reference() {
             "kano_auto_analysis_pca_scores.csv",
         ),
     ] {
-        assert_table_matches(table(&tables, ours), theirs);
+        assert_table_matches(table(&tables, &scores, ours), theirs);
     }
     let s = summary("kano_auto_summary.json");
     let pca = r.pca.as_ref().unwrap();
@@ -236,6 +237,7 @@ fn kano_custom_imputation_normalisation_and_pca_match_reference() {
     assert_eq!(r.selection.variables, CUSTOM_VARS);
     assert_eq!(r.composite.models.len(), 120);
     let tables = output_tables(&r).unwrap();
+    let scores = composite_scores(&r).view().unwrap().to_table().unwrap();
     for (ours, theirs) in [
         (
             "analysis_cleaned_data.csv",
@@ -254,7 +256,7 @@ fn kano_custom_imputation_normalisation_and_pca_match_reference() {
             "kano_custom_analysis_pca_scores.csv",
         ),
     ] {
-        assert_table_matches(table(&tables, ours), theirs);
+        assert_table_matches(table(&tables, &scores, ours), theirs);
     }
     let s = summary("kano_custom_summary.json");
     let pca = r.pca.as_ref().unwrap();

@@ -45,7 +45,8 @@ fn scores_ranks_and_categories() {
         let p = 2 + rng.below(5);
         let input = dataset(n, p, 0.1, seed);
         let r = analyze(&input, &options(p)).unwrap();
-        for s in r.composite.model_scores.iter().flatten() {
+        let m = &r.composite.model_scores;
+        for s in (0..m.rows()).flat_map(|row| m.row(row)) {
             assert!((0.0..=1.0).contains(s), "model score {s}");
         }
         for s in &r.composite.median_score {

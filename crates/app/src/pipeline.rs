@@ -212,8 +212,29 @@ pub struct AnalysisParams {
     pub relationships: BTreeMap<String, analysis::Direction>,
 }
 
-/// Every file an analysis produces, each with the artifact it is stored as, and its summary.
-#[derive(Debug, Clone)]
+/// Where an analysis puts its files: a session's staging folder, an output directory, or memory
+/// ([`AnalysisFiles`]). Each file is streamed once, straight from the result; the Python
+/// system's twin names (`composite_scores.csv`) are links to the first name, not second writes.
+pub trait ArtifactSink {
+    /// Creates `artifact` and lets `body` stream its bytes.
+    fn write(
+        &mut self,
+        artifact: &Artifact,
+        body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError>;
+
+    /// Makes `twin` another name of the already written `existing`.
+    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError>;
+}
+
+/// A write failure of a result file.
+pub fn write_error(artifact: &Artifact, e: impl std::fmt::Display) -> PipelineError {
+    PipelineError::Internal(format!("writing {artifact}: {e}"))
+}
+
+/// Every file an analysis produces, each with the artifact it is stored as, and its summary,
+/// in memory (tests, and callers that want the bytes).
+#[derive(Debug, Clone, Default)]
 pub struct AnalysisFiles {
     pub files: Vec<(Artifact, Vec<u8>)>,
     pub variables_used: Vec<String>,
@@ -232,18 +253,84 @@ impl AnalysisFiles {
     }
 }
 
-fn json_bytes(artifact: &Artifact, value: &Value) -> Result<Vec<u8>, PipelineError> {
-    serde_json::to_vec_pretty(value)
-        .map_err(|e| PipelineError::Internal(format!("{artifact}: {e}")))
+impl ArtifactSink for AnalysisFiles {
+    fn write(
+        &mut self,
+        artifact: &Artifact,
+        body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let mut bytes = Vec::new();
+        body(&mut bytes)?;
+        self.files.push((artifact.clone(), bytes));
+        Ok(())
+    }
+
+    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+        let bytes = self
+            .get(existing)
+            .ok_or_else(|| write_error(twin, format!("{existing} was not written")))?
+            .to_vec();
+        self.files.push((twin.clone(), bytes));
+        Ok(())
+    }
+}
+
+/// What an analysis reports besides its files.
+#[derive(Debug, Clone)]
+pub struct AnalysisReport {
+    pub variables_used: Vec<String>,
+    pub warnings: Vec<String>,
+    /// Stored with the analysis so a reused answer can repeat it (top wards, PCA facts...).
+    pub summary: Value,
 }
 
 /// Run the full analysis on uploaded bytes: read, match names, impute, select, score, rank,
-/// and encode every output file, the unified dataset included.
+/// and encode every output file, the unified dataset included, into memory.
 pub fn run_analysis(
     table: InputFile<'_>,
     shapefile: Option<InputFile<'_>>,
     params: &AnalysisParams,
 ) -> Result<AnalysisFiles, PipelineError> {
+    let mut files = AnalysisFiles::default();
+    let report = run_analysis_into(table, shapefile, params, &mut files)?;
+    files.variables_used = report.variables_used;
+    files.warnings = report.warnings;
+    files.summary = report.summary;
+    Ok(files)
+}
+
+fn csv_file(
+    sink: &mut dyn ArtifactSink,
+    artifact: &Artifact,
+    table: &mrpt_table::TableView<'_>,
+) -> Result<(), PipelineError> {
+    sink.write(artifact, &mut |w| {
+        formats::write_csv_to(table, w)
+            .map(drop)
+            .map_err(|e| write_error(artifact, e))
+    })
+}
+
+fn json_file(
+    sink: &mut dyn ArtifactSink,
+    artifact: &Artifact,
+    value: &Value,
+) -> Result<(), PipelineError> {
+    sink.write(artifact, &mut |w| {
+        let mut w = std::io::BufWriter::new(w);
+        serde_json::to_writer_pretty(&mut w, value).map_err(|e| write_error(artifact, e))?;
+        std::io::Write::flush(&mut w).map_err(|e| write_error(artifact, e))
+    })
+}
+
+/// [`run_analysis`], every file streamed into `sink` as soon as it can be written (the model
+/// scores straight from the analysis' matrix: no text table, no second copy).
+pub fn run_analysis_into(
+    table: InputFile<'_>,
+    shapefile: Option<InputFile<'_>>,
+    params: &AnalysisParams,
+    sink: &mut dyn ArtifactSink,
+) -> Result<AnalysisReport, PipelineError> {
     let shapes = match shapefile {
         Some(file) => Some(formats::read_shapefile_zip(file.bytes)?),
         None => None,
@@ -258,11 +345,12 @@ pub fn run_analysis(
             .map(|i| i.and_then(|i| shapes.geometries.get(i).cloned().flatten()))
             .collect()
     });
+    let shapefile_state = shapes.as_ref().and_then(shapefile_state);
     let input = analysis::AnalysisInput {
         table: wards,
-        geometries: shapes.as_ref().map(|s| s.geometries.clone()),
+        geometries: shapes.map(|s| s.geometries),
         geometry_index,
-        shapefile_state: shapes.as_ref().and_then(shapefile_state),
+        shapefile_state,
     };
     let options = analysis::AnalysisOptions {
         variables: params.variables.clone().filter(|v| !v.is_empty()),
@@ -270,50 +358,56 @@ pub fn run_analysis(
         ..analysis::AnalysisOptions::default()
     };
     let result = analysis::analyze(&input, &options)?;
+    drop(input);
 
     let tables = analysis::output_tables(&result)?;
-    let scores = formats::write_csv(&tables.composite_scores);
-    let mut files: Vec<(Artifact, Vec<u8>)> = vec![
-        (Artifact::CleanedData, formats::write_csv(&tables.cleaned)),
-        (
-            Artifact::NormalizedData,
-            formats::write_csv(&tables.normalized),
-        ),
-        (Artifact::Rankings, formats::write_csv(&tables.rankings)),
-        (Artifact::CompositeScores, scores.clone()),
-        (Artifact::CompositeScoresCopy, scores),
-        (
-            Artifact::ModelFormulas,
-            formats::write_csv(&tables.model_formulas),
-        ),
-    ];
+    csv_file(sink, &Artifact::CleanedData, &(&tables.cleaned).into())?;
+    csv_file(
+        sink,
+        &Artifact::NormalizedData,
+        &(&tables.normalized).into(),
+    )?;
+    csv_file(sink, &Artifact::Rankings, &(&tables.rankings).into())?;
+    let scores = analysis::composite_scores(&result);
+    csv_file(sink, &Artifact::CompositeScores, &scores.view()?)?;
+    sink.link(&Artifact::CompositeScores, &Artifact::CompositeScoresCopy)?;
+    csv_file(
+        sink,
+        &Artifact::ModelFormulas,
+        &(&tables.model_formulas).into(),
+    )?;
     if let Some(pca) = &tables.pca {
-        files.push((Artifact::RankingsPca, formats::write_csv(&pca.rankings)));
-        files.push((Artifact::PcaScores, formats::write_csv(&pca.scores)));
+        csv_file(sink, &Artifact::RankingsPca, &(&pca.rankings).into())?;
+        csv_file(sink, &Artifact::PcaScores, &(&pca.scores).into())?;
     }
+    drop(tables);
     if let Some(docs) = analysis::pca_documents(&result) {
-        for (artifact, value) in [
-            (Artifact::PcaVariableImportance, &docs.variable_importance),
-            (Artifact::PcaExplainedVariance, &docs.explained_variance),
-        ] {
-            files.push((artifact.clone(), json_bytes(&artifact, value)?));
-        }
+        json_file(
+            sink,
+            &Artifact::PcaVariableImportance,
+            &docs.variable_importance,
+        )?;
+        json_file(
+            sink,
+            &Artifact::PcaExplainedVariance,
+            &docs.explained_variance,
+        )?;
     }
     let spatial = row_geometries.as_deref().map(analysis::row_spatial);
-    let unified = analysis::unified_table(&result, spatial.as_deref(), &now_iso())?;
-    files.push((Artifact::UnifiedCsv, formats::write_csv(&unified)));
+    let unified = analysis::unified_columns(&result, spatial.as_deref(), &now_iso())?;
+    let view = unified.view()?;
+    csv_file(sink, &Artifact::UnifiedCsv, &view)?;
     if let Some(rows) = &row_geometries {
-        files.push((
-            Artifact::UnifiedGeoparquet,
-            formats::write_geoparquet(&unified, rows)?,
-        ));
+        sink.write(&Artifact::UnifiedGeoparquet, &mut |w| {
+            formats::geoparquet::write_geoparquet_to(&view, rows, w)?;
+            Ok(())
+        })?;
     }
 
     let variables_used = result.selection.variables.clone();
     let warnings: Vec<String> = result.warnings.iter().map(|w| w.message.clone()).collect();
     let summary = analysis_summary(&result, &warnings);
-    Ok(AnalysisFiles {
-        files,
+    Ok(AnalysisReport {
         variables_used,
         warnings,
         summary,
@@ -635,11 +729,14 @@ pub struct ItnOutput {
 pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput, PipelineError> {
     params.validate()?;
     let (artifact, bytes) = sources.rankings;
-    let rankings_table = formats::read_table(bytes, &artifact.file_name())?;
+    let rankings_table = formats::read_result_table(bytes, &artifact.file_name())?;
     let data = match sources.data {
-        Some(bytes) => Some(formats::read_table(
+        // Everything but the per-model and per-component scores, which ITN never reads and
+        // which are most of the file.
+        Some(bytes) => Some(formats::read_result_columns(
             bytes,
             &Artifact::UnifiedCsv.file_name(),
+            &|name| !is_score_column(name),
         )?),
         None => None,
     };
@@ -692,6 +789,12 @@ pub fn plan_itn(sources: ItnSources<'_>, params: &ItnParams) -> Result<ItnOutput
         allocation_csv: formats::write_csv(&table),
         plan,
     })
+}
+
+/// `model_<k>` and `PC<k>`: the unified dataset's per-model and per-component scores.
+fn is_score_column(name: &str) -> bool {
+    let digits = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
+    name.strip_prefix("model_").is_some_and(digits) || name.strip_prefix("PC").is_some_and(digits)
 }
 
 /// Ward shapes and their results, read back from `unified_dataset.geoparquet`.

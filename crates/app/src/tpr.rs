@@ -487,7 +487,7 @@ pub fn join_into_ward_table(
         .push(column, mrpt_table::ColumnData::Float(values))
         .map_err(|e| PipelineError::Internal(format!("joining {column}: {e}")))?;
     Ok((
-        mrpt_formats::write_csv(&wards.table),
+        mrpt_formats::write_csv_verbatim(&wards.table),
         JoinReport {
             column: column.to_string(),
             filled,

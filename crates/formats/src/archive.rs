@@ -220,11 +220,14 @@ fn check_entry_name(name: &str) -> Result<()> {
 }
 
 /// Builds a deflated zip from (name, bytes) pairs with a fixed timestamp, so equal inputs give
-/// equal archives.
+/// equal archives. Deflate level 1: on the result CSVs it is about 7x faster than the default
+/// level 6 for about 7 % more bytes (10 MB of model scores: 0.14 s vs 0.99 s of CPU, 4.5 MB vs
+/// 4.2 MB), and an export package is built while the user waits.
 pub fn write_zip(entries: &[(&str, &[u8])]) -> Result<Vec<u8>> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
         .last_modified_time(zip::DateTime::default())
         .unix_permissions(0o644);
     let fail = |e: zip::result::ZipError| Error::Io {

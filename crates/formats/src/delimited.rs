@@ -3,9 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::limits::{CANCEL_EVERY, Limits};
-use mrpt_table::{
-    Column, ColumnData, Table, is_ward_name_header, parse_pandas_float, push_python_float_repr,
-};
+use mrpt_table::{Column, ColumnData, Table, is_ward_name_header, parse_pandas_float};
 
 /// pandas' default `na_values`, plus `-` (a common "no data" mark in DHIS2 and Excel exports).
 const NA_TOKENS: [&str; 20] = [
@@ -349,50 +347,96 @@ pub fn read_csv_with(bytes: &[u8], file: &str, limits: &Limits) -> Result<Table>
     table_from_columns(&header, columns)
 }
 
-/// Writes a table as pandas' `to_csv(index=False)` would: comma separated, `\n` line ends,
-/// minimal quoting, floats as Python `repr`, missing values empty, booleans `True`/`False`.
-pub fn write_csv(table: &Table) -> Vec<u8> {
-    let mut wtr = csv::WriterBuilder::new()
-        .terminator(csv::Terminator::Any(b'\n'))
-        .quote_style(csv::QuoteStyle::Necessary)
-        .from_writer(Vec::with_capacity(
-            16 * table.n_rows().max(1) * table.n_columns().max(1),
-        ));
-    // Writing into a Vec cannot fail; errors are ignored rather than unwrapped.
-    let _ = wtr.write_record(table.columns().iter().map(|c| c.name.as_str()));
-    let mut cell = String::with_capacity(32);
-    let mut scratch = String::with_capacity(32);
-    for row in 0..table.n_rows() {
-        for c in table.columns() {
-            cell.clear();
-            match &c.data {
-                ColumnData::Float(v) => {
-                    if let Some(x) = v[row].filter(|x| !x.is_nan()) {
-                        push_python_float_repr(&mut cell, x, &mut scratch);
-                    }
-                }
-                ColumnData::Int(v) => {
-                    if let Some(i) = v[row] {
-                        use std::fmt::Write;
-                        let _ = write!(cell, "{i}");
-                    }
-                }
-                ColumnData::Bool(v) => {
-                    if let Some(b) = v[row] {
-                        cell.push_str(if b { "True" } else { "False" });
-                    }
-                }
-                ColumnData::Text(v) => {
-                    if let Some(t) = &v[row] {
-                        cell.push_str(t);
+/// Reads one of the service's own result files (header on the first line), keeping only the
+/// columns `keep` accepts: a 50 MB unified dataset is read for its handful of ward columns
+/// without holding its 2 million model scores as text. Cells are typed as [`read_csv`] types
+/// them; spreadsheet neutralisation is undone ([`crate::unneutralise`]).
+pub fn read_result_columns(bytes: &[u8], file: &str, keep: &dyn Fn(&str) -> bool) -> Result<Table> {
+    let body = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
+    let text: std::borrow::Cow<'_, str> = match std::str::from_utf8(body) {
+        Ok(t) if !t.trim().is_empty() => std::borrow::Cow::Borrowed(t),
+        _ => std::borrow::Cow::Owned(decode_text(bytes, file)?),
+    };
+    let delimiter = detect_delimiter(&text);
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(delimiter)
+        .from_reader(text.as_bytes());
+    let mut header: Option<(Vec<String>, Vec<usize>)> = None;
+    let mut columns: Vec<Vec<Option<String>>> = Vec::new();
+    let mut bad: Vec<(usize, usize)> = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    let mut rows = 0usize;
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(Error::CsvSyntax {
+                    file: file.into(),
+                    line: e.position().map_or(0, |p| p.line() as usize),
+                    reason: e.to_string(),
+                });
+            }
+        }
+        if rec.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let Some((names, kept)) = &header else {
+            let names = pandas_column_names(&rec.iter().map(str::to_string).collect::<Vec<_>>());
+            let kept: Vec<usize> = (0..names.len()).filter(|&i| keep(&names[i])).collect();
+            columns = vec![Vec::new(); kept.len()];
+            header = Some((names, kept));
+            continue;
+        };
+        rows += 1;
+        if rows.is_multiple_of(CANCEL_EVERY) && mrpt_table::cancel::cancelled() {
+            return Err(Error::Cancelled);
+        }
+        if rec.len() != names.len() {
+            if bad.len() < 5 {
+                bad.push((rec.position().map_or(0, |p| p.line() as usize), rec.len()));
+            }
+            continue;
+        }
+        for (col, &i) in columns.iter_mut().zip(kept) {
+            let c = &rec[i];
+            col.push((!is_missing_token(c)).then(|| c.to_string()));
+        }
+    }
+    let Some((names, kept)) = header else {
+        return Err(Error::Empty { file: file.into() });
+    };
+    if !bad.is_empty() {
+        return Err(Error::RaggedRows {
+            file: file.into(),
+            expected: names.len(),
+            rows: bad,
+        });
+    }
+    if rows == 0 {
+        return Err(Error::NoRows { file: file.into() });
+    }
+    let cols = kept
+        .iter()
+        .zip(columns)
+        .map(|(&i, cells)| {
+            let name = crate::unneutralise(&names[i])
+                .unwrap_or(&names[i])
+                .to_string();
+            let mut data = type_column(cells);
+            if let ColumnData::Text(v) = &mut data {
+                for t in v.iter_mut().flatten() {
+                    if let Some(original) = crate::unneutralise(t) {
+                        *t = original.to_string();
                     }
                 }
             }
-            let _ = wtr.write_field(&cell);
-        }
-        let _ = wtr.write_record(None::<&[u8]>);
-    }
-    wtr.into_inner().unwrap_or_default()
+            Column { name, data }
+        })
+        .collect();
+    Ok(Table::new(cols)?)
 }
 
 #[cfg(test)]
@@ -502,7 +546,7 @@ mod tests {
             },
         ])
         .unwrap();
-        let bytes = write_csv(&t);
+        let bytes = crate::write_csv(&t);
         assert_eq!(
             String::from_utf8(bytes.clone()).unwrap(),
             "\"name, quoted\",f,b\n\"a \"\"b\"\"\",0.1,True\n,,False\n"

@@ -20,6 +20,7 @@
 
 pub mod archive;
 pub mod crs;
+mod csv_writer;
 pub mod delimited;
 pub mod error;
 pub mod geoparquet;
@@ -34,7 +35,8 @@ pub mod wkb;
 pub mod workbook;
 pub mod xls;
 
-pub use delimited::write_csv;
+pub use csv_writer::{CsvWriter, unneutralise, write_csv, write_csv_to, write_csv_verbatim};
+pub use delimited::read_result_columns;
 pub use error::{Error, Result};
 pub use geoparquet::{read_geoparquet, write_geoparquet};
 pub use limits::Limits;
@@ -79,6 +81,31 @@ pub fn read_table_with(bytes: &[u8], file_name: &str, limits: &Limits) -> Result
             file: file_name.into(),
         }),
     }
+}
+
+/// Reads one of the service's own result files back (analysis tables, rankings, the unified
+/// dataset): [`read_table`], then the spreadsheet neutralisation of text cells undone
+/// ([`unneutralise`]), so a ward called `=X` is `=X` again.
+pub fn read_result_table(bytes: &[u8], file_name: &str) -> Result<Table> {
+    let table = read_table(bytes, file_name)?;
+    let columns = table
+        .into_columns()
+        .into_iter()
+        .map(|mut c| {
+            if let Some(name) = unneutralise(&c.name) {
+                c.name = name.to_string();
+            }
+            if let mrpt_table::ColumnData::Text(v) = &mut c.data {
+                for t in v.iter_mut().flatten() {
+                    if let Some(original) = unneutralise(t) {
+                        *t = original.to_string();
+                    }
+                }
+            }
+            c
+        })
+        .collect();
+    Ok(Table::new(columns)?)
 }
 
 /// Reads an uploaded ward table and identifies its ward-name, ward-code and index columns

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use crate::archive::write_zip;
 use crate::crs::WGS84_PRJ;
-use crate::delimited::write_csv;
+use crate::csv_writer::write_csv;
 use crate::error::Result;
 use crate::shapefile::write_shapefile;
 use mrpt_table::{ColumnData, Geometry, Polygon, Table};

@@ -112,16 +112,44 @@ pub struct AnalysisStaging {
 impl AnalysisStaging {
     /// Writes one analysis output (`Rankings`, `UnifiedGeoparquet`, `ModelFormulas`, ...).
     pub fn write(&self, artifact: &Artifact, bytes: &[u8]) -> Result<()> {
+        let mut file = self.create(artifact)?;
+        let path = self.dir.join(artifact.file_name());
+        file.write_all(bytes).map_err(Error::io("write", &path))
+    }
+
+    /// Creates one analysis output's file for the caller to stream into (a failed write fails
+    /// the computation, which discards the whole staging folder).
+    pub fn create(&self, artifact: &Artifact) -> Result<fs::File> {
+        let name = self.output_name(artifact)?;
+        let path = self.dir.join(&name);
+        let file = fs::File::create(&path).map_err(Error::io("create", &path))?;
+        self.note_written(name);
+        Ok(file)
+    }
+
+    /// Makes `twin` a second name of the already written `existing` (a hard link: the files
+    /// the Python system wrote twice, e.g. `composite_scores.csv`, are written once).
+    pub fn link(&self, existing: &Artifact, twin: &Artifact) -> Result<()> {
+        let from = self.dir.join(self.output_name(existing)?);
+        let name = self.output_name(twin)?;
+        let to = self.dir.join(&name);
+        let _ = fs::remove_file(&to);
+        fs::hard_link(&from, &to).map_err(Error::io("link", &to))?;
+        self.note_written(name);
+        Ok(())
+    }
+
+    fn output_name(&self, artifact: &Artifact) -> Result<String> {
         if artifact.kind() != ArtifactKind::AnalysisOutput {
             return Err(Error::WrongArtifactKind {
                 artifact: artifact.file_name(),
                 context: "by an analysis",
             });
         }
-        let name = artifact.file_name();
-        let path = self.dir.join(&name);
-        let mut file = fs::File::create(&path).map_err(Error::io("create", &path))?;
-        file.write_all(bytes).map_err(Error::io("write", &path))?;
+        Ok(artifact.file_name())
+    }
+
+    fn note_written(&self, name: String) {
         let mut written = self
             .written
             .lock()
@@ -132,7 +160,6 @@ impl AnalysisStaging {
         if written.len() == 1 {
             fault::point("analysis-after-first-output");
         }
-        Ok(())
     }
 
     /// The id this analysis will have if it commits.

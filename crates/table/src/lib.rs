@@ -13,7 +13,7 @@
 //! analysis poll.
 //!
 //! Must not do I/O and must not depend on any other internal crate (every leaf may depend on this
-//! one); its only dependency is serde.
+//! one); its only dependencies are serde and ryu (the digits of the float repr).
 
 pub mod cancel;
 pub mod difflib;
@@ -28,11 +28,12 @@ mod results;
 pub mod summary;
 mod table;
 pub mod tpr;
+mod view;
 mod ward;
 
 pub use difflib::{SequenceMatcher, close_matches, sequence_ratio};
 pub use error::{BadCell, Error, Result};
-pub use float::{parse_pandas_float, push_python_float_repr, python_float_repr};
+pub use float::{PyFloat, parse_pandas_float, push_python_float_repr, python_float_repr};
 pub use geometry::{Geometry, Polygon, Ring, signed_area};
 pub use matching::{
     DuplicateNames, FuzzyMatch, MatchReport, NameHit, NameRule, WardMatch,
@@ -42,6 +43,7 @@ pub use method::{ItnStrategy, RankingMethod};
 pub use results::{Category, ItnStats, RankedWard, WardCoverageStats};
 pub use summary::DataSummary;
 pub use table::{Cell, Column, ColumnData, Table};
+pub use view::{ColumnView, Strided, TableView};
 pub use ward::{
     LGA_COLUMNS, WARD_CODE_COLUMNS, WardTable, find_lga_column, find_ward_code_column,
     find_ward_column, is_ward_name_header, lga_column_is_code,

@@ -294,6 +294,11 @@ impl Table {
         &self.columns
     }
 
+    /// The columns, owned.
+    pub fn into_columns(self) -> Vec<Column> {
+        self.columns
+    }
+
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }

@@ -8,7 +8,7 @@ use mrpt_analysis as analysis;
 use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store};
 use serde_json::Value;
 
-use crate::pipeline::{self, InputFile};
+use crate::pipeline::{self, InputFile, PipelineError};
 use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 
@@ -87,6 +87,29 @@ pub async fn run_analysis(app: &App, req: Routed) -> Result<Response<ResponseBod
     Ok(response)
 }
 
+/// The analysis' files streamed into its staging folder.
+struct StagingSink<'a>(&'a mrpt_session::AnalysisStaging);
+
+impl pipeline::ArtifactSink for StagingSink<'_> {
+    fn write(
+        &mut self,
+        artifact: &Artifact,
+        body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let mut file = self
+            .0
+            .create(artifact)
+            .map_err(|e| pipeline::write_error(artifact, e))?;
+        body(&mut file)
+    }
+
+    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+        self.0
+            .link(existing, twin)
+            .map_err(|e| pipeline::write_error(twin, e))
+    }
+}
+
 /// The answer of an analysis (fields alphabetical, the order the answer always had). Chat reads
 /// the typed fields; the summary's figures pass through as stored.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -141,7 +164,7 @@ pub(crate) fn analyse(
             table.artifact.file_name(),
             Artifact::RawShapefile.file_name(),
         );
-        let files = pipeline::run_analysis(
+        let files = pipeline::run_analysis_into(
             InputFile {
                 name: &table_name,
                 bytes: &table.bytes,
@@ -151,10 +174,8 @@ pub(crate) fn analyse(
                 bytes,
             }),
             &params,
+            &mut StagingSink(staging),
         )?;
-        for (artifact, bytes) in &files.files {
-            staging.write(artifact, bytes).map_err(ApiError::from)?;
-        }
         Ok(mrpt_session::AnalysisResult {
             variables_used: files.variables_used,
             summary: files.summary,

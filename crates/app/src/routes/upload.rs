@@ -232,7 +232,7 @@ pub async fn upload_population(app: &App, req: Routed) -> Result<Response<Respon
             mrpt_formats::population::read_population_with(&file.bytes, &file.file_name, &limits)
                 .map_err(PipelineError::from)?;
         let stored = population.to_table().map_err(PipelineError::from)?;
-        let csv = mrpt_formats::write_csv(&stored);
+        let csv = mrpt_formats::write_csv_verbatim(&stored);
         // Reported as ITN planning will join it (the `rank` strategy's exact rule, the default
         // without urban data) against the wards as the analysis names them.
         let known = analysed_ward_names(&store, &id)?;

@@ -203,7 +203,7 @@ pub(super) fn read_table(
         return Ok(None);
     }
     let bytes = view.read(artifact)?;
-    formats::read_table(&bytes, &artifact.file_name())
+    formats::read_result_table(&bytes, &artifact.file_name())
         .map(Some)
         .map_err(|e| ApiError::internal(format!("reading {artifact}: {e}")))
 }
