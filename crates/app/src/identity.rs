@@ -175,6 +175,7 @@ pub fn expire_cookie() -> HeaderValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
