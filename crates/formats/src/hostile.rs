@@ -6,7 +6,7 @@
 //! Also [`simple_xlsx`], a minimal workbook writer (inline strings), for tests that need a
 //! workbook of a given shape.
 
-use crate::archive::write_zip;
+use crate::archive::write_zip_level;
 use crate::crs::WGS84_PRJ;
 use crate::error::Result;
 use crate::shapefile::write_shapefile;
@@ -60,13 +60,16 @@ pub fn simple_xlsx(rows: &[Vec<String>], extra: &str) -> Result<Vec<u8>> {
     let rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#;
     let workbook = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#;
     let workbook_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#;
-    write_zip(&[
-        ("[Content_Types].xml", content_types.as_bytes()),
-        ("_rels/.rels", rels.as_bytes()),
-        ("xl/workbook.xml", workbook.as_bytes()),
-        ("xl/_rels/workbook.xml.rels", workbook_rels.as_bytes()),
-        ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
-    ])
+    write_zip_level(
+        &[
+            ("[Content_Types].xml", content_types.as_bytes()),
+            ("_rels/.rels", rels.as_bytes()),
+            ("xl/workbook.xml", workbook.as_bytes()),
+            ("xl/_rels/workbook.xml.rels", workbook_rels.as_bytes()),
+            ("xl/worksheets/sheet1.xml", sheet.as_bytes()),
+        ],
+        9,
+    )
 }
 
 /// The rows of a CSV (no quoting: for the plain fixtures this module reads).
@@ -139,11 +142,14 @@ pub fn dbf_zero_length_fields(fields: usize, records: usize) -> Result<Vec<u8>> 
     dbf.push(0x0D);
     dbf.extend(std::iter::repeat_n(b' ', records));
     dbf.push(0x1A);
-    write_zip(&[
-        ("bomb.shp", &shp),
-        ("bomb.dbf", &dbf),
-        ("bomb.prj", WGS84_PRJ.as_bytes()),
-    ])
+    write_zip_level(
+        &[
+            ("bomb.shp", &shp),
+            ("bomb.dbf", &dbf),
+            ("bomb.prj", WGS84_PRJ.as_bytes()),
+        ],
+        9,
+    )
 }
 
 /// Finding 3: a valid two-ward shapefile plus `entries` entries of `entry_bytes` zeros each
@@ -152,12 +158,15 @@ pub fn dbf_zero_length_fields(fields: usize, records: usize) -> Result<Vec<u8>> 
 pub fn zip_many_large_entries(entries: usize, entry_bytes: usize) -> Result<Vec<u8>> {
     let (shp, dbf) = one_square_shapefile(2)?;
     let zeros = vec![0u8; entry_bytes];
-    let base = write_zip(&[
-        ("wards.shp", &shp),
-        ("wards.dbf", &dbf),
-        ("wards.prj", WGS84_PRJ.as_bytes()),
-        ("padding/0000.bin", &zeros),
-    ])?;
+    let base = write_zip_level(
+        &[
+            ("wards.shp", &shp),
+            ("wards.dbf", &dbf),
+            ("wards.prj", WGS84_PRJ.as_bytes()),
+            ("padding/0000.bin", &zeros),
+        ],
+        9,
+    )?;
     // The padding is deflated once and copied compressed, so making the zip costs little.
     let fail = |e: zip::result::ZipError| crate::Error::Io {
         path: "zip archive".into(),
