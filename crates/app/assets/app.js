@@ -475,10 +475,11 @@ async function tprUpload(event) {
   $("tpr-upload-button").disabled = true;
   show(out, "Reading the facility export...", false);
   try {
-    const response = await fetch("/api/tpr/upload", { method: "POST", credentials: "same-origin", body: form });
+    const response = await fetch("/api/tpr/upload", { method: "POST", credentials: "same-origin", headers: sessionHeaders(), body: form });
     let data = {};
     try { data = await response.json(); } catch (_) { data = { message: "unexpected answer (" + response.status + ")" }; }
     if (!response.ok || data.status !== "success") throw new Error(data.message || "upload failed (" + response.status + ")");
+    if (data.session_id) adoptSession(data.session_id);
     const states = data.states || [];
     const sel = $("tpr-state");
     sel.textContent = "";

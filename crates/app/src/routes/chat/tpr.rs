@@ -182,6 +182,36 @@ fn intent_of(w: &str) -> Option<Intent> {
     None
 }
 
+/// A question about the ward table that the exploration tools answer (issue 14), not the TPR
+/// workflow: LGA views, statistics, filters, rankings and charts.
+fn exploration_question(w: &str) -> bool {
+    has_any(
+        w,
+        &[
+            "lga",
+            "lgas",
+            "correlate",
+            "correlation",
+            "describe",
+            "histogram",
+            "scatter",
+            "heatmap",
+            "box plot",
+            "above",
+            "below",
+            "top",
+            "rank",
+            "average",
+            "mean",
+            "median",
+            "filter",
+            "column",
+            "columns",
+            "urban",
+        ],
+    )
+}
+
 /// The question of one step, with the server's per-option figures.
 fn question(store: &Store, id: &SessionId, draft: &TprDraft) -> Result<String, ApiError> {
     let loaded = load(store, id, None)?;
@@ -635,9 +665,31 @@ pub(super) fn handle(
     limits: &mrpt_formats::Limits,
 ) -> Result<Option<TprTurn>, ApiError> {
     let w = words(message);
+    // Questions about the ward table (LGA views, statistics, filters, charts) belong to the
+    // interpreter's exploration tools even when they name the TPR column.
+    if exploration_question(&w) {
+        return Ok(None);
+    }
     let intent = intent_of(&w);
     let Some(record) = store.tpr(id)? else {
-        return Ok(intent.map(|_| {
+        // Without an export, only a request for the facility-export workflow itself is answered
+        // here (with how to start it); "map tpr" or "missing values" may be about the ward table.
+        let workflow = match intent {
+            Some(Intent::Trend | Intent::Reprioritise(_)) => true,
+            Some(Intent::Calculate) => has_any(
+                &w,
+                &[
+                    "calculate",
+                    "compute",
+                    "start",
+                    "workflow",
+                    "facility export",
+                    "facility data",
+                ],
+            ),
+            Some(Intent::Missing | Intent::Map) | None => false,
+        };
+        return Ok(workflow.then_some(intent).flatten().map(|_| {
             TprTurn::text(
                 "There is no facility export in this session yet. Use the \"Facility export (TPR)\" entry on the page to upload the NMEP/DHIS2 testing export (.csv, .xlsx or .xls); I will then ask which facility level, age group and test method to use."
                     .to_string(),
