@@ -297,6 +297,19 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
         )
     };
     let none_class = fills.len() - 1;
+    // ITN totals per LGA (issue 14), summed from the plan's own ward allocations: each ward's
+    // tooltip names its LGA's nets and wards given nets.
+    let mut lga_totals: std::collections::BTreeMap<&str, (u64, usize)> =
+        std::collections::BTreeMap::new();
+    for w in &input.wards {
+        if let (Some(lga), Some(itn)) = (w.lga.as_deref(), &w.itn) {
+            let e = lga_totals.entry(lga).or_default();
+            e.0 += itn.nets_allocated;
+            if itn.nets_allocated > 0 {
+                e.1 += 1;
+            }
+        }
+    }
     let mut class_of = Vec::with_capacity(input.wards.len());
     let mut tooltips = Vec::with_capacity(input.wards.len());
     let mut counts = vec![0usize; fills.len()];
@@ -355,6 +368,9 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
                 v.rank,
                 v.category
             );
+        }
+        if let Some((nets, wards)) = w.lga.as_deref().and_then(|l| lga_totals.get(l)) {
+            let _ = write!(t, "\nLGA total: {} nets to {wards} ward(s)", fmt_int(*nets));
         }
         tooltips.push(t);
     }
