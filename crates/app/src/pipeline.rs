@@ -884,6 +884,7 @@ pub fn attach_itn(input: &mut mrpt_maps::MapInput, plan: &analysis::ItnPlan) {
             phase: a.allocation_phase.clone(),
             tier: a.priority_tier,
             urban_pct: Some(a.urban_pct),
+            people_covered: Some(a.population_covered),
         });
         if ward.itn.is_none() && plan.unallocated_wards.iter().any(|w| w == &ward.name) {
             ward.itn = Some(mrpt_maps::ItnWard {
@@ -894,6 +895,7 @@ pub fn attach_itn(input: &mut mrpt_maps::MapInput, plan: &analysis::ItnPlan) {
                 phase: "No allocation".to_string(),
                 tier: None,
                 urban_pct: None,
+                people_covered: Some(0.0),
             });
         }
     }

@@ -28,6 +28,9 @@ pub struct ItnWard {
     pub tier: Option<u8>,
     #[serde(default)]
     pub urban_pct: Option<f64>,
+    /// People the ward's nets cover (the plan's `population_covered`); `None` when unknown.
+    #[serde(default)]
+    pub people_covered: Option<f64>,
 }
 
 /// One ward: its name, its boundary (if known) and whatever values exist for it.

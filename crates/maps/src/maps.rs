@@ -298,16 +298,18 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
     };
     let none_class = fills.len() - 1;
     // ITN totals per LGA (issue 14), summed from the plan's own ward allocations: each ward's
-    // tooltip names its LGA's nets and wards given nets.
-    let mut lga_totals: std::collections::BTreeMap<&str, (u64, usize)> =
+    // tooltip names its LGA's nets, wards given nets and people covered.
+    let mut lga_totals: std::collections::BTreeMap<&str, (u64, usize, Option<f64>)> =
         std::collections::BTreeMap::new();
     for w in &input.wards {
         if let (Some(lga), Some(itn)) = (w.lga.as_deref(), &w.itn) {
-            let e = lga_totals.entry(lga).or_default();
+            let e = lga_totals.entry(lga).or_insert((0, 0, Some(0.0)));
             e.0 += itn.nets_allocated;
             if itn.nets_allocated > 0 {
                 e.1 += 1;
             }
+            // People covered only when every ward of the LGA knows it.
+            e.2 = e.2.zip(itn.people_covered).map(|(a, b)| a + b);
         }
     }
     let mut class_of = Vec::with_capacity(input.wards.len());
@@ -369,8 +371,11 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
                 v.category
             );
         }
-        if let Some((nets, wards)) = w.lga.as_deref().and_then(|l| lga_totals.get(l)) {
+        if let Some((nets, wards, people)) = w.lga.as_deref().and_then(|l| lga_totals.get(l)) {
             let _ = write!(t, "\nLGA total: {} nets to {wards} ward(s)", fmt_int(*nets));
+            if let Some(p) = people {
+                let _ = write!(t, ", {} people covered", fmt_count(*p));
+            }
         }
         tooltips.push(t);
     }

@@ -73,6 +73,7 @@ fn small_input() -> MapInput {
                 phase: "Full Coverage".to_string(),
                 tier: None,
                 urban_pct: None,
+                people_covered: None,
             }),
         });
     }
@@ -772,18 +773,21 @@ fn itn_map_tooltips_carry_their_lgas_totals() {
     let mut input = small_input();
     for (i, w) in input.wards.iter_mut().enumerate() {
         w.lga = Some(if i < 5 { "North" } else { "South" }.to_string());
+        if let Some(itn) = &mut w.itn {
+            itn.people_covered = Some(itn.nets_allocated as f64 * 1.8);
+        }
     }
     let doc = render_itn_map(&input, &summary(None)).unwrap();
     let ps = paths(&doc);
     let tip = |ward: usize| unescape(&ps.iter().find(|p| p.0 == ward).unwrap().2);
     // North: ranks 1-3 get 5,000 each and rank 4 gets 1,234; ward 4 is not in the plan.
     assert!(
-        tip(3).contains("LGA total: 16,234 nets to 4 ward(s)"),
+        tip(3).contains("LGA total: 16,234 nets to 4 ward(s), 29,221 people covered"),
         "{}",
         tip(3)
     );
     assert!(
-        tip(6).contains("LGA total: 0 nets to 0 ward(s)"),
+        tip(6).contains("LGA total: 0 nets to 0 ward(s), 0 people covered"),
         "{}",
         tip(6)
     );

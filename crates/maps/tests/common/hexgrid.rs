@@ -156,6 +156,7 @@ pub fn national_input(n: usize, segments: usize) -> MapInput {
                 },
                 tier: Some(if i % 3 == 0 { 2 } else { 1 }),
                 urban_pct: Some(unit(i as u64 * 17) * 100.0),
+                people_covered: None,
             });
             WardInput {
                 name,
