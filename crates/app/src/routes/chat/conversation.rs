@@ -183,14 +183,7 @@ pub(super) async fn converse(
         store.status(&id2).map_err(ApiError::from)
     })
     .await?;
-    let context = json!({
-        "data_loaded": state.data_loaded,
-        "analysis_complete": state.analysis_complete,
-        "analysis_id": state.analysis_id,
-        "itn_complete": state.itn_complete,
-        "shapefile_loaded": state.shapefile_loaded,
-        "generation": state.generation,
-    });
+    let context = context_of(&state);
     let source = match plan.source {
         interp::PlanSource::Rules => "rules",
         interp::PlanSource::Model => "model",
@@ -208,18 +201,7 @@ pub(super) async fn converse(
         "worker_pid": std::process::id(),
     });
     if let Some(out) = &sink {
-        let frame = json!({
-            "content": "",
-            "status": "success",
-            "done": true,
-            "tools_used": answer["tools_used"],
-            "visualizations": answer["visualizations"],
-            "download_links": answer["download_links"],
-            "context": answer["context"],
-            "interpreter": answer["interpreter"],
-            "worker_pid": std::process::id(),
-        });
-        let _ = out.send(sse_data(&frame)).await;
+        let _ = out.send(sse_data(&final_frame(&answer))).await;
     }
     Ok(answer)
 }
@@ -276,14 +258,7 @@ async fn finish_tpr_turn(
         store.status(&id2).map_err(ApiError::from)
     })
     .await?;
-    let context = json!({
-        "data_loaded": state.data_loaded,
-        "analysis_complete": state.analysis_complete,
-        "analysis_id": state.analysis_id,
-        "itn_complete": state.itn_complete,
-        "shapefile_loaded": state.shapefile_loaded,
-        "generation": state.generation,
-    });
+    let context = context_of(&state);
     let answer = json!({
         "status": "success",
         "response": turn.response,
@@ -302,20 +277,36 @@ async fn finish_tpr_turn(
             let frame = json!({"content": chunk, "status": "success", "done": false});
             let _ = out.send(sse_data(&frame)).await;
         }
-        let frame = json!({
-            "content": "",
-            "status": "success",
-            "done": true,
-            "tools_used": answer["tools_used"],
-            "visualizations": answer["visualizations"],
-            "download_links": answer["download_links"],
-            "context": answer["context"],
-            "interpreter": answer["interpreter"],
-            "worker_pid": std::process::id(),
-        });
-        let _ = out.send(sse_data(&frame)).await;
+        let _ = out.send(sse_data(&final_frame(&answer))).await;
     }
     Ok(answer)
+}
+
+/// The session state an answer reports (re-read from disk after the turn was stored).
+fn context_of(state: &mrpt_session::SessionState) -> Value {
+    json!({
+        "data_loaded": state.data_loaded,
+        "analysis_complete": state.analysis_complete,
+        "analysis_id": state.analysis_id,
+        "itn_complete": state.itn_complete,
+        "shapefile_loaded": state.shapefile_loaded,
+        "generation": state.generation,
+    })
+}
+
+/// The stream's last frame: no text, the answer's tools, visuals, links and context.
+fn final_frame(answer: &Value) -> Value {
+    json!({
+        "content": "",
+        "status": "success",
+        "done": true,
+        "tools_used": answer["tools_used"],
+        "visualizations": answer["visualizations"],
+        "download_links": answer["download_links"],
+        "context": answer["context"],
+        "interpreter": answer["interpreter"],
+        "worker_pid": std::process::id(),
+    })
 }
 
 fn now_ms() -> u64 {
