@@ -58,12 +58,13 @@ fn twelve_users_then_ten_seconds_of_chaos() {
     let chaos = RunConfig {
         load: chaos_load,
         chaos: Some(ChaosConfig {
-            master_pid: server.pid,
-            other_masters: Vec::new(),
-            interval: Duration::from_millis(500),
-            limit: Duration::from_secs(10),
             hup_after: Some(Duration::from_secs(3)),
-            seed: 9,
+            ..ChaosConfig::workers(
+                &[server.pid],
+                Duration::from_millis(500),
+                Duration::from_secs(10),
+                9,
+            )
         }),
         instance: Some(instance),
         p99_limit: None,

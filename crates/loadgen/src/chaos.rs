@@ -1,6 +1,9 @@
-//! The chaos monkey: SIGKILL a random worker of the master every interval, and send the master
-//! one SIGHUP part-way through. Workers are the master's live children, read from
-//! `/proc/<master>/task/<master>/children`; nothing else is ever signalled.
+//! The chaos monkey: SIGKILL a random worker every interval, send one master one SIGHUP part-way
+//! through, and, for instances the tool launched itself ([`Fleet`]), SIGKILL a whole instance (its
+//! process group: master and workers) every so often and start it again after a pause. Workers
+//! are the masters' live children, read from `/proc/<master>/task/*/children`; nothing else is
+//! ever signalled. While an instance is down its port refuses connections, and the users' client
+//! fails over to another instance as a load balancer would (see `scenario`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,14 +14,17 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::Error;
+use crate::fleet::Fleet;
 
 /// What to do, and for how long at most.
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
+    /// The master whose workers are killed and who gets the HUP (instances started elsewhere).
+    /// Unused with a `fleet`: its current masters are read every round.
     pub master_pid: i32,
     /// Further instances' masters (`--master-pid` repeated): their workers are victims too.
     pub other_masters: Vec<i32>,
-    /// Pause between two kills.
+    /// Pause between two worker kills.
     pub interval: Duration,
     /// Kills stop after this long (or when the load ends, whichever is first).
     pub limit: Duration,
@@ -26,17 +32,57 @@ pub struct ChaosConfig {
     pub hup_after: Option<Duration>,
     /// Seed of the choice of victims, so a run can be repeated.
     pub seed: u64,
+    /// Instances launched by this tool: whole-instance kills and restarts become possible.
+    pub fleet: Option<Arc<Fleet>>,
+    /// With a fleet: kill a whole instance this often (the first one after one period); `None` =
+    /// worker kills only. At most one instance of several is down at a time, so one always serves.
+    pub instance_every: Option<Duration>,
+    /// How long a killed instance stays down before it is started again (a host rebooting).
+    pub instance_down: Duration,
+}
+
+impl ChaosConfig {
+    /// Worker kills only, on instances started elsewhere.
+    pub fn workers(masters: &[i32], interval: Duration, limit: Duration, seed: u64) -> ChaosConfig {
+        ChaosConfig {
+            master_pid: masters.first().copied().unwrap_or(0),
+            other_masters: masters.iter().skip(1).copied().collect(),
+            interval,
+            limit,
+            hup_after: None,
+            seed,
+            fleet: None,
+            instance_every: None,
+            instance_down: Duration::from_secs(1),
+        }
+    }
+
+    fn masters(&self) -> Vec<i32> {
+        match &self.fleet {
+            Some(f) => (0..f.len()).filter_map(|ix| f.master(ix)).collect(),
+            None => std::iter::once(self.master_pid)
+                .chain(self.other_masters.iter().copied())
+                .collect(),
+        }
+    }
 }
 
 /// What the monkey did.
 #[derive(Debug, Clone, Default)]
 pub struct ChaosReport {
+    /// Workers SIGKILLed one by one.
     pub kills: u64,
     /// Rounds that found no worker to kill (all were being respawned).
     pub idle_rounds: u64,
     pub hup_sent: bool,
-    /// The distinct pids killed.
+    /// The distinct worker pids killed.
     pub victims: Vec<i32>,
+    /// Whole instances SIGKILLed (master and workers at once).
+    pub instance_kills: u64,
+    /// Of those, how many were started again and passed the health check.
+    pub instance_restarts: u64,
+    /// Per restart: ms from the spawn to the first passed health check.
+    pub restart_ms: Vec<f64>,
 }
 
 /// A running monkey; [`Monkey::stop`] ends it and reports.
@@ -104,8 +150,12 @@ impl Monkey {
     pub fn start(config: ChaosConfig) -> Result<Monkey, Error> {
         // Refuse to "kill workers" of a process that has none: a wrong pid would make the chaos
         // run a plain load run that reports success.
-        if children_of(config.master_pid).is_empty() {
+        let masters = config.masters();
+        if masters.is_empty() {
             return Err(Error::NoWorkers(config.master_pid));
+        }
+        if let Some(m) = masters.iter().find(|m| children_of(**m).is_empty()) {
+            return Err(Error::NoWorkers(*m));
         }
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -121,42 +171,134 @@ impl Monkey {
     }
 }
 
+/// Per launched instance: where it is in its kill / restart cycle.
+#[derive(Clone, Copy)]
+enum Phase {
+    Up,
+    Down(Instant),
+    Starting(Instant),
+}
+
 fn run(config: &ChaosConfig, stop: &AtomicBool) -> Result<ChaosReport, Error> {
     let mut report = ChaosReport::default();
     let mut rng = Rng::new(config.seed);
     let start = Instant::now();
-    let master = Pid::from_raw(config.master_pid);
+    let fleet = config.fleet.as_deref();
+    let mut phases = vec![Phase::Up; fleet.map_or(0, Fleet::len)];
+    let mut next_worker_kill = start;
+    let mut next_instance_kill = config.instance_every.map(|every| start + every);
     while !stop.load(Ordering::SeqCst) && start.elapsed() < config.limit {
+        let now = Instant::now();
         if !report.hup_sent && config.hup_after.is_some_and(|at| start.elapsed() >= at) {
-            kill(master, Signal::SIGHUP).map_err(|e| Error::Signal {
-                pid: config.master_pid,
-                message: e.to_string(),
-            })?;
-            report.hup_sent = true;
+            // With a fleet, the first instance's master while it is up; a later round otherwise.
+            let target = match fleet {
+                Some(f) => matches!(phases.first(), Some(Phase::Up))
+                    .then(|| f.master(0))
+                    .flatten(),
+                None => Some(config.master_pid),
+            };
+            if let Some(pid) = target {
+                kill(Pid::from_raw(pid), Signal::SIGHUP).map_err(|e| Error::Signal {
+                    pid,
+                    message: e.to_string(),
+                })?;
+                report.hup_sent = true;
+            }
         }
-        let mut workers = children_of(config.master_pid);
-        for other in &config.other_masters {
-            workers.extend(children_of(*other));
-        }
-        if workers.is_empty() {
-            report.idle_rounds += 1;
-        } else {
-            let victim = workers[rng.below(workers.len())];
-            // The victim may have exited on its own since the list was read; that is no kill.
-            if kill(Pid::from_raw(victim), Signal::SIGKILL).is_ok() {
-                report.kills += 1;
-                if !report.victims.contains(&victim) {
-                    report.victims.push(victim);
+        if now >= next_worker_kill {
+            next_worker_kill = now + config.interval;
+            let mut workers = Vec::new();
+            for m in config.masters() {
+                workers.extend(children_of(m));
+            }
+            if workers.is_empty() {
+                report.idle_rounds += 1;
+            } else {
+                let victim = workers[rng.below(workers.len())];
+                // The victim may have exited on its own since the list was read; that is no kill.
+                if kill(Pid::from_raw(victim), Signal::SIGKILL).is_ok() {
+                    report.kills += 1;
+                    if !report.victims.contains(&victim) {
+                        report.victims.push(victim);
+                    }
                 }
             }
         }
-        // Sleep in small slices so `stop` is prompt.
-        let until = Instant::now() + config.interval;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(20).min(config.interval));
+        if let Some(f) = fleet {
+            step_fleet(
+                config,
+                f,
+                &mut phases,
+                &mut next_instance_kill,
+                &mut rng,
+                &mut report,
+            )?;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Leave every instance up: the checker reads every session from every instance afterwards.
+    if let Some(f) = fleet {
+        for (ix, phase) in phases.iter().enumerate() {
+            let spawned = match *phase {
+                Phase::Up => continue,
+                Phase::Down(_) => {
+                    f.start(ix)?;
+                    Instant::now()
+                }
+                Phase::Starting(at) => at,
+            };
+            f.wait_ready(ix)?;
+            report.instance_restarts += 1;
+            report
+                .restart_ms
+                .push(spawned.elapsed().as_secs_f64() * 1000.0);
         }
     }
     Ok(report)
+}
+
+/// One round of the whole-instance cycle: restart what has been down long enough, note what
+/// became ready, and kill an instance when it is time and every other one is up.
+fn step_fleet(
+    config: &ChaosConfig,
+    fleet: &Fleet,
+    phases: &mut [Phase],
+    next_kill: &mut Option<Instant>,
+    rng: &mut Rng,
+    report: &mut ChaosReport,
+) -> Result<(), Error> {
+    let now = Instant::now();
+    for (ix, phase) in phases.iter_mut().enumerate() {
+        match *phase {
+            Phase::Down(since) if now.duration_since(since) >= config.instance_down => {
+                fleet.start(ix)?;
+                *phase = Phase::Starting(Instant::now());
+            }
+            Phase::Starting(at) if fleet.ready(ix) => {
+                report.instance_restarts += 1;
+                report.restart_ms.push(at.elapsed().as_secs_f64() * 1000.0);
+                *phase = Phase::Up;
+            }
+            _ => {}
+        }
+    }
+    let Some(at) = *next_kill else {
+        return Ok(());
+    };
+    let up: Vec<usize> = (0..phases.len())
+        .filter(|ix| matches!(phases[*ix], Phase::Up))
+        .collect();
+    // Several instances: one is down at most, so the load balancer always has somewhere to go.
+    let may = up.len() == phases.len() || phases.len() == 1;
+    if now >= at && may && !up.is_empty() {
+        let ix = up[rng.below(up.len())];
+        if fleet.kill(ix)?.is_some() {
+            report.instance_kills += 1;
+        }
+        phases[ix] = Phase::Down(Instant::now());
+        *next_kill = config.instance_every.map(|every| now + every);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -173,14 +315,12 @@ mod tests {
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
         assert!(children_of(me).contains(&pid));
-        let monkey = Monkey::start(ChaosConfig {
-            master_pid: me,
-            other_masters: Vec::new(),
-            interval: Duration::from_millis(50),
-            limit: Duration::from_secs(5),
-            hup_after: None,
-            seed: 7,
-        })
+        let monkey = Monkey::start(ChaosConfig::workers(
+            &[me],
+            Duration::from_millis(50),
+            Duration::from_secs(5),
+            7,
+        ))
         .unwrap();
         let status = child.wait().unwrap();
         let report = monkey.stop().unwrap();
@@ -194,14 +334,12 @@ mod tests {
 
     #[test]
     fn refuses_a_master_without_workers() {
-        let r = Monkey::start(ChaosConfig {
-            master_pid: i32::MAX - 1,
-            other_masters: Vec::new(),
-            interval: Duration::from_millis(50),
-            limit: Duration::from_secs(1),
-            hup_after: None,
-            seed: 1,
-        });
+        let r = Monkey::start(ChaosConfig::workers(
+            &[i32::MAX - 1],
+            Duration::from_millis(50),
+            Duration::from_secs(1),
+            1,
+        ));
         assert!(matches!(r, Err(Error::NoWorkers(_))));
     }
 

@@ -18,6 +18,11 @@
 //!   that got no answer may have started an analysis that a SIGKILL then cut short) and
 //!   `distinct ids <= analyses_committed <= analyses_started`.
 //!
+//! Final reads (route `final_status`, sent after the run when every instance is up again): each
+//! session is read from every instance; every read must answer, all must report the same state,
+//! and they are statuses for the rules above (so every acknowledged write must be visible from
+//! every instance).
+//!
 //! Folder rules (`instance/uploads/*`), decided from mrpt-session's README and store.rs:
 //! - `manifest.json` parses and every `.data/<token>` it names exists;
 //! - every committed file parses: `.json` as JSON, `.csv` with one field count on every row,
@@ -101,6 +106,64 @@ struct SessionHistory {
     all_ids: BTreeSet<String>,
 }
 
+/// The final reads (`final_status`) of each session (one per instance, in turn, nothing running in between) must
+/// each have answered, and all of them must report the same state: an instance that shows an
+/// older generation, another analysis or a lost ITN plan is serving a stale or diverged store.
+pub fn check_final_reads(records: &[Record]) -> Vec<String> {
+    let finals: Vec<&Record> = records
+        .iter()
+        .filter(|r| r.route == "final_status")
+        .collect();
+    // Each session is read once from every instance: the instances are the targets seen.
+    let instances = finals
+        .iter()
+        .map(|r| r.target)
+        .collect::<BTreeSet<_>>()
+        .len()
+        .max(1);
+    let mut by_session: BTreeMap<&str, Vec<&Record>> = BTreeMap::new();
+    for r in finals {
+        if let Some(sid) = r.session.as_deref() {
+            by_session.entry(sid).or_default().push(r);
+        }
+    }
+    let mut v = Vec::new();
+    for (sid, reads) in by_session {
+        let ok: Vec<&&Record> = reads.iter().filter(|r| r.outcome == Outcome::Ok).collect();
+        let answered: BTreeSet<Option<u32>> = ok.iter().map(|r| r.target).collect();
+        if answered.len() < instances {
+            let last = reads
+                .last()
+                .and_then(|r| r.error.as_deref())
+                .unwrap_or("no answer");
+            v.push(format!(
+                "session {sid}: read back after the run by {} of {instances} instance(s) only ({last})",
+                answered.len()
+            ));
+        }
+        let mut states = ok.iter().map(|r| {
+            let s = &r.state;
+            (
+                s.generation,
+                s.data_loaded,
+                s.analysis_complete,
+                s.itn_complete,
+                s.analysis_id.clone(),
+                s.analyses_started,
+                s.analyses_committed,
+            )
+        });
+        if let Some(first) = states.next()
+            && let Some(other) = states.find(|s| *s != first)
+        {
+            v.push(format!(
+                "session {sid}: instances disagree after the run: {first:?} vs {other:?}"
+            ));
+        }
+    }
+    v
+}
+
 /// The history rules (see the module documentation) over records of any number of sessions.
 pub fn check_history(records: &[Record]) -> CheckReport {
     let mut sorted: Vec<&Record> = records.iter().collect();
@@ -149,7 +212,8 @@ pub fn check_history(records: &[Record]) -> CheckReport {
             ));
         }
         match r.route.as_str() {
-            "status" => {
+            // The final reads after the run are statuses like any other (from every instance).
+            "status" | "final_status" => {
                 let Some(g) = s.generation else {
                     violations.push(format!("{at}: status without a generation"));
                     continue;
@@ -288,6 +352,7 @@ pub fn check_history(records: &[Record]) -> CheckReport {
             ));
         }
     }
+    violations.extend(check_final_reads(records));
     CheckReport {
         records: records.len(),
         sessions: sessions.len(),
@@ -594,6 +659,7 @@ mod tests {
             error: None,
             worker_pid: None,
             target: None,
+            failovers: 0,
             state: Observed::from_json(&state),
         }
     }
@@ -621,6 +687,51 @@ mod tests {
             "run_analysis",
             serde_json::json!({"generation": g, "analysis_id": id, "reused": reused, "analyses_started": started}),
         )
+    }
+
+    fn final_read(seq: u64, target: u32, g: u64, id: Option<&str>, itn: bool) -> Record {
+        let mut r = status(seq, g, id.is_some(), id, itn, 1);
+        r.route = "final_status".into();
+        r.target = Some(target);
+        r
+    }
+
+    #[test]
+    fn final_reads_must_answer_everywhere_and_agree() {
+        let acked = vec![
+            rec(0, "upload", serde_json::json!({"generation": 1})),
+            analysis(1, 1, "a1", false, 1),
+            rec(2, "itn", serde_json::json!({"analysis_id": "a1"})),
+        ];
+        let mut good = acked.clone();
+        good.extend([
+            final_read(3, 0, 1, Some("a1"), true),
+            final_read(4, 1, 1, Some("a1"), true),
+        ]);
+        assert!(check_history(&good).ok(), "{:?}", check_history(&good));
+
+        // Instance 1 lost the acknowledged ITN plan: both the agreement and the history catch it.
+        let mut stale = acked.clone();
+        stale.extend([
+            final_read(3, 0, 1, Some("a1"), true),
+            final_read(4, 1, 1, Some("a1"), false),
+        ]);
+        let v = check_history(&stale).violations;
+        assert!(v.iter().any(|v| v.contains("instances disagree")), "{v:?}");
+        assert!(v.iter().any(|v| v.contains("ITN for analysis a1")), "{v:?}");
+
+        // Instance 1 never answered.
+        let mut silent = acked;
+        silent.push(final_read(3, 0, 1, Some("a1"), true));
+        let mut refused = final_read(4, 1, 1, None, false);
+        refused.outcome = Outcome::Connection;
+        refused.error = Some("connect: refused".into());
+        silent.push(refused);
+        let v = check_history(&silent).violations;
+        assert!(
+            v.iter().any(|v| v.contains("by 1 of 2 instance(s)")),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! Owns: simulated users that each walk the whole workflow on their own session over real
 //! sockets (`scenario`), the workspace's one HTTP/1.1 client (`http`, std only, strict parsing;
 //! the repository's integration tests use it too), the JSONL history of every answer
-//! (`record`), the checker of that history and of the session folders (`check`), and the worker
-//! killer (`chaos`). [`run`] ties them together and decides pass/fail.
+//! (`record`), the checker of that history and of the session folders (`check`), the worker and
+//! whole-instance killer (`chaos`) and the instances it may launch and restart itself (`fleet`).
+//! [`run`] ties them together and decides pass/fail.
 //!
 //! Must not depend on the server, app or session crates: it judges them from the outside, by
 //! what the HTTP answers and the files on disk say (the folder rules it enforces are restated in
@@ -13,6 +14,7 @@
 
 pub mod chaos;
 pub mod check;
+pub mod fleet;
 pub mod http;
 pub mod record;
 pub mod scenario;
@@ -24,6 +26,7 @@ use std::time::Duration;
 
 pub use chaos::{ChaosConfig, ChaosReport};
 pub use check::{CheckReport, Mode};
+pub use fleet::{Fleet, LaunchSpec};
 pub use scenario::{Fixtures, LoadConfig, RouteStats};
 
 /// Everything that can stop a run before it produces figures.
@@ -58,6 +61,8 @@ pub enum Error {
     NoWorkers(i32),
     #[error("cannot signal process {pid}: {message}")]
     Signal { pid: i32, message: String },
+    #[error("launching an instance: {0}")]
+    Launch(String),
     #[error("{0} panicked or was poisoned")]
     Poisoned(&'static str),
     #[error(
@@ -93,6 +98,12 @@ pub struct RunReport {
     pub visible_errors: u64,
     /// Idempotent requests retried after a connection-level failure.
     pub retries: u64,
+    /// Requests refused by a dead instance and sent to another one (an availability figure).
+    pub failovers: u64,
+    /// Final reads: sessions read back from every instance after the run, and how many of those
+    /// reads answered.
+    pub final_reads: u64,
+    pub final_answered: u64,
     /// Sum over the users' sessions of the last status's `analyses_started`.
     pub analysis_runs: u64,
     /// Distinct workers that answered each user: (min, median, max).
@@ -113,17 +124,27 @@ impl RunReport {
 pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
     // Probed before any worker is killed, so the answer is about the route, not the chaos.
     let chat = scenario::chat_available(config.load.addr, config.load.timeouts)?;
+    let recorder = std::sync::Arc::new(record::Recorder::new(config.load.record.as_deref())?);
     let monkey = match &config.chaos {
         Some(c) => Some(chaos::Monkey::start(c.clone())?),
         None => None,
     };
-    let users = scenario::run_users(&config.load, chat);
-    // Stop the monkey before looking at anything, even when the users failed.
+    let users = scenario::run_users_into(&config.load, chat, &recorder);
+    // Stop the monkey before looking at anything, even when the users failed. It leaves every
+    // instance it killed started again and healthy.
     let chaos_report = match monkey {
         Some(m) => Some(m.stop()?),
         None => None,
     };
-    let out = users?;
+    let mut out = users?;
+    // Every acknowledged write must be visible from every instance once the dust settles.
+    let finals = scenario::final_reads(&config.load, &out.users, &recorder)?;
+    let final_reads = finals.len() as u64;
+    let final_answered = finals
+        .iter()
+        .filter(|r| r.outcome == record::Outcome::Ok)
+        .count() as u64;
+    out.records.extend(finals);
     let mode = if config.chaos.is_some() {
         Mode::Chaos
     } else {
@@ -142,6 +163,9 @@ pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
         wall: out.wall,
         attempts: out.records.len() as u64,
         retries: out.records.iter().filter(|r| r.attempt > 1).count() as u64,
+        failovers: out.records.iter().map(|r| u64::from(r.failovers)).sum(),
+        final_reads,
+        final_answered,
         workflows: out.users.iter().map(|u| u64::from(u.workflows)).sum(),
         analysis_runs: out.users.iter().map(|u| u.analyses_started).sum(),
         chaos: chaos_report,
@@ -218,6 +242,20 @@ pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
         v.push("chaos run without a single kill".into());
     }
     if let (Some(c), Some(plan)) = (&report.chaos, &config.chaos)
+        && plan.fleet.is_some()
+        && plan.instance_every.is_some()
+    {
+        if c.instance_kills == 0 {
+            v.push("whole-instance chaos without a single instance killed".into());
+        }
+        if c.instance_restarts < c.instance_kills {
+            v.push(format!(
+                "{} instances killed but only {} came back",
+                c.instance_kills, c.instance_restarts
+            ));
+        }
+    }
+    if let (Some(c), Some(plan)) = (&report.chaos, &config.chaos)
         && plan.hup_after.is_some()
         && !c.hup_sent
     {
@@ -256,14 +294,22 @@ pub fn render(report: &RunReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<18} {:>7} {:>6} {:>6} {:>9} {:>9} {:>9} {:>9}",
-        "route", "answers", "errors", "retry", "p50 ms", "p95 ms", "p99 ms", "max ms"
+        "{:<18} {:>7} {:>6} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "route", "answers", "errors", "retry", "failover", "p50 ms", "p95 ms", "p99 ms", "max ms"
     );
     for r in &report.routes {
         let _ = writeln!(
             s,
-            "{:<18} {:>7} {:>6} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-            r.route, r.answered, r.errors, r.retried, r.p50_ms, r.p95_ms, r.p99_ms, r.max_ms
+            "{:<18} {:>7} {:>6} {:>6} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+            r.route,
+            r.answered,
+            r.errors,
+            r.retried,
+            r.failovers,
+            r.p50_ms,
+            r.p95_ms,
+            r.p99_ms,
+            r.max_ms
         );
     }
     let _ = writeln!(
@@ -282,8 +328,17 @@ pub fn render(report: &RunReport) -> String {
     );
     let _ = writeln!(
         s,
-        "client-visible errors {}, idempotent retries {}, analysis runs {} (workflows {})",
-        report.visible_errors, report.retries, report.analysis_runs, report.workflows
+        "client-visible errors {}, idempotent retries {}, failovers {} (refused by a dead instance, sent to another), analysis runs {} (workflows {})",
+        report.visible_errors,
+        report.retries,
+        report.failovers,
+        report.analysis_runs,
+        report.workflows
+    );
+    let _ = writeln!(
+        s,
+        "final reads (every session from every instance after the run): {} answered of {}",
+        report.final_answered, report.final_reads
     );
     let (lo, mid, hi) = report.workers_per_user;
     let _ = writeln!(
@@ -299,6 +354,18 @@ pub fn render(report: &RunReport) -> String {
             c.hup_sent,
             c.idle_rounds
         );
+        if c.instance_kills > 0 || c.instance_restarts > 0 {
+            let mut ms = c.restart_ms.clone();
+            ms.sort_by(f64::total_cmp);
+            let _ = writeln!(
+                s,
+                "chaos: {} whole instances SIGKILLed (master + workers), {} restarted; spawn to healthy p50 {:.0} ms, max {:.0} ms",
+                c.instance_kills,
+                c.instance_restarts,
+                scenario::percentile(&ms, 50.0),
+                ms.last().copied().unwrap_or(0.0)
+            );
+        }
     }
     let c = &report.check;
     let _ = writeln!(
@@ -347,6 +414,7 @@ mod tests {
             error: None,
             worker_pid: None,
             target: None,
+            failovers: 0,
             state: Observed::default(),
         }
     }

@@ -5,18 +5,50 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
-use prefork_loadgen::{ChaosConfig, Fixtures, LoadConfig, Mode, RunConfig, check, render, run};
+use prefork_loadgen::{
+    ChaosConfig, Fixtures, Fleet, LaunchSpec, LoadConfig, Mode, RunConfig, check, render, run,
+};
 
 const USAGE: &str = "\
 usage:
-  prefork-load [run] --url http://127.0.0.1:PORT [--url ...] [--users N=60] [--think-ms MS=1000]
+  prefork-load [run] (--url http://127.0.0.1:PORT [--url ...] | --launch 'COMMAND' [--launch ...])
+               [--users N=60] [--think-ms MS=1000]
                [--duration-limit S=900] [--repeat-for-s S=0] [--ramp-up-s S=10]
                [--data DIR=tests/fixtures] [--record FILE.jsonl]
                [--instance DIR] [--p99-limit-ms MS=500 | --no-p99-limit]
-               [--chaos --master-pid PID [--chaos-seconds S=duration] [--kill-interval-ms 500]
-                [--hup-after-s S=5 or chaos/3; <0 = none] [--seed N]]
+               [--launch-logs DIR] [--launch-cwd DIR] [--health-path /ping] [--ready-timeout-s 60]
+               [--chaos [--master-pid PID ...] [--chaos-seconds S=duration] [--kill-interval-ms 500]
+                [--hup-after-s S=5 or chaos/3; <0 = none] [--seed N]
+                [--instance-kill-every-s S=4 | 0 = none] [--instance-down-ms MS=1000]]
   prefork-load check --record FILE.jsonl [--instance DIR] [--chaos]
+
+Instances (a load balancer's view):
+  --url U        an instance started elsewhere; repeat for several instances serving one store.
+                 Each user's requests go to them in turn; a refused connection (nothing sent) is
+                 sent to the next instance, as a load balancer fails over (counted as failovers).
+                 Only loopback addresses are accepted.
+  --launch CMD   prefork-load starts the instance itself: CMD is a shell command line run as
+                 `/bin/sh -c 'exec CMD'` in its own process group, with {port} replaced by a free
+                 127.0.0.1 port outside the ephemeral range (kept across restarts, so the URL is
+                 http://127.0.0.1:{port}) and {n} by the instance number (0, 1, ...). Ready = the
+                 health check (GET --health-path) answers 200 and the master has children.
+                 Every instance is stopped (TERM to its group, KILL after 15 s) when the run ends.
+  --launch-logs DIR   each instance's stdout+stderr appended to DIR/instance-{n}.log.
+  --launch-cwd DIR    the instances' working directory (default: this one; prefork reads
+                      config/default.toml from it when no -c is given).
+
+Chaos:
+  --chaos        SIGKILL a random worker every --kill-interval-ms and send one SIGHUP (to the
+                 first --master-pid, or to launched instance 0). Workers are the children of the
+                 --master-pid processes, or of the launched instances' current masters.
+  With --launch, also SIGKILL a whole instance (its process group: master and all workers) every
+  --instance-kill-every-s, leave it down --instance-down-ms, then start the same command line
+  again on the same port; of several instances at most one is down at a time. After the run
+  every instance is up again and every session is read back from every instance (final_status):
+  each read must answer and all must agree with each other and with every acknowledged write.
 
 Exit status: 0 = no violation, 1 = violations, 2 = the run could not happen.";
 
@@ -177,14 +209,50 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         "seed",
         "ramp-up-s",
         "repeat-for-s",
+        "launch",
+        "launch-logs",
+        "launch-cwd",
+        "health-path",
+        "ready-timeout-s",
+        "instance-kill-every-s",
+        "instance-down-ms",
     ])?;
+    let launch = flags.all("launch");
+    if !launch.is_empty() && (flags.has("url") || flags.has("master-pid")) {
+        bail!("--launch starts the instances itself: give no --url or --master-pid with it");
+    }
+    let fleet = if launch.is_empty() {
+        None
+    } else {
+        let logs = flags.get("launch-logs").map(PathBuf::from);
+        if let Some(dir) = &logs {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--launch-logs {}", dir.display()))?;
+        }
+        let specs = launch
+            .iter()
+            .enumerate()
+            .map(|(n, cmd)| {
+                let mut spec = LaunchSpec::shell(cmd);
+                spec.cwd = flags.get("launch-cwd").map(PathBuf::from);
+                spec.log = logs.as_ref().map(|d| d.join(format!("instance-{n}.log")));
+                spec
+            })
+            .collect();
+        let ready = Duration::from_secs_f64(flags.num("ready-timeout-s", 60.0)?);
+        let health = flags.get("health-path").unwrap_or("/ping");
+        Some(Arc::new(Fleet::launch(specs, health, ready)?))
+    };
     // Several --url: instances serving one store; each user's requests go to them in turn.
-    let targets = flags
-        .all("url")
-        .into_iter()
-        .map(loopback)
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let addr = *targets.first().context("--url is required")?;
+    let targets = match &fleet {
+        Some(f) => f.addrs(),
+        None => flags
+            .all("url")
+            .into_iter()
+            .map(loopback)
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    let addr = *targets.first().context("--url or --launch is required")?;
     let users: u32 = flags.num("users", 60)?;
     if users == 0 {
         bail!("--users must be at least 1");
@@ -204,9 +272,9 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
             .into_iter()
             .map(|p| p.parse::<i32>().context("--master-pid"))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (&master_pid, other_masters) = masters
-            .split_first()
-            .context("--chaos needs --master-pid")?;
+        if masters.is_empty() && fleet.is_none() {
+            bail!("--chaos needs --master-pid (or --launch)");
+        }
         let limit =
             Duration::from_secs_f64(flags.num("chaos-seconds", load.duration_limit.as_secs_f64())?);
         // Early by default: the load may end long before the chaos limit.
@@ -216,14 +284,21 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
             5.0
         };
         let hup = flags.num("hup-after-s", default_hup)?;
-        Some(ChaosConfig {
-            master_pid,
-            other_masters: other_masters.to_vec(),
-            interval: Duration::from_millis(flags.num("kill-interval-ms", 500)?),
+        let every: f64 = flags.num("instance-kill-every-s", 4.0)?;
+        if fleet.is_none() && flags.has("instance-kill-every-s") && every > 0.0 {
+            bail!("--instance-kill-every-s needs --launch (the tool must be able to restart them)");
+        }
+        let mut c = ChaosConfig::workers(
+            &masters,
+            Duration::from_millis(flags.num("kill-interval-ms", 500)?),
             limit,
-            hup_after: (hup >= 0.0).then(|| Duration::from_secs_f64(hup)),
-            seed: flags.num("seed", 1)?,
-        })
+            flags.num("seed", 1)?,
+        );
+        c.hup_after = (hup >= 0.0).then(|| Duration::from_secs_f64(hup));
+        c.instance_every = (fleet.is_some() && every > 0.0).then(|| Duration::from_secs_f64(every));
+        c.instance_down = Duration::from_millis(flags.num("instance-down-ms", 1000)?);
+        c.fleet = fleet.clone();
+        Some(c)
     } else {
         None
     };
@@ -240,7 +315,13 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         instance: flags.get("instance").map(PathBuf::from),
         p99_limit,
     };
-    let report = run(&config)?;
+    let report = run(&config);
+    // The config holds the last reference but one: stop the instances before printing.
+    drop(config);
+    if let Some(f) = fleet {
+        f.stop_all(Duration::from_secs(15));
+    }
+    let report = report?;
     print!("{}", render(&report));
     Ok(report.ok())
 }

@@ -105,8 +105,16 @@ pub struct Record {
     /// Which of several `--url`s (instances) answered, 0-based; absent with one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<u32>,
+    /// Instances that refused the connection before `target` took it (the load balancer's
+    /// failover; nothing had been sent to them).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failovers: u32,
     #[serde(default)]
     pub state: Observed,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Appends records to a JSONL file (or only keeps count when there is no file).
@@ -220,6 +228,7 @@ mod tests {
             error: None,
             worker_pid: Some(7),
             target: None,
+            failovers: 0,
             state: Observed::from_json(&serde_json::json!({
                 "generation": 1, "analysis_id": null, "analysis_complete": false
             })),

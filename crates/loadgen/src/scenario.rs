@@ -164,13 +164,22 @@ pub fn chat_available(addr: SocketAddr, timeouts: Timeouts) -> Result<bool, Erro
 /// whether to send the three chat messages (see [`chat_available`]).
 pub fn run_users(config: &LoadConfig, chat: bool) -> Result<RunOutput, Error> {
     let recorder = Arc::new(Recorder::new(config.record.as_deref())?);
+    run_users_into(config, chat, &recorder)
+}
+
+/// [`run_users`] writing to a recorder the caller keeps (for the final reads after the run).
+pub fn run_users_into(
+    config: &LoadConfig,
+    chat: bool,
+    recorder: &Arc<Recorder>,
+) -> Result<RunOutput, Error> {
     let deadline = Instant::now() + config.duration_limit;
     let started = Instant::now();
     let attempts = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::new();
     for user in 0..config.users {
         let config = config.clone();
-        let recorder = Arc::clone(&recorder);
+        let recorder = Arc::clone(recorder);
         let attempts = Arc::clone(&attempts);
         let delay = config
             .ramp_up
@@ -205,6 +214,44 @@ pub fn run_users(config: &LoadConfig, chat: bool) -> Result<RunOutput, Error> {
     Ok(out)
 }
 
+/// After the run (chaos over, every instance up): every session the users created is read back
+/// (`GET /api/session/status`, route `final_status`) from every instance in turn, so the checker
+/// can tell whether each acknowledged write is visible everywhere. Connection failures are
+/// retried like any idempotent read. Returns the records, in order (also written to `recorder`).
+pub fn final_reads(
+    config: &LoadConfig,
+    users: &[UserOutcome],
+    recorder: &Recorder,
+) -> Result<Vec<Record>, Error> {
+    let attempts = AtomicU64::new(0);
+    let deadline = Instant::now()
+        + Duration::from_secs(120).min(config.duration_limit.max(Duration::from_secs(30)));
+    let targets = config.targets.len().max(1);
+    let mut records = Vec::new();
+    for u in users {
+        let mut user = User::new(u.user, config, recorder, &attempts, deadline, false);
+        for sid in &u.sessions {
+            user.outcome.session = Some(sid.clone());
+            for ix in 0..targets {
+                user.pin = Some(ix);
+                // A failure is in the records; the caller judges them.
+                let _ = user.get("final_status", "/api/session/status", 200);
+            }
+        }
+        records.append(&mut user.records);
+    }
+    recorder.flush()?;
+    let attempted = attempts.load(Ordering::SeqCst);
+    if attempted != records.len() as u64 {
+        return Err(Error::Accounting {
+            attempted,
+            recorded: records.len() as u64,
+        });
+    }
+    records.sort_by_key(|r| r.seq);
+    Ok(records)
+}
+
 /// A step that did not produce a usable answer: the user stops.
 struct Stop(String);
 
@@ -217,6 +264,8 @@ struct User<'a> {
     rng: Rng,
     outcome: UserOutcome,
     records: Vec<Record>,
+    /// Send every attempt to this target (the final reads); `None` = in turn.
+    pin: Option<usize>,
 }
 
 impl<'a> User<'a> {
@@ -240,6 +289,7 @@ impl<'a> User<'a> {
                 ..UserOutcome::default()
             },
             records: Vec::new(),
+            pin: None,
         }
     }
 
@@ -501,18 +551,30 @@ impl<'a> User<'a> {
             headers.push(("X-Session-ID", sid));
         }
         let body = body.map_or(Body::Empty, |(ct, bytes)| Body::Sized(ct, bytes));
-        let (target, addr) = match self.config.targets.len() {
-            0 | 1 => (None, self.config.addr),
-            n => {
-                let ix = (self.outcome.attempts as usize) % n;
-                (u32::try_from(ix).ok(), self.config.targets[ix])
+        let request = Request::new(method, path).headers(&headers).body(body);
+        let n = self.config.targets.len();
+        let first = self
+            .pin
+            .unwrap_or(self.outcome.attempts as usize)
+            .checked_rem(n)
+            .unwrap_or(0);
+        let mut failovers = 0u32;
+        let (target, result) = loop {
+            let ix = (first + failovers as usize) % n.max(1);
+            let (target, addr) = match n {
+                0 | 1 => (None, self.config.addr),
+                _ => (u32::try_from(ix).ok(), self.config.targets[ix]),
+            };
+            match http::send(addr, &request, self.config.timeouts) {
+                // Refused: nothing was sent, so any request may go elsewhere, as a load balancer
+                // sends it to the next healthy backend (a dead instance's port refuses). Pinned
+                // reads stay where they were sent: they are about that instance.
+                Err(Failure::Connect(_)) if self.pin.is_none() && (failovers as usize) + 1 < n => {
+                    failovers += 1;
+                }
+                result => break (target, result),
             }
         };
-        let result = http::send(
-            addr,
-            &Request::new(method, path).headers(&headers).body(body),
-            self.config.timeouts,
-        );
         let latency_ms = t0.elapsed().as_secs_f64() * 1000.0;
         let (seq, t_ms) = self.recorder.stamp();
         let mut record = Record {
@@ -529,6 +591,7 @@ impl<'a> User<'a> {
             error: None,
             worker_pid: None,
             target,
+            failovers,
             state: Observed::default(),
         };
         let verdict = match result {
@@ -611,6 +674,8 @@ pub struct RouteStats {
     pub errors: u64,
     /// Connection-level failures of idempotent requests that a retry then covered.
     pub retried: u64,
+    /// Connections refused by a dead instance and sent to another one (load balancer failover).
+    pub failovers: u64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
@@ -628,7 +693,7 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Per-route figures, in workflow order.
 pub fn route_stats(records: &[Record]) -> Vec<RouteStats> {
-    const ORDER: [&str; 10] = [
+    const ORDER: [&str; 11] = [
         "create_session",
         "upload",
         "status",
@@ -639,11 +704,14 @@ pub fn route_stats(records: &[Record]) -> Vec<RouteStats> {
         "chat",
         "generate_report",
         "download",
+        "final_status",
     ];
     let mut by: BTreeMap<&str, (Vec<f64>, u64)> = BTreeMap::new();
     // Attempts after the first of one idempotent request (each followed a connection failure).
     let mut retried: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut failovers: BTreeMap<&str, u64> = BTreeMap::new();
     for r in records {
+        *failovers.entry(r.route.as_str()).or_default() += u64::from(r.failovers);
         let e = by.entry(r.route.as_str()).or_default();
         match r.outcome {
             Outcome::Ok => e.0.push(r.latency_ms),
@@ -667,6 +735,7 @@ pub fn route_stats(records: &[Record]) -> Vec<RouteStats> {
                 answered: lat.len() as u64,
                 errors,
                 retried: retried.get(route).copied().unwrap_or(0),
+                failovers: failovers.get(route).copied().unwrap_or(0),
                 p50_ms: percentile(&lat, 50.0),
                 p95_ms: percentile(&lat, 95.0),
                 p99_ms: percentile(&lat, 99.0),
