@@ -63,6 +63,9 @@ fn users_across_two_instances_on_one_directory_with_worker_and_instance_kills() 
     load.targets = targets;
     load.think = Duration::from_millis(50);
     load.ramp_up = Duration::from_secs(2);
+    // Users keep starting workflows (new sessions) while the monkey runs, so the kills land
+    // whatever the machine's speed.
+    load.repeat_for = Duration::from_secs(12);
     // A person clicks again after each failure; whole-instance kills cut more requests short.
     load.reclicks = 12;
     // A bound, not a timing.

@@ -37,6 +37,8 @@ pub struct LaunchSpec {
     /// Variables removed from the inherited environment (e.g. the caller's own `PREFORK_*`).
     pub env_remove: Vec<String>,
     /// Where the instance's stdout and stderr go (appended, every incarnation); `None` = discarded.
+    /// The current master's pid is written next to it (`<log>.pid`), so a script can still stop
+    /// the instance's process group if this tool is killed before it could.
     pub log: Option<PathBuf>,
 }
 
@@ -52,6 +54,15 @@ impl LaunchSpec {
             env_remove: Vec::new(),
             log: None,
         }
+    }
+
+    /// `<log>.pid`: the current master, removed when this tool stops or kills it.
+    fn pid_path(&self) -> Option<PathBuf> {
+        self.log.as_ref().map(|log| {
+            let mut path = log.clone().into_os_string();
+            path.push(".pid");
+            PathBuf::from(path)
+        })
     }
 
     fn mentions_port(&self) -> bool {
@@ -295,6 +306,9 @@ impl Fleet {
             i32::try_from(child.id()).map_err(|_| Error::Launch("pid out of range".into()))?;
         // The group was made by spawn (process_group(0)): its id is the master's pid.
         let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        if let Some(path) = i.spec.pid_path() {
+            let _ = std::fs::remove_file(path);
+        }
         child.wait().map_err(|e| Error::Signal {
             pid,
             message: format!("reaping the killed master: {e}"),
@@ -325,6 +339,9 @@ impl Fleet {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
             let _ = child.wait();
+            if let Some(path) = i.spec.pid_path() {
+                let _ = std::fs::remove_file(path);
+            }
         }
     }
 
