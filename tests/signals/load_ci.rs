@@ -37,6 +37,7 @@ fn twelve_users_then_ten_seconds_of_chaos() {
         load: load_config(server.addr(), 12, &records.path().join("load.jsonl")),
         chaos: None,
         instance: Some(instance.clone()),
+        bucket: None,
         p99_limit: None,
     };
     let report = run(&load).unwrap();
@@ -67,6 +68,7 @@ fn twelve_users_then_ten_seconds_of_chaos() {
             )
         }),
         instance: Some(instance),
+        bucket: None,
         p99_limit: None,
     };
     let report = run(&chaos).unwrap();

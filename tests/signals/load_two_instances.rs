@@ -85,6 +85,7 @@ fn users_across_two_instances_on_one_directory_with_worker_and_instance_kills() 
             )
         }),
         instance: Some(instance),
+        bucket: None,
         p99_limit: None,
     };
     let report = run(&config).unwrap();

@@ -361,6 +361,258 @@ pub fn check_history(records: &[Record]) -> CheckReport {
     }
 }
 
+/// Where the object backend's sessions live, for [`check_bucket`]: an S3 endpoint that answers
+/// anonymous reads (moto_server on loopback: it does not check signatures), a bucket and the
+/// store's prefix (`s3://BUCKET/PREFIX`).
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub endpoint: std::net::SocketAddr,
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Bucket {
+    /// `http://HOST:PORT/BUCKET[/PREFIX]`, the endpoint resolved by the caller.
+    pub fn parse(endpoint: std::net::SocketAddr, url_path: &str) -> Option<Bucket> {
+        let path = url_path.trim_matches('/');
+        let (bucket, prefix) = path.split_once('/').unwrap_or((path, ""));
+        (!bucket.is_empty()).then(|| Bucket {
+            endpoint,
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        })
+    }
+
+    fn get(&self, target: &str) -> Result<Vec<u8>, Error> {
+        let walk = |message: String| Error::Walk {
+            path: PathBuf::from(format!("s3://{}/{target}", self.bucket)),
+            source: std::io::Error::other(message),
+        };
+        let timeouts = crate::http::Timeouts {
+            connect: std::time::Duration::from_secs(5),
+            io: std::time::Duration::from_secs(60),
+        };
+        let reply = crate::http::send(
+            self.endpoint,
+            &crate::http::Request::new("GET", target).headers(&[("User-Agent", "prefork-load")]),
+            timeouts,
+        )
+        .map_err(|e| walk(e.to_string()))?;
+        if reply.status != 200 {
+            return Err(walk(format!(
+                "HTTP {}: {}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )));
+        }
+        Ok(reply.body)
+    }
+
+    /// Every key under `prefix` (ListObjectsV2, all pages).
+    fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..10_000 {
+            let mut target = format!(
+                "/{}?list-type=2&prefix={}",
+                self.bucket,
+                percent_encode(prefix)
+            );
+            if let Some(t) = &token {
+                target.push_str("&continuation-token=");
+                target.push_str(&percent_encode(t));
+            }
+            let body = String::from_utf8_lossy(&self.get(&target)?).into_owned();
+            keys.extend(xml_values(&body, "Key"));
+            token = xml_values(&body, "NextContinuationToken")
+                .into_iter()
+                .next();
+            let truncated = xml_values(&body, "IsTruncated")
+                .first()
+                .is_some_and(|v| v == "true");
+            if !truncated || token.is_none() {
+                return Ok(keys);
+            }
+        }
+        Ok(keys)
+    }
+
+    fn object(&self, key: &str) -> Result<Vec<u8>, Error> {
+        self.get(&format!("/{}/{}", self.bucket, percent_encode_path(key)))
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_encode_path(s: &str) -> String {
+    s.split('/')
+        .map(percent_encode)
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The text of every `<tag>...</tag>` (S3's listing XML; entities decoded).
+fn xml_values(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find(&open) {
+        let after = &rest[start + open.len()..];
+        let Some(end) = after.find(&close) else { break };
+        out.push(
+            after[..end]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&apos;", "'")
+                .replace("&amp;", "&"),
+        );
+        rest = &after[end + close.len()..];
+    }
+    out
+}
+
+/// Walks the object backend's sessions (`<prefix>/uploads/<id>/...`) in a bucket, the object
+/// store's counterpart of [`check_folders`]: every `manifest.json` parses, every `data/<token>/`
+/// it names holds every file its record lists, and every object of a named token is whole (by
+/// extension, as on disk); `conv/*.json` and `analysis.lease` parse. A `data/<token>/` that no
+/// manifest names is debris (the store's GC removes unnamed tokens after its grace period; a
+/// killed upload or analysis leaves one): tolerated under chaos, a violation otherwise.
+pub fn check_bucket(bucket: &Bucket, mode: Mode, report: &mut CheckReport) -> Result<(), Error> {
+    let root = if bucket.prefix.is_empty() {
+        "uploads/".to_owned()
+    } else {
+        format!("{}/uploads/", bucket.prefix)
+    };
+    let mut sessions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for key in bucket.list(&root)? {
+        let Some(rest) = key.strip_prefix(&root) else {
+            continue;
+        };
+        let Some((sid, rel)) = rest.split_once('/') else {
+            continue;
+        };
+        sessions
+            .entry(sid.to_owned())
+            .or_default()
+            .push(rel.to_owned());
+    }
+    for (sid, rels) in &sessions {
+        report.folders += 1;
+        let at = |rel: &str| format!("s3://{}/{root}{sid}/{rel}", bucket.bucket);
+        let mut named: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        if rels.iter().any(|r| r == "manifest.json") {
+            let bytes = bucket.object(&format!("{root}{sid}/manifest.json"))?;
+            report.files_checked += 1;
+            match serde_json::from_slice::<Value>(&bytes) {
+                Ok(m) => {
+                    for key in ["upload", "population", "analysis", "itn"] {
+                        let Some(rec) = m.get(key) else { continue };
+                        if let Some(dir) = rec.get("dir").and_then(Value::as_str) {
+                            let mut files: Vec<String> = ["files", "loose"]
+                                .iter()
+                                .filter_map(|f| rec.get(*f).and_then(Value::as_array))
+                                .flatten()
+                                .filter_map(|v| v.as_str().map(str::to_owned))
+                                .collect();
+                            if key == "itn" {
+                                // The plan itself is implied by the record (ItnResults).
+                                files.clear();
+                            }
+                            named.entry(dir.to_owned()).or_default().extend(files);
+                        }
+                    }
+                }
+                Err(e) => report
+                    .violations
+                    .push(format!("{}: does not parse: {e}", at("manifest.json"))),
+            }
+        } else {
+            report
+                .violations
+                .push(format!("{}: objects without a manifest.json", at("")));
+        }
+        for (token, files) in &named {
+            let present: BTreeSet<&str> = rels
+                .iter()
+                .filter_map(|r| r.strip_prefix(&format!("data/{token}/")))
+                .collect();
+            if present.is_empty() {
+                report.violations.push(format!(
+                    "{}: the manifest names data/{token}/, which holds nothing",
+                    at("")
+                ));
+            }
+            for f in files {
+                if !present.contains(f.as_str()) {
+                    report.violations.push(format!(
+                        "{}: the manifest names data/{token}/{f}, which does not exist",
+                        at("")
+                    ));
+                }
+            }
+        }
+        for rel in rels {
+            let whole = |report: &mut CheckReport| -> Result<(), Error> {
+                let bytes = bucket.object(&format!("{root}{sid}/{rel}"))?;
+                report.files_checked += 1;
+                let ext = rel
+                    .rsplit_once('.')
+                    .map_or("", |(_, e)| e)
+                    .to_ascii_lowercase();
+                if let Err(why) = complete(&ext, &bytes) {
+                    report
+                        .violations
+                        .push(format!("partial object {}: {why}", at(rel)));
+                }
+                Ok(())
+            };
+            if let Some(data) = rel.strip_prefix("data/") {
+                let token = data.split('/').next().unwrap_or("");
+                if named.contains_key(token) {
+                    whole(report)?;
+                } else {
+                    let line = format!(
+                        "{} (unnamed data token: removed by the store's GC after its grace period)",
+                        at(rel)
+                    );
+                    match mode {
+                        Mode::Chaos => report.debris.push(line),
+                        Mode::Strict => report
+                            .violations
+                            .push(format!("debris after a run without kills: {line}")),
+                    }
+                }
+            } else if rel == "manifest.json" {
+                // Read and parsed above.
+            } else if rel.ends_with(".json") || rel == "analysis.lease" {
+                let bytes = bucket.object(&format!("{root}{sid}/{rel}"))?;
+                report.files_checked += 1;
+                if let Err(e) = serde_json::from_slice::<Value>(&bytes) {
+                    report
+                        .violations
+                        .push(format!("{}: does not parse: {e}", at(rel)));
+                }
+            } else {
+                whole(report)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Walks `<instance>/uploads/*` (see the module documentation for the rules).
 pub fn check_folders(instance: &Path, mode: Mode, report: &mut CheckReport) -> Result<(), Error> {
     let uploads = instance.join("uploads");
@@ -732,6 +984,25 @@ mod tests {
             v.iter().any(|v| v.contains("by 1 of 2 instance(s)")),
             "{v:?}"
         );
+    }
+
+    #[test]
+    fn s3_listing_parts() {
+        let xml = "<ListBucketResult><IsTruncated>true</IsTruncated><Contents><Key>p/uploads/a/manifest.json</Key></Contents><Contents><Key>p/uploads/a/data/t&amp;1/x.csv</Key></Contents><NextContinuationToken>ab+/=</NextContinuationToken></ListBucketResult>";
+        assert_eq!(
+            xml_values(xml, "Key"),
+            ["p/uploads/a/manifest.json", "p/uploads/a/data/t&1/x.csv"]
+        );
+        assert_eq!(xml_values(xml, "IsTruncated"), ["true"]);
+        assert_eq!(percent_encode("ab+/="), "ab%2B%2F%3D");
+        assert_eq!(percent_encode_path("p/a b/c"), "p/a%20b/c");
+        let addr: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let b = Bucket::parse(addr, "/bkt/some/prefix/").unwrap();
+        assert_eq!(
+            (b.bucket.as_str(), b.prefix.as_str()),
+            ("bkt", "some/prefix")
+        );
+        assert!(Bucket::parse(addr, "/").is_none());
     }
 
     #[test]

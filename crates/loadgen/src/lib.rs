@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub chaos: Option<ChaosConfig>,
     /// The server's instance directory, for the folder walk; `None` skips it.
     pub instance: Option<PathBuf>,
+    /// The object backend's bucket, for the bucket walk (`check::check_bucket`); `None` skips it.
+    pub bucket: Option<check::Bucket>,
     /// p99 bound for every route except `run_analysis`; `None` = latency is reported, not judged
     /// (tests on a shared debug build must not be timing tests).
     pub p99_limit: Option<Duration>,
@@ -153,6 +155,9 @@ pub fn run(config: &RunConfig) -> Result<RunReport, Error> {
     let mut check = check::check_history(&out.records);
     if let Some(dir) = &config.instance {
         check::check_folders(dir, mode, &mut check)?;
+    }
+    if let Some(bucket) = &config.bucket {
+        check::check_bucket(bucket, mode, &mut check)?;
     }
 
     let routes = scenario::route_stats(&out.records);

@@ -18,12 +18,13 @@ usage:
                [--users N=60] [--think-ms MS=1000]
                [--duration-limit S=900] [--repeat-for-s S=0] [--ramp-up-s S=10]
                [--data DIR=tests/fixtures] [--record FILE.jsonl]
-               [--instance DIR] [--p99-limit-ms MS=500 | --no-p99-limit]
+               [--instance DIR] [--bucket http://127.0.0.1:PORT/BUCKET/PREFIX]
+               [--p99-limit-ms MS=500 | --no-p99-limit]
                [--launch-logs DIR] [--launch-cwd DIR] [--health-path /ping] [--ready-timeout-s 60]
                [--chaos [--master-pid PID ...] [--chaos-seconds S=duration] [--kill-interval-ms 500]
                 [--hup-after-s S=5 or chaos/3; <0 = none] [--seed N]
                 [--instance-kill-every-s S=4 | 0 = none] [--instance-down-ms MS=1000]]
-  prefork-load check --record FILE.jsonl [--instance DIR] [--chaos]
+  prefork-load check --record FILE.jsonl [--instance DIR] [--bucket URL] [--chaos]
 
 Instances (a load balancer's view):
   --url U        an instance started elsewhere; repeat for several instances serving one store.
@@ -39,6 +40,11 @@ Instances (a load balancer's view):
   --launch-logs DIR   each instance's stdout+stderr appended to DIR/instance-{n}.log.
   --launch-cwd DIR    the instances' working directory (default: this one; prefork reads
                       config/default.toml from it when no -c is given).
+
+Store walk (after the run):
+  --instance DIR the shared instance directory (local backend): every session folder checked.
+  --bucket URL   the object backend's bucket on an S3 endpoint that allows anonymous reads
+                 (moto_server on loopback): every session's objects checked the same way.
 
 Chaos:
   --chaos        SIGKILL a random worker every --kill-interval-ms and send one SIGHUP (to the
@@ -144,7 +150,7 @@ fn real_main(args: &[String]) -> anyhow::Result<bool> {
 
 fn check_main(args: &[String]) -> anyhow::Result<bool> {
     let flags = Flags::parse(args, &["chaos"])?;
-    flags.check_known(&["record", "instance", "chaos"])?;
+    flags.check_known(&["record", "instance", "bucket", "chaos"])?;
     let record = PathBuf::from(flags.get("record").context("--record is required")?);
     let instance = flags.get("instance").map(PathBuf::from);
     let mode = if flags.has("chaos") {
@@ -152,7 +158,10 @@ fn check_main(args: &[String]) -> anyhow::Result<bool> {
     } else {
         Mode::Strict
     };
-    let report = check::check(&record, instance.as_deref(), mode)?;
+    let mut report = check::check(&record, instance.as_deref(), mode)?;
+    if let Some(url) = flags.get("bucket") {
+        check::check_bucket(&bucket(url)?, mode, &mut report)?;
+    }
     println!(
         "checker: {} records, {} sessions, {} folders, {} files parsed, {} tolerated debris ({} loose temp files that only a next upload/clear removes), {} violations",
         report.records,
@@ -189,6 +198,14 @@ fn loopback(url: &str) -> anyhow::Result<SocketAddr> {
     Ok(addr)
 }
 
+/// `--bucket http://127.0.0.1:PORT/BUCKET/PREFIX` (loopback only, like `--url`).
+fn bucket(url: &str) -> anyhow::Result<check::Bucket> {
+    let endpoint = loopback(url)?;
+    let rest = url.strip_prefix("http://").unwrap_or(url);
+    let path = rest.split_once('/').map_or("", |(_, p)| p);
+    check::Bucket::parse(endpoint, path).with_context(|| format!("--bucket {url}: no bucket name"))
+}
+
 fn run_main(args: &[String]) -> anyhow::Result<bool> {
     let flags = Flags::parse(args, &["chaos", "no-p99-limit"])?;
     flags.check_known(&[
@@ -199,6 +216,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         "data",
         "record",
         "instance",
+        "bucket",
         "p99-limit-ms",
         "no-p99-limit",
         "chaos",
@@ -313,6 +331,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         load,
         chaos,
         instance: flags.get("instance").map(PathBuf::from),
+        bucket: flags.get("bucket").map(bucket).transpose()?,
         p99_limit,
     };
     let report = run(&config);
