@@ -10,7 +10,9 @@
 #
 # Usage: scripts/load/two-instances.sh [extra prefork-load flags]
 #   knobs: USERS=60 THINK_MS=1000 RAMP_UP_S=10 WORKERS_PER_INSTANCE=3 INSTANCE_EVERY_S=4
-#          INSTANCE_DOWN_MS=1000 KEEP=1 (keep the work dir) NO_BUILD=1 (skip cargo build --release)
+#          INSTANCE_DOWN_MS=1000 RECLICKS=20 (a user clicks a failed step again up to 20 times:
+#          a worker dies every 0.5 s, so long requests are often cut short)
+#          KEEP=1 (keep the work dir) NO_BUILD=1 (skip cargo build --release)
 set -euo pipefail
 # shellcheck source=scripts/load/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -39,7 +41,7 @@ rc=0
     --duration-limit "${DURATION_LIMIT:-600}" --data "$REPO_ROOT/tests/fixtures" \
     --record "$WORK/history.jsonl" --instance "$WORK/instance" \
     --chaos --kill-interval-ms 500 --instance-kill-every-s "${INSTANCE_EVERY_S:-4}" \
-    --instance-down-ms "${INSTANCE_DOWN_MS:-1000}" "$@" || rc=$?
+    --instance-down-ms "${INSTANCE_DOWN_MS:-1000}" --reclicks "${RECLICKS:-20}" "$@" || rc=$?
 # prefork-load has stopped both instances; the offline re-check must agree.
 "$LOAD_BIN" check --chaos --record "$WORK/history.jsonl" --instance "$WORK/instance" || rc=$((rc == 0 ? 1 : rc))
 log "exit status $rc"

@@ -15,7 +15,7 @@ use prefork_loadgen::{
 const USAGE: &str = "\
 usage:
   prefork-load [run] (--url http://127.0.0.1:PORT [--url ...] | --launch 'COMMAND' [--launch ...])
-               [--users N=60] [--think-ms MS=1000]
+               [--users N=60] [--think-ms MS=1000] [--reclicks N=6]
                [--duration-limit S=900] [--repeat-for-s S=0] [--ramp-up-s S=10]
                [--data DIR=tests/fixtures] [--record FILE.jsonl]
                [--instance DIR] [--bucket http://127.0.0.1:PORT/BUCKET/PREFIX]
@@ -28,7 +28,8 @@ usage:
 
 Instances (a load balancer's view):
   --url U        an instance started elsewhere; repeat for several instances serving one store.
-                 Each user's requests go to them in turn; a refused connection (nothing sent) is
+                 Each request goes to one of them (a hash of user and attempt, so every session
+                 crosses instances, repeatably); a refused connection (nothing sent) is
                  sent to the next instance, as a load balancer fails over (counted as failovers).
                  Only loopback addresses are accepted.
   --launch CMD   prefork-load starts the instance itself: CMD is a shell command line run as
@@ -40,6 +41,9 @@ Instances (a load balancer's view):
   --launch-logs DIR   each instance's stdout+stderr appended to DIR/instance-{n}.log.
   --launch-cwd DIR    the instances' working directory (default: this one; prefork reads
                       config/default.toml from it when no -c is given).
+
+A failed non-idempotent step is clicked again up to --reclicks times (a person retrying); the
+run fails for a user who gives up.
 
 Store walk (after the run):
   --instance DIR the shared instance directory (local backend): every session folder checked.
@@ -234,6 +238,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         "ready-timeout-s",
         "instance-kill-every-s",
         "instance-down-ms",
+        "reclicks",
     ])?;
     let launch = flags.all("launch");
     if !launch.is_empty() && (flags.has("url") || flags.has("master-pid")) {
@@ -261,7 +266,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
         let health = flags.get("health-path").unwrap_or("/ping");
         Some(Arc::new(Fleet::launch(specs, health, ready)?))
     };
-    // Several --url: instances serving one store; each user's requests go to them in turn.
+    // Several --url: instances serving one store; each request goes to one of them (see scenario).
     let targets = match &fleet {
         Some(f) => f.addrs(),
         None => flags
@@ -284,6 +289,7 @@ fn run_main(args: &[String]) -> anyhow::Result<bool> {
     load.ramp_up = Duration::from_secs_f64(flags.num("ramp-up-s", 10.0)?);
     load.repeat_for = Duration::from_secs_f64(flags.num("repeat-for-s", 0.0)?);
     load.record = flags.get("record").map(PathBuf::from);
+    load.reclicks = flags.num("reclicks", load.reclicks)?;
     let chaos = if flags.has("chaos") {
         let masters = flags
             .all("master-pid")

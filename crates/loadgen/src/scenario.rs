@@ -53,8 +53,9 @@ impl Fixtures {
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
     pub addr: SocketAddr,
-    /// Several instances serving one store (`--url` repeated): each user's requests go to them
-    /// in turn, so every session crosses instances. Empty = `addr` only.
+    /// Several instances serving one store (`--url` repeated): each request of a user goes to
+    /// one of them chosen by a hash of (user, attempt number), so every session crosses
+    /// instances, repeatably. Empty = `addr` only.
     pub targets: Vec<SocketAddr>,
     pub users: u32,
     /// Pause after every step (jittered 50-150 % per user, deterministically).
@@ -264,7 +265,7 @@ struct User<'a> {
     rng: Rng,
     outcome: UserOutcome,
     records: Vec<Record>,
-    /// Send every attempt to this target (the final reads); `None` = in turn.
+    /// Send every attempt to this target (the final reads); `None` = spread by hash.
     pin: Option<usize>,
 }
 
@@ -553,11 +554,13 @@ impl<'a> User<'a> {
         let body = body.map_or(Body::Empty, |(ct, bytes)| Body::Sized(ct, bytes));
         let request = Request::new(method, path).headers(&headers).body(body);
         let n = self.config.targets.len();
-        let first = self
-            .pin
-            .unwrap_or(self.outcome.attempts as usize)
-            .checked_rem(n)
-            .unwrap_or(0);
+        // In turn would put every step at a fixed parity (each user's statuses all on one
+        // instance); a hash of (user, attempt) spreads them, repeatably.
+        let spread = || {
+            let mix = splitmix(u64::from(self.outcome.user) << 32 ^ self.outcome.attempts);
+            usize::try_from(mix >> 33).unwrap_or(0)
+        };
+        let first = self.pin.unwrap_or_else(spread).checked_rem(n).unwrap_or(0);
         let mut failovers = 0u32;
         let (target, result) = loop {
             let ix = (first + failovers as usize) % n.max(1);
@@ -606,9 +609,11 @@ impl<'a> User<'a> {
                 });
                 if let Some(pid) = record.worker_pid {
                     self.outcome.workers.insert(pid);
-                    if let Some(t) = target {
-                        self.outcome.instances.insert(t);
-                    }
+                }
+                // Any complete answer came from the instance behind that port (release builds
+                // name the worker only in status answers).
+                if let Some(t) = target {
+                    self.outcome.instances.insert(t);
                 }
                 let parsed = reply.json();
                 if let Some(v) = &parsed {
@@ -652,6 +657,14 @@ impl<'a> User<'a> {
         self.outcome.records += 1;
         verdict
     }
+}
+
+/// splitmix64's finaliser: a well-spread hash of a counter.
+fn splitmix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 enum AttemptError {
