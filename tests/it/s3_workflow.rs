@@ -202,10 +202,19 @@ fn two_instances_on_one_bucket_alternate_requests() {
             assert_eq!(v["analyses_committed"], generation, "{v}");
             assert_eq!(v["analysis_id"], ids.iter().next().unwrap().as_str(), "{v}");
         }
-        // ITN on the other instance than the upload's.
-        let itn = if generation == 1 { &sb } else { &sa };
-        itn.plan_itn(&json!({"total_nets": 40000}))
-            .expect(200, "ITN");
+        if generation == 1 {
+            // Population on one instance, ITN on the other: it sees the analysis and the
+            // population, and runs no analysis.
+            sa.upload_kano_population().expect(200, "population");
+            let itn = sb
+                .plan_itn(&json!({"total_nets": 40000}))
+                .expect(200, "ITN")
+                .json_body();
+            assert_eq!(itn["analysis_id"], ids.iter().next().unwrap().as_str());
+            let (_, v) = sa.status();
+            assert!(flag(&v, "itn_complete"), "{v}");
+            assert_eq!(v["analyses_started"], 1, "{v}");
+        }
     }
 
     // Chat turns alternating between the instances, some at once: no turn lost.
