@@ -35,9 +35,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if args.check_config {
         // An object store must be reachable with this host's credentials (deploy checks this).
         if let Some(url) = &config.store {
-            let checked = config
-                .open_store()
-                .and_then(|store| store.check().map_err(anyhow::Error::from))
+            // A check creates nothing on this host (no runtime, no folders kept).
+            let checked = mrpt_session::object::ObjectBackend::s3(url, config::aws_vars())
+                .and_then(|backend| mrpt_session::object::block_on(backend.check())?)
+                .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace(['\r', '\n'], " ")))
                 .with_context(|| {
                     format!(
                         "store = {url:?}: the session store is not usable (check the bucket, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP)"

@@ -274,7 +274,16 @@ impl ObjectBackend {
         // reqwest is built without a TLS provider of its own (`rustls-no-provider`): ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (bucket, prefix) = parse_s3_url(url)?;
-        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+        // A request path gives up within seconds, not object_store's 3 minutes: a store that
+        // does not answer is a 500 the operator sees, not a hung worker.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(10),
+            ..object_store::RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_retry(retry);
         for (k, v) in vars {
             if k.starts_with("AWS_")
                 && let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
