@@ -290,3 +290,36 @@ fn bad_input_on_s3_is_refused_and_leaves_the_session_as_it_was() {
     assert!(!flag(&now, "analysis_complete"), "{now}");
     assert_eq!(now["analyses_committed"], 0, "{now}");
 }
+
+/// `--check-config` with a store: lists the bucket; an unknown bucket or a bad URL is one
+/// `Error:` line naming the setting and its value, exit 1.
+#[test]
+fn check_config_validates_the_store() {
+    let moto = Moto::start("prefork-cc");
+    let host = tempfile::tempdir().unwrap();
+    let run = |url: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_prefork"));
+        cmd.args(["--check-config", "--store", url, "--instance-dir"])
+            .arg(host.path().join("instance"))
+            .current_dir(host.path());
+        for (k, v) in moto.env() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = run("s3://prefork-cc/p");
+    assert_eq!(code, Some(0), "{err}");
+    for bad in ["s3://no-such-bucket/p", "https://prefork-cc/p", "s3:///p"] {
+        let (code, err) = run(bad);
+        assert_eq!(code, Some(1), "{bad}: {err}");
+        assert!(err.starts_with("Error: store = "), "{bad}: {err}");
+        assert!(err.contains(bad), "{bad}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad}: {err}");
+    }
+    // A check creates nothing on the host.
+    assert!(!host.path().join("instance").exists());
+}
