@@ -13,6 +13,7 @@ mod support;
 
 mod load_ci;
 mod load_two_instances;
+mod load_two_instances_s3;
 mod ops_deploy;
 mod ops_reload;
 mod ops_systemd;

@@ -361,9 +361,9 @@ pub fn check_history(records: &[Record]) -> CheckReport {
     }
 }
 
-/// Where the object backend's sessions live, for [`check_bucket`]: an S3 endpoint that answers
-/// anonymous reads (moto_server on loopback: it does not check signatures), a bucket and the
-/// store's prefix (`s3://BUCKET/PREFIX`).
+/// Where the object backend's sessions live, for [`check_bucket`]: an S3 endpoint that does not
+/// verify signatures (moto_server on loopback; a placeholder `Authorization` is sent), a bucket
+/// and the store's prefix (`s3://BUCKET/PREFIX`).
 #[derive(Debug, Clone)]
 pub struct Bucket {
     pub endpoint: std::net::SocketAddr,
@@ -394,7 +394,12 @@ impl Bucket {
         };
         let reply = crate::http::send(
             self.endpoint,
-            &crate::http::Request::new("GET", target).headers(&[("User-Agent", "prefork-load")]),
+            &crate::http::Request::new("GET", target).headers(&[
+                ("User-Agent", "prefork-load"),
+                // moto answers an unsigned GetObject with 403 (anonymous access to a private
+                // object) but does not verify signatures: a placeholder makes it a signed read.
+                ("Authorization", PLACEHOLDER_AUTH),
+            ]),
             timeouts,
         )
         .map_err(|e| walk(e.to_string()))?;
@@ -444,6 +449,8 @@ impl Bucket {
         self.get(&format!("/{}/{}", self.bucket, percent_encode_path(key)))
     }
 }
+
+const PLACEHOLDER_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0";
 
 fn percent_encode(s: &str) -> String {
     s.bytes()

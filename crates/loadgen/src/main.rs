@@ -47,7 +47,7 @@ run fails for a user who gives up.
 
 Store walk (after the run):
   --instance DIR the shared instance directory (local backend): every session folder checked.
-  --bucket URL   the object backend's bucket on an S3 endpoint that allows anonymous reads
+  --bucket URL   the object backend's bucket on an S3 endpoint that does not verify signatures
                  (moto_server on loopback): every session's objects checked the same way.
 
 Chaos:
