@@ -152,6 +152,15 @@ impl Upload {
         }
     }
 
+    /// The local upload inside, when this is one (the local store's own tests).
+    #[cfg(test)]
+    pub(crate) fn into_local(self) -> Option<local::Upload> {
+        match self.inner {
+            UploadInner::Local(u) => Some(u),
+            UploadInner::Object { .. } => None,
+        }
+    }
+
     pub fn session(&self) -> &SessionId {
         match &self.inner {
             UploadInner::Local(u) => u.session(),
@@ -657,7 +666,17 @@ impl Store {
     ) -> Result<Option<SweepReport>> {
         match &self.inner {
             Inner::Local(s) => s.sweep_if_due(policy, every),
-            Inner::Object(r) => r.block(r.backend.sweep_if_due(policy, every)),
+            Inner::Object(r) => {
+                // This host's scratch folders left by a worker that died mid-analysis.
+                let scratch = SweepPolicy {
+                    idle: Some(Duration::from_secs(24 * 3600)),
+                    empty: Some(Duration::from_secs(24 * 3600)),
+                };
+                if let Err(e) = r.scratch.sweep_if_due(&scratch, every) {
+                    eprintln!("[mrpt-session] sweep of this host's analysis scratch: {e}");
+                }
+                r.block(r.backend.sweep_if_due(policy, every))
+            }
         }
     }
 }
