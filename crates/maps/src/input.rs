@@ -88,7 +88,9 @@ pub struct ItnSummary {
     #[serde(default)]
     pub strategy: Option<ItnStrategy>,
     /// The plan's totals per LGA (mrpt-analysis' `itn_by_lga`, the rows the answer and the
-    /// export carry): each ward's tooltip names its LGA's. Empty when no LGA is known.
+    /// export carry): each ward's tooltip names its LGA's; a ward in the plan whose LGA has no
+    /// row (none of its wards is in the allocation table) shows zero. Empty when no LGA is
+    /// known: then no tooltip names a total.
     #[serde(default)]
     pub lga_totals: Vec<ItnLgaTotal>,
 }

@@ -363,14 +363,16 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
                 v.category
             );
         }
-        if let Some(total) = w.lga.as_deref().and_then(|l| lga_totals.get(l)) {
-            let _ = write!(
-                t,
-                "\nLGA total: {} nets to {} ward(s)",
-                fmt_int(total.nets_allocated),
-                total.wards_with_nets
-            );
-            if let Some(p) = total.people_covered {
+        // An LGA without a row had no ward in the allocation table: its wards in the plan (left
+        // without nets) show it as zero.
+        let total = w.lga.as_deref().and_then(|l| match lga_totals.get(l) {
+            Some(t) => Some((t.nets_allocated, t.wards_with_nets, t.people_covered)),
+            None if w.itn.is_some() && !lga_totals.is_empty() => Some((0, 0, Some(0.0))),
+            None => None,
+        });
+        if let Some((nets, wards, people)) = total {
+            let _ = write!(t, "\nLGA total: {} nets to {wards} ward(s)", fmt_int(nets));
+            if let Some(p) = people {
                 let _ = write!(t, ", {} people covered", fmt_count(p));
             }
         }

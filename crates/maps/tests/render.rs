@@ -808,6 +808,18 @@ fn itn_map_tooltips_carry_their_lgas_totals() {
         "{}",
         tip(6)
     );
+    // An LGA without a row (no ward of it in the allocation table): its wards in the plan
+    // show zero.
+    let mut north_only = with_totals.clone();
+    north_only.lga_totals.truncate(1);
+    let doc = render_itn_map(&input, &north_only).unwrap();
+    let ps = paths(&doc);
+    let tip = |ward: usize| unescape(&ps.iter().find(|p| p.0 == ward).unwrap().2);
+    assert!(
+        tip(6).contains("LGA total: 0 nets to 0 ward(s), 0 people covered"),
+        "{}",
+        tip(6)
+    );
     // Without LGAs on the wards, or without totals, nothing is added.
     let plain = render_itn_map(&small_input(), &with_totals).unwrap();
     assert!(!plain.contains("LGA total"));
