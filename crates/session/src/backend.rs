@@ -724,6 +724,7 @@ impl Remote {
             dir: output_dir.clone(),
             analysis_id: inputs.analysis_id.clone(),
             written: Default::default(),
+            visualizations: Default::default(),
         };
         let result = match compute(&analysis_inputs, &staging) {
             Ok(result) => result,
