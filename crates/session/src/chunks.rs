@@ -29,7 +29,7 @@ use crate::durable::{LockGuard, TEMP_PREFIX, remove_any, write_atomic};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, random_hex};
 use crate::manifest::Manifest;
-use crate::store::{STAGING, SessionDir, Store, Upload};
+use crate::store::{STAGING, SessionDir, Store};
 
 /// Prefix of a chunked upload's folder in `.staging/`.
 pub(crate) const CHUNKED_PREFIX: &str = "c-";
@@ -104,7 +104,7 @@ pub struct AssembledPart {
 pub enum Finalizing {
     /// Stage these parts in `upload` and commit it.
     Parts {
-        upload: Upload,
+        upload: crate::backend::Upload,
         parts: Vec<AssembledPart>,
     },
     /// A worker that died committed this upload already (before its answer was remembered):
@@ -133,7 +133,7 @@ pub fn check_upload_id(text: &str) -> Result<()> {
     }
 }
 
-fn check_part(text: &str) -> Result<()> {
+pub(crate) fn check_part(text: &str) -> Result<()> {
     let ok = !text.is_empty()
         && text.len() <= MAX_PART_NAME
         && text
@@ -342,7 +342,10 @@ impl Store {
             let parts = self.assemble(&session, &dir, upload_id, expected)?;
             let mut upload = self.begin_upload(id)?;
             upload.chunked_upload = Some(upload_id.to_owned());
-            commit(Finalizing::Parts { upload, parts })?
+            commit(Finalizing::Parts {
+                upload: upload.into(),
+                parts,
+            })?
         };
         crate::fault::point("finalize-after-commit");
         let bytes = serde_json::to_vec(&answer).map_err(|source| Error::Manifest {
