@@ -48,6 +48,7 @@ pub struct PyFloat {
 }
 
 impl PyFloat {
+    /// A formatter with an empty buffer; reuse one for a whole column.
     pub fn new() -> PyFloat {
         PyFloat::default()
     }
