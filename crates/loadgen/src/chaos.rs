@@ -15,6 +15,7 @@ use crate::Error;
 /// What to do, and for how long at most.
 #[derive(Debug, Clone)]
 pub struct ChaosConfig {
+    /// The prefork master whose workers are SIGKILLed (and which gets the SIGHUP).
     pub master_pid: i32,
     /// Further instances' masters (`--master-pid` repeated): their workers are victims too.
     pub other_masters: Vec<i32>,
@@ -31,9 +32,11 @@ pub struct ChaosConfig {
 /// What the monkey did.
 #[derive(Debug, Clone, Default)]
 pub struct ChaosReport {
+    /// Workers SIGKILLed.
     pub kills: u64,
     /// Rounds that found no worker to kill (all were being respawned).
     pub idle_rounds: u64,
+    /// Whether the one SIGHUP (configuration reload) was sent.
     pub hup_sent: bool,
     /// The distinct pids killed.
     pub victims: Vec<i32>,
@@ -101,6 +104,8 @@ impl Rng {
 }
 
 impl Monkey {
+    /// Starts the killing thread. Fails with [`Error::NoWorkers`] when `master_pid` has no live
+    /// child (a wrong pid would turn the chaos run into a plain load run that reports success).
     pub fn start(config: ChaosConfig) -> Result<Monkey, Error> {
         // Refuse to "kill workers" of a process that has none: a wrong pid would make the chaos
         // run a plain load run that reports success.
@@ -113,6 +118,8 @@ impl Monkey {
         Ok(Monkey { stop, handle })
     }
 
+    /// Stops the thread (after its current pause) and returns what it did; a signal that could not
+    /// be sent is an [`Error::Signal`].
     pub fn stop(self) -> Result<ChaosReport, Error> {
         self.stop.store(true, Ordering::SeqCst);
         self.handle
