@@ -118,8 +118,8 @@ impl Monkey {
         Ok(Monkey { stop, handle })
     }
 
-    /// Stops the thread (after its current pause) and returns what it did; a signal that could not
-    /// be sent is an [`Error::Signal`].
+    /// Stops the killing (the thread checks every 20 ms), waits for the thread and returns what
+    /// it did; a SIGHUP that could not be sent is an [`Error::Signal`].
     pub fn stop(self) -> Result<ChaosReport, Error> {
         self.stop.store(true, Ordering::SeqCst);
         self.handle
