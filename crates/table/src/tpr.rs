@@ -234,15 +234,16 @@ impl StructuralField {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FacilityLevel {
-    /// Primary health care (PHC, health post, clinic).
+    /// A cell containing `primary` or equal to `phc` (or, by name, a PHC, health post, clinic...).
     Primary,
-    /// Secondary (general hospital).
+    /// A cell containing `secondary` (or, by name, a general, cottage or specialist hospital...).
     Secondary,
-    /// Tertiary (teaching, federal medical centre).
+    /// A cell containing `tertiary` (or, by name, a teaching hospital, federal medical centre...).
     Tertiary,
-    /// The level cell is blank and the name gives no cue.
+    /// An empty level cell (never inferred from the name then), or, without a level column, a
+    /// name with no cue (tpr.md §1.6).
     Unknown,
-    /// A level cell that names none of the three levels.
+    /// A level cell that contains none of `primary`/`phc`, `secondary`, `tertiary`.
     Other,
 }
 
