@@ -112,7 +112,7 @@ pub fn full_body(bytes: impl Into<bytes::Bytes>) -> ResponseBody {
 /// Everything the master needs to run. Durations of zero disable the matching check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
-    /// Worker processes to keep running (at least 1).
+    /// Worker processes to keep running (0 is taken as 1).
     pub workers: usize,
     /// Addresses to listen on; all workers accept on all of them.
     pub binds: Vec<BindAddr>,
