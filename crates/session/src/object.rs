@@ -48,20 +48,30 @@ pub struct ObjectManifest {
     pub rev: u64,
     /// A nonce per write: tells our own landed write from another writer's.
     pub writer: String,
+    /// Upload generation: +1 per upload and per clear.
     pub generation: u64,
+    /// +1 per clear: uploads begun before a clear never commit.
     pub clear_epoch: u64,
+    /// The current upload.
     pub upload: Option<UploadRecord>,
+    /// The current analysis (current only while its generation is).
     pub analysis: Option<AnalysisRecord>,
+    /// The current ITN plan.
     pub itn: Option<ItnRecord>,
+    /// Analyses started over the session's life.
     pub analyses_started: u64,
+    /// Analyses committed over the session's life.
     pub analyses_committed: u64,
     /// The analysis running now: the lease epoch that may commit.
     pub running: Option<Running>,
 }
 
+/// The lease of the analysis running now.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Running {
+    /// The lease epoch; only the holder of the latest epoch may commit.
     pub epoch: u64,
+    /// A nonce naming the worker that holds it.
     pub holder: String,
 }
 
@@ -127,9 +137,13 @@ enum Step<T> {
 /// The inputs of an analysis, read when it started.
 #[derive(Clone, Debug)]
 pub struct ObjectInputs {
+    /// The upload generation read.
     pub generation: u64,
+    /// `csv_shapefile` or `csv_only`.
     pub upload_type: String,
+    /// What the app recorded with the upload.
     pub upload_info: Value,
+    /// The upload's files and their bytes.
     pub files: Vec<(Artifact, Bytes)>,
 }
 
@@ -194,6 +208,7 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
 }
 
 impl ObjectBackend {
+    /// A backend over `store`, keeping every key under `prefix` (slashes trimmed).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectBackend> {
         Ok(ObjectBackend {
             store,
@@ -313,6 +328,7 @@ impl ObjectBackend {
         Err(Error::Busy(id.to_string()))
     }
 
+    /// Mints an id no session uses and writes its empty manifest (conditional put: never overwrites).
     pub async fn create_session(&self) -> Result<SessionId> {
         loop {
             let id = SessionId::mint()?;
@@ -536,6 +552,7 @@ impl ObjectBackend {
 
     // ---- the conversation ------------------------------------------------------------------
 
+    /// The stored conversation document; `None` when the session has none yet.
     pub async fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
         let (m, _) = self.load(id).await?;
         Ok(self
