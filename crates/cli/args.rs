@@ -56,7 +56,7 @@ pub struct ServeArgs {
     /// Runtime state directory (uploads, sessions) [config: instance_dir, "instance"]
     #[arg(long, env = "PREFORK_INSTANCE_DIR", value_name = "DIR")]
     pub instance_dir: Option<PathBuf>,
-    /// This host's runtime state (metrics files); keep it on local disk, never on a directory shared between hosts [config: runtime_dir, INSTANCE_DIR/run/<host>-<port>]
+    /// This host's runtime state (metrics files); keep it on local disk, never on a directory shared between hosts [config: runtime_dir, INSTANCE_DIR/run/HOST-PORT]
     #[arg(long, env = "PREFORK_RUNTIME_DIR", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,
     /// Seconds a client gets to finish a request head once it has started it [config: header_timeout, 10]
