@@ -126,6 +126,10 @@ pub enum Error {
     #[error("{0}")]
     IncompleteUpload(String),
 
+    /// The configured session store cannot do this (the message says what to do instead).
+    #[error("{0}")]
+    Unsupported(String),
+
     /// The OS random source failed while minting an id (HTTP 500).
     #[error("the OS random number source failed: {0}")]
     Entropy(String),
