@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, ItnSources, PipelineError};
+use mrpt_app::pipeline::{self, AnalysisParams, InputFile, ItnParams, PipelineError};
 use mrpt_session::Artifact;
 use mrpt_table::{ItnStrategy, RankingMethod};
 
@@ -57,15 +57,32 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// The result files written into the output directory as the analysis produces them.
+/// The result files written into the output directory as the analysis produces them (by the
+/// threads that write side by side).
 struct DirSink {
     dir: PathBuf,
-    written: Vec<Artifact>,
+    written: std::sync::Mutex<Vec<Artifact>>,
+}
+
+impl DirSink {
+    fn note(&self, artifact: &Artifact) {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(artifact.clone());
+    }
+
+    fn written(&self) -> Vec<Artifact> {
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl pipeline::ArtifactSink for DirSink {
     fn write(
-        &mut self,
+        &self,
         artifact: &Artifact,
         body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
@@ -76,17 +93,17 @@ impl pipeline::ArtifactSink for DirSink {
         let mut file = std::fs::File::create(&path)
             .map_err(|e| pipeline::write_error(artifact, format!("{}: {e}", path.display())))?;
         body(&mut file)?;
-        self.written.push(artifact.clone());
+        self.note(artifact);
         Ok(())
     }
 
-    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+    fn link(&self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
         let from = self.dir.join(existing.file_name());
         let to = self.dir.join(twin.file_name());
         let _ = std::fs::remove_file(&to);
         std::fs::hard_link(&from, &to)
             .map_err(|e| pipeline::write_error(twin, format!("{}: {e}", to.display())))?;
-        self.written.push(twin.clone());
+        self.note(twin);
         Ok(())
     }
 }
@@ -101,11 +118,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         relationships: Default::default(),
     };
     let analysis_started = std::time::Instant::now();
-    let mut sink = DirSink {
+    let sink = DirSink {
         dir: args.out.clone(),
-        written: Vec::new(),
+        written: Default::default(),
     };
-    let report = pipeline::run_analysis_into(
+    // With ITN to plan, what it reads is kept in memory (no read of our own files back).
+    let analyse = if args.total_nets.is_some() {
+        pipeline::run_analysis_for_itn
+    } else {
+        pipeline::run_analysis_into
+    };
+    let report = analyse(
         InputFile {
             name: &table_name,
             bytes: &table,
@@ -115,7 +138,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bytes,
         }),
         &params,
-        &mut sink,
+        &sink,
     )?;
     // The result files are streamed out while the analysis runs: this is analysis + files.
     let analysis_ms = analysis_started.elapsed().as_secs_f64() * 1e3;
@@ -130,7 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .cloned()
             .unwrap_or_default(),
         report.variables_used.join(", "),
-        sink.written.len() + 1,
+        sink.written().len() + 1,
         args.out.display()
     );
     for warning in &report.warnings {
@@ -144,17 +167,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "pca" => RankingMethod::Pca,
             _ => RankingMethod::Composite,
         };
-        let rankings_artifact = pipeline::rankings_artifact(method);
-        anyhow::ensure!(
-            sink.written.contains(&rankings_artifact),
-            "the analysis produced no {rankings_artifact}"
-        );
-        let rankings = read(&args.out.join(rankings_artifact.file_name()))?;
-        let unified = sink
-            .written
-            .contains(&Artifact::UnifiedCsv)
-            .then(|| read(&args.out.join(Artifact::UnifiedCsv.file_name())))
-            .transpose()?;
         let population = args.population.as_deref().map(read).transpose()?;
         let population_name = args
             .population
@@ -166,15 +178,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rank" => ItnStrategy::Rank,
             _ => ItnStrategy::RuralFirst,
         });
+        let population = population.as_deref().map(|bytes| InputFile {
+            name: &population_name,
+            bytes,
+        });
+        let sources = report
+            .itn_basis
+            .as_ref()
+            .and_then(|basis| basis.sources(method, population))
+            .with_context(|| {
+                format!(
+                    "the analysis produced no {}",
+                    pipeline::rankings_artifact(method)
+                )
+            })?;
         let output = pipeline::plan_itn(
-            ItnSources {
-                rankings: (&rankings_artifact, &rankings),
-                data: unified.as_deref(),
-                population: population.as_deref().map(|bytes| InputFile {
-                    name: &population_name,
-                    bytes,
-                }),
-            },
+            sources,
             &ItnParams {
                 total_nets,
                 avg_household_size: Some(args.household_size),

@@ -188,6 +188,9 @@ pub struct AppSettings {
     /// page, e.g. ChatMRPT's React client (`--ui-dir`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ui_dir: Option<PathBuf>,
+    /// Analyses one worker computes at once (1 to 64); further analysis requests to that worker
+    /// wait for a slot (503 after 300 s). Analyses run at a lower CPU priority than the rest.
+    pub analysis_concurrency: usize,
     pub llm: LlmSettings,
 }
 
@@ -207,6 +210,7 @@ impl Default for AppSettings {
             max_variable_name_bytes: app.max_variable_name_bytes,
             max_chunk_bytes: app.max_chunk_bytes,
             ui_dir: None,
+            analysis_concurrency: app.analysis_concurrency,
             llm: LlmSettings::default(),
         }
     }
@@ -276,6 +280,12 @@ impl AppSettings {
             bail!(
                 "app.max_variable_name_bytes must be between 16 and 65536, not {}",
                 self.max_variable_name_bytes
+            );
+        }
+        if !(1..=64).contains(&self.analysis_concurrency) {
+            bail!(
+                "app.analysis_concurrency must be between 1 and 64, not {}",
+                self.analysis_concurrency
             );
         }
         if !(1..=15_000).contains(&self.chat_keepalive_ms) {

@@ -188,6 +188,7 @@ fn handler_factory(config: &Config) -> HandlerFactory {
         sessions: config.sessions.limits(),
         max_chunk_bytes: config.app.max_chunk_bytes,
         ui_dir: config.app.ui_dir.clone(),
+        analysis_concurrency: config.app.analysis_concurrency,
     };
     let switches = BootSwitches::from_env();
     Box::new(move || {

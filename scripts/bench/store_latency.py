@@ -167,7 +167,7 @@ def main():
                     t, _ = request(port, "GET", "/api/session/status", sid)
                     times[name]["status"].append(t)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr)
-        print(f"\nper-request latency over HTTP, {rounds} rounds, release build, -w 2, moto on loopback")
+        print(f"\nper-request latency over HTTP, {rounds} rounds, {prefork}, -w 2, moto on loopback")
         print(f"{'request':<10} {'local p50':>10} {'local p90':>10} {'s3 p50':>10} {'s3 p90':>10} {'ratio p50':>10}")
         for op in ["status", "upload", "analysis", "itn"]:
             l, s = times["local"][op], times["s3"][op]

@@ -6,7 +6,8 @@
 LOAD_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$LOAD_DIR/../.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
-PREFORK_BIN="$TARGET_DIR/release/prefork"
+# PREFORK_BIN=/path/to/prefork runs another build (a baseline) under the same load.
+PREFORK_BIN="${PREFORK_BIN:-$TARGET_DIR/release/prefork}"
 LOAD_BIN="$TARGET_DIR/release/prefork-load"
 WORKERS="${WORKERS:-6}"
 SERVER_PID=""

@@ -5,7 +5,8 @@
 # for every route except the analysis, and a clean history + folder check (also re-run offline
 # after the server has stopped).
 #
-# Usage: scripts/load/run.sh [extra prefork-load flags]   (USERS=60 THINK_MS=1000 RAMP_UP_S=10 KEEP=1 NO_BUILD=1)
+# Usage: scripts/load/run.sh [extra prefork-load flags]   (USERS=60 THINK_MS=1000 RAMP_UP_S=10 KEEP=1 NO_BUILD=1
+#        PREFORK_BIN=another/prefork)
 set -euo pipefail
 # shellcheck source=scripts/load/lib.sh
 source "$(dirname "$0")/lib.sh"

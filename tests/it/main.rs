@@ -12,6 +12,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod analysis_maps_race;
 mod analyze_cli;
 mod browser_e2e;
 mod chat_conversation;

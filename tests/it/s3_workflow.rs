@@ -141,10 +141,71 @@ fn whole_workflow_on_s3_across_six_workers() {
     assert_eq!(s.download("raw_data.csv").status, 404);
     assert_eq!(s.get(&map_path).status, 404);
 
-    // Chunked uploads are the one thing the S3 store does not offer: a clear JSON 501.
-    let r = s.get("/upload/status?upload_id=abc");
-    assert_eq!(r.status, 501, "{}", r.text());
-    assert!(r.text().contains("S3"), "{}", r.text());
+    // A resumable upload in chunks spread over the workers: chunks in the bucket, any order,
+    // one retried; finalize commits once (a repeated finalize returns the same answer).
+    let csv = support::fixture("kano/kano_wards.csv");
+    let zip = support::fixture("kano/kano_wards_shapefile.zip");
+    let upload_id = "upload_s3_chunks_1";
+    let csv_chunks: Vec<&[u8]> = csv.chunks(csv.len().div_ceil(3)).collect();
+    let shp_chunks: Vec<&[u8]> = zip.chunks(zip.len().div_ceil(2)).collect();
+    let mut send = |part: &str, index: usize, total: usize, bytes: &[u8]| {
+        let (i, t) = (index.to_string(), total.to_string());
+        let r = s
+            .post_form(
+                "/upload/chunk",
+                &[
+                    support::Part::text("upload_id", upload_id),
+                    support::Part::text("file_type", part),
+                    support::Part::text("chunk_index", &i),
+                    support::Part::text("total_chunks", &t),
+                    support::Part::file("chunk", "blob", bytes),
+                ],
+            )
+            .expect(200, "chunk");
+        served.insert(r.worker());
+    };
+    send("shapefile", 1, 2, shp_chunks[1]);
+    send("csv", 2, 3, csv_chunks[2]);
+    send("csv", 0, 3, csv_chunks[0]);
+    send("csv", 0, 3, csv_chunks[0]);
+    send("shapefile", 0, 2, shp_chunks[0]);
+    let status = s
+        .get(&format!("/upload/status?upload_id={upload_id}"))
+        .expect(200, "upload status")
+        .json_body();
+    assert_eq!(
+        status["parts"]["csv"]["received"],
+        json!([0, 2]),
+        "{status}"
+    );
+    let finalize = json!({
+        "upload_id": upload_id,
+        "csv_filename": "kano_wards.csv",
+        "shapefile_filename": "kano_wards_shapefile.zip",
+        "csv_total_chunks": 3,
+        "shp_total_chunks": 2,
+    });
+    let r = s.post_json("/upload/finalize", &finalize);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("csv chunks 1"), "{}", r.text());
+    send("csv", 1, 3, csv_chunks[1]);
+    let done = s
+        .post_json("/upload/finalize", &finalize)
+        .expect(200, "finalize")
+        .json_body();
+    assert_eq!(done["status"], "success", "{done}");
+    let again = s
+        .post_json("/upload/finalize", &finalize)
+        .expect(200, "finalize again")
+        .json_body();
+    assert_eq!(again, done);
+    let (_, v) = s.status();
+    assert!(
+        flag(&v, "data_loaded") && flag(&v, "shapefile_loaded"),
+        "{v}"
+    );
+    assert_eq!(v["generation"], 3, "one commit for the chunked upload: {v}");
+    assert_eq!(s.download("raw_data.csv").expect(200, "csv").body, csv);
 
     eprintln!(
         "FIGURE s3 workflow served by {} distinct workers of 6",

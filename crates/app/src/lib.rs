@@ -13,6 +13,7 @@
 //!   message start to end, `context` what the interpreter knows, read from disk, `tools` running
 //!   the interpreter's tool calls).
 //! - `pipeline`, `tpr`, `visuals`: workflows with no HTTP in them (the CLI uses the first two).
+//! - `analysis_slots`: how many analyses a worker computes at once, at lower CPU priority.
 //! - `error` ([`ApiError`]) and `reply`: the one mapping from failures to answers.
 //! - `request_body`, `identity`: reading bodies within their limits; the session a request names.
 //!
@@ -38,6 +39,7 @@
 
 #![deny(missing_docs)]
 
+mod analysis_slots;
 mod error;
 mod explore;
 mod identity;
@@ -103,6 +105,8 @@ pub struct AppConfig {
     /// A built single-page app (`index.html`, `assets/`) served at `/` instead of the built-in
     /// page (`--ui-dir`); `None`: the built-in page.
     pub ui_dir: Option<PathBuf>,
+    /// Analyses this worker computes at once; more wait their turn (`analysis_slots.rs`).
+    pub analysis_concurrency: usize,
 }
 
 impl Default for AppConfig {
@@ -122,6 +126,7 @@ impl Default for AppConfig {
             sessions: SessionLimits::default(),
             max_chunk_bytes: 8 << 20,
             ui_dir: None,
+            analysis_concurrency: 1,
         }
     }
 }
@@ -147,6 +152,8 @@ pub struct App {
     body_memory: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// This worker's pid (status answers carry it; read once, the app is built after the fork).
     pid: u32,
+    /// The analyses this worker may compute at once.
+    analysis_slots: std::sync::Arc<analysis_slots::AnalysisSlots>,
 }
 
 impl App {
@@ -165,12 +172,16 @@ impl App {
             Some(llm) => mrpt_interpreter::Interpreter::openai(llm.clone())?,
             None => mrpt_interpreter::Interpreter::rule_based(),
         };
+        let analysis_slots = std::sync::Arc::new(analysis_slots::AnalysisSlots::new(
+            config.analysis_concurrency,
+        ));
         Ok(App {
             config,
             store,
             interpreter,
             body_memory: Default::default(),
             pid: std::process::id(),
+            analysis_slots,
         })
     }
 

@@ -231,16 +231,18 @@ pub struct AnalysisParams {
 /// Where an analysis puts its files: a session's staging folder, an output directory, or memory
 /// ([`AnalysisFiles`]). Each file is streamed once, straight from the result; the Python
 /// system's twin names (`composite_scores.csv`) are links to the first name, not second writes.
-pub trait ArtifactSink {
+///
+/// Sinks are shared by the threads that write files side by side (`&self`, `Sync`).
+pub trait ArtifactSink: Sync {
     /// Creates `artifact` and lets `body` stream its bytes.
     fn write(
-        &mut self,
+        &self,
         artifact: &Artifact,
         body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError>;
 
     /// Makes `twin` another name of the already written `existing`.
-    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError>;
+    fn link(&self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError>;
 }
 
 /// A write failure of a result file.
@@ -272,24 +274,31 @@ impl AnalysisFiles {
     }
 }
 
-impl ArtifactSink for AnalysisFiles {
+/// Files collected in memory, in the order they were finished.
+impl ArtifactSink for std::sync::Mutex<AnalysisFiles> {
     fn write(
-        &mut self,
+        &self,
         artifact: &Artifact,
         body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
         let mut bytes = Vec::new();
         body(&mut bytes)?;
-        self.files.push((artifact.clone(), bytes));
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .files
+            .push((artifact.clone(), bytes));
         Ok(())
     }
 
-    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
-        let bytes = self
+    fn link(&self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+        let mut files = self
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let bytes = files
             .get(existing)
             .ok_or_else(|| write_error(twin, format!("{existing} was not written")))?
             .to_vec();
-        self.files.push((twin.clone(), bytes));
+        files.files.push((twin.clone(), bytes));
         Ok(())
     }
 }
@@ -303,6 +312,39 @@ pub struct AnalysisReport {
     pub warnings: Vec<String>,
     /// Stored with the analysis so a reused answer can repeat it (top wards, PCA facts...).
     pub summary: Value,
+    /// What ITN planning reads of this analysis, when asked for ([`run_analysis_for_itn`]).
+    pub itn_basis: Option<ItnBasis>,
+}
+
+/// What ITN planning reads of a fresh analysis, kept in memory so that `prefork analyze
+/// --total-nets` plans without reading its own files back (the unified dataset is 50 MB at
+/// national scale, almost all of it per-model scores that ITN never reads): the rankings files
+/// as written, and the unified dataset's other columns as the same CSV text the file holds
+/// (formatted once more, a few % of the file), so the plan is the plan the files give.
+#[derive(Debug, Clone, Default)]
+pub struct ItnBasis {
+    /// `Rankings` and, when PCA ran, `RankingsPca`, byte for byte as written.
+    pub rankings: Vec<(Artifact, Vec<u8>)>,
+    /// The unified dataset without its `model_<k>` and `PC<k>` columns (CSV).
+    pub data: Option<Vec<u8>>,
+}
+
+impl ItnBasis {
+    /// [`ItnSources`] for `method`, with an optional population file; `None` when this
+    /// analysis has no rankings of that method.
+    pub fn sources<'a>(
+        &'a self,
+        method: RankingMethod,
+        population: Option<InputFile<'a>>,
+    ) -> Option<ItnSources<'a>> {
+        let wanted = rankings_artifact(method);
+        let (artifact, bytes) = self.rankings.iter().find(|(a, _)| *a == wanted)?;
+        Some(ItnSources {
+            rankings: (artifact, bytes),
+            data: self.data.as_deref(),
+            population,
+        })
+    }
 }
 
 /// Run the full analysis on uploaded bytes: read, match names, impute, select, score, rank,
@@ -312,8 +354,13 @@ pub fn run_analysis(
     shapefile: Option<InputFile<'_>>,
     params: &AnalysisParams,
 ) -> Result<AnalysisFiles, PipelineError> {
-    let mut files = AnalysisFiles::default();
-    let report = run_analysis_into(table, shapefile, params, &mut files)?;
+    let sink = std::sync::Mutex::new(AnalysisFiles::default());
+    let report = run_analysis_into(table, shapefile, params, &sink)?;
+    let mut files = sink
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Written side by side: listed in the order the analysis names them.
+    files.files.sort_by_key(|(a, _)| file_order(a));
     files.variables_used = report.variables_used;
     files.warnings = report.warnings;
     files.summary = report.summary;
@@ -321,7 +368,7 @@ pub fn run_analysis(
 }
 
 fn csv_file(
-    sink: &mut dyn ArtifactSink,
+    sink: &dyn ArtifactSink,
     artifact: &Artifact,
     table: &mrpt_table::TableView<'_>,
 ) -> Result<(), PipelineError> {
@@ -333,7 +380,7 @@ fn csv_file(
 }
 
 fn json_file(
-    sink: &mut dyn ArtifactSink,
+    sink: &dyn ArtifactSink,
     artifact: &Artifact,
     value: &Value,
 ) -> Result<(), PipelineError> {
@@ -350,7 +397,149 @@ pub fn run_analysis_into(
     table: InputFile<'_>,
     shapefile: Option<InputFile<'_>>,
     params: &AnalysisParams,
-    sink: &mut dyn ArtifactSink,
+    sink: &dyn ArtifactSink,
+) -> Result<AnalysisReport, PipelineError> {
+    analysis_into(table, shapefile, params, sink, false)
+}
+
+/// [`run_analysis_into`], also keeping what ITN planning reads ([`AnalysisReport::itn_basis`]).
+pub fn run_analysis_for_itn(
+    table: InputFile<'_>,
+    shapefile: Option<InputFile<'_>>,
+    params: &AnalysisParams,
+    sink: &dyn ArtifactSink,
+) -> Result<AnalysisReport, PipelineError> {
+    analysis_into(table, shapefile, params, sink, true)
+}
+
+/// A CSV result file written from memory (kept for ITN planning).
+fn kept_csv_file(
+    sink: &dyn ArtifactSink,
+    artifact: &Artifact,
+    table: &mrpt_table::TableView<'_>,
+    kept: &mut Vec<(Artifact, Vec<u8>)>,
+) -> Result<(), PipelineError> {
+    let bytes = formats::write_csv_to(table, Vec::new()).map_err(|e| write_error(artifact, e))?;
+    sink.write(artifact, &mut |w| {
+        std::io::Write::write_all(w, &bytes).map_err(|e| write_error(artifact, e))
+    })?;
+    kept.push((artifact.clone(), bytes));
+    Ok(())
+}
+
+/// Every result file but the model scores (see [`analysis_into`]); returns what ITN planning
+/// reads when `keep_itn_basis`.
+fn write_the_rest(
+    result: &analysis::AnalysisResult,
+    row_geometries: Option<&[Option<Geometry>]>,
+    sink: &dyn ArtifactSink,
+    keep_itn_basis: bool,
+) -> Result<Option<ItnBasis>, PipelineError> {
+    let mut kept_rankings = Vec::new();
+    let tables = analysis::output_tables(result)?;
+    csv_file(sink, &Artifact::CleanedData, &(&tables.cleaned).into())?;
+    csv_file(
+        sink,
+        &Artifact::NormalizedData,
+        &(&tables.normalized).into(),
+    )?;
+    if keep_itn_basis {
+        kept_csv_file(
+            sink,
+            &Artifact::Rankings,
+            &(&tables.rankings).into(),
+            &mut kept_rankings,
+        )?;
+    } else {
+        csv_file(sink, &Artifact::Rankings, &(&tables.rankings).into())?;
+    }
+    csv_file(
+        sink,
+        &Artifact::ModelFormulas,
+        &(&tables.model_formulas).into(),
+    )?;
+    if let Some(pca) = &tables.pca {
+        if keep_itn_basis {
+            kept_csv_file(
+                sink,
+                &Artifact::RankingsPca,
+                &(&pca.rankings).into(),
+                &mut kept_rankings,
+            )?;
+        } else {
+            csv_file(sink, &Artifact::RankingsPca, &(&pca.rankings).into())?;
+        }
+        csv_file(sink, &Artifact::PcaScores, &(&pca.scores).into())?;
+    }
+    drop(tables);
+    if let Some(docs) = analysis::pca_documents(result) {
+        json_file(
+            sink,
+            &Artifact::PcaVariableImportance,
+            &docs.variable_importance,
+        )?;
+        json_file(
+            sink,
+            &Artifact::PcaExplainedVariance,
+            &docs.explained_variance,
+        )?;
+    }
+    let spatial = row_geometries.map(analysis::row_spatial);
+    let unified = analysis::unified_columns(result, spatial.as_deref(), &now_iso())?;
+    let view = unified.view()?;
+    csv_file(sink, &Artifact::UnifiedCsv, &view)?;
+    let itn_basis = if keep_itn_basis {
+        let mut data = mrpt_table::TableView::with_rows(view.n_rows());
+        for (name, column) in view.columns() {
+            if !is_score_column(name) {
+                data.push(name, *column)?;
+            }
+        }
+        let data = formats::write_csv_to(&data, Vec::new())
+            .map_err(|e| write_error(&Artifact::UnifiedCsv, e))?;
+        Some(ItnBasis {
+            rankings: kept_rankings,
+            data: Some(data),
+        })
+    } else {
+        None
+    };
+    if let Some(rows) = row_geometries {
+        sink.write(&Artifact::UnifiedGeoparquet, &mut |w| {
+            formats::geoparquet::write_geoparquet_to(&view, rows, w)?;
+            Ok(())
+        })?;
+    }
+    Ok(itn_basis)
+}
+
+/// The order the files of an analysis were always listed in.
+fn file_order(artifact: &Artifact) -> usize {
+    [
+        Artifact::CleanedData,
+        Artifact::NormalizedData,
+        Artifact::Rankings,
+        Artifact::CompositeScores,
+        Artifact::CompositeScoresCopy,
+        Artifact::ModelFormulas,
+        Artifact::RankingsPca,
+        Artifact::PcaScores,
+        Artifact::PcaVariableImportance,
+        Artifact::PcaExplainedVariance,
+        Artifact::UnifiedCsv,
+        Artifact::UnifiedGeoparquet,
+    ]
+    .iter()
+    .position(|a| a == artifact)
+    .unwrap_or(usize::MAX)
+}
+
+fn analysis_into(
+    table: InputFile<'_>,
+    shapefile: Option<InputFile<'_>>,
+    params: &AnalysisParams,
+    sink: &dyn ArtifactSink,
+    keep_itn_basis: bool,
 ) -> Result<AnalysisReport, PipelineError> {
     let shapes = match shapefile {
         Some(file) => Some(formats::read_shapefile_zip(file.bytes)?),
@@ -381,49 +570,32 @@ pub fn run_analysis_into(
     let result = analysis::analyze(&input, &options)?;
     drop(input);
 
-    let tables = analysis::output_tables(&result)?;
-    csv_file(sink, &Artifact::CleanedData, &(&tables.cleaned).into())?;
-    csv_file(
-        sink,
-        &Artifact::NormalizedData,
-        &(&tables.normalized).into(),
-    )?;
-    csv_file(sink, &Artifact::Rankings, &(&tables.rankings).into())?;
-    let scores = analysis::composite_scores(&result);
-    csv_file(sink, &Artifact::CompositeScores, &scores.view()?)?;
-    sink.link(&Artifact::CompositeScores, &Artifact::CompositeScoresCopy)?;
-    csv_file(
-        sink,
-        &Artifact::ModelFormulas,
-        &(&tables.model_formulas).into(),
-    )?;
-    if let Some(pca) = &tables.pca {
-        csv_file(sink, &Artifact::RankingsPca, &(&pca.rankings).into())?;
-        csv_file(sink, &Artifact::PcaScores, &(&pca.scores).into())?;
-    }
-    drop(tables);
-    if let Some(docs) = analysis::pca_documents(&result) {
-        json_file(
-            sink,
-            &Artifact::PcaVariableImportance,
-            &docs.variable_importance,
-        )?;
-        json_file(
-            sink,
-            &Artifact::PcaExplainedVariance,
-            &docs.explained_variance,
-        )?;
-    }
-    let spatial = row_geometries.as_deref().map(analysis::row_spatial);
-    let unified = analysis::unified_columns(&result, spatial.as_deref(), &now_iso())?;
-    let view = unified.view()?;
-    csv_file(sink, &Artifact::UnifiedCsv, &view)?;
-    if let Some(rows) = &row_geometries {
-        sink.write(&Artifact::UnifiedGeoparquet, &mut |w| {
-            formats::geoparquet::write_geoparquet_to(&view, rows, w)?;
-            Ok(())
-        })?;
-    }
+    // The two largest files take a core each: the model scores (45 MB of text at national
+    // scale) on a thread of their own, everything else (the unified dataset's 50 MB of text and
+    // its GeoParquet the largest) here.
+    let cancel = mrpt_table::cancel::current();
+    let (scores_written, rest) = std::thread::scope(|scope| {
+        let scores_job = scope.spawn(|| {
+            let work = || -> Result<(), PipelineError> {
+                let scores = analysis::composite_scores(&result);
+                csv_file(sink, &Artifact::CompositeScores, &scores.view()?)?;
+                sink.link(&Artifact::CompositeScores, &Artifact::CompositeScoresCopy)
+            };
+            match &cancel {
+                Some(flag) => flag.scope(work),
+                None => work(),
+            }
+        });
+        let rest = write_the_rest(&result, row_geometries.as_deref(), sink, keep_itn_basis);
+        let scores = scores_job.join().unwrap_or_else(|_| {
+            Err(PipelineError::Internal(
+                "the model scores writer panicked".to_string(),
+            ))
+        });
+        (scores, rest)
+    });
+    let itn_basis = rest?;
+    scores_written?;
 
     let variables_used = result.selection.variables.clone();
     let warnings: Vec<String> = result.warnings.iter().map(|w| w.message.clone()).collect();
@@ -432,6 +604,7 @@ pub fn run_analysis_into(
         variables_used,
         warnings,
         summary,
+        itn_basis,
     })
 }
 
@@ -629,6 +802,122 @@ mod tests {
             let want: Vec<&str> = e[1].split(',').take(cleaned_columns).collect();
             assert_eq!(first, want);
         }
+    }
+
+    /// `prefork analyze --total-nets` plans from what the analysis kept in memory; the plan must
+    /// be the one the written files give (results and allocation table, byte for byte), for
+    /// both rankings, with the ward data's populations and with a population file, on Kano,
+    /// Ilorin, a table with duplicate ward names and a table without a shapefile.
+    #[test]
+    fn itn_from_the_kept_basis_is_itn_from_the_files() {
+        let kano_pop = fixture("reference/kano/kano_auto_population_input.csv");
+        let ilorin_pop = fixture("golden/ilorin_population.csv");
+        let cases: [(&str, Option<&str>, Option<&[u8]>); 5] = [
+            (
+                "kano/kano_wards.csv",
+                Some("kano/kano_wards_shapefile.zip"),
+                Some(&kano_pop),
+            ),
+            (
+                "kano/kano_wards.csv",
+                Some("kano/kano_wards_shapefile.zip"),
+                None,
+            ),
+            (
+                "ilorin/ilorin_wards.csv",
+                Some("ilorin/ilorin_wards_shapefile.zip"),
+                Some(&ilorin_pop),
+            ),
+            (
+                "formats/kano_duplicate_names.csv",
+                Some("kano/kano_wards_shapefile.zip"),
+                Some(&kano_pop),
+            ),
+            ("kano/kano_wards.csv", None, Some(&kano_pop)),
+        ];
+        let mut planned = 0;
+        for (csv, shapefile, population) in cases {
+            let csv_bytes = fixture(csv);
+            let shp_bytes = shapefile.map(fixture);
+            let sink = std::sync::Mutex::new(AnalysisFiles::default());
+            let report = run_analysis_for_itn(
+                InputFile {
+                    name: "wards.csv",
+                    bytes: &csv_bytes,
+                },
+                shp_bytes.as_deref().map(|bytes| InputFile {
+                    name: "wards.zip",
+                    bytes,
+                }),
+                &AnalysisParams::default(),
+                &sink,
+            )
+            .unwrap_or_else(|e| panic!("{csv}: {e}"));
+            let files = sink
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let basis = report
+                .itn_basis
+                .unwrap_or_else(|| panic!("{csv}: no basis"));
+            let unified = files.get(&Artifact::UnifiedCsv).map(<[u8]>::to_vec);
+            for method in [RankingMethod::Composite, RankingMethod::Pca] {
+                for strategy in [Some(ItnStrategy::Rank), Some(ItnStrategy::RuralFirst), None] {
+                    let params = ItnParams {
+                        total_nets: 120_000,
+                        avg_household_size: Some(5.0),
+                        urban_threshold: None,
+                        method,
+                        strategy,
+                    };
+                    let population = population.map(|bytes| InputFile {
+                        name: "population.csv",
+                        bytes,
+                    });
+                    let artifact = rankings_artifact(method);
+                    let Some(rankings) = files.get(&artifact) else {
+                        assert!(basis.sources(method, population).is_none(), "{csv}");
+                        continue;
+                    };
+                    let from_files = plan_itn(
+                        ItnSources {
+                            rankings: (&artifact, rankings),
+                            data: unified.as_deref(),
+                            population,
+                        },
+                        &params,
+                    );
+                    let kept = basis
+                        .sources(method, population)
+                        .unwrap_or_else(|| panic!("{csv}: {method:?}"));
+                    let from_memory = plan_itn(kept, &params);
+                    let what = format!(
+                        "{csv} {shapefile:?} {method:?} {strategy:?} population file: {}",
+                        population.is_some()
+                    );
+                    match (from_files, from_memory) {
+                        (Ok(a), Ok(b)) => {
+                            let mut ra = a.results.clone();
+                            let mut rb = b.results.clone();
+                            for r in [&mut ra, &mut rb] {
+                                if let Value::Object(m) = r {
+                                    m.remove("timestamp");
+                                }
+                            }
+                            assert_eq!(ra, rb, "{what}");
+                            assert_eq!(a.allocation_csv, b.allocation_csv, "{what}");
+                            planned += 1;
+                        }
+                        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{what}"),
+                        (a, b) => panic!(
+                            "{what}: {:?} vs {:?}",
+                            a.map(|o| o.plan.stats),
+                            b.map(|o| o.plan.stats)
+                        ),
+                    }
+                }
+            }
+        }
+        assert!(planned >= 12, "only {planned} plans compared");
     }
 
     #[test]
@@ -934,12 +1223,15 @@ pub fn attach_itn(input: &mut mrpt_maps::MapInput, plan: &analysis::ItnPlan) {
     }
 }
 
-/// The figures and form defaults the ITN map shows.
-pub(crate) fn itn_summary(
+/// The map's summary of a plan; `lga_totals` is the plan's per-LGA table
+/// (`mrpt_analysis::lga::itn_by_lga`), when the wards have LGAs.
+pub fn itn_summary(
     plan: &analysis::ItnPlan,
     method: RankingMethod,
+    lga_totals: Option<&mrpt_table::Table>,
 ) -> mrpt_maps::ItnSummary {
     mrpt_maps::ItnSummary {
+        lga_totals: lga_totals.map(itn_lga_rows).unwrap_or_default(),
         total_nets: plan.total_nets.max(0) as u64,
         allocated: plan.stats.allocated.max(0) as u64,
         remaining: plan.stats.remaining.max(0) as u64,
@@ -949,4 +1241,33 @@ pub(crate) fn itn_summary(
         method,
         strategy: Some(plan.strategy),
     }
+}
+
+/// The rows of `itn_by_lga`'s table as the ITN map reads them.
+fn itn_lga_rows(table: &mrpt_table::Table) -> Vec<mrpt_maps::ItnLgaTotal> {
+    let Some(lgas) = table.column("LGA").map(|c| c.data.to_text()) else {
+        return Vec::new();
+    };
+    let numbers = |name: &str| {
+        table
+            .column(name)
+            .and_then(|c| c.data.to_f64())
+            .unwrap_or_else(|| vec![None; lgas.len()])
+    };
+    let (nets, wards, people) = (
+        numbers("nets_allocated"),
+        numbers("wards_with_nets"),
+        numbers("people_covered"),
+    );
+    lgas.into_iter()
+        .enumerate()
+        .filter_map(|(row, lga)| {
+            Some(mrpt_maps::ItnLgaTotal {
+                lga: lga?,
+                nets_allocated: nets.get(row).copied().flatten().unwrap_or(0.0).max(0.0) as u64,
+                wards_with_nets: wards.get(row).copied().flatten().unwrap_or(0.0).max(0.0) as usize,
+                people_covered: people.get(row).copied().flatten(),
+            })
+        })
+        .collect()
 }

@@ -82,7 +82,60 @@ pub struct MapLink {
 
 type Renderer = fn(&mrpt_maps::MapInput) -> Result<String, mrpt_maps::Error>;
 
-/// The composite, PCA and side-by-side vulnerability maps of the current analysis (drawn once).
+/// The vulnerability maps of an analysis: title, file stem (`<stem>_<analysis id>.html`), how
+/// it is drawn.
+const VULNERABILITY_MAPS: [(&str, &str, Renderer); 3] = [
+    (
+        "Vulnerability map (composite)",
+        "vulnerability_map_composite",
+        |i| mrpt_maps::render_vulnerability_map(i, RankingMethod::Composite),
+    ),
+    ("Vulnerability map (PCA)", "vulnerability_map_pca", |i| {
+        mrpt_maps::render_vulnerability_map(i, RankingMethod::Pca)
+    }),
+    (
+        "Composite and PCA side by side",
+        "vulnerability_map_comparison",
+        mrpt_maps::render_side_by_side,
+    ),
+];
+
+/// Draws the vulnerability maps of an analysis being computed into its staging folder; its
+/// commit puts them in place with its files (so a new upload meanwhile leaves no map behind).
+/// A map that cannot be drawn is left out here; [`ensure_vulnerability_maps`] after the commit
+/// draws what is missing and reports why a map cannot be drawn, as it always did.
+pub fn stage_vulnerability_maps(
+    store: &Store,
+    id: &SessionId,
+    staging: &mrpt_session::AnalysisStaging,
+    shapefile: &[u8],
+) -> Result<(), ApiError> {
+    let geoparquet = match staging.read(&Artifact::UnifiedGeoparquet) {
+        Ok(bytes) => bytes,
+        Err(mrpt_session::Error::ArtifactNotFound(_)) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let Ok(mut input) = pipeline::map_input_from_unified(&geoparquet) else {
+        return Ok(());
+    };
+    drop(geoparquet);
+    if pipeline::add_unmatched_shapes(&mut input, shapefile).is_err() {
+        return Ok(());
+    }
+    crate::explore::attach_lgas(store, id, &mut input);
+    let aid = staging.analysis_id().to_string();
+    for (_, stem, render) in VULNERABILITY_MAPS {
+        pipeline::check_cancelled()?;
+        if let Ok(html) = render(&input) {
+            let artifact = Artifact::visualization(&format!("{stem}_{aid}.html"))?;
+            staging.write_visualization(&artifact, html.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// The composite, PCA and side-by-side vulnerability maps of the current analysis (drawn once:
+/// normally staged and committed with the analysis, drawn here when missing).
 pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<MapLink>, ApiError> {
     let view = current_analysis(store, id)?;
     if !view.has(&Artifact::UnifiedGeoparquet) {
@@ -92,22 +145,7 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Ma
     let input = std::cell::OnceCell::new();
     let load = || map_input(store, id, &view);
     let mut out = Vec::new();
-    let maps: [(&str, &'static str, Renderer); 3] = [
-        (
-            "Vulnerability map (composite)",
-            "vulnerability_map_composite",
-            |i| mrpt_maps::render_vulnerability_map(i, RankingMethod::Composite),
-        ),
-        ("Vulnerability map (PCA)", "vulnerability_map_pca", |i| {
-            mrpt_maps::render_vulnerability_map(i, RankingMethod::Pca)
-        }),
-        (
-            "Composite and PCA side by side",
-            "vulnerability_map_comparison",
-            mrpt_maps::render_side_by_side,
-        ),
-    ];
-    for (title, stem, render) in maps {
+    for (title, stem, render) in VULNERABILITY_MAPS {
         let file = format!("{stem}_{aid}.html");
         let drawn = write_if_missing(store, id, &file, || {
             if input.get().is_none() {
@@ -118,6 +156,11 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Ma
             };
             render(i).map_err(map_error)
         });
+        let drawn = match drawn {
+            // A new upload cleared `visualizations/` while the map was written.
+            Err(_) if !is_current(store, id, &aid) => Err(replaced_meanwhile()),
+            other => other,
+        };
         match drawn {
             Ok(()) => out.push(MapLink {
                 title: title.to_string(),
@@ -130,6 +173,19 @@ pub fn ensure_vulnerability_maps(store: &Store, id: &SessionId) -> Result<Vec<Ma
         }
     }
     Ok(out)
+}
+
+/// Whether `analysis_id` is still the session's current analysis.
+fn is_current(store: &Store, id: &SessionId, analysis_id: &str) -> bool {
+    matches!(store.current_analysis(id), Ok(Some(v)) if v.analysis_id == analysis_id)
+}
+
+fn replaced_meanwhile() -> ApiError {
+    ApiError::Conflict(
+        "the session's data changed (a new upload) while the maps of its previous analysis were \
+         drawn; nothing was kept: run the analysis again"
+            .to_string(),
+    )
 }
 
 /// A stored ITN plan as the ITN route answers it and chat reports it (fields alphabetical, the
@@ -238,9 +294,8 @@ pub fn plan_and_store_itn(
     if view.has(&Artifact::UnifiedGeoparquet) {
         let mut input = map_input(store, id, &view)?;
         pipeline::attach_itn(&mut input, &output.plan);
-        let html =
-            mrpt_maps::render_itn_map(&input, &pipeline::itn_summary(&output.plan, params.method))
-                .map_err(map_error)?;
+        let summary = pipeline::itn_summary(&output.plan, params.method, lga_totals.as_ref());
+        let html = mrpt_maps::render_itn_map(&input, &summary).map_err(map_error)?;
         files.push((Artifact::visualization(&map_file)?, html.into_bytes()));
         map_path = json!(viz_url(id, &map_file));
     }

@@ -197,7 +197,11 @@ pub fn write_geoparquet_to<W: std::io::Write + Send>(
     )?;
     let factory = ArrowRowGroupWriterFactory::new(&file, Arc::clone(&schema));
     let writers = factory.create_column_writers(0)?;
-    let mut chunks = Vec::with_capacity(writers.len());
+    drop(factory);
+    // Each column's encoded chunk goes to the output as soon as it is done (the same bytes in
+    // the same order as holding them all for the row group, without 25 MB of them in memory at
+    // national scale).
+    let mut row_group = file.next_row_group()?;
     for ((i, field), mut writer) in schema.fields().iter().enumerate().zip(writers) {
         let array: ArrayRef = match table.columns().get(i) {
             Some((_, c)) => view_array(c).1,
@@ -212,11 +216,7 @@ pub fn write_geoparquet_to<W: std::io::Write + Send>(
         for leaf in compute_leaves(field, &array)? {
             writer.write(&leaf)?;
         }
-        chunks.push(writer.close()?);
-    }
-    let mut row_group = file.next_row_group()?;
-    for chunk in chunks {
-        chunk.append_to_row_group(&mut row_group)?;
+        writer.close()?.append_to_row_group(&mut row_group)?;
     }
     row_group.close()?;
     Ok(file.into_inner()?)

@@ -77,6 +77,7 @@ fn main() {
         urban_threshold: 75.0,
         method: RankingMethod::Composite,
         strategy: Some(ItnStrategy::RuralFirst),
+        lga_totals: Vec::new(),
     };
     let values: Vec<Option<f64>> = (0..WARDS)
         .map(|i| (i % 50 != 0).then(|| hexgrid::unit(i as u64 * 31) * 3000.0))

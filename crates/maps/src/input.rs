@@ -104,6 +104,26 @@ pub struct ItnSummary {
     /// The plan's strategy, posted back with the form; `None` leaves the choice to the server.
     #[serde(default)]
     pub strategy: Option<ItnStrategy>,
+    /// The plan's totals per LGA (mrpt-analysis' `itn_by_lga`, the rows the answer and the
+    /// export carry): each ward's tooltip names its LGA's; a ward in the plan whose LGA has no
+    /// row (none of its wards is in the allocation table) shows zero. Empty when no LGA is
+    /// known: then no tooltip names a total.
+    #[serde(default)]
+    pub lga_totals: Vec<ItnLgaTotal>,
+}
+
+/// One LGA's ITN totals, as computed with the plan (the map does not sum them again).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItnLgaTotal {
+    /// The LGA's name, as the wards' `lga` spells it.
+    pub lga: String,
+    /// Nets the plan gives the LGA's wards.
+    pub nets_allocated: u64,
+    /// Wards of the LGA that received nets.
+    pub wards_with_nets: usize,
+    /// People covered, when known.
+    #[serde(default)]
+    pub people_covered: Option<f64>,
 }
 
 /// Per-ward model scores for the box plot.

@@ -39,7 +39,9 @@ mod tpr;
 pub use charts::{BOX_PLOT_PAGE_SIZE, render_box_plot, render_ranking_chart};
 pub use csp::{SCRIPT, SCRIPT_SHA256, STYLE, STYLE_SHA256, content_security_policy};
 pub use geometry::Projection;
-pub use input::{BoxPlotInput, BoxWard, ItnSummary, ItnWard, MapInput, Vulnerability, WardInput};
+pub use input::{
+    BoxPlotInput, BoxWard, ItnLgaTotal, ItnSummary, ItnWard, MapInput, Vulnerability, WardInput,
+};
 pub use maps::{
     COMPOSITE_MAPS_PER_PAGE, ITN_UPDATE_ENDPOINT, lga_outline_arcs, render_composite_maps,
     render_itn_map, render_lga_map, render_side_by_side, render_urban_extent_map,

@@ -297,21 +297,13 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
         )
     };
     let none_class = fills.len() - 1;
-    // ITN totals per LGA (issue 14), summed from the plan's own ward allocations: each ward's
-    // tooltip names its LGA's nets, wards given nets and people covered.
-    let mut lga_totals: std::collections::BTreeMap<&str, (u64, usize, Option<f64>)> =
-        std::collections::BTreeMap::new();
-    for w in &input.wards {
-        if let (Some(lga), Some(itn)) = (w.lga.as_deref(), &w.itn) {
-            let e = lga_totals.entry(lga).or_insert((0, 0, Some(0.0)));
-            e.0 += itn.nets_allocated;
-            if itn.nets_allocated > 0 {
-                e.1 += 1;
-            }
-            // People covered only when every ward of the LGA knows it.
-            e.2 = e.2.zip(itn.people_covered).map(|(a, b)| a + b);
-        }
-    }
+    // ITN totals per LGA (issue 14), computed with the plan: each ward's tooltip names its LGA's
+    // nets, wards given nets and people covered.
+    let lga_totals: std::collections::HashMap<&str, &crate::ItnLgaTotal> = summary
+        .lga_totals
+        .iter()
+        .map(|t| (t.lga.as_str(), t))
+        .collect();
     let mut class_of = Vec::with_capacity(input.wards.len());
     let mut tooltips = Vec::with_capacity(input.wards.len());
     let mut counts = vec![0usize; fills.len()];
@@ -371,10 +363,17 @@ pub fn render_itn_map(input: &MapInput, summary: &ItnSummary) -> Result<String, 
                 v.category
             );
         }
-        if let Some((nets, wards, people)) = w.lga.as_deref().and_then(|l| lga_totals.get(l)) {
-            let _ = write!(t, "\nLGA total: {} nets to {wards} ward(s)", fmt_int(*nets));
+        // An LGA without a row had no ward in the allocation table: its wards in the plan (left
+        // without nets) show it as zero.
+        let total = w.lga.as_deref().and_then(|l| match lga_totals.get(l) {
+            Some(t) => Some((t.nets_allocated, t.wards_with_nets, t.people_covered)),
+            None if w.itn.is_some() && !lga_totals.is_empty() => Some((0, 0, Some(0.0))),
+            None => None,
+        });
+        if let Some((nets, wards, people)) = total {
+            let _ = write!(t, "\nLGA total: {} nets to {wards} ward(s)", fmt_int(nets));
             if let Some(p) = people {
-                let _ = write!(t, ", {} people covered", fmt_count(*p));
+                let _ = write!(t, ", {} people covered", fmt_count(p));
             }
         }
         tooltips.push(t);

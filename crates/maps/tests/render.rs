@@ -7,8 +7,8 @@ mod common;
 
 use common::hexgrid::national_input;
 use mrpt_maps::{
-    BOX_PLOT_PAGE_SIZE, BoxPlotInput, BoxWard, Error, ITN_UPDATE_ENDPOINT, ItnSummary, ItnWard,
-    MapInput, SCRIPT, STYLE, TrendChartInput, TrendSeries, Vulnerability, WardInput,
+    BOX_PLOT_PAGE_SIZE, BoxPlotInput, BoxWard, Error, ITN_UPDATE_ENDPOINT, ItnLgaTotal, ItnSummary,
+    ItnWard, MapInput, SCRIPT, STYLE, TrendChartInput, TrendSeries, Vulnerability, WardInput,
     content_security_policy, render_box_plot, render_itn_map, render_missingness_map,
     render_ranking_chart, render_side_by_side, render_slope_map, render_tpr_map,
     render_trend_chart, render_variable_map, render_vulnerability_map,
@@ -298,6 +298,7 @@ fn summary(strategy: Option<ItnStrategy>) -> ItnSummary {
         urban_threshold: 30.0,
         method: RankingMethod::Composite,
         strategy,
+        lga_totals: Vec::new(),
     }
 }
 
@@ -777,7 +778,23 @@ fn itn_map_tooltips_carry_their_lgas_totals() {
             itn.people_covered = Some(itn.nets_allocated as f64 * 1.8);
         }
     }
-    let doc = render_itn_map(&input, &summary(None)).unwrap();
+    // The totals come with the plan (mrpt-analysis sums them); the map only shows them.
+    let mut with_totals = summary(None);
+    with_totals.lga_totals = vec![
+        ItnLgaTotal {
+            lga: "North".to_string(),
+            nets_allocated: 16_234,
+            wards_with_nets: 4,
+            people_covered: Some(29_221.2),
+        },
+        ItnLgaTotal {
+            lga: "South".to_string(),
+            nets_allocated: 0,
+            wards_with_nets: 0,
+            people_covered: Some(0.0),
+        },
+    ];
+    let doc = render_itn_map(&input, &with_totals).unwrap();
     let ps = paths(&doc);
     let tip = |ward: usize| unescape(&ps.iter().find(|p| p.0 == ward).unwrap().2);
     // North: ranks 1-3 get 5,000 each and rank 4 gets 1,234; ward 4 is not in the plan.
@@ -791,7 +808,21 @@ fn itn_map_tooltips_carry_their_lgas_totals() {
         "{}",
         tip(6)
     );
-    // Without LGAs nothing is added.
-    let plain = render_itn_map(&small_input(), &summary(None)).unwrap();
+    // An LGA without a row (no ward of it in the allocation table): its wards in the plan
+    // show zero.
+    let mut north_only = with_totals.clone();
+    north_only.lga_totals.truncate(1);
+    let doc = render_itn_map(&input, &north_only).unwrap();
+    let ps = paths(&doc);
+    let tip = |ward: usize| unescape(&ps.iter().find(|p| p.0 == ward).unwrap().2);
+    assert!(
+        tip(6).contains("LGA total: 0 nets to 0 ward(s), 0 people covered"),
+        "{}",
+        tip(6)
+    );
+    // Without LGAs on the wards, or without totals, nothing is added.
+    let plain = render_itn_map(&small_input(), &with_totals).unwrap();
     assert!(!plain.contains("LGA total"));
+    let untotalled = render_itn_map(&input, &summary(None)).unwrap();
+    assert!(!untotalled.contains("LGA total"));
 }

@@ -110,6 +110,10 @@ pub struct AnalysisStaging {
     pub(crate) dir: PathBuf,
     pub(crate) analysis_id: String,
     pub(crate) written: std::sync::Mutex<Vec<String>>,
+    /// Maps of this analysis, staged under `<staging>/visualizations/` and put in place by the
+    /// commit (under the session lock, so an upload's cleanup can never remove them halfway).
+    /// The S3 store does not place them: its maps are drawn after the commit, as before.
+    pub(crate) visualizations: std::sync::Mutex<Vec<Artifact>>,
 }
 
 impl AnalysisStaging {
@@ -163,6 +167,42 @@ impl AnalysisStaging {
         if written.len() == 1 {
             fault::point("analysis-after-first-output");
         }
+    }
+
+    /// Stages a map of this analysis (a `Visualization` whose name should carry the analysis
+    /// id): it appears under `visualizations/` when, and only if, the analysis commits.
+    pub fn write_visualization(&self, artifact: &Artifact, bytes: &[u8]) -> Result<()> {
+        if !matches!(artifact, Artifact::Visualization(_)) {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as an analysis map",
+            });
+        }
+        let path = crate::store::loose_path(&self.dir, artifact)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(Error::io("create", parent))?;
+        }
+        let mut file = fs::File::create(&path).map_err(Error::io("create", &path))?;
+        file.write_all(bytes).map_err(Error::io("write", &path))?;
+        let mut staged = self
+            .visualizations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !staged.contains(artifact) {
+            staged.push(artifact.clone());
+        }
+        drop(staged);
+        fault::pause("visualization-before-place");
+        Ok(())
+    }
+
+    /// Reads back an output this analysis has written.
+    pub fn read(&self, artifact: &Artifact) -> Result<Vec<u8>> {
+        let path = self.dir.join(self.output_name(artifact)?);
+        fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ArtifactNotFound(artifact.file_name()),
+            _ => Error::io("read", &path)(e),
+        })
     }
 
     /// The id this analysis will have if it commits.
@@ -279,6 +319,27 @@ impl AnalysisView {
     /// Whether this analysis has that output (no file-system access).
     pub fn has(&self, artifact: &Artifact) -> bool {
         self.files.contains(&artifact.file_name())
+    }
+}
+
+/// Moves the staged maps of a committed analysis from its data folder to `visualizations/`.
+/// Best effort: the analysis is committed, and a missing map is drawn again when asked for.
+fn place_visualizations(session_dir: &Path, data_dir: &Path, maps: &[Artifact]) {
+    for artifact in maps {
+        let placed = (|| -> Result<()> {
+            let from = crate::store::loose_path(data_dir, artifact)?;
+            let to = crate::store::loose_path(session_dir, artifact)?;
+            let parent = to.parent().unwrap_or(session_dir);
+            crate::store::ensure_dirs(session_dir, parent)?;
+            fs::rename(&from, &to).map_err(Error::io("rename into place", &to))?;
+            crate::durable::sync_dir(parent)
+        })();
+        if let Err(e) = placed {
+            crate::durable::log_cleanup("place the map", &data_dir.join(artifact.file_name()), &e);
+        }
+    }
+    if !maps.is_empty() {
+        crate::durable::remove_best_effort(&data_dir.join("visualizations"));
     }
 }
 
@@ -425,6 +486,7 @@ impl Store {
             dir: staging_dir.clone(),
             analysis_id: analysis_id.clone(),
             written: Default::default(),
+            visualizations: Default::default(),
         };
         let computed = compute(&inputs, &staging);
         let discard = || {
@@ -489,7 +551,7 @@ impl Store {
             };
         }
         synced?;
-        promote(&dir, &staging_dir, &token)?;
+        let data_dir = promote(&dir, &staging_dir, &token)?;
         fault::point("analysis-after-data-rename");
         // The superseded analysis' maps and packages (named with its id) and its ITN plan's
         // files go with it.
@@ -517,6 +579,14 @@ impl Store {
         retire(&dir, &mut m, retired);
         m.store(&dir)?;
         fault::point("analysis-after-manifest");
+        // Still under the session lock: no upload can clear `visualizations/` meanwhile. A crash
+        // before this leaves the maps inside the data folder and the app draws them again.
+        let maps = staging
+            .visualizations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        place_visualizations(&dir, &data_dir, &maps);
         // Committed: cleanup is best effort and never fails the request.
         crate::store::after_commit(&dir, &m, "analysis-mid-publish");
         Ok(outcome(&record, false))

@@ -114,6 +114,8 @@ enum UploadInner {
     Object {
         session: SessionId,
         files: Vec<(Artifact, Bytes)>,
+        /// The chunked upload this is the finalize of.
+        chunked: Option<String>,
     },
 }
 
@@ -150,6 +152,15 @@ impl Upload {
         }
     }
 
+    /// The local upload inside, when this is one (the local store's own tests).
+    #[cfg(test)]
+    pub(crate) fn into_local(self) -> Option<local::Upload> {
+        match self.inner {
+            UploadInner::Local(u) => Some(u),
+            UploadInner::Object { .. } => None,
+        }
+    }
+
     /// The session this upload is for.
     pub fn session(&self) -> &SessionId {
         match &self.inner {
@@ -157,15 +168,6 @@ impl Upload {
             UploadInner::Object { session, .. } => session,
         }
     }
-}
-
-/// What a chunked upload needs and the object backend does not offer.
-fn chunks_unsupported() -> Error {
-    Error::Unsupported(
-        "resumable (chunked) uploads are not available with the S3 session store (store = s3://...); \
-         send the files in one request to /upload_both_files or /upload_csv"
-            .to_owned(),
-    )
 }
 
 impl Store {
@@ -293,6 +295,7 @@ impl Store {
                 inner: UploadInner::Object {
                     session: id.clone(),
                     files: Vec::new(),
+                    chunked: None,
                 },
             }),
         }
@@ -303,9 +306,14 @@ impl Store {
     pub fn commit_upload(&self, upload: Upload, info: UploadInfo) -> Result<u64> {
         match (&self.inner, upload.inner) {
             (Inner::Local(s), UploadInner::Local(u)) => s.commit_upload(u, info),
-            (Inner::Object(r), UploadInner::Object { session, files }) => {
-                r.block(r.backend.commit_upload(&session, files, info))
-            }
+            (
+                Inner::Object(r),
+                UploadInner::Object {
+                    session,
+                    files,
+                    chunked,
+                },
+            ) => r.block(r.backend.commit_upload_from(&session, files, info, chunked)),
             _ => Err(Error::Unsupported(
                 "an upload was staged in another session store".to_owned(),
             )),
@@ -602,7 +610,7 @@ impl Store {
     ) -> Result<ChunkStatus> {
         match &self.inner {
             Inner::Local(s) => s.put_chunk(id, chunk, limits),
-            Inner::Object(_) => Err(chunks_unsupported()),
+            Inner::Object(r) => r.block(r.backend.put_chunk(id, chunk, limits)),
         }
     }
 
@@ -610,7 +618,12 @@ impl Store {
     pub fn chunk_status(&self, id: &SessionId, upload_id: &str) -> Result<Option<ChunkStatus>> {
         match &self.inner {
             Inner::Local(s) => s.chunk_status(id, upload_id),
-            Inner::Object(_) => Err(chunks_unsupported()),
+            // The id was only parsed (`Store::session`): unknown is "no chunk here", as a local
+            // caller finds out before asking.
+            Inner::Object(r) => match r.block(r.backend.chunk_status(id, upload_id)) {
+                Err(Error::SessionNotFound(_)) => Ok(None),
+                other => other,
+            },
         }
     }
 
@@ -629,7 +642,34 @@ impl Store {
     {
         match &self.inner {
             Inner::Local(s) => s.finalize_chunks(id, upload_id, expected, commit),
-            Inner::Object(_) => Err(chunks_unsupported().into()),
+            Inner::Object(r) => {
+                crate::chunks::check_upload_id(upload_id)?;
+                if !r.block(r.backend.any_chunk(id, upload_id))? {
+                    return Err(Error::IncompleteUpload(format!(
+                        "no chunk of upload {upload_id} is on the server (never sent, or abandoned and removed); send the chunks again"
+                    ))
+                    .into());
+                }
+                if let Some(answer) = r.block(r.backend.chunk_result(id, upload_id))? {
+                    return Ok(answer);
+                }
+                let answer = if r.block(r.backend.committed_chunked(id, upload_id))? {
+                    commit(Finalizing::Committed)?
+                } else {
+                    let parts =
+                        r.block(r.backend.assemble_chunks(id, upload_id, expected, None))?;
+                    let upload = Upload {
+                        inner: UploadInner::Object {
+                            session: id.clone(),
+                            files: Vec::new(),
+                            chunked: Some(upload_id.to_owned()),
+                        },
+                    };
+                    commit(Finalizing::Parts { upload, parts })?
+                };
+                r.block(r.backend.remember_chunk_result(id, upload_id, &answer))?;
+                Ok(answer)
+            }
         }
     }
 
@@ -656,7 +696,17 @@ impl Store {
     ) -> Result<Option<SweepReport>> {
         match &self.inner {
             Inner::Local(s) => s.sweep_if_due(policy, every),
-            Inner::Object(r) => r.block(r.backend.sweep_if_due(policy, every)),
+            Inner::Object(r) => {
+                // This host's scratch folders left by a worker that died mid-analysis.
+                let scratch = SweepPolicy {
+                    idle: Some(Duration::from_secs(24 * 3600)),
+                    empty: Some(Duration::from_secs(24 * 3600)),
+                };
+                if let Err(e) = r.scratch.sweep_if_due(&scratch, every) {
+                    eprintln!("[mrpt-session] sweep of this host's analysis scratch: {e}");
+                }
+                r.block(r.backend.sweep_if_due(policy, every))
+            }
         }
     }
 }
@@ -704,6 +754,7 @@ impl Remote {
             dir: output_dir.clone(),
             analysis_id: inputs.analysis_id.clone(),
             written: Default::default(),
+            visualizations: Default::default(),
         };
         let result = match compute(&analysis_inputs, &staging) {
             Ok(result) => result,

@@ -29,7 +29,7 @@ use crate::durable::{LockGuard, TEMP_PREFIX, remove_any, write_atomic};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, random_hex};
 use crate::manifest::Manifest;
-use crate::store::{STAGING, SessionDir, Store, Upload};
+use crate::store::{STAGING, SessionDir, Store};
 
 /// Prefix of a chunked upload's folder in `.staging/`.
 pub(crate) const CHUNKED_PREFIX: &str = "c-";
@@ -115,7 +115,7 @@ pub enum Finalizing {
     /// Stage these parts in `upload` and commit it.
     Parts {
         /// The upload to stage the parts in (already begun).
-        upload: Upload,
+        upload: crate::backend::Upload,
         /// Every part, complete.
         parts: Vec<AssembledPart>,
     },
@@ -145,7 +145,7 @@ pub fn check_upload_id(text: &str) -> Result<()> {
     }
 }
 
-fn check_part(text: &str) -> Result<()> {
+pub(crate) fn check_part(text: &str) -> Result<()> {
     let ok = !text.is_empty()
         && text.len() <= MAX_PART_NAME
         && text
@@ -354,7 +354,10 @@ impl Store {
             let parts = self.assemble(&session, &dir, upload_id, expected)?;
             let mut upload = self.begin_upload(id)?;
             upload.chunked_upload = Some(upload_id.to_owned());
-            commit(Finalizing::Parts { upload, parts })?
+            commit(Finalizing::Parts {
+                upload: upload.into(),
+                parts,
+            })?
         };
         crate::fault::point("finalize-after-commit");
         let bytes = serde_json::to_vec(&answer).map_err(|source| Error::Manifest {

@@ -42,6 +42,8 @@ use crate::manifest::{
 use crate::sweep::{SweepPolicy, SweepReport};
 use crate::{AnalysisOutcome, AnalysisRequest, AnalysisResult, RunError, UploadInfo};
 
+mod chunks;
+
 /// Compare-and-swap attempts before a write answers busy (HTTP 503).
 const CAS_TRIES: u32 = 20;
 
@@ -463,6 +465,18 @@ impl ObjectBackend {
         files: Vec<(Artifact, Bytes)>,
         info: UploadInfo,
     ) -> Result<u64> {
+        self.commit_upload_from(id, files, info, None).await
+    }
+
+    /// [`ObjectBackend::commit_upload`] of a chunked upload (`chunked`: its id, recorded in the
+    /// same compare-and-swap; an id the manifest already names is not committed again).
+    pub(crate) async fn commit_upload_from(
+        &self,
+        id: &SessionId,
+        files: Vec<(Artifact, Bytes)>,
+        info: UploadInfo,
+        chunked: Option<String>,
+    ) -> Result<u64> {
         if let Some((artifact, _)) = files.iter().find(|(a, _)| a.kind() != ArtifactKind::Input) {
             return Err(Error::WrongArtifactKind {
                 artifact: artifact.file_name(),
@@ -496,12 +510,17 @@ impl ObjectBackend {
             upload_type,
             committed_at_ms: now_ms(),
             info: info.info,
-            chunked_upload: None,
+            chunked_upload: chunked.clone(),
         };
         let (m, ()) = self
             .update(id, |m| {
                 if m.upload.as_ref().and_then(|u| u.dir.as_deref()) == Some(token.as_str()) {
                     return Ok(Step::Done(())); // our earlier try landed
+                }
+                if chunked.is_some()
+                    && m.upload.as_ref().and_then(|u| u.chunked_upload.as_ref()) == chunked.as_ref()
+                {
+                    return Ok(Step::Done(())); // another host finalized this upload
                 }
                 m.generation += 1;
                 m.upload = Some(record.clone());

@@ -1234,7 +1234,7 @@ fn discard_subdir(session_dir: &Path, name: &str) -> Result<()> {
     Ok(())
 }
 
-fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {
+pub(crate) fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {
     let (sub, rel): (&str, &RelPath) = match artifact {
         Artifact::Visualization(rel) => (VISUALIZATIONS, rel),
         Artifact::Export(rel) => (EXPORTS, rel),
@@ -1253,7 +1253,7 @@ fn loose_path(session_dir: &Path, artifact: &Artifact) -> Result<PathBuf> {
 }
 
 /// Creates the directories between the session folder and `dir`, refusing symlinks.
-fn ensure_dirs(session_dir: &Path, dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dirs(session_dir: &Path, dir: &Path) -> Result<()> {
     let rel = dir
         .strip_prefix(session_dir)
         .map_err(|_| Error::UnsafePath {

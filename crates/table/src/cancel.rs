@@ -48,6 +48,12 @@ impl CancelFlag {
     }
 }
 
+/// The flag of the work running on this thread, to hand to a thread it starts for part of the
+/// same work (`None` outside a scope).
+pub fn current() -> Option<CancelFlag> {
+    CURRENT.with(|c| c.borrow().clone().map(CancelFlag))
+}
+
 /// Whether the work running on this thread has been cancelled.
 pub fn cancelled() -> bool {
     CURRENT.with(|c| {

@@ -34,17 +34,27 @@ pub fn push_python_float_repr(out: &mut String, x: f64) {
     out.push_str(PyFloat::new().format(x));
 }
 
-/// A reusable buffer that lays out ryu's shortest round-trip digits as Python's `repr` (the one
-/// definition of the workspace's float text; [`python_float_repr`] wraps it).
+/// A reusable buffer that lays out the shortest round-trip digits (zmij, a Schubfach/yy
+/// formatter about twice as fast as ryu) as Python's `repr` (the one definition of the
+/// workspace's float text; [`python_float_repr`] wraps it).
 ///
-/// ryu and Python agree on the digits (both the shortest string that round-trips, the closest
-/// to the exact value among those) and on fixed notation for decimal exponents 1..=16 and
-/// -3..=0; they differ only in the exponent's form (`e16` vs `e+16`, `e-7` vs `e-07`) and for
-/// values in [1e-5, 1e-4), which ryu prints fixed (`0.00001`) and Python scientific (`1e-05`).
-#[derive(Default)]
+/// zmij, ryu and Python agree on the digits (the shortest string that round-trips, the closest
+/// to the exact value among those, ties to even); zmij prints fixed notation for decimal
+/// exponents -5..=15 and `d.ddde+NN` otherwise, Python the same except for [1e-5, 1e-4), which
+/// it prints scientific (`1e-05`). The test module proves the output identical to the ryu-based
+/// formatter this one replaced on a million doubles of every kind.
 pub struct PyFloat {
-    ryu: ryu::Buffer,
+    digits: zmij::Buffer,
     out: [u8; 32],
+}
+
+impl Default for PyFloat {
+    fn default() -> Self {
+        PyFloat {
+            digits: zmij::Buffer::new(),
+            out: [0; 32],
+        }
+    }
 }
 
 impl PyFloat {
@@ -56,62 +66,70 @@ impl PyFloat {
     /// `repr(x)`, valid until the next call.
     pub fn format(&mut self, x: f64) -> &str {
         if !x.is_finite() {
-            return if x.is_nan() {
-                "nan"
-            } else if x > 0.0 {
-                "inf"
-            } else {
-                "-inf"
-            };
+            return non_finite(x);
         }
-        let s = self.ryu.format_finite(x);
-        let b = s.as_bytes();
-        let mut n = 0;
-        let out = &mut self.out;
-        if let Some(e) = b.iter().position(|&c| c == b'e') {
-            // "d[.ddd]e[-]x" -> "d[.ddd]e(+|-)0x": sign always, at least two exponent digits.
-            out[..e + 1].copy_from_slice(&b[..=e]);
-            n = e + 1;
-            let exp = &b[e + 1..];
-            let (sign, digits) = match exp.split_first() {
-                Some((b'-', rest)) => (b'-', rest),
-                _ => (b'+', exp),
-            };
-            out[n] = sign;
-            n += 1;
-            if digits.len() < 2 {
-                out[n] = b'0';
-                n += 1;
-            }
-            out[n..n + digits.len()].copy_from_slice(digits);
-            n += digits.len();
-        } else {
-            let neg = usize::from(b.first() == Some(&b'-'));
-            let Some(digits) = b[neg..].strip_prefix(b"0.0000") else {
-                return s;
-            };
-            // [1e-5, 1e-4): "0.0000ddd" -> "d.dde-05".
-            if neg == 1 {
-                out[0] = b'-';
-                n = 1;
-            }
-            let Some((first, rest)) = digits.split_first() else {
-                return s;
-            };
-            out[n] = *first;
-            n += 1;
-            if !rest.is_empty() {
-                out[n] = b'.';
-                n += 1;
-                out[n..n + rest.len()].copy_from_slice(rest);
-                n += rest.len();
-            }
-            out[n..n + 4].copy_from_slice(b"e-05");
-            n += 4;
+        let s = self.digits.format_finite(x);
+        match python_layout(s.as_bytes(), &mut self.out) {
+            // Only ASCII bytes were copied.
+            Some(n) => std::str::from_utf8(&self.out[..n]).unwrap_or("nan"),
+            None => s,
         }
-        // Only ASCII bytes were copied.
-        std::str::from_utf8(&self.out[..n]).unwrap_or("nan")
     }
+}
+
+fn non_finite(x: f64) -> &'static str {
+    if x.is_nan() {
+        "nan"
+    } else if x > 0.0 {
+        "inf"
+    } else {
+        "-inf"
+    }
+}
+
+/// Re-lays out shortest digits `b` (fixed, or `d[.ddd]e[+|-]x`) as Python's `repr` into `out`;
+/// `None` when `b` already is (the common case: fixed notation outside [1e-5, 1e-4)).
+fn python_layout(b: &[u8], out: &mut [u8; 32]) -> Option<usize> {
+    let mut n = 0;
+    if let Some(e) = b.iter().position(|&c| c == b'e') {
+        // "d[.ddd]e[+|-]x" -> "d[.ddd]e(+|-)0x": sign always, at least two exponent digits.
+        out[..e + 1].copy_from_slice(&b[..=e]);
+        n = e + 1;
+        let exp = &b[e + 1..];
+        let (sign, digits) = match exp.split_first() {
+            Some((b'-', rest)) => (b'-', rest),
+            Some((b'+', rest)) => (b'+', rest),
+            _ => (b'+', exp),
+        };
+        out[n] = sign;
+        n += 1;
+        if digits.len() < 2 {
+            out[n] = b'0';
+            n += 1;
+        }
+        out[n..n + digits.len()].copy_from_slice(digits);
+        n += digits.len();
+    } else {
+        let neg = usize::from(b.first() == Some(&b'-'));
+        let digits = b[neg..].strip_prefix(b"0.0000")?;
+        // [1e-5, 1e-4): "0.0000ddd" -> "d.dde-05".
+        if neg == 1 {
+            out[0] = b'-';
+            n = 1;
+        }
+        let (first, rest) = digits.split_first()?;
+        out[n] = *first;
+        n += 1;
+        if !rest.is_empty() {
+            out[n] = b'.';
+            n += 1;
+            out[n..n + rest.len()].copy_from_slice(rest);
+            n += rest.len();
+        }
+        out[n..n + 4].copy_from_slice(b"e-05");
+        n += 4;
+    }
+    Some(n)
 }
 
 #[cfg(test)]
@@ -197,6 +215,20 @@ mod tests {
         out
     }
 
+    /// The ryu-based formatter this one replaced (same layout code, ryu's digits).
+    fn ryu_repr(x: f64) -> String {
+        if !x.is_finite() {
+            return non_finite(x).to_string();
+        }
+        let mut digits = ryu::Buffer::new();
+        let s = digits.format_finite(x);
+        let mut out = [0u8; 32];
+        match python_layout(s.as_bytes(), &mut out) {
+            Some(n) => String::from_utf8_lossy(&out[..n]).into_owned(),
+            None => s.to_string(),
+        }
+    }
+
     /// xorshift64*: deterministic, no dependency.
     struct Rng(u64);
     impl Rng {
@@ -219,6 +251,8 @@ mod tests {
         let mut ties = 0;
         let mut check = |x: f64| {
             let new = buf.format(x);
+            // Byte for byte what the ryu-based formatter printed (files stay identical).
+            assert_eq!(new, ryu_repr(x), "bits {:#x}", x.to_bits());
             let old = old_repr(x);
             if new != old {
                 // The one known difference: the exact value lies halfway between two shortest

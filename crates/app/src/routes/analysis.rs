@@ -8,6 +8,7 @@ use mrpt_analysis as analysis;
 use mrpt_session::{AnalysisRequest, Artifact, RunError, SessionId, Store};
 use serde_json::Value;
 
+use crate::analysis_slots::AnalysisSlots;
 use crate::pipeline::{self, InputFile, PipelineError};
 use crate::routes::Routed;
 use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
@@ -73,9 +74,9 @@ pub async fn run_analysis(app: &App, req: Routed) -> Result<Response<ResponseBod
     let request: RunAnalysisBody = request_body::json(&body)?;
     request.validate(app.config.max_variable_name_bytes)?;
     let id = app.session_of(headers).await?;
-    let store = app.store.clone();
+    let (store, slots) = (app.store.clone(), app.analysis_slots.clone());
     let started = std::time::Instant::now();
-    let body = blocking(move || analyse(&store, &id, request)).await?;
+    let body = blocking(move || analyse(&store, &slots, &id, request)).await?;
     let mut response = reply::json(StatusCode::OK, &body);
     if !body.reused {
         let seconds = started.elapsed().as_secs_f64();
@@ -92,7 +93,7 @@ struct StagingSink<'a>(&'a mrpt_session::AnalysisStaging);
 
 impl pipeline::ArtifactSink for StagingSink<'_> {
     fn write(
-        &mut self,
+        &self,
         artifact: &Artifact,
         body: &mut dyn FnMut(&mut (dyn std::io::Write + Send)) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
@@ -103,7 +104,7 @@ impl pipeline::ArtifactSink for StagingSink<'_> {
         body(&mut file)
     }
 
-    fn link(&mut self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
+    fn link(&self, existing: &Artifact, twin: &Artifact) -> Result<(), PipelineError> {
         self.0
             .link(existing, twin)
             .map_err(|e| pipeline::write_error(twin, e))
@@ -130,8 +131,12 @@ pub(crate) struct Analysed {
     pub warnings: Vec<String>,
 }
 
+/// Runs (or reuses) the analysis. A computation takes one of this worker's analysis slots and
+/// runs at lower CPU priority (`analysis_slots.rs`); its files and its three maps are staged
+/// together and committed at once, so a new upload meanwhile leaves none of them behind (409).
 pub(crate) fn analyse(
     store: &Store,
+    slots: &AnalysisSlots,
     id: &SessionId,
     request: RunAnalysisBody,
 ) -> Result<Analysed, ApiError> {
@@ -152,34 +157,7 @@ pub(crate) fn analyse(
         wait: Some(ANALYSIS_WAIT),
     };
     let outcome = store.run_analysis_once(id, &session_request, |inputs, staging| {
-        let Some(table) = inputs.uploaded_table().map_err(ApiError::from)? else {
-            return Err(ApiError::Conflict(
-                "no ward data uploaded: upload a CSV first".into(),
-            ));
-        };
-        let shapefile = inputs
-            .read(&Artifact::RawShapefile)
-            .map_err(ApiError::from)?;
-        let (table_name, shapefile_name) = (
-            table.artifact.file_name(),
-            Artifact::RawShapefile.file_name(),
-        );
-        let files = pipeline::run_analysis_into(
-            InputFile {
-                name: &table_name,
-                bytes: &table.bytes,
-            },
-            shapefile.as_deref().map(|bytes| InputFile {
-                name: &shapefile_name,
-                bytes,
-            }),
-            &params,
-            &mut StagingSink(staging),
-        )?;
-        Ok(mrpt_session::AnalysisResult {
-            variables_used: files.variables_used,
-            summary: files.summary,
-        })
+        slots.run(|| compute(store, id, inputs, staging, &params))?
     });
     let outcome = match outcome {
         Ok(o) => o,
@@ -188,6 +166,8 @@ pub(crate) fn analyse(
     };
     let state = store.status(id)?;
     let summary = &outcome.summary;
+    // Drawn and placed by the commit; drawn here only for an analysis committed without them
+    // (an older folder, a crash between the commit and the maps' placing).
     let mut visualizations = Vec::new();
     if state.shapefile_loaded {
         visualizations = crate::visuals::ensure_vulnerability_maps(store, id)?;
@@ -216,5 +196,46 @@ pub(crate) fn analyse(
         visualizations,
         ward_count: summary.get("ward_count").cloned(),
         warnings,
+    })
+}
+
+/// One computation: the analysis' files and its vulnerability maps, into its staging folder.
+fn compute(
+    store: &Store,
+    id: &SessionId,
+    inputs: &mrpt_session::AnalysisInputs,
+    staging: &mrpt_session::AnalysisStaging,
+    params: &pipeline::AnalysisParams,
+) -> Result<mrpt_session::AnalysisResult, ApiError> {
+    let Some(table) = inputs.uploaded_table().map_err(ApiError::from)? else {
+        return Err(ApiError::Conflict(
+            "no ward data uploaded: upload a CSV first".into(),
+        ));
+    };
+    let shapefile = inputs
+        .read(&Artifact::RawShapefile)
+        .map_err(ApiError::from)?;
+    let (table_name, shapefile_name) = (
+        table.artifact.file_name(),
+        Artifact::RawShapefile.file_name(),
+    );
+    let files = pipeline::run_analysis_into(
+        InputFile {
+            name: &table_name,
+            bytes: &table.bytes,
+        },
+        shapefile.as_deref().map(|bytes| InputFile {
+            name: &shapefile_name,
+            bytes,
+        }),
+        params,
+        &StagingSink(staging),
+    )?;
+    if let Some(shapefile) = &shapefile {
+        crate::visuals::stage_vulnerability_maps(store, id, staging, shapefile)?;
+    }
+    Ok(mrpt_session::AnalysisResult {
+        variables_used: files.variables_used,
+        summary: files.summary,
     })
 }

@@ -61,6 +61,9 @@ pub(super) fn commit_csv(store: &Store, id: &SessionId, finalizing: Finalizing) 
             up.write(&Artifact::RawCsv, &part.bytes)?;
         }
     }
+    let up = up
+        .into_local()
+        .ok_or_else(|| Error::Unsupported("not a local upload".to_owned()))?;
     let generation = store.commit_upload(up, UploadInfo::default())?;
     Ok(json!({"status": "success", "generation": generation}))
 }

@@ -125,9 +125,9 @@ pub(super) async fn converse(
     let mut download_links: Vec<Value> = Vec::new();
     for call in &plan.calls {
         let (outcome, visuals) = if call.needs_execution() {
-            let store = app.store.clone();
+            let (store, slots) = (app.store.clone(), app.analysis_slots.clone());
             let (id2, call2, ctx2) = (id.clone(), call.clone(), ctx.clone());
-            let work = blocking(move || Ok(execute(&store, &id2, &call2, &ctx2)));
+            let work = blocking(move || Ok(execute(&store, &slots, &id2, &call2, &ctx2)));
             with_keepalive(work, sink.as_ref(), every).await?
         } else {
             (ToolOutcome::NoOutput, Vec::new())

@@ -11,17 +11,19 @@ use serde_json::{Value, json};
 
 use super::context::{AnalysisTables, data_summary, read_table, ward_column_of};
 use crate::ApiError;
+use crate::analysis_slots::AnalysisSlots;
 use crate::pipeline::{self, ItnParams, UploadDetails};
 use crate::routes::analysis::{self, RunAnalysisBody};
 use crate::visuals::{MapLink, read_itn};
 
 pub(super) fn execute(
     store: &Store,
+    slots: &AnalysisSlots,
     id: &SessionId,
     call: &ToolCall,
     ctx: &SessionContext,
 ) -> (ToolOutcome, Vec<Value>) {
-    match run_tool(store, id, call, ctx) {
+    match run_tool(store, slots, id, call, ctx) {
         Ok(done) => done,
         Err(err) => {
             if let ApiError::Internal { context } = &err {
@@ -77,6 +79,7 @@ fn from_map_link(map: &MapLink) -> (String, Visualization) {
 
 fn run_tool(
     store: &Store,
+    slots: &AnalysisSlots,
     id: &SessionId,
     call: &ToolCall,
     ctx: &SessionContext,
@@ -86,7 +89,7 @@ fn run_tool(
             variables,
             exclude,
             force,
-        } => run_analysis(store, id, variables, exclude, *force, ctx),
+        } => run_analysis(store, slots, id, variables, exclude, *force, ctx),
         ToolCall::PlanItn {
             total_nets,
             avg_household_size,
@@ -269,6 +272,7 @@ fn run_tool(
 
 fn run_analysis(
     store: &Store,
+    slots: &AnalysisSlots,
     id: &SessionId,
     variables: &Option<Vec<String>>,
     exclude: &[String],
@@ -309,7 +313,7 @@ fn run_analysis(
         force,
         ..RunAnalysisBody::default()
     };
-    let result = analysis::analyse(store, id, body)?;
+    let result = analysis::analyse(store, slots, id, body)?;
     let view = crate::visuals::current_analysis(store, id)?;
     let tables = AnalysisTables::load(&view)?;
     let summary = AnalysisSummary {
