@@ -313,7 +313,7 @@ impl Store {
 
     /// Finishes a chunked upload: checks that every part in `expected` (name, total chunks) is
     /// complete, joins each part's chunks and hands them to `commit` with a started
-    /// [`Upload`] (the closure stages the files, commits with [`Store::commit_upload`] and
+    /// [`Upload`](crate::backend::Upload) (the closure stages the files, commits with [`Store::commit_upload`] and
     /// returns the answer for the client). Exactly once: the answer is remembered, and a
     /// second finalize of the same upload returns it without committing again; workers
     /// finalizing at once are serialised by the upload's lock. If a worker died after the
