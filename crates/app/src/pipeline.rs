@@ -812,7 +812,9 @@ mod tests {
     fn itn_from_the_kept_basis_is_itn_from_the_files() {
         let kano_pop = fixture("reference/kano/kano_auto_population_input.csv");
         let ilorin_pop = fixture("golden/ilorin_population.csv");
-        let cases: [(&str, Option<&str>, Option<&[u8]>); 5] = [
+        /// (ward table, shapefile, population file) fixtures of one case.
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a [u8]>);
+        let cases: [Case; 5] = [
             (
                 "kano/kano_wards.csv",
                 Some("kano/kano_wards_shapefile.zip"),
