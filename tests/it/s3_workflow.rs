@@ -325,7 +325,18 @@ fn bad_input_on_s3_is_refused_and_leaves_the_session_as_it_was() {
     assert!(r.status >= 400 && r.status < 500, "{}", r.text());
     assert_eq!(r.json_body()["status"], "error");
     let (_, after) = s.status();
-    assert_eq!(before, after, "a refused upload changed the session");
+    // Which worker answered is no session state: two status calls may land on two workers.
+    let without_pid = |mut v: Value| {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("worker_pid");
+        }
+        v
+    };
+    assert_eq!(
+        without_pid(before),
+        without_pid(after),
+        "a refused upload changed the session"
+    );
 
     let ghost = Session {
         id: "0123456789abcdef0123456789abcdef".to_owned(),

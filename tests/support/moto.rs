@@ -3,13 +3,14 @@
 //! on drop. Found as `target/moto-venv/bin/moto_server`, else on `PATH`; when neither runs, the
 //! harness creates the venv and `pip install "moto[server]"` into it (about two minutes, once).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
+
+use prefork_loadgen::http::{self, Request, Timeouts};
 
 use super::poll_until;
 
@@ -65,15 +66,6 @@ pub fn moto_server() -> PathBuf {
         .clone()
 }
 
-fn http(addr: SocketAddr, request: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    s.write_all(request.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out)
-}
-
 impl Moto {
     /// Starts a server and creates `bucket` in it.
     pub fn start(bucket: &str) -> Moto {
@@ -94,13 +86,14 @@ impl Moto {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let created = poll_until(Duration::from_secs(60), || {
-            let reply = http(
-                moto.addr,
-                &format!(
-                    "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                ),
-            )?;
-            reply.starts_with("HTTP/1.1 200").then_some(())
+            // Creates the bucket with the workspace's one HTTP/1.1 client.
+            let path = format!("/{bucket}");
+            let timeouts = Timeouts {
+                connect: Duration::from_secs(2),
+                io: Duration::from_secs(10),
+            };
+            let reply = http::send(moto.addr, &Request::new("PUT", &path), timeouts).ok()?;
+            (reply.status == 200).then_some(())
         });
         assert!(
             created.is_some(),

@@ -14,7 +14,9 @@ pub const MAX_VARIABLES: usize = 15;
 /// One model: `model_<k>` over these variables (selection order).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Model {
+    /// `model_<k>`, k from 1 in generation order.
     pub name: String,
+    /// The variables the model averages (at least 2).
     pub variables: Vec<String>,
 }
 
@@ -29,8 +31,10 @@ impl Model {
     }
 }
 
+/// The composite method's output (analysis.md §3): every model, every ward's scores, the ranking.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CompositeResult {
+    /// All 2^n - n - 1 variable subsets of size >= 2, in generation order.
     pub models: Vec<Model>,
     /// Every model's score for every table row, in one allocation.
     pub model_scores: ScoreMatrix,
@@ -60,10 +64,12 @@ impl ScoreMatrix {
         }
     }
 
+    /// Number of table rows (wards).
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of models (columns).
     pub fn models(&self) -> usize {
         self.models
     }

@@ -16,6 +16,7 @@ use crate::stats::{self, Correlation, CorrelationMethod};
 pub struct Groups {
     /// Shown as the first column's header ("LGA", "vulnerability_category").
     pub name: String,
+    /// Per table row, its group; `None` = the row belongs to no group and is left out.
     pub keys: Vec<Option<String>>,
 }
 

@@ -8,6 +8,7 @@ use crate::contiguity::queen_neighbours;
 use crate::linalg::{mean_present, pairwise_sum};
 use mrpt_table::{ColumnData, Geometry, Table};
 
+/// How the gaps of one column were filled (analysis.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImputationMethod {
@@ -26,7 +27,9 @@ pub enum ImputationMethod {
 /// What happened to one column that had gaps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImputationReport {
+    /// The column's name.
     pub column: String,
+    /// How its gaps were filled.
     pub method: ImputationMethod,
     /// Cells filled in total.
     pub filled: usize,

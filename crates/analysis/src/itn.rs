@@ -20,12 +20,16 @@ use crate::pipeline::{AnalysisResult, Warning, WarningKind};
 /// ([`itn_rankings`]) or from an old `analysis_vulnerability_rankings.csv` alone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnRankingRow {
+    /// The ward's name as ranked.
     pub ward_name: String,
+    /// The ward's code, when the table has one (joins to the population by code first).
     #[serde(default)]
     pub ward_code: Option<String>,
     /// Rows with a NaN score are dropped, as ChatMRPT drops non-numeric scores.
     pub score: f64,
+    /// 1-based rank, 1 = most vulnerable.
     pub rank: usize,
+    /// `High Risk`, `Medium Risk` or `Low Risk`.
     pub category: String,
     /// Urban percentage 0..100; `None` counts as 50.
     #[serde(default)]
@@ -45,19 +49,26 @@ pub struct PopulationRow {
     /// LGA (`AdminLevel2`); rows are summed per (ward_name, admin2) in the `rank` strategy.
     #[serde(default)]
     pub admin2: Option<String>,
+    /// Ward code (`WardCode`), when the table has one.
     #[serde(default)]
     pub ward_code: Option<String>,
+    /// People in the ward (summed over the ward's rows).
     pub population: f64,
+    /// Latitude of the row (PBI files), WGS84 degrees; splits duplicate names.
     #[serde(default)]
     pub latitude: Option<f64>,
+    /// Longitude of the row (PBI files), WGS84 degrees; splits duplicate names.
     #[serde(default)]
     pub longitude: Option<f64>,
 }
 
+/// The ITN request (analysis.md §5). Validated by [`crate::plan_itn`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ItnOptions {
+    /// Nets available; must be positive ([`Error::InvalidTotalNets`]).
     pub total_nets: i64,
+    /// People per household (default 5); must be positive ([`Error::InvalidHouseholdSize`]).
     pub avg_household_size: f64,
     /// Default 30 for `rank` (\[J\]), 75 for `rural_first` (\[N\]).
     pub urban_threshold: Option<f64>,
@@ -76,48 +87,76 @@ impl Default for ItnOptions {
     }
 }
 
+/// One ward that received nets: a row of the ITN allocation file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AllocationRow {
+    /// The ward's name as ranked.
     pub ward_name: String,
+    /// The ward's code, when known.
     pub ward_code: Option<String>,
+    /// The ranking's score.
     pub score: f64,
+    /// Rank in the vulnerability ranking (1 = most vulnerable).
     pub overall_rank: usize,
+    /// `High Risk`, `Medium Risk` or `Low Risk`.
     pub vulnerability_category: String,
+    /// People in the ward (matched, or the mean stand-in when `population_imputed`).
     pub population: f64,
     /// True when the population is the mean stand-in for an unmatched ward (`rural_first`).
     pub population_imputed: bool,
+    /// Urban share, percent 0-100 (50 when the ranking had none).
     pub urban_pct: f64,
     /// The population row's name and match score (`rural_first` only).
     pub pop_ward_name: Option<String>,
+    /// Fuzzy match score of the population row, 0-100 (`rural_first` only).
     pub match_score: Option<i64>,
+    /// Nets to cover the ward: `ceil(max(population / 1.8, ceil(population / household size)))`.
     pub nets_needed: i64,
+    /// Nets given (at most `nets_needed`).
     pub nets_allocated: i64,
+    /// `nets_allocated / nets_needed`, percent 0-100 (1 decimal).
     pub coverage_percent: f64,
+    /// ChatMRPT's phase label (`Full Coverage`, `Rural Priority (Partial)`, ...).
     pub allocation_phase: String,
     /// 1 = rural tier, 2 = urban surplus (`rural_first` only).
     pub priority_tier: Option<u8>,
+    /// People covered by the nets given.
     pub population_covered: f64,
 }
 
+/// How the ranking met the population table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MatchingReport {
+    /// Wards in the ranking.
     pub total_ranking_wards: usize,
+    /// Rows of the population table.
     pub total_population_wards: usize,
+    /// Ranked wards that found a population row.
     pub matched_wards: usize,
+    /// Ranked wards that did not.
     pub unmatched_wards: usize,
+    /// `matched_wards / total_ranking_wards`, percent 0-100.
     pub match_percentage: f64,
+    /// Mean fuzzy score (0-100) of the matches; `None` when no fuzzy match was made.
     pub average_match_score: Option<f64>,
     /// "Exact" (rank), "WardCode" or "Fuzzy" (rural_first).
     pub match_method: String,
+    /// Ranked wards without population, in rank order.
     pub unmatched_ward_names: Vec<String>,
 }
 
+/// An ITN plan: the parameters used, the figures, the allocation and the joins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnPlan {
+    /// The strategy used (given, or chosen from the presence of urban shares).
     pub strategy: ItnStrategy,
+    /// Urban share, percent 0-100, used (the strategy's default when not given).
     pub urban_threshold: f64,
+    /// People per household used.
     pub avg_household_size: f64,
+    /// Nets available.
     pub total_nets: i64,
+    /// The plan's figures (`itn_distribution_results.json`).
     pub stats: ItnStats,
     /// Wards that received nets, in allocation order (ChatMRPT's `prioritized`).
     pub allocations: Vec<AllocationRow>,
@@ -125,7 +164,9 @@ pub struct ItnPlan {
     pub unallocated_wards: Vec<String>,
     /// Wards left out for lack of population (`rank` strategy).
     pub excluded_wards: Vec<String>,
+    /// How the ranking met the population table.
     pub matching: MatchingReport,
+    /// Unmatched population, nets left over.
     pub warnings: Vec<Warning>,
 }
 

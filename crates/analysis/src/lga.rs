@@ -66,6 +66,7 @@ const COUNT_WORDS: [&str; 8] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregation {
+    /// Sum over the LGA's wards (counts: nets, households, cases).
     Sum,
     /// Σ(value·weight)/Σweight with the tests (or population) column as weight.
     Rate,

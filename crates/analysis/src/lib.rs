@@ -24,6 +24,8 @@
 //!    ([`population_rows_from_data`] on the population table, or [`population_from_table`]),
 //!    then [`plan_itn`]`(&rankings, &population, &ItnOptions) -> Result<ItnPlan, Error>` and
 //!    [`ItnPlan::allocation_table`].
+
+#![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod composite;

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Whether a higher value makes a ward more or less vulnerable (analysis.md §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -13,6 +14,7 @@ pub enum Direction {
     Inverse,
 }
 
+/// Where a variable's direction came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DirectionSource {
@@ -22,19 +24,27 @@ pub enum DirectionSource {
     Override,
 }
 
+/// One selected variable's direction and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariableDirection {
+    /// The column name.
     pub variable: String,
+    /// Its direction.
     pub direction: Direction,
+    /// Keyword rule or user override.
     pub source: DirectionSource,
 }
 
 /// A normalised variable: `normalization_<lower(variable)>`, one value per table row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NormalizedColumn {
+    /// The source column's name.
     pub variable: String,
+    /// `normalization_<lower(variable)>`, as written in the normalised CSV.
     pub column_name: String,
+    /// The direction used (inverse variables are normalised as 1/(x + 1e-10)).
     pub direction: Direction,
+    /// Values in 0-1, one per table row (0.5 for a constant column).
     pub values: Vec<f64>,
 }
 

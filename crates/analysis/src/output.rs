@@ -34,6 +34,7 @@ pub struct CompositeScores<'a> {
 }
 
 impl CompositeScores<'_> {
+    /// The file's columns (`WardName`, `model_1..N`), borrowed; fails only on a length bug.
     pub fn view(&self) -> Result<TableView<'_>, Error> {
         let scores = &self.result.composite.model_scores;
         let mut view = TableView::with_rows(self.ward_names.len());

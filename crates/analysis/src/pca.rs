@@ -10,33 +10,46 @@ use crate::linalg::{chi2_sf, pairwise_sum, symmetric_eigen, symmetric_pinv};
 use crate::ranking::rank_wards;
 use mrpt_table::{Category, RankedWard};
 
+/// Variance explained by the kept components.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExplainedVariance {
+    /// Explained-variance ratio of each kept component, 0-1.
     pub per_component: Vec<f64>,
+    /// Running sum of `per_component`.
     pub cumulative: Vec<f64>,
+    /// Last of `cumulative`: share of variance the kept components explain, 0-1.
     pub total_explained: f64,
 }
 
 /// KMO and Bartlett's sphericity test on the standardised data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PcaSuitability {
+    /// True when `reasons` is empty: enough wards and variables, KMO >= 0.5, Bartlett's p < 0.05 (the PCA runs either way).
     pub suitable: bool,
+    /// Kaiser-Meyer-Olkin measure, 0-1; `None` when it could not be computed.
     pub kmo: Option<f64>,
     /// marvelous / meritorious / middling / mediocre / miserable / unacceptable.
     pub kmo_band: Option<String>,
+    /// Bartlett's chi-square statistic; `None` when the correlation matrix is singular.
     pub bartlett_chi_square: Option<f64>,
+    /// Its degrees of freedom, p(p - 1)/2.
     pub bartlett_df: usize,
+    /// Bartlett's p-value; `None` with the statistic.
     pub bartlett_p_value: Option<f64>,
     /// Why the data are unsuitable (empty when suitable).
     pub reasons: Vec<String>,
 }
 
+/// The PCA method's output (analysis.md §4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PcaResult {
+    /// The variables, in selection order (the column order of `components`).
     pub variables: Vec<String>,
     /// Rows of the cleaned table that took part (duplicate ward names keep the first).
     pub rows: Vec<usize>,
+    /// Ward names, in `rows` order.
     pub ward_names: Vec<String>,
+    /// Components kept: min(p, max(2, floor(0.8 p))) for p variables (the score uses the first 3).
     pub n_components: usize,
     /// `components[c][v]`: loading of variable v on component c (unit vectors).
     pub components: Vec<Vec<f64>>,
@@ -52,6 +65,7 @@ pub struct PcaResult {
     pub explained_variance_ratio_all: Vec<f64>,
     /// (variable, importance) sorted descending, summing to 1.
     pub importance: Vec<(String, f64)>,
+    /// KMO and Bartlett, with reasons when unsuitable.
     pub suitability: PcaSuitability,
 }
 

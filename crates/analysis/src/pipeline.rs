@@ -19,6 +19,7 @@ use mrpt_table::{Geometry, WardTable, fix_duplicate_ward_names};
 /// ward names (`mrpt_table::match_wards`, §1.3 steps 1-2); `analyze` does step 3.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisInput {
+    /// The ward table with its ward-name, code and index columns identified.
     pub table: WardTable,
     /// Ward shapes in shapefile order (`None` for a null shape); `None` when no shapefile was
     /// given (imputation then uses column means).
@@ -33,6 +34,7 @@ pub struct AnalysisInput {
     pub shapefile_state: Option<String>,
 }
 
+/// The request's choices (api.md `/run_analysis`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AnalysisOptions {
@@ -60,6 +62,7 @@ impl Default for AnalysisOptions {
     }
 }
 
+/// What a [`Warning`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
@@ -87,9 +90,12 @@ pub enum WarningKind {
     NetsLeftOver,
 }
 
+/// Something the user should know about a result that was still produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Warning {
+    /// What it is about.
     pub kind: WarningKind,
+    /// A sentence shown to the user as is.
     pub message: String,
 }
 
@@ -102,18 +108,24 @@ impl Warning {
     }
 }
 
+/// Everything the analysis computed, from which every output file is written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisResult {
     /// The table after the duplicate-name fix and imputation, original column order.
     pub cleaned: WardTable,
+    /// One entry per column that had gaps.
     pub imputation: Vec<ImputationReport>,
+    /// The variables chosen and how.
     pub selection: Selection,
     /// Per selected variable, selection order.
     pub directions: Vec<VariableDirection>,
     /// Normalised selected variables in TABLE column order (as the normalised CSV has them).
     pub normalized: Vec<NormalizedColumn>,
+    /// Every model's scores and the composite ranking.
     pub composite: CompositeResult,
+    /// The PCA; `None` when not asked for or when it failed (see `warnings`).
     pub pca: Option<PcaResult>,
+    /// Everything the user should know, in the order found.
     pub warnings: Vec<Warning>,
 }
 

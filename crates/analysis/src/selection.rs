@@ -8,9 +8,11 @@ use crate::linalg::sample_variance;
 use crate::text_match::{match_variable, zone_fuzzy_match};
 use mrpt_table::{Table, find_ward_column};
 
+/// How the variables were chosen (analysis.md §2.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SelectionMethod {
+    /// The user named them.
     UserSpecified,
     /// Zone variables, at least half of them found in the data.
     RegionAware,
@@ -24,18 +26,22 @@ pub enum SelectionMethod {
 /// How one user-named variable was resolved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariableMatch {
+    /// The name as the user wrote it.
     pub requested: String,
     /// The matched column, if any.
     pub column: Option<String>,
+    /// Match score of `column`, 0-1 (1.0 for an exact, case-insensitive match).
     pub confidence: f64,
     /// Why the variable is not used (no match, not numeric, no variance, duplicate).
     pub rejected: Option<String>,
 }
 
+/// The variables chosen for the analysis.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Selection {
     /// Selected column names, in selection order.
     pub variables: Vec<String>,
+    /// How they were chosen.
     pub method: SelectionMethod,
     /// Detected geopolitical zone (auto selection only).
     pub zone: Option<String>,

@@ -13,6 +13,7 @@ pub struct WardSpatial {
     pub perimeter_km: f64,
     /// Planar area-weighted centroid in the native (lon/lat) coordinates.
     pub centroid_lat: f64,
+    /// Planar area-weighted centroid longitude, degrees.
     pub centroid_lon: f64,
 }
 

@@ -8,15 +8,23 @@ pub use mrpt_table::explore::CorrelationMethod;
 /// pandas' `describe()` of one numeric column (missing values skipped).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Describe {
+    /// Values present (finite).
     pub count: usize,
+    /// Values missing or not finite.
     pub missing: usize,
+    /// Arithmetic mean; `None` without values.
     pub mean: Option<f64>,
     /// Sample standard deviation (ddof = 1); `None` below two values.
     pub std: Option<f64>,
+    /// Smallest value; `None` without values.
     pub min: Option<f64>,
+    /// 25th percentile (linear interpolation); `None` without values.
     pub q25: Option<f64>,
+    /// 50th percentile; `None` without values.
     pub median: Option<f64>,
+    /// 75th percentile; `None` without values.
     pub q75: Option<f64>,
+    /// Largest value; `None` without values.
     pub max: Option<f64>,
 }
 
@@ -33,6 +41,7 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[lo] + (sorted[hi.min(n - 1)] - sorted[lo]) * frac)
 }
 
+/// Arithmetic mean (summed left to right); `None` for an empty slice.
 pub fn mean(values: &[f64]) -> Option<f64> {
     if values.is_empty() {
         None
@@ -52,6 +61,7 @@ pub fn std_dev(values: &[f64]) -> Option<f64> {
     Some((ss / (n - 1) as f64).sqrt())
 }
 
+/// pandas' `describe()` of the finite values; missing and non-finite values are counted in `missing`.
 pub fn describe(values: &[Option<f64>]) -> Describe {
     let mut v: Vec<f64> = values
         .iter()
@@ -76,9 +86,13 @@ pub fn describe(values: &[Option<f64>]) -> Describe {
 /// A correlation coefficient, its two-sided p-value and the number of complete pairs.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Correlation {
+    /// Pearson or Spearman.
     pub method: CorrelationMethod,
+    /// The coefficient, -1 to 1.
     pub r: f64,
+    /// Two-sided p-value, as scipy computes it.
     pub p: f64,
+    /// Complete pairs used.
     pub n: usize,
 }
 

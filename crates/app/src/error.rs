@@ -6,19 +6,30 @@ use http::StatusCode;
 /// Every way a request can fail, by the status it maps to.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Malformed input: a missing field, a value out of range (400).
     #[error("{0}")]
     BadRequest(String),
+    /// No such route, session or file (404).
     #[error("{0}")]
     NotFound(String),
     /// A known path, another method; `allow` is the `Allow` header's value.
     #[error("{message}")]
-    MethodNotAllowed { message: String, allow: String },
+    MethodNotAllowed {
+        /// The reason shown to the client.
+        message: String,
+        /// The methods the path takes, comma-separated.
+        allow: String,
+    },
+    /// The session is not in the state the request needs: no data yet, no analysis, superseded (409).
     #[error("{0}")]
     Conflict(String),
+    /// A body or file over its size limit (413).
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A body of a content type the route does not read (415).
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// Well-formed input the analysis cannot use: no ward column, too few variables (422).
     #[error("{0}")]
     Unprocessable(String),
     /// The configured session store cannot do this (the message says what to do instead).
@@ -29,16 +40,21 @@ pub enum ApiError {
     Unavailable(String),
     /// Something on our side failed; `context` goes to the log, never to the client.
     #[error("internal error: {context}")]
-    Internal { context: String },
+    Internal {
+        /// What failed, with detail; logged only.
+        context: String,
+    },
 }
 
 impl ApiError {
+    /// An [`ApiError::Internal`] whose context is `context`'s text.
     pub fn internal(context: impl std::fmt::Display) -> Self {
         ApiError::Internal {
             context: context.to_string(),
         }
     }
 
+    /// The HTTP status the variant maps to.
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,

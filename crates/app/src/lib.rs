@@ -37,6 +37,8 @@
 //! 4. Test its error answers without a socket in `src/tests/routes.rs` (`App::handle` with an
 //!    in-memory body), and README.md's API table gets the route.
 
+#![deny(missing_docs)]
+
 mod analysis_slots;
 mod error;
 mod explore;
@@ -132,8 +134,10 @@ impl Default for AppConfig {
 /// Failures that stop the app from starting in a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The instance directory could not be opened or created.
     #[error("cannot open the session store: {0}")]
     Store(#[from] mrpt_session::Error),
+    /// The chat model's configuration is invalid or its HTTP client could not be built.
     #[error("cannot set up the chat model: {0}")]
     Interpreter(#[from] mrpt_interpreter::Error),
 }
@@ -153,6 +157,8 @@ pub struct App {
 }
 
 impl App {
+    /// Opens the session store under `config.instance_dir` and builds the interpreter (the model
+    /// backend when `config.llm` is set, else the rules). Call it in each worker, after the fork.
     pub fn new(config: AppConfig) -> Result<Self, Error> {
         let store = match &config.store {
             None => mrpt_session::Store::open(&config.instance_dir)?,
@@ -179,6 +185,7 @@ impl App {
         })
     }
 
+    /// The configuration the app was built with.
     pub fn config(&self) -> &AppConfig {
         &self.config
     }

@@ -70,7 +70,9 @@ impl From<analysis::Error> for PipelineError {
 /// A file the user sent.
 #[derive(Debug, Clone, Copy)]
 pub struct InputFile<'a> {
+    /// The file name as uploaded (its extension picks the reader).
     pub name: &'a str,
+    /// The file's content.
     pub bytes: &'a [u8],
 }
 
@@ -79,13 +81,21 @@ pub struct InputFile<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UploadDetails {
+    /// The ward table's file name as uploaded.
     pub csv_filename: Option<String>,
+    /// The shapefile zip's name as uploaded; `None` for a table-only upload.
     pub shapefile_filename: Option<String>,
+    /// Data rows of the ward table.
     pub csv_rows: Option<usize>,
+    /// Columns of the ward table.
     pub csv_columns: Option<usize>,
+    /// Shapes in the shapefile.
     pub shapefile_features: Option<usize>,
+    /// Numeric columns that can enter the analysis.
     pub available_variables: Vec<String>,
+    /// How the table's ward names met the shapefile's; `None` without a shapefile.
     pub ward_matching: Option<WardMatching>,
+    /// The upload's data summary (columns, completeness, quality issues).
     pub data_summary: Option<DataSummary>,
 }
 
@@ -95,6 +105,7 @@ impl UploadDetails {
         serde_json::from_value(state.upload_info.clone()).unwrap_or_default()
     }
 
+    /// `csv_shapefile` when a shapefile came with the table, else `csv_only`.
     pub fn upload_type(&self) -> &'static str {
         if self.shapefile_filename.is_some() {
             "csv_shapefile"
@@ -109,17 +120,22 @@ impl UploadDetails {
 pub struct WardMatching {
     /// Table rows with a shapefile ward.
     pub matched: usize,
+    /// Table rows whose name is identical in the shapefile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact: Option<usize>,
+    /// Table names renamed to a close shapefile name, with the score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzzy: Option<Vec<FuzzyMatch>>,
     /// Table names without a shapefile ward.
     #[serde(default)]
     pub unmatched: Vec<String>,
+    /// Shapefile names no table row carries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unmatched_shapefile: Option<Vec<String>>,
+    /// Rows of the ward table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_wards: Option<usize>,
+    /// A sentence for the user about the matching, when there is something to say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Ward names carried by several rows, and whether their codes told them apart.
@@ -238,8 +254,11 @@ pub fn write_error(artifact: &Artifact, e: impl std::fmt::Display) -> PipelineEr
 /// in memory (tests, and callers that want the bytes).
 #[derive(Debug, Clone, Default)]
 pub struct AnalysisFiles {
+    /// Every output file with the artifact it is stored as, in writing order.
     pub files: Vec<(Artifact, Vec<u8>)>,
+    /// The variables the ranking used.
     pub variables_used: Vec<String>,
+    /// The analysis' warnings, as sentences for the user.
     pub warnings: Vec<String>,
     /// Stored with the analysis so a reused answer can repeat it (top wards, PCA facts...).
     pub summary: Value,
@@ -287,7 +306,9 @@ impl ArtifactSink for std::sync::Mutex<AnalysisFiles> {
 /// What an analysis reports besides its files.
 #[derive(Debug, Clone)]
 pub struct AnalysisReport {
+    /// The variables the ranking used.
     pub variables_used: Vec<String>,
+    /// The analysis' warnings, as sentences for the user.
     pub warnings: Vec<String>,
     /// Stored with the analysis so a reused answer can repeat it (top wards, PCA facts...).
     pub summary: Value,
@@ -791,7 +812,9 @@ mod tests {
     fn itn_from_the_kept_basis_is_itn_from_the_files() {
         let kano_pop = fixture("reference/kano/kano_auto_population_input.csv");
         let ilorin_pop = fixture("golden/ilorin_population.csv");
-        let cases: [(&str, Option<&str>, Option<&[u8]>); 5] = [
+        /// (ward table, shapefile, population file) fixtures of one case.
+        type Case<'a> = (&'a str, Option<&'a str>, Option<&'a [u8]>);
+        let cases: [Case; 5] = [
             (
                 "kano/kano_wards.csv",
                 Some("kano/kano_wards_shapefile.zip"),
@@ -941,17 +964,24 @@ mod tests {
 /// What the user asked ITN planning for.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ItnParams {
+    /// Nets available, 1 to [`MAX_TOTAL_NETS`].
     pub total_nets: i64,
+    /// People per household, within [`HOUSEHOLD_SIZE_RANGE`]; `None` = the analysis default (5).
     pub avg_household_size: Option<f64>,
+    /// Urban share, percent, within [`URBAN_THRESHOLD_RANGE`]; `None` = the strategy's default.
     pub urban_threshold: Option<f64>,
+    /// The ranking the nets follow.
     pub method: RankingMethod,
+    /// The distribution strategy; `None` = rural-first when the data has urban shares, else rank.
     pub strategy: Option<ItnStrategy>,
 }
 
 /// The ranges ITN planning accepts: a campaign of at most a billion nets, households of 1 to 50
 /// people, an urban threshold that is a percentage.
 pub const MAX_TOTAL_NETS: i64 = 1_000_000_000;
+/// Accepted people per household, inclusive.
 pub const HOUSEHOLD_SIZE_RANGE: (f64, f64) = (1.0, 50.0);
+/// Accepted urban threshold, percent, inclusive.
 pub const URBAN_THRESHOLD_RANGE: (f64, f64) = (0.0, 100.0);
 
 impl ItnParams {
@@ -1000,13 +1030,18 @@ pub fn rankings_artifact(method: RankingMethod) -> Artifact {
 /// centroids and a population column) and the population table, each if present.
 #[derive(Debug, Clone, Copy)]
 pub struct ItnSources<'a> {
+    /// The rankings file and the artifact it was stored as (a rankings CSV or the unified dataset).
     pub rankings: (&'a Artifact, &'a [u8]),
+    /// The ward data (`unified_dataset.csv` or the uploaded table), for urban shares and centroids.
     pub data: Option<&'a [u8]>,
+    /// The uploaded population table.
     pub population: Option<InputFile<'a>>,
 }
 
+/// An ITN plan and its files.
 #[derive(Debug, Clone)]
 pub struct ItnOutput {
+    /// The plan as computed.
     pub plan: analysis::ItnPlan,
     /// `itn_distribution_results.json` without the session fields (analysis id, map path).
     pub results: Value,

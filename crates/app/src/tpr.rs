@@ -15,7 +15,9 @@ use crate::pipeline::{InputFile, PipelineError};
 /// What the caller chose besides the files.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TprParams {
+    /// State, levels, ages, method and years.
     pub selection: Selection,
+    /// Direction and hotspot thresholds (tpr.md §0.8).
     pub thresholds: Thresholds,
     /// Explicit column mapping (tpr.md §2.4), already applied when the export was read; echoed.
     pub mapping: BTreeMap<String, Option<String>>,
@@ -45,8 +47,11 @@ impl Default for TprParams {
 pub struct TprOutput {
     /// (file name, bytes) in writing order; `tpr_selection.json` first.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Everything the analysis computed.
     pub result: TprResult,
+    /// Per export ward, its shapefile match and population.
     pub links: Vec<WardLink>,
+    /// The `tpr_missingness.csv` rows (tpr.md §7).
     pub missingness: Vec<mrpt_table::tpr::MissingnessRow>,
     /// The answer's body (tpr.md §8.3 `/api/tpr/calculate`).
     pub summary: Value,
@@ -411,6 +416,7 @@ fn selection_json(
 /// What joining the ward TPR into a ward table did (tpr.md §8.2).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct JoinReport {
+    /// The ward-table column the TPR was written to, as the caller named it.
     pub column: String,
     /// Ward-table rows that got a value.
     pub filled: usize,

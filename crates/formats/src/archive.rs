@@ -12,6 +12,7 @@ use crate::limits::Limits;
 pub struct ZipEntry {
     /// Path inside the archive ('/' separated).
     pub name: String,
+    /// The decompressed contents (bounded by [`crate::limits::Limits`]).
     pub bytes: Vec<u8>,
 }
 

@@ -11,17 +11,26 @@ pub enum SourceCrs {
     /// Geographic WGS84: coordinates used as they are.
     Wgs84,
     /// A WGS84 Transverse Mercator projection; coordinates were converted to WGS84.
-    TransverseMercator { name: String },
+    TransverseMercator {
+        /// The projection's name from the `.prj` (`WGS_1984_UTM_Zone_32N`).
+        name: String,
+    },
 }
 
 /// Parameters of a Transverse Mercator projection on an ellipsoid.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TransverseMercator {
+    /// Semi-major axis of the ellipsoid, metres.
     pub a: f64,
+    /// Inverse flattening of the ellipsoid (298.257223563 for WGS84).
     pub inv_f: f64,
+    /// Longitude of the central meridian, degrees.
     pub central_meridian: f64,
+    /// Scale factor on the central meridian (0.9996 for UTM).
     pub scale: f64,
+    /// False easting, in projected units.
     pub false_easting: f64,
+    /// False northing, in projected units.
     pub false_northing: f64,
     /// Metres per projected unit.
     pub unit: f64,

@@ -18,6 +18,8 @@
 //! bool/object typing, `Unnamed: i` and `name.1` column names, Python float repr on output)
 //! follows pandas, and pandas-written result files round-trip byte for byte.
 
+#![deny(missing_docs)]
+
 pub mod archive;
 pub mod crs;
 mod csv_writer;

@@ -8,8 +8,11 @@ use mrpt_table::{ColumnData, Table, find_ward_code_column, find_ward_column};
 /// Population per ward, in file order (PBI exports: first-appearance order of each ward).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PopulationTable {
+    /// Ward names, one per kept row.
     pub ward_names: Vec<String>,
+    /// People per ward (summed family members for PBI exports), parallel to `ward_names`.
     pub populations: Vec<f64>,
+    /// Ward codes parallel to `ward_names`, when the table has a ward-code column.
     pub ward_codes: Option<Vec<Option<String>>>,
     /// Rows dropped because the ward name or the population was missing.
     pub skipped_rows: Vec<usize>,

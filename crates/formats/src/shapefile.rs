@@ -15,6 +15,7 @@ use mrpt_table::{
 /// Ward boundaries and their attribute table, row i of one matching row i of the other.
 #[derive(Debug, Clone)]
 pub struct WardShapes {
+    /// The `.dbf` attribute table, one row per shape.
     pub attributes: Table,
     /// `None` for a null shape.
     pub geometries: Vec<Option<Geometry>>,
@@ -22,16 +23,19 @@ pub struct WardShapes {
     pub ward_column: usize,
     /// Index of a `WardCode`-like column in `attributes`.
     pub code_column: Option<usize>,
+    /// The coordinate system the `.prj` declared (vertices are WGS84 whatever it was).
     pub crs: SourceCrs,
     /// The .shp's name inside the archive.
     pub source: String,
 }
 
 impl WardShapes {
+    /// The ward-name column as text, one per shape (`None` for a blank cell).
     pub fn ward_names(&self) -> Vec<Option<String>> {
         self.attributes.columns()[self.ward_column].data.to_text()
     }
 
+    /// The ward-code column as text, when the attributes have one.
     pub fn ward_codes(&self) -> Option<Vec<Option<String>>> {
         self.code_column
             .map(|i| self.attributes.columns()[i].data.to_text())
@@ -569,8 +573,11 @@ fn dbf_column(f: &Field, cells: Vec<Option<String>>) -> ColumnData {
 /// The three files of a written shapefile.
 #[derive(Debug, Clone)]
 pub struct ShapefileBytes {
+    /// The `.shp` (geometries).
     pub shp: Vec<u8>,
+    /// The `.shx` (offsets of each record in the `.shp`).
     pub shx: Vec<u8>,
+    /// The `.dbf` (attribute table, dBASE III).
     pub dbf: Vec<u8>,
 }
 

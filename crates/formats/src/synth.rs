@@ -23,8 +23,11 @@ pub struct SynthData {
     pub table: Table,
     /// Shapefile attributes (StateCode, WardCode, WardName, LGACode, Urban).
     pub attributes: Table,
+    /// One ward polygon per row (always `Some`).
     pub geometries: Vec<Option<Geometry>>,
+    /// The ward table as CSV bytes.
     pub csv: Vec<u8>,
+    /// A zip of `.shp`, `.shx`, `.dbf`, `.prj` (WGS84) and `.cpg` for the attributes and geometries.
     pub shapefile_zip: Vec<u8>,
 }
 

@@ -12,13 +12,17 @@ use crate::tools::{ExplainTopic, MapMethod, ToolCall, score_label};
 /// Result of the risk analysis run (or reused).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnalysisSummary {
+    /// The committed analysis' id (named in the answer so a re-run can be told apart).
     pub analysis_id: String,
+    /// The variables the ranking used, in the order the analysis chose them.
     pub variables: Vec<String>,
     /// Best first.
     pub top_wards: Vec<RankedWard>,
+    /// Wards ranked.
     pub ward_count: u32,
     /// True when an identical earlier run was reused instead of computing again.
     pub reused: bool,
+    /// The analysis' warnings, shown to the user as they are.
     #[serde(default)]
     pub warnings: Vec<String>,
 }
@@ -27,11 +31,15 @@ pub struct AnalysisSummary {
 /// it was made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnOutcome {
+    /// The plan's figures, from the server's computation.
     pub stats: ItnStats,
+    /// People per household the plan used; `None` when the default was used.
     #[serde(default)]
     pub avg_household_size: Option<f64>,
+    /// The ranking the nets followed.
     #[serde(default)]
     pub method: RankingMethod,
+    /// Where the ITN map is, when one was drawn.
     #[serde(default)]
     pub map_url: Option<String>,
     /// (LGA, nets allocated, wards given nets), most nets first; empty without LGAs.
@@ -42,17 +50,24 @@ pub struct ItnOutcome {
 /// A generated map or chart the UI can show.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Visualization {
+    /// What the answer calls it ("Composite vulnerability map").
     pub title: String,
+    /// Same-origin URL of the HTML file.
     pub url: String,
+    /// 1-based page, for paged charts (box plots, composite maps).
     #[serde(default)]
     pub page: Option<u32>,
+    /// Number of pages, for paged charts.
     #[serde(default)]
     pub pages: Option<u32>,
 }
 
+/// The wards a `top_wards` call asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopWardsResult {
+    /// The wards, in the order asked (most vulnerable first, or least for `bottom`).
     pub wards: Vec<RankedWard>,
+    /// Wards ranked in all, for "N of M".
     pub total_wards: u32,
 }
 
@@ -61,16 +76,22 @@ pub struct TopWardsResult {
 pub struct DataOverview {
     /// The upload's summary, as stored with it.
     pub summary: DataSummary,
+    /// Wards in the table.
     pub wards: u32,
+    /// State or area the data covers, when detected.
     #[serde(default)]
     pub state_name: Option<String>,
+    /// Whether ward boundaries were uploaded (maps need them).
     #[serde(default)]
     pub shapefile_loaded: bool,
 }
 
+/// The download package an `export_package` call made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportInfo {
+    /// Same-origin URL of the zip.
     pub url: String,
+    /// The zip's file name, as the answer names it.
     pub filename: String,
     /// True when the package is the ITN plan rather than the analysis.
     pub itn: bool,
@@ -79,7 +100,9 @@ pub struct ExportInfo {
 /// A downloadable file made for an answer (the CSV of a table).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Download {
+    /// The file name the answer names.
     pub filename: String,
+    /// Same-origin URL of the file.
     pub url: String,
 }
 
@@ -87,14 +110,18 @@ pub struct Download {
 /// table, the full table as CSV and charts where they help. Every number comes from the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct TableAnswer {
+    /// One sentence with the computed figures, shown first.
     pub headline: String,
     /// The first rows as a markdown table.
     pub table: String,
     /// Rows in the full table and rows shown.
     pub rows: usize,
+    /// Rows in the markdown table (at most `rows`).
     pub shown: usize,
+    /// The full table as CSV, when it was written.
     #[serde(default)]
     pub csv: Option<Download>,
+    /// Charts drawn for the answer (a scatter plot, an LGA map).
     #[serde(default)]
     pub charts: Vec<Visualization>,
     /// A closing remark (what else can be asked).
@@ -106,22 +133,35 @@ pub struct TableAnswer {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum ToolOutcome {
+    /// `run_analysis` ran or reused an analysis.
     Analysis(AnalysisSummary),
+    /// `plan_itn` made a plan.
     Itn(ItnOutcome),
+    /// A map or chart call drew these.
     Visualizations {
+        /// The maps or charts, in the order to show them.
         items: Vec<Visualization>,
     },
+    /// `top_wards` found these.
     TopWards(TopWardsResult),
+    /// `ward_detail` explained one ward.
     WardDetail(WardDetail),
+    /// `compare_wards` explained two wards.
     Comparison {
+        /// The first ward named.
         a: WardDetail,
+        /// The second ward named.
         b: WardDetail,
     },
+    /// `data_summary` read the upload's summary.
     DataSummary(DataOverview),
+    /// `export_package` made a download.
     Export(ExportInfo),
+    /// An LGA or exploration tool computed a table.
     Table(TableAnswer),
     /// The tool failed; `message` is shown to the user as the reason.
     Error {
+        /// The reason, in the user's terms (no routes, no internal error text).
         message: String,
     },
     /// Nothing to report (explanations need no execution).

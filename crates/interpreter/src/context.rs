@@ -12,15 +12,19 @@ use crate::tools::ToolCall;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum VariableKind {
+    /// Int or float: can enter the risk analysis.
     #[default]
     Numeric,
+    /// Text (names, codes): cannot.
     Text,
 }
 
 /// One column of the current dataset (unified if analysed, else raw).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariableInfo {
+    /// The column name as the data spells it.
     pub name: String,
+    /// Numeric or text.
     #[serde(default)]
     pub kind: VariableKind,
     /// Share of wards with a value, 0-100.
@@ -35,10 +39,12 @@ fn full() -> f64 {
 /// How much one variable pushed a ward's score, on the normalised 0-1 scale the analysis uses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VariableContribution {
+    /// The variable's column name.
     pub variable: String,
     /// The value in the data, when the app has it.
     #[serde(default)]
     pub raw_value: Option<f64>,
+    /// The value after normalisation, 0-1, as the analysis's `normalization_<variable>` column holds it.
     pub normalised: f64,
 }
 
@@ -46,14 +52,20 @@ pub struct VariableContribution {
 /// when a ward is asked about (see [`crate::wards_mentioned`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WardDetail {
+    /// The ward's name as the data spells it.
     pub ward: String,
+    /// Composite rank, 1 = most vulnerable.
     pub rank: u32,
     /// Number of wards ranked, so "rank 3" can be read as "3 of 66".
     pub total_wards: u32,
+    /// `High Risk`, `Medium Risk` or `Low Risk`.
     pub category: String,
+    /// Composite score, 0-1 (higher = more vulnerable).
     pub score: f64,
+    /// PCA rank; `None` when PCA did not run.
     #[serde(default)]
     pub pca_rank: Option<u32>,
+    /// PCA score; `None` when PCA did not run.
     #[serde(default)]
     pub pca_score: Option<f64>,
     /// Largest contributions first.
@@ -64,42 +76,57 @@ pub struct WardDetail {
 /// Parameters of the ITN plan that is already on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnContext {
+    /// Nets the plan distributed from.
     pub total_nets: u64,
+    /// People per household; `None` when the plan used the default.
     #[serde(default)]
     pub avg_household_size: Option<f64>,
+    /// Urban share, percent 0-100, above which wards waited; `None` for the default.
     #[serde(default)]
     pub urban_threshold: Option<f64>,
+    /// The ranking the plan followed.
     #[serde(default)]
     pub method: RankingMethod,
+    /// Nets allocated, when the plan's figures could be read.
     #[serde(default)]
     pub allocated: Option<u64>,
+    /// Share of the population covered, percent 0-100, when known.
     #[serde(default)]
     pub coverage_percent: Option<f64>,
 }
 
+/// Who wrote a [`Turn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// The programme officer.
     User,
+    /// This assistant.
     Assistant,
 }
 
 /// One message of the conversation, as kept in the session folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Turn {
+    /// Who wrote it.
     pub role: Role,
+    /// The message as shown in the conversation.
     pub text: String,
 }
 
 /// ITN parameters gathered before the net total is known.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct ItnDraft {
+    /// People per household, when the user gave it.
     #[serde(default)]
     pub avg_household_size: Option<f64>,
+    /// Urban threshold, percent 0-100, when the user gave it.
     #[serde(default)]
     pub urban_threshold: Option<f64>,
+    /// The ranking to follow (composite unless the user said PCA).
     #[serde(default)]
     pub method: RankingMethod,
+    /// The distribution strategy, when the user named one.
     #[serde(default)]
     pub strategy: Option<ItnStrategy>,
 }
@@ -111,11 +138,13 @@ pub struct ItnDraft {
 pub enum Pending {
     /// "Shall I run the analysis?" - `then` is what the user wanted once it is done.
     RunAnalysis {
+        /// The calls to make once the analysis has run (empty = just run it).
         #[serde(default)]
         then: Vec<ToolCall>,
     },
     /// "How many nets do you have?"
     NetTotal {
+        /// The parameters the user already gave.
         #[serde(default)]
         draft: ItnDraft,
     },
@@ -127,40 +156,56 @@ pub enum Pending {
 pub struct SessionContext {
     /// State or area the data covers, when detected.
     pub state_name: Option<String>,
+    /// Whether a ward table was uploaded.
     pub data_loaded: bool,
+    /// Whether ward boundaries were uploaded.
     pub shapefile_loaded: bool,
+    /// Rows of the ward table, when loaded.
     pub row_count: Option<u64>,
+    /// The ward-name column's header, when loaded.
     pub ward_column: Option<String>,
+    /// The columns of the current dataset.
     pub variables: Vec<VariableInfo>,
+    /// Every ward name, as the data spells it (for ward lookup in messages).
     pub wards: Vec<String>,
     /// The LGAs of the wards (from the data, the shapefile or an LGA lookup), sorted; empty
     /// when unknown.
     pub lgas: Vec<String>,
+    /// Whether a committed analysis exists for the current upload.
     pub analysis_complete: bool,
+    /// Its id, when complete.
     pub analysis_id: Option<String>,
+    /// The variables it ranked on.
     pub variables_used: Vec<String>,
     /// Best first; the app usually sends the top 10.
     pub top_wards: Vec<RankedWard>,
     /// Details for wards the message mentions, when the app supplies them.
     pub ward_details: Vec<WardDetail>,
+    /// Whether an ITN plan exists for the current analysis.
     pub itn_complete: bool,
+    /// The plan's parameters and figures, when complete.
     pub itn: Option<ItnContext>,
     /// Artefacts available for download or display (file names).
     pub files: Vec<String>,
     /// The last turns, oldest first.
     pub recent_turns: Vec<Turn>,
+    /// The question asked in the previous answer and not yet answered.
     pub pending: Option<Pending>,
 }
 
 /// Where the session is in the workflow; drives the stage block of the prompt and the help text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    /// No ward table uploaded yet.
     NoData,
+    /// Data uploaded, no analysis yet.
     PreAnalysis,
+    /// An analysis is complete.
     PostAnalysis,
 }
 
 impl SessionContext {
+    /// The stage, from `data_loaded` and `analysis_complete` alone.
     pub fn stage(&self) -> Stage {
         if !self.data_loaded {
             Stage::NoData
@@ -180,6 +225,7 @@ impl SessionContext {
         }
     }
 
+    /// The columns that can enter the analysis.
     pub fn numeric_variables(&self) -> impl Iterator<Item = &VariableInfo> {
         self.variables
             .iter()

@@ -102,6 +102,7 @@ impl Interpreter {
         })
     }
 
+    /// Whether a model backend is configured (else the rules alone decide).
     pub fn is_model_backed(&self) -> bool {
         self.backend.is_some()
     }

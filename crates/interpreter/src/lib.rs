@@ -36,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod answer;
@@ -77,13 +78,23 @@ pub use tools::{
 /// Failures to set up the interpreter (planning itself never fails: it falls back to rules).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A configuration value is out of range ([`OpenAiConfig::validate`]).
     #[error("invalid interpreter config: {field}: {reason}")]
-    InvalidConfig { field: &'static str, reason: String },
+    InvalidConfig {
+        /// The config key (`base_url`, `timeout_ms`, ...).
+        field: &'static str,
+        /// What the value must be.
+        reason: String,
+    },
+    /// The TLS configuration (protocol versions, platform certificate verifier) could not be set up.
     #[error("TLS setup for the model client failed: {0}")]
     Tls(String),
+    /// The HTTP client could not be built.
     #[error("building the HTTP client for {base_url} failed: {source}")]
     HttpClient {
+        /// The configured model endpoint base.
         base_url: String,
+        /// The client library's error.
         #[source]
         source: reqwest::Error,
     },

@@ -58,9 +58,13 @@ pub const WARD_MATCH_THRESHOLD: f64 = 0.85;
 /// mentions in the order the user wrote them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WardMention {
+    /// The ward's name as the data spells it.
     pub ward: String,
+    /// SequenceMatcher ratio, at least [`WARD_MATCH_THRESHOLD`] (1.0 for an exact match).
     pub score: f64,
+    /// First token of the mention (0-based).
     pub start: usize,
+    /// One past the last token of the mention.
     pub end: usize,
 }
 

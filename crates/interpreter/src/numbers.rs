@@ -4,8 +4,11 @@
 /// A number found in text, with the token span it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NumberMention {
+    /// The value (`120k` is 120000; a percentage stays 0-100).
     pub value: f64,
+    /// First token of the number's words (0-based).
     pub start: usize,
+    /// One past its last token.
     pub end: usize,
     /// Followed by `%` or "percent".
     pub percent: bool,
@@ -237,8 +240,11 @@ pub fn find_numbers(text: &str) -> Vec<NumberMention> {
 /// (a default used as a "missing" marker is how "I have 10000 nets" got asked again, H10).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ItnNumbers {
+    /// Nets available.
     pub total_nets: Option<u64>,
+    /// People per household.
     pub avg_household_size: Option<f64>,
+    /// Urban threshold, percent 0-100.
     pub urban_threshold: Option<f64>,
 }
 

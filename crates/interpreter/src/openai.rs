@@ -25,16 +25,20 @@ pub struct OpenAiConfig {
     /// Up to and including the version segment, e.g. `https://api.openai.com/v1` or
     /// `http://127.0.0.1:11434/v1`; `/chat/completions` is appended.
     pub base_url: String,
+    /// The model name sent in every request (`gpt-4o-mini`).
     pub model: String,
     /// Name of the environment variable holding the key (for the caller; empty = no key).
     pub api_key_env: String,
+    /// The bearer token, set by the caller from `api_key_env`; `None` = no `Authorization` header.
     #[serde(skip)]
     pub api_key: Option<String>,
     /// Per attempt; for streams, the longest wait for the next chunk.
     pub timeout_ms: u64,
     /// Extra attempts after a timeout, connection failure, 429 or 5xx.
     pub retries: u32,
+    /// Sampling temperature, 0-2 (default 0.2).
     pub temperature: f32,
+    /// Most tokens the model may write per answer (at least 1; default 1000).
     pub max_tokens: u32,
     /// How many earlier turns of the conversation are sent with the message.
     pub history_turns: usize,
@@ -74,6 +78,7 @@ impl Default for OpenAiConfig {
 }
 
 impl OpenAiConfig {
+    /// Checks the ranges; the error names the first bad field ([`Error::InvalidConfig`]).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |field: &'static str, reason: &str| {
             Err(Error::InvalidConfig {
@@ -106,6 +111,7 @@ impl OpenAiConfig {
         Ok(())
     }
 
+    /// `base_url` + `/chat/completions`.
     pub fn endpoint(&self) -> String {
         format!(
             "{}/chat/completions",

@@ -9,8 +9,10 @@ use crate::tools::ToolCall;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum PlanSource {
+    /// The deterministic phrase rules (no model configured, or the model failed).
     #[default]
     Rules,
+    /// The configured model's tool calls, validated.
     Model,
 }
 
@@ -22,10 +24,14 @@ pub enum PlanSource {
 /// it - and passes it back in the next message's context.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Plan {
+    /// Validated tool calls to execute, in order (analysis first).
     pub calls: Vec<ToolCall>,
+    /// Text to show before the calls' answers, or alone when there are none.
     pub reply_without_tools: Option<String>,
     /// Operator-facing notes (model unreachable, a call refused or dropped and why).
     pub notes: Vec<String>,
+    /// The question now waiting for an answer; `None` clears any earlier one.
     pub pending: Option<Pending>,
+    /// Whether the rules or the model decided.
     pub source: PlanSource,
 }

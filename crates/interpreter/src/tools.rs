@@ -20,23 +20,34 @@ pub fn score_label(method: RankingMethod) -> &'static str {
     }
 }
 
+/// Which ranking(s) a vulnerability map shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum MapMethod {
+    /// The composite-score ranking (the default).
     #[default]
     Composite,
+    /// The PCA ranking.
     Pca,
+    /// Both maps, side by side.
     Both,
 }
 
+/// What `explain_method` explains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum ExplainTopic {
+    /// The composite score (normalise, combine models, rank).
     Composite,
+    /// The PCA score.
     Pca,
+    /// How missing values are filled.
     Imputation,
+    /// How variables are scaled to 0-1 and their direction.
     Normalisation,
+    /// How nets are allocated.
     Itn,
+    /// The whole workflow in brief (the default).
     #[default]
     General,
 }
@@ -51,106 +62,152 @@ pub enum ToolCall {
         variables: Option<Vec<String>>,
         /// Leave these out ("what if we exclude elevation?").
         exclude: Vec<String>,
+        /// Run even when an identical analysis is committed.
         force: bool,
     },
+    /// Plan the distribution of insecticide-treated nets.
     PlanItn {
+        /// Nets available (the one required number).
         total_nets: u64,
+        /// People per household; `None` = the default.
         avg_household_size: Option<f64>,
+        /// Urban share, percent 0-100; `None` = the default.
         urban_threshold: Option<f64>,
+        /// The ranking to follow.
         method: RankingMethod,
+        /// The distribution strategy; `None` = the server's default.
         strategy: Option<ItnStrategy>,
     },
+    /// The vulnerability map(s).
     VulnerabilityMap {
+        /// Which ranking(s) to show.
         method: MapMethod,
     },
+    /// The ITN allocation map.
     ItnMap,
     /// One page of box plots (wards in rank order, a page at a time).
     BoxPlot {
+        /// 1-based page.
         page: u32,
     },
+    /// A ward map of one variable's values.
     VariableMap {
+        /// The column, in the data's spelling.
         variable: String,
     },
+    /// The most (or least) vulnerable wards.
     TopWards {
+        /// How many wards.
         n: u32,
+        /// The least vulnerable instead.
         bottom: bool,
         /// The top (or bottom) tenth of wards; `n` then holds that count.
         decile: bool,
+        /// The ranking to list.
         method: RankingMethod,
     },
+    /// Why one ward has its rank.
     WardDetail {
+        /// The ward, in the data's spelling.
         ward: String,
     },
+    /// Two wards side by side.
     CompareWards {
+        /// The first ward.
         a: String,
+        /// The second ward.
         b: String,
     },
+    /// Explain a method in plain language (no execution).
     ExplainMethod {
+        /// What to explain.
         topic: ExplainTopic,
     },
+    /// What the upload holds: columns, completeness, quality issues.
     DataSummary,
+    /// The download package of the results.
     ExportPackage,
     /// LGAs ranked: by mean composite score after the analysis, else by one variable's LGA
     /// aggregate; with an LGA map when there are boundaries.
     LgaRanking {
+        /// Rank LGAs by this variable instead of the composite score.
         variable: Option<String>,
     },
     /// The wards of one LGA with their ranks (or the data).
     WardsInLga {
+        /// The LGA, in the data's spelling.
         lga: String,
     },
     /// ITN plan totals per LGA.
     LgaItn,
     /// Vulnerability map with wards below an urban share faint.
     UrbanExtentMap {
+        /// Urban share, percent 0-100; `None` = the ITN plan's threshold or the default.
         threshold: Option<f64>,
     },
     /// Descriptive statistics of one numeric column, optionally per LGA or per category.
     Describe {
+        /// The numeric column.
         column: String,
         /// "LGA" or a text column (e.g. `vulnerability_category`).
         by: Option<String>,
     },
     /// Wards where `column op value` holds.
     Filter {
+        /// The column compared.
         column: String,
+        /// The comparison.
         op: FilterOp,
+        /// The value, as the user wrote it (a number, or text for `contains`).
         value: String,
     },
     /// One aggregate per group (LGA or a text column).
     GroupBy {
+        /// `LGA` or a text column.
         by: String,
+        /// The aggregate.
         agg: Agg,
         /// `None` = every numeric column.
         column: Option<String>,
     },
     /// The N wards with the highest (or lowest) values of a column, optionally within one LGA.
     TopN {
+        /// The numeric column.
         column: String,
+        /// How many wards.
         n: u32,
+        /// The lowest values instead of the highest.
         lowest: bool,
+        /// Only wards of this LGA.
         lga: Option<String>,
     },
     /// Correlation of two numeric columns with r, p and n, and a scatter plot.
     Correlate {
+        /// The first column.
         a: String,
+        /// The second column.
         b: String,
+        /// Pearson or Spearman.
         method: CorrelationMethod,
     },
     /// The correlation heatmap of the numeric columns.
     CorrelationMatrix {
+        /// Pearson or Spearman.
         method: CorrelationMethod,
     },
     /// Missing values per column, LGA or year, with a missingness map.
     Missingness {
+        /// Count missing values per column, LGA or year.
         by: MissingBy,
     },
     /// Per-model composite score maps, four per page.
     CompositeMaps {
+        /// 1-based page.
         page: u32,
     },
     /// Bar chart of the ranking.
     RankingChart {
+        /// The ranking to chart.
         method: RankingMethod,
     },
 }
@@ -158,34 +215,60 @@ pub enum ToolCall {
 /// Canonical tool names: the only strings that ever name a tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ToolName {
+    /// `run_analysis`.
     RunAnalysis,
+    /// `plan_itn`.
     PlanItn,
+    /// `vulnerability_map`.
     VulnerabilityMap,
+    /// `itn_map`.
     ItnMap,
+    /// `box_plot`.
     BoxPlot,
+    /// `variable_map`.
     VariableMap,
+    /// `top_wards`.
     TopWards,
+    /// `ward_detail`.
     WardDetail,
+    /// `compare_wards`.
     CompareWards,
+    /// `explain_method` (answered without execution).
     ExplainMethod,
+    /// `data_summary`.
     DataSummary,
+    /// `export_package`.
     ExportPackage,
+    /// `lga_ranking`.
     LgaRanking,
+    /// `wards_in_lga`.
     WardsInLga,
+    /// `lga_itn`.
     LgaItn,
+    /// `urban_extent_map`.
     UrbanExtentMap,
+    /// `describe`.
     Describe,
+    /// `filter_wards` (the model-facing name differs from the variant's).
     Filter,
+    /// `group_by`.
     GroupBy,
+    /// `top_n`.
     TopN,
+    /// `correlate`.
     Correlate,
+    /// `correlation_matrix`.
     CorrelationMatrix,
+    /// `missingness`.
     Missingness,
+    /// `composite_maps`.
     CompositeMaps,
+    /// `ranking_chart`.
     RankingChart,
 }
 
 impl ToolName {
+    /// Every tool, in the order they are offered to a model.
     pub const ALL: [ToolName; 25] = [
         ToolName::RunAnalysis,
         ToolName::PlanItn,
@@ -214,6 +297,7 @@ impl ToolName {
         ToolName::RankingChart,
     ];
 
+    /// The snake_case name models and the JSON use (`run_analysis`, `filter_wards`).
     pub fn as_str(self) -> &'static str {
         match self {
             ToolName::RunAnalysis => "run_analysis",
@@ -244,6 +328,7 @@ impl ToolName {
         }
     }
 
+    /// Parses a name of [`ToolName::as_str`] exactly; `None` for anything else.
     pub fn parse(name: &str) -> Option<ToolName> {
         ToolName::ALL.into_iter().find(|t| t.as_str() == name)
     }
@@ -268,6 +353,7 @@ impl ToolName {
         )
     }
 
+    /// The description offered to a model: what the tool does and when (not) to call it.
     pub fn description(self) -> &'static str {
         match self {
             ToolName::RunAnalysis => {
@@ -521,6 +607,7 @@ pub fn openai_tools() -> Value {
 }
 
 impl ToolCall {
+    /// The tool this call is of.
     pub fn name(&self) -> ToolName {
         match self {
             ToolCall::RunAnalysis { .. } => ToolName::RunAnalysis,
@@ -570,7 +657,9 @@ impl ToolCall {
 /// Why a proposed tool call was not accepted; `reason` is fit to show the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    /// The tool's name as proposed (possibly not a tool at all).
     pub tool: String,
+    /// Why, in words fit for the user (no routes, no internal detail).
     pub reason: String,
     /// The call was fine except that it lacked the net total: ask for it, don't fall back.
     pub missing_net_total: bool,

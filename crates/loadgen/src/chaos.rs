@@ -74,6 +74,7 @@ pub struct ChaosReport {
     pub kills: u64,
     /// Rounds that found no worker to kill (all were being respawned).
     pub idle_rounds: u64,
+    /// Whether the one SIGHUP (configuration reload) was sent.
     pub hup_sent: bool,
     /// The distinct worker pids killed.
     pub victims: Vec<i32>,
@@ -147,6 +148,8 @@ impl Rng {
 }
 
 impl Monkey {
+    /// Starts the killing thread. Fails with [`Error::NoWorkers`] when `master_pid` has no live
+    /// child (a wrong pid would turn the chaos run into a plain load run that reports success).
     pub fn start(config: ChaosConfig) -> Result<Monkey, Error> {
         // Refuse to "kill workers" of a process that has none: a wrong pid would make the chaos
         // run a plain load run that reports success.
@@ -163,6 +166,8 @@ impl Monkey {
         Ok(Monkey { stop, handle })
     }
 
+    /// Stops the killing (the thread checks every 20 ms), waits for the thread and returns what
+    /// it did; a SIGHUP that could not be sent is an [`Error::Signal`].
     pub fn stop(self) -> Result<ChaosReport, Error> {
         self.stop.store(true, Ordering::SeqCst);
         self.handle

@@ -61,19 +61,25 @@ pub enum Mode {
 /// What the checker found.
 #[derive(Debug, Clone, Default)]
 pub struct CheckReport {
+    /// History records checked.
     pub records: usize,
+    /// Distinct sessions in the history.
     pub sessions: usize,
+    /// Session folders walked under `<instance>/uploads` (0 without an instance directory).
     pub folders: usize,
+    /// Files whose content was checked (JSON parses, CSV complete).
     pub files_checked: usize,
     /// Tolerated debris (chaos mode): path and the store rule that sweeps it.
     pub debris: Vec<String>,
     /// Of `debris`: temp files under `visualizations/`/`exports/`, which only the session's next
     /// upload or clear removes.
     pub unswept_temp: usize,
+    /// Broken rules, one sentence each naming the session; empty = the run passed.
     pub violations: Vec<String>,
 }
 
 impl CheckReport {
+    /// Whether no rule was broken.
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }

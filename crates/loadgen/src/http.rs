@@ -40,6 +40,7 @@ pub enum Failure {
 /// One complete answer (after any interim 1xx answers).
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code (the final one, never 1xx).
     pub status: u16,
     /// `HTTP/1.0` or `HTTP/1.1`.
     pub version: String,
@@ -101,10 +102,14 @@ pub enum Body<'a> {
 /// What to send. `Host`, `User-Agent` and the framing fields are added unless `headers` has them.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
+    /// `GET`, `POST`, ... (sent as is, so tests can send invalid methods).
     pub method: &'a str,
     /// The request target: `/path?query`.
     pub path: &'a str,
+    /// Extra header fields in order; a `Host`, `User-Agent`, `Content-Length` or
+    /// `Transfer-Encoding` here replaces the one the client would add.
     pub headers: &'a [(&'a str, &'a str)],
+    /// The body and its framing.
     pub body: Body<'a>,
 }
 
@@ -112,6 +117,7 @@ pub struct Request<'a> {
 pub const USER_AGENT: &str = "prefork-client";
 
 impl<'a> Request<'a> {
+    /// A request without extra headers and without a body.
     pub fn new(method: &'a str, path: &'a str) -> Request<'a> {
         Request {
             method,
@@ -121,14 +127,17 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// A `GET` of `path` (`/path?query`).
     pub fn get(path: &'a str) -> Request<'a> {
         Request::new("GET", path)
     }
 
+    /// The same request with these header fields.
     pub fn headers(self, headers: &'a [(&'a str, &'a str)]) -> Request<'a> {
         Request { headers, ..self }
     }
 
+    /// The same request with this body.
     pub fn body(self, body: Body<'a>) -> Request<'a> {
         Request { body, ..self }
     }
@@ -190,6 +199,7 @@ impl<'a> Request<'a> {
 /// Timeouts of one exchange.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
+    /// For the TCP connect.
     pub connect: Duration,
     /// Per read/write call; an analysis on a busy machine needs a long one.
     pub io: Duration,
@@ -277,6 +287,7 @@ pub struct Connection<S = TcpStream> {
 }
 
 impl Connection<TcpStream> {
+    /// Connects to `addr` for several requests on one keep-alive connection.
     pub fn open(addr: SocketAddr, timeouts: Timeouts) -> Result<Connection<TcpStream>, Failure> {
         Ok(Connection::over(
             connect(addr, timeouts)?,
@@ -602,8 +613,11 @@ fn dechunk(raw: &[u8]) -> Result<Option<(Vec<u8>, usize)>, Failure> {
 /// One part of a `multipart/form-data` body; `file_name` makes it a file field.
 #[derive(Debug, Clone, Copy)]
 pub struct Part<'a> {
+    /// The form field's name.
     pub name: &'a str,
+    /// The uploaded file's name (`filename=`); `None` for a plain field.
     pub file_name: Option<&'a str>,
+    /// The field's content.
     pub bytes: &'a [u8],
 }
 

@@ -12,6 +12,8 @@
 //! `check`, taken from mrpt-session's README). Only ever talks to the address it is given (the
 //! scripts and tests give 127.0.0.1), and every loop is bounded in count and time.
 
+#![deny(missing_docs)]
+
 pub mod chaos;
 pub mod check;
 pub mod fleet;
@@ -32,49 +34,81 @@ pub use scenario::{Fixtures, LoadConfig, RouteStats};
 /// Everything that can stop a run before it produces figures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A fixture file could not be read.
     #[error("cannot read the fixture {path}: {source}")]
     Fixture {
+        /// The fixture file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The history (JSONL) file could not be created, written or read.
     #[error("cannot write or read the history {path}: {source}")]
     Record {
+        /// The history file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// A history line is not a JSON record.
     #[error("history {path} line {line} is not a record: {message}")]
     BadRecord {
+        /// The history file.
         path: PathBuf,
+        /// 1-based line number.
         line: usize,
+        /// The JSON parser's message.
         message: String,
     },
+    /// A record could not be serialised to JSON.
     #[error("cannot encode a record: {0}")]
     Encode(String),
+    /// A session folder of the instance directory could not be listed or read.
     #[error("cannot walk the instance directory at {path}: {source}")]
     Walk {
+        /// The folder or file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
+    /// The chat route probe got no answer at all (not even 404).
     #[error("the server did not answer the chat probe: {0}")]
     Probe(String),
+    /// The pid given for chaos has no live child: not a prefork master, or all workers are gone.
     #[error("process {0} has no live children: not a prefork master (or all its workers are gone)")]
     NoWorkers(i32),
+    /// SIGHUP could not be sent to the master.
     #[error("cannot signal process {pid}: {message}")]
-    Signal { pid: i32, message: String },
+    Signal {
+        /// The master's pid.
+        pid: i32,
+        /// The system's error.
+        message: String,
+    },
+    /// An instance could not be launched (its command, port or readiness).
     #[error("launching an instance: {0}")]
     Launch(String),
+    /// A worker thread of the tool panicked (or a lock it held was poisoned).
     #[error("{0} panicked or was poisoned")]
     Poisoned(&'static str),
+    /// Attempts and records disagree: a request went unrecorded (a bug of the tool, never ignored).
     #[error(
         "{attempted} requests were attempted but {recorded} records exist: a request was lost without a trace"
     )]
-    Accounting { attempted: u64, recorded: u64 },
+    Accounting {
+        /// Requests started.
+        attempted: u64,
+        /// Records written.
+        recorded: u64,
+    },
 }
 
 /// A whole run: the load, optionally with chaos, then the checker.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// Users, their workflow and the server's address.
     pub load: LoadConfig,
+    /// SIGKILLs of workers during the load; `None` = a plain load run.
     pub chaos: Option<ChaosConfig>,
     /// The server's instance directory, for the folder walk; `None` skips it.
     pub instance: Option<PathBuf>,
@@ -88,13 +122,19 @@ pub struct RunConfig {
 /// What a run measured and what it violated.
 #[derive(Debug, Clone, Default)]
 pub struct RunReport {
+    /// Users started.
     pub users: u32,
+    /// Users whose every workflow ended well.
     pub finished_users: u32,
     /// Workflows walked to the end (one session each).
     pub workflows: u64,
+    /// Whether the server had the chat route (the three chat messages were sent).
     pub chat: bool,
+    /// Wall-clock time of the load phase.
     pub wall: Duration,
+    /// Latency percentiles and error counts per route.
     pub routes: Vec<RouteStats>,
+    /// Request attempts, retries included.
     pub attempts: u64,
     /// Requests without a 2xx answer that the client reported (after retries).
     pub visible_errors: u64,
@@ -110,12 +150,16 @@ pub struct RunReport {
     pub analysis_runs: u64,
     /// Distinct workers that answered each user: (min, median, max).
     pub workers_per_user: (usize, usize, usize),
+    /// What the chaos thread did; `None` without chaos.
     pub chaos: Option<ChaosReport>,
+    /// The history and folder checks.
     pub check: CheckReport,
+    /// Every broken rule: the checker's, lost or unfinished users, a p99 over the limit.
     pub violations: Vec<String>,
 }
 
 impl RunReport {
+    /// Whether the run passed (no violation).
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }

@@ -28,12 +28,16 @@ pub enum Outcome {
 /// The session facts an answer carried (fields absent from that route's answer stay `None`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
+    /// The session's upload generation (bumped by every upload and clear).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// Whether the session had data loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loaded: Option<bool>,
+    /// Whether the session's analysis was complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_complete: Option<bool>,
+    /// Whether the session's ITN plan was complete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub itn_complete: Option<bool>,
     /// `Some(None)` = the answer said `null`.
@@ -43,8 +47,10 @@ pub struct Observed {
         deserialize_with = "present"
     )]
     pub analysis_id: Option<Option<String>>,
+    /// Lifetime count of analyses started in the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyses_started: Option<u64>,
+    /// Lifetime count of analyses committed in the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analyses_committed: Option<u64>,
     /// `run_analysis` only: the answer reused a committed analysis.
@@ -53,6 +59,7 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// Picks the session fields out of a JSON answer (wrong types count as absent).
     pub fn from_json(v: &Value) -> Observed {
         let b = |k: &str| v.get(k).and_then(Value::as_bool);
         let n = |k: &str| v.get(k).and_then(Value::as_u64);
@@ -87,19 +94,27 @@ pub struct Record {
     pub seq: u64,
     /// Wall clock when the attempt ended, ms since the Unix epoch.
     pub t_ms: u64,
+    /// From the start of the connect to the end of the answer (or the failure), milliseconds.
     pub latency_ms: f64,
+    /// The simulated user (0-based).
     pub user: u32,
     /// The workflow step (`status`, `run_analysis`, ...).
     pub route: String,
+    /// The HTTP method sent.
     pub method: String,
+    /// The session id the request was made for; `None` before the first upload.
     pub session: Option<String>,
     /// 1 for the first attempt; retries (idempotent requests only) count up.
     pub attempt: u32,
+    /// How the attempt ended.
     pub outcome: Outcome,
+    /// The status code, when an answer arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<u16>,
+    /// Why the attempt failed: the connection error, or the answer's `message`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The worker that answered: its `x-worker-pid` header (test builds), else the JSON `worker_pid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_pid: Option<i32>,
     /// Which of several `--url`s (instances) answered, 0-based; absent with one.
@@ -109,6 +124,7 @@ pub struct Record {
     /// failover; nothing had been sent to them).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failovers: u32,
+    /// The session facts the answer carried.
     #[serde(default)]
     pub state: Observed,
 }
@@ -125,6 +141,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// Writes to a new (truncated) JSONL file at `path`, or counts only when `None`.
     pub fn new(path: Option<&Path>) -> Result<Recorder, Error> {
         let out = match path {
             Some(p) => Some(Mutex::new(BufWriter::new(File::create(p).map_err(
@@ -152,6 +169,7 @@ impl Recorder {
         (seq, t_ms)
     }
 
+    /// Appends one record as a JSON line (nothing without a file).
     pub fn write(&self, record: &Record) -> Result<(), Error> {
         let Some(out) = &self.out else {
             return Ok(());
@@ -161,6 +179,7 @@ impl Recorder {
         writeln!(out, "{line}").map_err(|source| self.io_error(source))
     }
 
+    /// Flushes the buffered lines to the file.
     pub fn flush(&self) -> Result<(), Error> {
         if let Some(out) = &self.out {
             let mut out = out.lock().map_err(|_| Error::Poisoned("the record file"))?;

@@ -27,8 +27,11 @@ const USER_AGENT: &str = "prefork-load";
 /// The files every user uploads.
 #[derive(Debug, Clone)]
 pub struct Fixtures {
+    /// The ward table (`kano_wards.csv`).
     pub csv: Vec<u8>,
+    /// The zipped ward shapefile.
     pub shapefile: Vec<u8>,
+    /// The population table for the ITN plan.
     pub population: Vec<u8>,
 }
 
@@ -52,11 +55,13 @@ impl Fixtures {
 /// A load run.
 #[derive(Debug, Clone)]
 pub struct LoadConfig {
+    /// The server (or first instance).
     pub addr: SocketAddr,
     /// Several instances serving one store (`--url` repeated): each request of a user goes to
     /// one of them chosen by a hash of (user, attempt number), so every session crosses
     /// instances, repeatably. Empty = `addr` only.
     pub targets: Vec<SocketAddr>,
+    /// Simulated users, each on its own thread and session.
     pub users: u32,
     /// Pause after every step (jittered 50-150 % per user, deterministically).
     pub think: Duration,
@@ -67,6 +72,7 @@ pub struct LoadConfig {
     /// Each user starts a new workflow (on a new session) while less than this has passed since
     /// the run began; zero = exactly one workflow per user.
     pub repeat_for: Duration,
+    /// The files every user uploads.
     pub fixtures: Fixtures,
     /// Where the history goes (JSONL); `None` keeps it in memory only.
     pub record: Option<PathBuf>,
@@ -76,10 +82,13 @@ pub struct LoadConfig {
     pub reclicks: u32,
     /// Total nets for the ITN plan.
     pub total_nets: u64,
+    /// Connect and per-read/write timeouts of every request.
     pub timeouts: Timeouts,
 }
 
 impl LoadConfig {
+    /// A run with the defaults: 1 s think time, 10 min limit, 10 s ramp-up, one workflow per user,
+    /// 120,000 nets, 10 s connect and 180 s I/O timeouts, no history file.
     pub fn new(addr: SocketAddr, users: u32, fixtures: Fixtures) -> LoadConfig {
         LoadConfig {
             addr,
@@ -112,6 +121,7 @@ pub const CHAT_MESSAGES: [&str; 3] = [
 /// What one user did.
 #[derive(Debug, Clone, Default)]
 pub struct UserOutcome {
+    /// The user's number (0-based).
     pub user: u32,
     /// The session of the workflow in progress.
     pub session: Option<String>,
@@ -123,21 +133,28 @@ pub struct UserOutcome {
     pub finished: bool,
     /// Why it stopped early, when it did.
     pub stopped: Option<String>,
+    /// Pids of the workers that answered this user.
     pub workers: BTreeSet<i32>,
     /// The instances (indexes into `targets`) that answered this user.
     pub instances: BTreeSet<u32>,
     /// Sum over its finished workflows of the last status answer's `analyses_started`.
     pub analyses_started: u64,
+    /// Requests this user attempted, retries included.
     pub attempts: u64,
+    /// Records this user wrote (must equal `attempts`).
     pub records: u64,
 }
 
 /// Everything the users did; the records are also in the history file when one was asked for.
 #[derive(Debug, Default)]
 pub struct RunOutput {
+    /// One outcome per user, in user order.
     pub users: Vec<UserOutcome>,
+    /// Every attempt, in arrival order.
     pub records: Vec<Record>,
+    /// Whether the chat steps were part of the workflow.
     pub chat: bool,
+    /// Wall-clock time from the first user's start to the last user's end.
     pub wall: Duration,
 }
 
@@ -680,6 +697,7 @@ enum AttemptError {
 /// Percentiles of one route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RouteStats {
+    /// The workflow step (`status`, `run_analysis`, ...).
     pub route: String,
     /// Attempts with a complete answer.
     pub answered: u64,
@@ -689,9 +707,13 @@ pub struct RouteStats {
     pub retried: u64,
     /// Connections refused by a dead instance and sent to another one (load balancer failover).
     pub failovers: u64,
+    /// Median latency, milliseconds (nearest rank).
     pub p50_ms: f64,
+    /// 95th-percentile latency, milliseconds (nearest rank).
     pub p95_ms: f64,
+    /// 99th-percentile latency, milliseconds (nearest rank).
     pub p99_ms: f64,
+    /// Slowest attempt, milliseconds.
     pub max_ms: f64,
 }
 

@@ -42,6 +42,7 @@ pub struct Projection {
     scale: f64,
     /// viewBox width and height in user units.
     pub width: u32,
+    /// viewBox height in user units (the longer side of the area spans a fixed extent, plus margins).
     pub height: u32,
 }
 

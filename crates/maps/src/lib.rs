@@ -23,6 +23,8 @@
 //! `{"status":"success", "map_url"|"map_path": "/…"}` the page navigates there (same-origin
 //! paths only); otherwise it shows `message` or `error` from the JSON body.
 
+#![deny(missing_docs)]
+
 mod charts;
 mod colour;
 mod csp;
@@ -57,22 +59,52 @@ pub use tpr::{
 /// Why a map or chart could not be drawn.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Error {
+    /// The input holds no ward.
     #[error("there are no wards to draw")]
     NoWards,
+    /// No ward has a geometry (every ward would be listed, none drawn).
     #[error("no ward has a boundary to draw")]
     NoGeometry,
+    /// A vertex outside [-180, 180] x [-90, 90] or not finite: not WGS84 degrees.
     #[error("ward {ward:?} has an invalid coordinate ({lon}, {lat}); expected WGS84 degrees")]
-    InvalidCoordinate { ward: String, lon: f64, lat: f64 },
+    InvalidCoordinate {
+        /// The ward's name.
+        ward: String,
+        /// The offending longitude.
+        lon: f64,
+        /// The offending latitude.
+        lat: f64,
+    },
+    /// No ward carries the values this map draws (e.g. an ITN map without a plan).
     #[error("no ward has {what}")]
-    MissingValues { what: String },
+    MissingValues {
+        /// What is missing, in words ("an ITN allocation").
+        what: String,
+    },
+    /// A per-ward vector does not have one value per ward.
     #[error("{what}: expected {expected} values (one per ward), got {got}")]
     LengthMismatch {
+        /// Which vector.
         what: &'static str,
+        /// Number of wards.
         expected: usize,
+        /// Number of values given.
         got: usize,
     },
+    /// A box-plot page past the last one.
     #[error("page {page} does not exist; there are {pages} page(s), numbered from 1")]
-    PageOutOfRange { page: usize, pages: usize },
+    PageOutOfRange {
+        /// The page asked for (1-based).
+        page: usize,
+        /// How many pages there are.
+        pages: usize,
+    },
+    /// A rendering parameter out of range (an urban threshold outside 0-100, a household size <= 0).
     #[error("invalid {name}: {reason}")]
-    InvalidParameter { name: &'static str, reason: String },
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }

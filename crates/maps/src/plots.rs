@@ -211,8 +211,11 @@ fn suffix(area: Option<&str>) -> String {
 /// One point of a scatter plot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
+    /// Ward name shown in the tooltip.
     pub label: String,
+    /// Value on the horizontal axis (non-finite points are skipped).
     pub x: f64,
+    /// Value on the vertical axis (non-finite points are skipped).
     pub y: f64,
 }
 

@@ -312,7 +312,9 @@ pub fn render_missingness_map(
 pub struct TrendSeries {
     /// Shown in the legend and the tooltip, e.g. "Dogon Nama (Kano Municipal)".
     pub name: String,
+    /// The analysis' direction; picks the line's colour.
     pub direction: Direction,
+    /// Slope per year (in `unit`), shown in the legend; `None` with fewer than two years.
     #[serde(default)]
     pub slope: Option<f64>,
     /// (year, value) in any order; non-finite values are skipped.
@@ -322,6 +324,7 @@ pub struct TrendSeries {
 /// Input of [`render_trend_chart`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrendChartInput {
+    /// Shown in the title, e.g. "Kano".
     #[serde(default)]
     pub area: Option<String>,
     /// The y axis, e.g. "TPR (%)".
@@ -330,6 +333,7 @@ pub struct TrendChartInput {
     pub metric_label: String,
     /// Unit of the slope, e.g. "percentage points".
     pub unit: String,
+    /// One line per ward.
     pub series: Vec<TrendSeries>,
 }
 

@@ -19,7 +19,9 @@ use crate::logging::Logger;
 pub enum BindAddr {
     /// `host:port` as written; resolved at bind time.
     Tcp(String),
+    /// `unix:PATH` (or `unix://PATH`): a unix stream socket at PATH.
     Unix(PathBuf),
+    /// `fd://N`: descriptor N, already bound and listening, inherited from the parent.
     Fd(i32),
 }
 

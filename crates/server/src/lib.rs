@@ -13,6 +13,8 @@
 //! The master stays single-threaded (no tokio, no logging thread) so that `fork` is sound; each
 //! worker builds its own current-thread runtime after the fork.
 
+#![deny(missing_docs)]
+
 mod abort;
 mod bind;
 mod body;
@@ -51,6 +53,8 @@ pub type ResponseBody = http_body_util::combinators::BoxBody<bytes::Bytes, std::
 /// answers `GET /metrics` without calling the handler, and takes a [`HandlerReport`] out of the
 /// response extensions (route label, metric observations, internal error text) before sending.
 pub trait Handler: Send + Sync + 'static {
+    /// Answers one request on the worker's current-thread runtime. Failures are answered as
+    /// responses (there is no `Err`); internal error text goes in the [`HandlerReport`], not the body.
     fn call(
         &self,
         req: http::Request<RequestBody>,
@@ -108,21 +112,32 @@ pub fn full_body(bytes: impl Into<bytes::Bytes>) -> ResponseBody {
 /// Everything the master needs to run. Durations of zero disable the matching check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
+    /// Worker processes to keep running (0 is taken as 1).
     pub workers: usize,
+    /// Addresses to listen on; all workers accept on all of them.
     pub binds: Vec<BindAddr>,
     /// A ready worker whose heartbeat is older than this is aborted (SIGABRT, then SIGKILL).
     pub timeout: Duration,
     /// A worker that has not reported ready within this is killed and counts as a boot failure.
     pub boot_timeout: Duration,
+    /// After TERM (or USR2/HUP replacing a worker), how long workers get to finish in-flight requests
+    /// before SIGKILL; QUIT/INT use at most a short fixed limit.
     pub graceful_timeout: Duration,
     /// Idle time allowed on a keep-alive connection; zero turns keep-alive off.
     pub keep_alive: Duration,
+    /// A worker exits gracefully after this many requests (plus jitter) and is replaced; 0 = never.
     pub max_requests: u64,
+    /// Each worker's limit is `max_requests + random(0..=jitter)`, so workers do not restart together.
     pub max_requests_jitter: u64,
+    /// `listen(2)` backlog of every bound socket.
     pub backlog: i32,
+    /// File the master's pid is written to (removed at exit); `None` = no pid file.
     pub pidfile: Option<PathBuf>,
+    /// Where access-log lines go; `None` = no access log.
     pub access_log: Option<LogTarget>,
+    /// Where the error log (master and worker messages) goes.
     pub error_log: LogTarget,
+    /// Lowest level written to the error log.
     pub log_level: Level,
     /// Where the unlinked heartbeat files live; `None` = /dev/shm when present, else the temp dir.
     pub heartbeat_dir: Option<PathBuf>,
@@ -170,8 +185,11 @@ pub struct Settings {
 /// disk is the one started), from the directory the first master started in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExecSpec {
+    /// The binary to execute (as it was started, so a replaced file is the one run).
     pub program: PathBuf,
+    /// Its arguments, without argv\[0].
     pub args: Vec<std::ffi::OsString>,
+    /// The directory the first master started in; the new master starts there.
     pub cwd: PathBuf,
 }
 
@@ -220,49 +238,90 @@ impl Default for Settings {
 /// Exit status of a master that stopped because workers kept failing to boot.
 pub const EXIT_WORKER_BOOT_ERROR: u8 = 3;
 
+/// Why the master could not start or a request body could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A bind address that does not parse.
     #[error("invalid bind address {addr:?}: {reason}")]
-    BadBindAddr { addr: String, reason: String },
+    BadBindAddr {
+        /// The address as configured.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Binding or listening on an address failed (in use, permission denied).
     #[error("can't connect to {addr}: {source}")]
     Bind {
+        /// The address as configured.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// The pid file names a live process: another master runs.
     #[error("already running on PID {pid} (or pid file '{}' is stale)", path.display())]
-    AlreadyRunning { pid: i32, path: PathBuf },
+    AlreadyRunning {
+        /// The pid found in the file.
+        pid: i32,
+        /// The pid file.
+        path: PathBuf,
+    },
+    /// The pid file could not be read, written or removed.
     #[error("pid file '{}': {source}", path.display())]
     Pidfile {
+        /// The pid file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A log file could not be opened (or reopened on USR1).
     #[error("log file '{}': {source}", path.display())]
     LogFile {
+        /// The log file.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A worker's heartbeat file could not be created.
     #[error("heartbeat file in '{}': {source}", dir.display())]
     Heartbeat {
+        /// The heartbeat directory.
         dir: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// Installing the signal handlers or the self-pipe failed.
     #[error("signal setup: {0}")]
     Signals(#[source] nix::Error),
+    /// `fork(2)` failed (out of processes or memory).
     #[error("fork: {0}")]
     Fork(#[source] nix::Error),
+    /// A `forwarded_allow_ips` entry that is neither `*`, an IP address nor a CIDR network.
     #[error("invalid forwarded-allow-ips entry {entry:?}")]
-    BadTrustedProxy { entry: String },
+    BadTrustedProxy {
+        /// The entry as configured.
+        entry: String,
+    },
+    /// The body stalled longer than `body_timeout` or came slower than `body_min_rate` (answered 408).
     #[error("the request body was not received in time ({received} bytes in {seconds} s)")]
-    BodyTimeout { received: u64, seconds: u64 },
+    BodyTimeout {
+        /// Body bytes received before the deadline.
+        received: u64,
+        /// Seconds the request had for its body.
+        seconds: u64,
+    },
+    /// The connection failed while the body was read (client reset, malformed chunking).
     #[error("reading the request body: {0}")]
     Body(#[source] hyper::Error),
+    /// The metrics directory could not be created or its worker files written.
     #[error("metrics directory '{}': {source}", dir.display())]
     MetricsDir {
+        /// The metrics directory.
         dir: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },

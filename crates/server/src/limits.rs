@@ -320,6 +320,7 @@ fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 }
 
 impl TrustedProxies {
+    /// Whether a peer at `ip` may set X-Forwarded-For / X-Forwarded-Proto (`*` trusts every peer).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.any || self.nets.iter().any(|(net, bits)| in_net(ip, *net, *bits))
     }

@@ -14,12 +14,18 @@ use prefork_utc::UtcDateTime;
 
 use crate::Error;
 
+/// Severity of an error-log line; a configured level writes that level and above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Detail for debugging: signals handled, children reaped, sd_notify failures.
     Debug,
+    /// Lifecycle: listening, booting and exiting workers (the default).
     Info,
+    /// Something recovered from: a connection evicted at the cap, a USR2 ignored.
     Warning,
+    /// A failure the server survives: a bind retry, a pid file not written, a worker that crashed.
     Error,
+    /// A failure that stops the server or a worker (timeouts, boot failures).
     Critical,
 }
 
@@ -61,8 +67,11 @@ impl fmt::Display for Level {
 /// error log, as in gunicorn.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogTarget {
+    /// The process's standard output (`-` for the access log).
     Stdout,
+    /// The process's standard error (`-` for the error log).
     Stderr,
+    /// A file opened for append, reopened on USR1 (log rotation).
     File(PathBuf),
 }
 

@@ -56,8 +56,11 @@ pub struct AnalysisRequest {
 /// The data the analysis reads: the current upload's files, fixed when the run started.
 #[derive(Clone, Debug)]
 pub struct AnalysisInputs {
+    /// The upload generation the run started on; the commit is refused if it changed.
     pub generation: u64,
+    /// `csv_shapefile` or `csv_only`.
     pub upload_type: String,
+    /// What the app recorded with the upload (its `UploadInfo::info`).
     pub upload_info: Value,
     /// (input, path, path relative to the session folder)
     pub(crate) files: Vec<(Artifact, PathBuf, String)>,
@@ -211,6 +214,7 @@ impl AnalysisStaging {
 /// What the computation reports besides its files.
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisResult {
+    /// The variables the analysis ranked on, stored in the manifest.
     pub variables_used: Vec<String>,
     /// Stored in the manifest and returned on reuse: top wards, PCA figures, warnings...
     pub summary: Value,
@@ -219,18 +223,24 @@ pub struct AnalysisResult {
 /// The answer to `/run_analysis`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AnalysisOutcome {
+    /// The committed analysis' id (32 hex characters).
     pub analysis_id: String,
     /// True when no computation ran for this call.
     pub reused: bool,
+    /// The upload generation it belongs to.
     pub generation: u64,
+    /// The variables it ranked on.
     pub variables_used: Vec<String>,
+    /// The computation's summary as stored (top wards, PCA figures, warnings).
     pub summary: Value,
 }
 
 /// Failure of [`Store::run_analysis_once`]: the session layer's, or the computation's own.
 #[derive(Debug)]
 pub enum RunError<E> {
+    /// The session layer refused or failed (superseded, busy, I/O).
     Session(Error),
+    /// The computation's own error, passed through unchanged.
     Compute(E),
 }
 
@@ -261,10 +271,15 @@ impl<E: std::error::Error + 'static> std::error::Error for RunError<E> {
 /// A committed analysis as seen at one moment, for readers such as ITN planning.
 #[derive(Clone, Debug)]
 pub struct AnalysisView {
+    /// The analysis' id.
     pub analysis_id: String,
+    /// The upload generation it belongs to.
     pub generation: u64,
+    /// The variables it ranked on.
     pub variables_used: Vec<String>,
+    /// The computation's summary as stored.
     pub summary: Value,
+    /// Derived from a folder of the Python system (outputs in the folder root, no manifest).
     pub legacy: bool,
     /// File names of the outputs this analysis has.
     pub files: Vec<String>,
@@ -301,6 +316,7 @@ impl AnalysisView {
         }
     }
 
+    /// Whether this analysis has that output (no file-system access).
     pub fn has(&self, artifact: &Artifact) -> bool {
         self.files.contains(&artifact.file_name())
     }

@@ -6,26 +6,41 @@ use crate::error::{Error, Result};
 /// `analysis.md` §1.5, which older tools and deployments rely on.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Artifact {
+    /// The uploaded ward table as CSV, `raw_data.csv`.
     RawCsv,
+    /// The uploaded ward table as Excel, `raw_data.xlsx`.
     RawXlsx,
+    /// The uploaded shapefile zip, `raw_shapefile.zip`.
     RawShapefile,
+    /// The population table for ITN planning, `population.csv`.
     Population,
+    /// Ward table, scores and boundaries together, `unified_dataset.geoparquet`.
     UnifiedGeoparquet,
+    /// The same without geometry, `unified_dataset.csv`.
     UnifiedCsv,
     /// Composite rankings, `analysis_vulnerability_rankings.csv`.
     Rankings,
     /// PCA rankings, `analysis_vulnerability_rankings_pca.csv`.
     RankingsPca,
+    /// The table after cleaning and imputation, `analysis_cleaned_data.csv`.
     CleanedData,
+    /// The normalised variables, `analysis_normalized_data.csv`.
     NormalizedData,
+    /// Every model's score per ward, `analysis_composite_scores.csv`.
     CompositeScores,
     /// The second copy of the composite scores the Python system wrote, `composite_scores.csv`.
     CompositeScoresCopy,
+    /// The variables of each model, `model_formulas.csv`.
     ModelFormulas,
+    /// Component scores per ward, `analysis_pca_scores.csv`.
     PcaScores,
+    /// Variable importance of the PCA, `pca_variable_importance.json`.
     PcaVariableImportance,
+    /// Explained variance of the PCA, `pca_explained_variance.json`.
     PcaExplainedVariance,
+    /// Per-variable metadata of the unified dataset, `unified_variable_metadata.json`.
     VariableMetadata,
+    /// The ITN plan's figures, `itn_distribution_results.json`.
     ItnResults,
     /// A map or chart under `visualizations/`.
     Visualization(RelPath),
@@ -35,18 +50,29 @@ pub enum Artifact {
     Conversation,
     /// The uploaded health-facility export, unchanged (tpr.md §8.1 `tpr_upload.<ext>`).
     TprUploadCsv,
+    /// The facility export as uploaded, `tpr_upload.xlsx`.
     TprUploadXlsx,
+    /// The facility export as uploaded, `tpr_upload.xls`.
     TprUploadXls,
     /// The outputs of one TPR computation (tpr.md §8.1), replaced together by the next.
     TprSelection,
+    /// Ward TPR, `tpr_results.csv` (tpr.md §4).
     TprResults,
+    /// Ward x year series, `tpr_time_series.csv` (§6.1).
     TprTimeSeries,
+    /// Ward trends, `trend_summary.csv` (§6.2-6.3).
     TprTrendSummary,
+    /// Emerging and resolving hotspots, `tpr_hotspots.csv` (§6.4).
     TprHotspots,
+    /// LGA rates, `tpr_lga_summary.csv` (§6.5).
     TprLgaSummary,
+    /// LGA trends, `tpr_lga_trend.csv` (§6.5).
     TprLgaTrend,
+    /// Wards to reprioritise, `tpr_reprioritise.csv` (§6.6).
     TprReprioritise,
+    /// Missing cells by scope, `tpr_missingness.csv` (§7).
     TprMissingness,
+    /// Data ward to shapefile ward matches, `ward_matching.csv` (§4.4).
     TprWardMatching,
 }
 
@@ -89,7 +115,9 @@ pub const UPLOADED_TABLE: [Artifact; 2] = [Artifact::RawCsv, Artifact::RawXlsx];
 /// mrpt-formats' job; this crate only says what is on disk.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UploadedTable {
+    /// `RawCsv` or `RawXlsx`.
     pub artifact: Artifact,
+    /// The file as uploaded.
     pub bytes: Vec<u8>,
 }
 
@@ -209,6 +237,7 @@ impl Artifact {
         RelPath::parse(rel).map(Artifact::Export)
     }
 
+    /// Which protocol writes it, hence where it is stored and which commit makes it current.
     pub fn kind(&self) -> ArtifactKind {
         match self {
             Artifact::RawCsv | Artifact::RawXlsx | Artifact::RawShapefile => ArtifactKind::Input,
@@ -285,6 +314,8 @@ impl RelPath {
     const MAX_DEPTH: usize = 4;
     const MAX_COMPONENT: usize = 128;
 
+    /// Checks a client-supplied path: at most 4 components of `[A-Za-z0-9._-]`, none empty,
+    /// hidden, `.`/`..` or over 128 bytes, not absolute; else [`Error::UnsafePath`].
     pub fn parse(text: &str) -> Result<RelPath> {
         let refuse = |reason| Error::UnsafePath {
             path: text.to_owned(),
@@ -321,6 +352,7 @@ impl RelPath {
         Ok(RelPath(text.to_owned()))
     }
 
+    /// The path as given (`/`-separated, relative).
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -161,6 +161,7 @@ impl Upload {
         }
     }
 
+    /// The session this upload is for.
     pub fn session(&self) -> &SessionId {
         match &self.inner {
             UploadInner::Local(u) => u.session(),
@@ -241,6 +242,8 @@ impl Store {
 
     // ---- sessions --------------------------------------------------------------------------
 
+    /// Mints a new session id and creates the session (a folder, or an empty manifest written
+    /// with a conditional put); only minted ids are ever accepted by [`Store::session`].
     pub fn create_session(&self) -> Result<SessionId> {
         match &self.inner {
             Inner::Local(s) => s.create_session(),
@@ -258,6 +261,7 @@ impl Store {
         }
     }
 
+    /// The session's state, derived from the store now (folder or manifest); nothing is cached.
     pub fn status(&self, id: &SessionId) -> Result<SessionState> {
         match &self.inner {
             Inner::Local(s) => s.status(id),
@@ -282,6 +286,8 @@ impl Store {
 
     // ---- uploads ---------------------------------------------------------------------------
 
+    /// Starts staging an upload: write the inputs with [`Upload::write`], then
+    /// [`Store::commit_upload`]; dropping the `Upload` discards it.
     pub fn begin_upload(&self, id: &SessionId) -> Result<Upload> {
         match &self.inner {
             Inner::Local(s) => s.begin_upload(id).map(Upload::from),
@@ -295,6 +301,8 @@ impl Store {
         }
     }
 
+    /// Makes a staged upload the session's data: a new generation with no analysis, ITN plan,
+    /// population, maps or exports. Returns the new generation.
     pub fn commit_upload(&self, upload: Upload, info: UploadInfo) -> Result<u64> {
         match (&self.inner, upload.inner) {
             (Inner::Local(s), UploadInner::Local(u)) => s.commit_upload(u, info),
@@ -312,6 +320,8 @@ impl Store {
         }
     }
 
+    /// Stores `population.csv` for the current generation, replacing any previous one and dropping
+    /// the ITN plan (computed with the old populations).
     pub fn commit_population(&self, id: &SessionId, bytes: &[u8], info: Value) -> Result<()> {
         match &self.inner {
             Inner::Local(s) => s.commit_population(id, bytes, info),
@@ -323,6 +333,8 @@ impl Store {
         }
     }
 
+    /// Stores ITN results for `analysis_id`, which must be the current analysis (else
+    /// [`Error::StaleAnalysis`] and nothing is stored); `maps` are written with it.
     pub fn commit_itn(
         &self,
         id: &SessionId,
@@ -342,6 +354,8 @@ impl Store {
         }
     }
 
+    /// Stores a facility export as the session's TPR upload (tpr.md §8.3), replacing the previous
+    /// one and its outputs. Needs no ward table, starts no generation; returns its sequence number.
     pub fn commit_tpr_upload(
         &self,
         id: &SessionId,
@@ -360,6 +374,7 @@ impl Store {
         }
     }
 
+    /// The current TPR upload and its latest outputs; `None` without one.
     pub fn tpr(&self, id: &SessionId) -> Result<Option<TprRecord>> {
         match &self.inner {
             Inner::Local(s) => s.tpr(id),
@@ -367,6 +382,8 @@ impl Store {
         }
     }
 
+    /// Stores the outputs of a TPR computation of upload `seq` (which must still be current, else
+    /// [`Error::Superseded`] and nothing is stored), replacing the previous outputs and their maps.
     pub fn commit_tpr_outputs(
         &self,
         id: &SessionId,
@@ -391,6 +408,8 @@ impl Store {
         }
     }
 
+    /// Makes the session report no data: a new, empty generation; inputs, results, maps, exports
+    /// and the conversation are removed. The id stays valid.
     pub fn clear_session(&self, id: &SessionId) -> Result<()> {
         match &self.inner {
             Inner::Local(s) => s.clear_session(id),
@@ -400,6 +419,7 @@ impl Store {
 
     // ---- reading ---------------------------------------------------------------------------
 
+    /// Reads a current artifact whole; [`Error::ArtifactNotFound`] when it is not current.
     pub fn read_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<Vec<u8>> {
         match &self.inner {
             Inner::Local(s) => s.read_artifact(id, artifact),
@@ -426,6 +446,7 @@ impl Store {
         }
     }
 
+    /// The files under `visualizations/` (relative names), for `/session_info`.
     pub fn list_visualizations(&self, id: &SessionId) -> Result<Vec<String>> {
         match &self.inner {
             Inner::Local(s) => s.list_visualizations(id),
@@ -433,6 +454,7 @@ impl Store {
         }
     }
 
+    /// The files under `exports/` (relative names), for the download menu.
     pub fn list_exports(&self, id: &SessionId) -> Result<Vec<String>> {
         match &self.inner {
             Inner::Local(s) => s.list_exports(id),
@@ -483,6 +505,7 @@ impl Store {
 
     // ---- the conversation ------------------------------------------------------------------
 
+    /// The stored conversation document; `None` when the session has none yet.
     pub fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
         match &self.inner {
             Inner::Local(s) => s.read_conversation(id),
@@ -508,6 +531,7 @@ impl Store {
         }
     }
 
+    /// The session's turns, oldest first (empty without a conversation).
     pub fn conversation_messages(&self, id: &SessionId) -> Result<Vec<ConversationMessage>> {
         match &self.inner {
             Inner::Local(s) => s.conversation_messages(id),
@@ -518,6 +542,7 @@ impl Store {
         }
     }
 
+    /// The history list's entry for the session; `None` when it has no turn yet.
     pub fn conversation_summary(&self, id: &SessionId) -> Result<Option<ConversationSummary>> {
         match &self.inner {
             Inner::Local(s) => s.conversation_summary(id),
@@ -575,6 +600,8 @@ impl Store {
         }
     }
 
+    /// Stores one chunk of a chunked upload (idempotent: the same chunk again replaces its copy);
+    /// refuses chunks over the [`ChunkLimits`] or contradicting what the part announced.
     pub fn put_chunk(
         &self,
         id: &SessionId,
@@ -587,6 +614,7 @@ impl Store {
         }
     }
 
+    /// What the store holds of a chunked upload; `None` when it has no chunk of it.
     pub fn chunk_status(&self, id: &SessionId, upload_id: &str) -> Result<Option<ChunkStatus>> {
         match &self.inner {
             Inner::Local(s) => s.chunk_status(id, upload_id),
@@ -599,6 +627,8 @@ impl Store {
         }
     }
 
+    /// Finishes a chunked upload: checks every expected part is complete, joins each part's chunks
+    /// and hands them to `commit` (which stages and commits the upload and returns the answer).
     pub fn finalize_chunks<E, F>(
         &self,
         id: &SessionId,

@@ -57,17 +57,22 @@ pub struct ChunkLimits {
 /// One chunk as a request carried it.
 #[derive(Clone, Copy, Debug)]
 pub struct Chunk<'a> {
+    /// The client's id for the whole upload ([`check_upload_id`] rules).
     pub upload_id: &'a str,
     /// Which file of the upload (`csv`, `shapefile`, ...): lowercase letters, digits, `_`.
     pub part: &'a str,
+    /// 0-based position of this chunk within its part.
     pub index: u32,
+    /// Chunks the part has; must agree across the part's chunks.
     pub total: u32,
+    /// The chunk's content.
     pub bytes: &'a [u8],
 }
 
 /// What the server holds of one chunked upload, from disk.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChunkStatus {
+    /// The client's id for the upload.
     pub upload_id: String,
     /// Per part: the announced total and the indexes received, ascending.
     pub parts: BTreeMap<String, PartStatus>,
@@ -77,9 +82,12 @@ pub struct ChunkStatus {
     pub finalized: bool,
 }
 
+/// One part of a chunked upload as received so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct PartStatus {
+    /// Chunks announced for the part.
     pub total: u32,
+    /// Indexes received, ascending.
     pub received: Vec<u32>,
 }
 
@@ -95,7 +103,9 @@ impl PartStatus {
 /// One part, its chunks joined, handed to the finalize closure.
 #[derive(Debug)]
 pub struct AssembledPart {
+    /// The part's name (`csv`, `shapefile`, ...).
     pub part: String,
+    /// Its chunks joined in index order.
     pub bytes: Vec<u8>,
 }
 
@@ -104,7 +114,9 @@ pub struct AssembledPart {
 pub enum Finalizing {
     /// Stage these parts in `upload` and commit it.
     Parts {
+        /// The upload to stage the parts in (already begun).
         upload: crate::backend::Upload,
+        /// Every part, complete.
         parts: Vec<AssembledPart>,
     },
     /// A worker that died committed this upload already (before its answer was remembered):
@@ -301,7 +313,7 @@ impl Store {
 
     /// Finishes a chunked upload: checks that every part in `expected` (name, total chunks) is
     /// complete, joins each part's chunks and hands them to `commit` with a started
-    /// [`Upload`] (the closure stages the files, commits with [`Store::commit_upload`] and
+    /// [`Upload`](crate::backend::Upload) (the closure stages the files, commits with [`Store::commit_upload`] and
     /// returns the answer for the client). Exactly once: the answer is remembered, and a
     /// second finalize of the same upload returns it without committing again; workers
     /// finalizing at once are serialised by the upload's lock. If a worker died after the

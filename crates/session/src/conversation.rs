@@ -21,16 +21,19 @@ const SUMMARY_CHARS: usize = 80;
 /// One conversation as the history list shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ConversationSummary {
+    /// The session the conversation belongs to.
     pub session_id: String,
     /// The first message the user typed (shortened).
     pub title: String,
     /// Unix ms of the first and the last turn.
     pub created_at_ms: u64,
+    /// Unix ms of the last turn.
     pub last_activity_ms: u64,
     /// The session has uploaded data now.
     pub has_files: bool,
     /// The last answer (shortened).
     pub preview: String,
+    /// Turns stored (user and assistant).
     pub messages: usize,
 }
 
@@ -39,7 +42,9 @@ pub struct ConversationSummary {
 pub struct ConversationMessage {
     /// `user` or `assistant`.
     pub role: String,
+    /// The message as shown.
     pub text: String,
+    /// Unix ms when it was stored.
     pub at_ms: u64,
     /// Map and chart paths the answer showed.
     pub visualizations: Vec<String>,

@@ -89,6 +89,7 @@ impl AtomicFile {
         sync_dir(parent(&self.target)?)
     }
 
+    /// The temporary file to write into; nothing is visible at the target until `commit`.
     pub fn file_mut(&mut self) -> &mut File {
         &mut self.file
     }

@@ -16,7 +16,12 @@ pub enum Error {
     /// A user-supplied relative path under `visualizations/` or `exports/` was refused
     /// (HTTP 400, or 404 when answering a download).
     #[error("refused path {path:?}: {reason}")]
-    UnsafePath { path: String, reason: &'static str },
+    UnsafePath {
+        /// The path as the client sent it.
+        path: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
 
     /// The session has no uploaded data (HTTP 409: upload a CSV first).
     #[error("session {0} has no uploaded data; upload a CSV (or XLSX) first")]
@@ -31,14 +36,21 @@ pub enum Error {
     #[error(
         "the session's data changed while this ran (started on generation {started}, now {current}); nothing was stored"
     )]
-    Superseded { started: u64, current: u64 },
+    Superseded {
+        /// The generation the work began on.
+        started: u64,
+        /// The session's generation now.
+        current: u64,
+    },
 
     /// An ITN result was offered for an analysis that is no longer the current one (HTTP 409).
     #[error(
         "analysis {offered} is not the current analysis (current: {current:?}); nothing was stored"
     )]
     StaleAnalysis {
+        /// The analysis id the result was computed from.
         offered: String,
+        /// The current analysis id, if any.
         current: Option<String>,
     },
 
@@ -57,7 +69,9 @@ pub enum Error {
     /// upload (programming error, HTTP 500).
     #[error("{artifact} cannot be written {context}")]
     WrongArtifactKind {
+        /// The artifact's file name.
         artifact: String,
+        /// What the caller tried (`in an upload`, ...).
         context: &'static str,
     },
 
@@ -69,8 +83,11 @@ pub enum Error {
     /// A filesystem operation failed (HTTP 500).
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done (`create`, `rename into place`, ...).
         op: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
@@ -78,7 +95,9 @@ pub enum Error {
     /// `manifest.json` exists but cannot be parsed or serialised (HTTP 500).
     #[error("session manifest {path}: {source}")]
     Manifest {
+        /// The manifest file.
         path: PathBuf,
+        /// The JSON error.
         #[source]
         source: serde_json::Error,
     },
@@ -87,7 +106,12 @@ pub enum Error {
     /// to a file, a manifest naming a data directory or file outside the crate's formats. The
     /// read is refused (HTTP 500; the details go to the log only).
     #[error("refused to read {path}: {reason}")]
-    Tampered { path: PathBuf, reason: String },
+    Tampered {
+        /// The offending path.
+        path: PathBuf,
+        /// What is wrong (logged, not shown to clients).
+        reason: String,
+    },
 
     /// A chunk or finalize request of a chunked upload is malformed or contradicts what the
     /// upload announced (HTTP 400).
@@ -102,14 +126,16 @@ pub enum Error {
     #[error("{0}")]
     IncompleteUpload(String),
 
-    /// The OS random source failed while minting an id (HTTP 500).
     /// The configured session store cannot do this (the message says what to do instead).
     #[error("{0}")]
     Unsupported(String),
+
+    /// The OS random source failed while minting an id (HTTP 500).
     #[error("the OS random number source failed: {0}")]
     Entropy(String),
 }
 
+/// This crate's result, with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 pub struct SessionId(String);
 
 impl SessionId {
+    /// Length of an id: 32 lowercase hex characters (128 random bits).
     pub const LEN: usize = 32;
 
     /// Mints a fresh id. Minting alone does not create the session; use `Store::create_session`.
@@ -31,6 +32,7 @@ impl SessionId {
         }
     }
 
+    /// The 32 hex characters (safe as a folder name).
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -9,6 +9,7 @@
 //! Must not depend on any other internal crate; it knows file names and protocols, not what the
 //! files contain.
 
+#![deny(missing_docs)]
 // Tests may unwrap (helper rules); library code may not.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 

@@ -32,15 +32,21 @@ pub(crate) const HEAD_READ: usize = 1024;
 /// `analysis_complete` is `analysis_id.is_some()`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusHead {
+    /// Upload generation: +1 per upload and per clear.
     pub generation: u64,
     /// `raw_data.csv` or `raw_data.xlsx` is current.
     pub data_loaded: bool,
+    /// `raw_shapefile.zip` is current.
     pub shapefile_loaded: bool,
+    /// `population.csv` is current for this generation.
     pub population_loaded: bool,
     /// `Some` exactly when the current upload has a committed analysis (`analysis_complete`).
     pub analysis_id: Option<String>,
+    /// An ITN plan exists for the current analysis.
     pub itn_complete: bool,
+    /// Analyses started over the session's life.
     pub analyses_started: u64,
+    /// Analyses committed over the session's life (never above `analyses_started`).
     pub analyses_committed: u64,
     /// A reader must take the slow path (it finishes the cleanup of an upload or clear).
     pub cleanup_pending: bool,
@@ -92,8 +98,11 @@ pub struct UploadRecord {
     /// Directory under `.data/` holding the files; `None` for files in the folder root (a folder
     /// of the Python system).
     pub dir: Option<String>,
+    /// File names of the upload (`raw_data.csv`, `raw_shapefile.zip`).
     pub files: Vec<String>,
+    /// `csv_shapefile` or `csv_only`.
     pub upload_type: String,
+    /// Unix ms of the commit.
     pub committed_at_ms: u64,
     /// Whatever the app recorded (original file names, row/column counts, ward matching ...).
     pub info: Value,
@@ -103,41 +112,59 @@ pub struct UploadRecord {
     pub chunked_upload: Option<String>,
 }
 
+/// The committed `population.csv`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PopulationRecord {
+    /// Directory under `.data/`; `None` for a file in the folder root.
     pub dir: Option<String>,
+    /// The upload generation it was committed into (stale once that changes).
     pub generation: u64,
+    /// Unix ms of the commit.
     pub committed_at_ms: u64,
+    /// What the app recorded (row counts, matching).
     pub info: Value,
 }
 
 /// The committed analysis. Only current when `generation` equals the manifest's.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AnalysisRecord {
+    /// 32 hex characters, new per committed analysis.
     pub analysis_id: String,
+    /// The upload generation it was computed from.
     pub generation: u64,
     /// Value of `analyses_committed` this analysis produced (0 for a Python-system folder).
     pub seq: u64,
+    /// Directory under `.data/`; `None` for outputs in the folder root (Python system).
     pub dir: Option<String>,
+    /// File names of its outputs.
     pub files: Vec<String>,
     /// The variables asked for (`None`: automatic selection).
     pub variables_requested: Option<Vec<String>>,
+    /// The variables the ranking used.
     pub variables_used: Vec<String>,
     /// Options that change the result (method, ...), compared for reuse.
     pub options: Value,
     /// The route's answer material (top wards, PCA figures, warnings) so a reused answer needs
     /// no recomputation.
     pub summary: Value,
+    /// Unix ms when computing began.
     pub started_at_ms: u64,
+    /// Unix ms of the commit.
     pub finished_at_ms: u64,
+    /// Derived from a folder of the Python system.
     pub legacy: bool,
 }
 
+/// The committed ITN plan. Only current while its analysis is.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ItnRecord {
+    /// The analysis the plan was made from.
     pub analysis_id: String,
+    /// The upload generation of that analysis.
     pub generation: u64,
+    /// Directory under `.data/`; `None` for a file in the folder root.
     pub dir: Option<String>,
+    /// Unix ms of the commit.
     pub committed_at_ms: u64,
     /// The plan's loose files (its map, its allocation table), as `visualizations/...` and
     /// `exports/...` names: retired when another plan (or analysis) replaces this one.
@@ -150,12 +177,15 @@ pub struct ItnRecord {
 pub struct TprRecord {
     /// Which TPR upload this is; outputs computed from an older one never commit.
     pub seq: u64,
+    /// Directory under `.data/` holding the export.
     pub dir: Option<String>,
     /// `tpr_upload.csv`, `.xlsx` or `.xls`.
     pub file: String,
+    /// Unix ms of the commit.
     pub committed_at_ms: u64,
     /// Whatever the app recorded (original name, mapping override, summaries ...).
     pub info: Value,
+    /// The latest computation from this upload; `None` before the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<TprOutputsRecord>,
 }
@@ -163,8 +193,11 @@ pub struct TprRecord {
 /// The latest TPR computation of the current TPR upload.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TprOutputsRecord {
+    /// Directory under `.data/` holding the outputs.
     pub dir: Option<String>,
+    /// File names of the outputs (tpr.md §8.1).
     pub files: Vec<String>,
+    /// Unix ms of the commit.
     pub committed_at_ms: u64,
     /// The computation's answer material (selection, figures), so answers need no recomputation.
     pub summary: Value,

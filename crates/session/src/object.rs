@@ -55,12 +55,19 @@ pub struct ObjectManifest {
     pub rev: u64,
     /// A nonce per write: tells our own landed write from another writer's.
     pub writer: String,
+    /// Upload generation: +1 per upload and per clear.
     pub generation: u64,
+    /// +1 per clear: uploads begun before a clear never commit.
     pub clear_epoch: u64,
+    /// The current upload.
     pub upload: Option<UploadRecord>,
+    /// The current analysis (current only while its generation is).
     pub analysis: Option<AnalysisRecord>,
+    /// The current ITN plan.
     pub itn: Option<ItnRecord>,
+    /// Analyses started over the session's life.
     pub analyses_started: u64,
+    /// Analyses committed over the session's life.
     pub analyses_committed: u64,
     /// The analysis running now: the lease epoch that may commit.
     pub running: Option<Running>,
@@ -68,6 +75,7 @@ pub struct ObjectManifest {
     pub population: Option<PopulationRecord>,
     /// The TPR workflow's upload and outputs (as the local manifest's).
     pub tpr: Option<TprRecord>,
+    /// TPR uploads over the session's life (numbers the uploads, as the local manifest does).
     pub tpr_uploads: u64,
 }
 
@@ -80,9 +88,12 @@ pub(crate) enum Location {
     Loose(String),
 }
 
+/// The lease of the analysis running now.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Running {
+    /// The lease epoch; only the holder of the latest epoch may commit.
     pub epoch: u64,
+    /// A nonce naming the worker that holds it.
     pub holder: String,
 }
 
@@ -183,9 +194,13 @@ enum Step<T> {
 /// The inputs of an analysis, read when it started.
 #[derive(Clone, Debug)]
 pub struct ObjectInputs {
+    /// The upload generation read.
     pub generation: u64,
+    /// `csv_shapefile` or `csv_only`.
     pub upload_type: String,
+    /// What the app recorded with the upload.
     pub upload_info: Value,
+    /// The upload's files and their bytes.
     pub files: Vec<(Artifact, Bytes)>,
     /// The id the analysis gets if it commits.
     pub analysis_id: String,
@@ -252,6 +267,7 @@ pub fn parse_s3_url(url: &str) -> Result<(String, String)> {
 }
 
 impl ObjectBackend {
+    /// A backend over `store`, keeping every key under `prefix` (slashes trimmed).
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str) -> Result<ObjectBackend> {
         Ok(ObjectBackend {
             store,
@@ -380,6 +396,7 @@ impl ObjectBackend {
         Err(Error::Busy(id.to_string()))
     }
 
+    /// Mints an id no session uses and writes its empty manifest (conditional put: never overwrites).
     pub async fn create_session(&self) -> Result<SessionId> {
         loop {
             let id = SessionId::mint()?;
@@ -886,6 +903,7 @@ impl ObjectBackend {
 
     // ---- the conversation ------------------------------------------------------------------
 
+    /// The stored conversation document; `None` when the session has none yet.
     pub async fn read_conversation(&self, id: &SessionId) -> Result<Option<Value>> {
         let (m, _) = self.load(id).await?;
         Ok(self
@@ -1671,6 +1689,7 @@ pub enum Begun {
 /// An analysis under way: its lease (renewed in the background) and inputs.
 pub struct Started {
     lease: HeldLease,
+    /// What the analysis reads, fixed when the lease was taken.
     pub inputs: ObjectInputs,
     fresh_after: u64,
     started_at_ms: u64,

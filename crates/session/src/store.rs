@@ -194,19 +194,25 @@ pub(crate) mod tests_estale {
 /// A session's state as derived from disk during this call.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct SessionState {
+    /// The session's id.
     pub session_id: String,
     /// Upload generation: incremented by every upload and every clear.
     pub generation: u64,
     /// `raw_data.csv` or `raw_data.xlsx` is current.
     pub data_loaded: bool,
+    /// Same as `data_loaded` (the field name the Python system used).
     pub csv_loaded: bool,
+    /// `raw_shapefile.zip` is current.
     pub shapefile_loaded: bool,
+    /// `population.csv` is current for this generation.
     pub population_loaded: bool,
     /// The current upload has a committed analysis with at least one of the four evidence files.
     pub analysis_complete: bool,
     /// ITN results exist for the current analysis.
     pub itn_complete: bool,
+    /// The current analysis' id; `Some` exactly when `analysis_complete`.
     pub analysis_id: Option<String>,
+    /// The variables the current analysis ranked on.
     pub variables_used: Vec<String>,
     /// `"csv_shapefile"` or `"csv_only"` when data is loaded.
     pub upload_type: Option<String>,
@@ -218,6 +224,7 @@ pub struct SessionState {
     pub files: Vec<String>,
     /// Analyses that started computing / committed over the session's life (exactly-once proof).
     pub analyses_started: u64,
+    /// Analyses committed over the session's life (see `analyses_started`).
     pub analyses_committed: u64,
     /// The folder was written by the Python system and has no manifest yet.
     pub legacy: bool,
@@ -843,6 +850,7 @@ impl Store {
         }
     }
 
+    /// Reads a current artifact whole; [`Error::ArtifactNotFound`] when it is not current.
     pub fn read_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<Vec<u8>> {
         let mut file = self.open_artifact(id, artifact)?;
         let mut bytes = Vec::new();
@@ -972,6 +980,7 @@ impl Upload {
         Ok(())
     }
 
+    /// The session this upload is for.
     pub fn session(&self) -> &SessionId {
         &self.session
     }

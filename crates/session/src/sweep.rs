@@ -58,7 +58,9 @@ pub struct SweepReport {
     pub debris: usize,
     /// Chunked uploads nobody finished, removed from sessions that stay.
     pub abandoned_uploads: usize,
+    /// Nothing was removed: the report says what would have been.
     pub dry_run: bool,
+    /// Time the sweep took, ms.
     pub elapsed_ms: u64,
 }
 

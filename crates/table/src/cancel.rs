@@ -17,6 +17,7 @@ thread_local! {
 }
 
 impl CancelFlag {
+    /// A lowered flag (nothing cancelled yet).
     pub fn new() -> Self {
         CancelFlag::default()
     }
@@ -26,6 +27,7 @@ impl CancelFlag {
         self.0.store(true, Ordering::Relaxed);
     }
 
+    /// Whether [`CancelFlag::cancel`] has been called on this flag or a clone of it.
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }

@@ -58,6 +58,7 @@ impl Default for PyFloat {
 }
 
 impl PyFloat {
+    /// A formatter with an empty buffer; reuse one for a whole column.
     pub fn new() -> PyFloat {
         PyFloat::default()
     }

@@ -10,7 +10,9 @@ pub type Ring = Vec<[f64; 2]>;
 /// One polygon: an exterior ring and its holes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Polygon {
+    /// The outer boundary (closed ring).
     pub exterior: Ring,
+    /// Inner boundaries cut out of the exterior (closed rings); empty for most wards.
     #[serde(default)]
     pub holes: Vec<Ring>,
 }
@@ -28,7 +30,9 @@ impl Polygon {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(into = "GeoJson", try_from = "GeoJson")]
 pub enum Geometry {
+    /// A single polygon.
     Polygon(Polygon),
+    /// Several polygons (islands, enclaves), in file order.
     MultiPolygon(Vec<Polygon>),
 }
 
@@ -80,6 +84,7 @@ impl TryFrom<GeoJson> for Geometry {
 }
 
 impl Geometry {
+    /// The polygon(s): one for `Polygon`, all of them for `MultiPolygon`.
     pub fn polygons(&self) -> &[Polygon] {
         match self {
             Geometry::Polygon(p) => std::slice::from_ref(p),
@@ -87,6 +92,7 @@ impl Geometry {
         }
     }
 
+    /// The polygon(s), mutable (readers re-project vertices in place).
     pub fn polygons_mut(&mut self) -> &mut [Polygon] {
         match self {
             Geometry::Polygon(p) => std::slice::from_mut(p),

@@ -15,6 +15,8 @@
 //! Must not do I/O and must not depend on any other internal crate (every leaf may depend on this
 //! one); its only dependencies are serde and ryu (the digits of the float repr).
 
+#![deny(missing_docs)]
+
 pub mod cancel;
 pub mod difflib;
 mod error;

@@ -256,7 +256,9 @@ impl<'c> FuzzyCandidates<'c> {
 /// A table name renamed to a close shapefile name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FuzzyMatch {
+    /// The ward name as the table spelled it.
     pub table_name: String,
+    /// The shapefile name it was renamed to.
     pub shape_name: String,
     /// SequenceMatcher ratio.
     pub score: f64,
@@ -283,6 +285,7 @@ pub struct MatchReport {
 pub struct WardMatch {
     /// Per table row, the shapefile row whose shape it takes (the first with its name).
     pub geometry_index: Vec<Option<usize>>,
+    /// Counts and lists for the upload report and the logs.
     pub report: MatchReport,
 }
 

@@ -6,10 +6,13 @@ use serde::{Deserialize, Serialize};
 /// A ward's vulnerability category (analysis.md §3.6): top third High, bottom third Low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Category {
+    /// Top third of the ranks (written `High Risk`).
     #[serde(rename = "High Risk")]
     High,
+    /// Middle ranks (written `Medium Risk`).
     #[serde(rename = "Medium Risk")]
     Medium,
+    /// Bottom third of the ranks (written `Low Risk`).
     #[serde(rename = "Low Risk")]
     Low,
 }
@@ -57,9 +60,13 @@ impl std::fmt::Display for Category {
 /// One ward's place in a ranking (1 = most vulnerable).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedWard {
+    /// The ward's name as the ranked table carries it (after §1.3 fuzzy renames).
     pub ward_name: String,
+    /// The method's score: composite score (0-1 after normalisation) or PCA score; higher = more vulnerable.
     pub score: f64,
+    /// 1-based rank, 1 = most vulnerable; equal scores keep table order, NaN scores rank last.
     pub rank: usize,
+    /// The rank's third ([`Category::of_rank`]).
     pub category: Category,
     /// The ward's row in the table the ranking was computed from (for a ranking read back from
     /// a file, its row in that file).
@@ -69,8 +76,11 @@ pub struct RankedWard {
 /// Coverage across the wards that received nets, in percent (1 decimal).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WardCoverageStats {
+    /// Mean of the per-ward coverage, percent 0-100.
     pub avg_coverage_percent: f64,
+    /// Lowest per-ward coverage, percent 0-100.
     pub min_coverage_percent: f64,
+    /// Highest per-ward coverage, percent 0-100.
     pub max_coverage_percent: f64,
 }
 
@@ -78,18 +88,27 @@ pub struct WardCoverageStats {
 /// carries them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItnStats {
+    /// Nets available, as the user entered them.
     pub total_nets: i64,
+    /// Nets given to wards (never more than `total_nets`).
     pub allocated: i64,
+    /// `total_nets - allocated`: nets left after every ward was covered or no ward could take more.
     pub remaining: i64,
     /// Share of the matched population covered, in percent (1 decimal).
     pub coverage_percent: f64,
     /// Wards that received nets.
     pub prioritized_wards: usize,
+    /// Wards that received nets and reached 100% coverage.
     pub fully_covered_wards: usize,
+    /// Wards that received nets but less than 100% coverage.
     pub partially_covered_wards: usize,
+    /// Always 0: kept because ChatMRPT's results JSON carries it (analysis.md §5).
     pub reprioritized_wards: usize,
+    /// Population of the wards matched to the population table (people).
     pub total_population: i64,
+    /// People covered by the allocated nets.
     pub covered_population: i64,
+    /// Spread of coverage across the wards that received nets.
     pub ward_coverage_stats: WardCoverageStats,
 }
 

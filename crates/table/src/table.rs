@@ -12,9 +12,13 @@ use crate::float::{parse_pandas_float, python_float_repr};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dtype", content = "values", rename_all = "snake_case")]
 pub enum ColumnData {
+    /// Float64 values (NaN is treated as missing).
     Float(Vec<Option<f64>>),
+    /// Int64 values (complete columns of integer literals).
     Int(Vec<Option<i64>>),
+    /// `True`/`False` values.
     Bool(Vec<Option<bool>>),
+    /// Anything else (pandas object dtype).
     Text(Vec<Option<String>>),
 }
 
@@ -23,14 +27,20 @@ pub enum ColumnData {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Cell {
+    /// An integer.
     Int(i64),
+    /// A finite float (a NaN cell is `Null`).
     Float(f64),
+    /// A boolean (`True`/`False` in CSV).
     Bool(bool),
+    /// Text, as the file holds it.
     Text(String),
+    /// A missing cell.
     Null,
 }
 
 impl ColumnData {
+    /// Number of rows, missing cells included.
     pub fn len(&self) -> usize {
         match self {
             ColumnData::Float(v) => v.len(),
@@ -40,6 +50,7 @@ impl ColumnData {
         }
     }
 
+    /// Whether the column has no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -58,6 +69,7 @@ impl ColumnData {
         }
     }
 
+    /// Whether `row` is missing (NaN counts as missing; so does a row past the end).
     pub fn is_missing(&self, row: usize) -> bool {
         match self {
             ColumnData::Float(v) => v.get(row).is_none_or(|x| x.is_none_or(f64::is_nan)),
@@ -67,6 +79,7 @@ impl ColumnData {
         }
     }
 
+    /// Number of missing cells ([`ColumnData::is_missing`]).
     pub fn missing_count(&self) -> usize {
         (0..self.len()).filter(|&r| self.is_missing(r)).count()
     }
@@ -137,11 +150,14 @@ impl ColumnData {
 /// A named column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Column {
+    /// The header as the file spells it (not trimmed; names are unique in a [`Table`]).
     pub name: String,
+    /// The values.
     pub data: ColumnData,
 }
 
 impl Column {
+    /// A column from its name and values (length is checked when it joins a [`Table`]).
     pub fn new(name: impl Into<String>, data: ColumnData) -> Column {
         Column {
             name: name.into(),
@@ -282,14 +298,17 @@ impl Table {
         Some(self.columns.remove(i))
     }
 
+    /// Number of data rows (every column has this many values).
     pub fn n_rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of columns.
     pub fn n_columns(&self) -> usize {
         self.columns.len()
     }
 
+    /// The columns in file order.
     pub fn columns(&self) -> &[Column] {
         &self.columns
     }
@@ -299,14 +318,17 @@ impl Table {
         self.columns
     }
 
+    /// The column names in file order.
     pub fn column_names(&self) -> Vec<String> {
         self.columns.iter().map(|c| c.name.clone()).collect()
     }
 
+    /// Position of the column with exactly this name (case- and space-sensitive).
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c.name == name)
     }
 
+    /// The column with exactly this name (case- and space-sensitive).
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }

@@ -11,14 +11,19 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Age {
+    /// Under five years (`u5`).
     U5,
+    /// Five years and over, pregnant women excluded (`o5`).
     O5,
+    /// Pregnant women (`pw`).
     Pw,
 }
 
 impl Age {
+    /// The three age groups in slot order.
     pub const ALL: [Age; 3] = [Age::U5, Age::O5, Age::Pw];
 
+    /// The field-name prefix (`u5`, `o5`, `pw`).
     pub fn as_str(self) -> &'static str {
         match self {
             Age::U5 => "u5",
@@ -32,13 +37,17 @@ impl Age {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TestMethod {
+    /// Rapid diagnostic test.
     Rdt,
+    /// Microscopy (blood smear).
     Microscopy,
 }
 
 impl TestMethod {
+    /// Both methods in slot order (RDT first).
     pub const ALL: [TestMethod; 2] = [TestMethod::Rdt, TestMethod::Microscopy];
 
+    /// The field-name part (`rdt`, `microscopy`).
     pub fn as_str(self) -> &'static str {
         match self {
             TestMethod::Rdt => "rdt",
@@ -51,11 +60,14 @@ impl TestMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CountKind {
+    /// People tested.
     Tested,
+    /// People tested positive.
     Positive,
 }
 
 impl CountKind {
+    /// The field-name suffix (`tested`, `positive`).
     pub fn as_str(self) -> &'static str {
         match self {
             CountKind::Tested => "tested",
@@ -68,8 +80,11 @@ impl CountKind {
 /// a kind. Field names are `u5_rdt_tested`, ..., `all_microscopy_positive` (tpr.md §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Indicator {
+    /// The age group; `None` for an all-ages column (`all_*`).
     pub age: Option<Age>,
+    /// RDT or microscopy.
     pub method: TestMethod,
+    /// Tested or positive.
     pub kind: CountKind,
 }
 
@@ -166,16 +181,24 @@ impl Indicator {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StructuralField {
+    /// The state (`kn Kano State`).
     State,
+    /// The LGA (`kn Fagge Local Government Area`).
     Lga,
+    /// The ward (`kn Fagge A Ward`).
     Ward,
+    /// The DHIS2 organisation-unit id of the facility.
     FacilityId,
+    /// The facility's name.
     FacilityName,
+    /// The facility level cell (§1.6).
     FacilityLevel,
+    /// The reporting period (month or year, §1.7).
     Period,
 }
 
 impl StructuralField {
+    /// The seven structural fields, in the order of §2.1.
     pub const ALL: [StructuralField; 7] = [
         StructuralField::State,
         StructuralField::Lga,
@@ -186,6 +209,7 @@ impl StructuralField {
         StructuralField::Period,
     ];
 
+    /// The field name of §2.1 (`facility_id`), as used in the mapping override.
     pub fn as_str(self) -> &'static str {
         match self {
             StructuralField::State => "state",
@@ -198,6 +222,7 @@ impl StructuralField {
         }
     }
 
+    /// Parses a field name of §2.1 back (exact, lower-case); `None` for anything else.
     pub fn from_name(name: &str) -> Option<StructuralField> {
         StructuralField::ALL
             .into_iter()
@@ -209,14 +234,21 @@ impl StructuralField {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FacilityLevel {
+    /// A cell containing `primary` or equal to `phc` (or, by name, a PHC, health post, clinic...).
     Primary,
+    /// A cell containing `secondary` (or, by name, a general, cottage or specialist hospital...).
     Secondary,
+    /// A cell containing `tertiary` (or, by name, a teaching hospital, federal medical centre...).
     Tertiary,
+    /// An empty level cell (never inferred from the name then), or, without a level column, a
+    /// name with no cue (tpr.md §1.6).
     Unknown,
+    /// A level cell that contains none of `primary`/`phc`, `secondary`, `tertiary`.
     Other,
 }
 
 impl FacilityLevel {
+    /// Every level; the discriminant order is the index [`FacilityExport::levels`] uses.
     pub const ALL: [FacilityLevel; 5] = [
         FacilityLevel::Primary,
         FacilityLevel::Secondary,
@@ -225,6 +257,7 @@ impl FacilityLevel {
         FacilityLevel::Other,
     ];
 
+    /// Lower-case name (`primary`, `unknown`).
     pub fn as_str(self) -> &'static str {
         match self {
             FacilityLevel::Primary => "primary",
@@ -240,14 +273,19 @@ impl FacilityLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LevelChoice {
+    /// Every facility, whatever its level (the default).
     #[default]
     All,
+    /// Primary facilities only.
     Primary,
+    /// Secondary facilities only.
     Secondary,
+    /// Tertiary facilities only.
     Tertiary,
 }
 
 impl LevelChoice {
+    /// The choices in the order the officer is asked (`All` last).
     pub const ALL: [LevelChoice; 4] = [
         LevelChoice::Primary,
         LevelChoice::Secondary,
@@ -255,6 +293,7 @@ impl LevelChoice {
         LevelChoice::All,
     ];
 
+    /// Lower-case name used in requests and file names (`all`, `primary`).
     pub fn as_str(self) -> &'static str {
         match self {
             LevelChoice::All => "all",
@@ -264,6 +303,7 @@ impl LevelChoice {
         }
     }
 
+    /// Whether a facility of `level` is kept under this choice.
     pub fn admits(self, level: FacilityLevel) -> bool {
         match self {
             LevelChoice::All => true,
@@ -289,14 +329,19 @@ impl LevelChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AgeChoice {
+    /// All three age groups summed (the default).
     #[default]
     AllAges,
+    /// Under fives only.
     U5,
+    /// Five and over (pregnant women excluded) only.
     O5,
+    /// Pregnant women only.
     Pw,
 }
 
 impl AgeChoice {
+    /// The choices in the order the officer is asked (`AllAges` last).
     pub const ALL: [AgeChoice; 4] = [
         AgeChoice::U5,
         AgeChoice::O5,
@@ -304,6 +349,7 @@ impl AgeChoice {
         AgeChoice::AllAges,
     ];
 
+    /// Name used in requests and file names (`all_ages`, `u5`).
     pub fn as_str(self) -> &'static str {
         match self {
             AgeChoice::AllAges => "all_ages",
@@ -351,19 +397,24 @@ impl AgeChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MethodChoice {
+    /// Per ward, the method with the higher TPR (ties to RDT), the default.
     #[default]
     Both,
+    /// RDT only.
     Rdt,
+    /// Microscopy only.
     Microscopy,
 }
 
 impl MethodChoice {
+    /// The choices in the order the officer is asked (`Both` last).
     pub const ALL: [MethodChoice; 3] = [
         MethodChoice::Rdt,
         MethodChoice::Microscopy,
         MethodChoice::Both,
     ];
 
+    /// Name used in requests and file names (`both`, `rdt`).
     pub fn as_str(self) -> &'static str {
         match self {
             MethodChoice::Both => "both",
@@ -372,6 +423,7 @@ impl MethodChoice {
         }
     }
 
+    /// Words for answers and labels (`RDT and microscopy (higher of the two)`).
     pub fn label(self) -> &'static str {
         match self {
             MethodChoice::Both => "RDT and microscopy (higher of the two)",
@@ -380,6 +432,7 @@ impl MethodChoice {
         }
     }
 
+    /// Parses an officer's answer (`both`/`max`, `rdt`, `microscopy`/`micro`), case-insensitive, trimmed.
     pub fn parse(answer: &str) -> Option<MethodChoice> {
         match answer.trim().to_lowercase().as_str() {
             "both" | "max" => Some(MethodChoice::Both),
@@ -395,12 +448,15 @@ impl MethodChoice {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
+    /// Test positivity rate, percent 0-100 (the default).
     #[default]
     Tpr,
+    /// Confirmed cases per 1,000 population per year (tpr.md §5), capped at 1,000.
     Burden,
 }
 
 impl Metric {
+    /// Name used in requests (`tpr`, `burden`).
     pub fn as_str(self) -> &'static str {
         match self {
             Metric::Tpr => "tpr",
@@ -408,6 +464,7 @@ impl Metric {
         }
     }
 
+    /// Parses an answer or synonym (`positivity`, `incidence`...), case-insensitive; `None` otherwise.
     pub fn parse(answer: &str) -> Option<Metric> {
         match answer.trim().to_lowercase().as_str() {
             "tpr" | "test positivity" | "test positivity rate" | "positivity" => Some(Metric::Tpr),
@@ -450,8 +507,11 @@ impl AgeChoice {
 pub struct Selection {
     /// A state display name (`Kano`); `None` = the only state (an error when there are several).
     pub state: Option<String>,
+    /// Which facility levels count.
     pub level: LevelChoice,
+    /// Which age groups are summed.
     pub age: AgeChoice,
+    /// Which test method's counts give the TPR.
     pub method: MethodChoice,
     /// Inclusive year range.
     pub years: Option<(u16, u16)>,
@@ -499,16 +559,19 @@ pub struct Row {
     pub year: u16,
     /// Month 1-12, 0 when unknown.
     pub month: u8,
+    /// The facility's level, copied from [`Facility::level`] for filtering.
     pub level: FacilityLevel,
     /// Counts by [`Indicator::slot`]; NaN = blank (missing, not zero).
     pub counts: [f64; INDICATOR_SLOTS],
 }
 
 impl Row {
+    /// Whether the row belongs to a ward (rows without one still count for their LGA).
     pub fn has_ward(&self) -> bool {
         self.ward != NONE_ID
     }
 
+    /// The calendar year; `None` when the period held none.
     pub fn year(&self) -> Option<u16> {
         (self.year != 0).then_some(self.year)
     }
@@ -524,6 +587,7 @@ pub struct State {
 /// An LGA, identified by its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lga {
+    /// Index into [`FacilityExport::states`].
     pub state: u32,
     /// Display name (`Kano Municipal`).
     pub name: String,
@@ -534,9 +598,11 @@ pub struct Lga {
 /// A ward of the data, identified by (LGA key, ward key).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ward {
+    /// Index into [`FacilityExport::lgas`].
     pub lga: u32,
     /// Display name as the data spells it (`Gyadi-Gyadi Arewa`).
     pub name: String,
+    /// `norm(display)` of tpr.md §4.1 (`gyadi gyadi arewa`); unique within its LGA.
     pub key: String,
 }
 
@@ -558,9 +624,13 @@ pub struct Facility {
 /// Counts of things the reader noticed and handled (tpr.md §1.5, §8.1 `warnings`).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ReadWarnings {
+    /// Rows with a blank ward cell (kept for LGA figures, left out of ward figures).
     pub rows_without_ward: usize,
+    /// Rows whose period holds no year (left out of yearly figures).
     pub rows_without_year: usize,
+    /// Count cells holding text, read as blank.
     pub non_numeric_cells: usize,
+    /// Negative count cells, read as blank.
     pub negative_cells: usize,
     /// Fields whose duplicate columns disagreed and were summed.
     pub summed_duplicate_columns: Vec<String>,
@@ -575,7 +645,9 @@ pub struct ReadWarnings {
 /// A header the rules could not place, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AmbiguousColumn {
+    /// The header as the file spells it.
     pub column: String,
+    /// Why it could not be placed (shown to the user).
     pub reason: String,
 }
 
@@ -586,6 +658,7 @@ pub struct ColumnMapping {
     pub header_row_index: usize,
     /// Field name -> header(s), in file order; several headers = one indicator split in two.
     pub fields: std::collections::BTreeMap<String, Vec<String>>,
+    /// Headers that matched several fields or none clearly (§2.3), left unmapped.
     pub ambiguous: Vec<AmbiguousColumn>,
     /// Headers neither structural nor an indicator (distractors, ownership, ...).
     pub unmapped: Vec<String>,
@@ -596,14 +669,21 @@ pub struct ColumnMapping {
 /// A health-facility export once read: dictionaries, rows and what the reader noticed.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FacilityExport {
+    /// Which header feeds which field.
     pub mapping: ColumnMapping,
     /// The DHIS2 state prefix (`kn`), if one was detected.
     pub prefix: Option<String>,
+    /// States of the file (usually one).
     pub states: Vec<State>,
+    /// LGAs, indexed by [`Row::lga`].
     pub lgas: Vec<Lga>,
+    /// Wards, indexed by [`Row::ward`].
     pub wards: Vec<Ward>,
+    /// Facilities, indexed by [`Row::facility`].
     pub facilities: Vec<Facility>,
+    /// One row per facility-period, in file order (empty rows skipped).
     pub rows: Vec<Row>,
+    /// What the reader noticed and handled.
     pub warnings: ReadWarnings,
     /// Which of the [`INDICATOR_SLOTS`] have a column.
     pub present: [bool; INDICATOR_SLOTS],
@@ -690,6 +770,7 @@ pub fn round_half_even(x: f64, digits: usize) -> f64 {
 pub struct WardLink {
     /// The shapefile ward's name when matched.
     pub shape_name: Option<String>,
+    /// The shapefile ward's code when matched and the shapefile has codes.
     pub code: Option<String>,
     /// `exact`, `normalised`, `fuzzy`, `zero_fix`, `substring`, `ambiguous`, `conflict`,
     /// `none` or `no_shapefile`.
@@ -705,6 +786,7 @@ pub struct WardLink {
 }
 
 impl WardLink {
+    /// The link of a ward when no shapefile was given (`match_kind` `no_shapefile`, everything else `None`).
     pub fn unlinked() -> WardLink {
         WardLink {
             shape_name: None,
@@ -727,19 +809,30 @@ impl WardLink {
 pub struct WardTpr {
     /// Shapefile name when matched, else the data name.
     pub ward_name: String,
+    /// The LGA's display name.
     pub lga: String,
+    /// The shapefile ward's code when matched.
     pub ward_code: Option<String>,
+    /// The ward's name as the data spells it.
     pub data_ward_name: String,
+    /// `norm` of the LGA name (tpr.md §4.1).
     pub lga_key: String,
+    /// `norm` of the data ward name (tpr.md §4.1).
     pub ward_key: String,
     /// `exact`, `normalised`, `fuzzy`, `zero_fix`, `substring`, `ambiguous`, `conflict`,
     /// `none` or `no_shapefile`.
     pub match_kind: String,
+    /// Tests, positives and TPR of the selection, summed over every period.
     pub counts: MethodCounts,
+    /// Distinct facilities with at least one row in the selection.
     pub facilities: usize,
+    /// Rows of the selection (facility-periods).
     pub facility_months: usize,
+    /// The ward's population for the selected ages; `None` without a population table or match.
     pub population: Option<f64>,
+    /// Cases per 1,000 per year, capped at 1,000 (tpr.md §5); `None` without population or tests.
     pub burden: Option<f64>,
+    /// Whether the 1,000 cap applied to `burden`.
     pub burden_capped: bool,
 }
 
@@ -748,14 +841,23 @@ pub struct WardTpr {
 pub struct MethodCounts {
     /// Rounded to 2 decimals; `None` when the chosen method has no tests.
     pub tpr: Option<f64>,
+    /// Tests of the chosen method (blank cells count 0).
     pub tested: f64,
+    /// Positives of the chosen method.
     pub positive: f64,
+    /// The method the TPR comes from; `None` when neither has tests.
     pub method_used: Option<TestMethod>,
+    /// RDT tests of the selected ages, whatever the chosen method.
     pub rdt_tested: f64,
+    /// RDT positives of the selected ages.
     pub rdt_positive: f64,
+    /// RDT TPR, percent (2 decimals); `None` without RDT tests.
     pub rdt_tpr: Option<f64>,
+    /// Microscopy tests of the selected ages, whatever the chosen method.
     pub microscopy_tested: f64,
+    /// Microscopy positives of the selected ages.
     pub microscopy_positive: f64,
+    /// Microscopy TPR, percent (2 decimals); `None` without microscopy tests.
     pub microscopy_tpr: Option<f64>,
 }
 
@@ -764,10 +866,15 @@ pub struct MethodCounts {
 pub struct WardYear {
     /// Index into the ward results.
     pub ward: usize,
+    /// The calendar year.
     pub year: u16,
+    /// Tests, positives and TPR of that year (method chosen per ward-year under `both`).
     pub counts: MethodCounts,
+    /// Distinct facilities reporting that year.
     pub facilities: usize,
+    /// Rows of that year.
     pub facility_months: usize,
+    /// Cases per 1,000 that year, capped at 1,000; `None` without population or tests.
     pub burden: Option<f64>,
 }
 
@@ -775,13 +882,18 @@ pub struct WardYear {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
+    /// Slope at or above the direction threshold (+2 pp/yr TPR, +5 per 1,000 burden).
     Worsening,
+    /// Slope strictly between the two thresholds.
     Stable,
+    /// Slope at or below minus the threshold.
     Improving,
+    /// Fewer than two years with a value: no slope.
     InsufficientData,
 }
 
 impl Direction {
+    /// The name written in `Direction` columns (`insufficient_data`).
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Worsening => "worsening",
@@ -797,14 +909,23 @@ impl Direction {
 pub struct Trend {
     /// Rounded to 3 decimals.
     pub slope: Option<f64>,
+    /// Decided on the unrounded slope.
     pub direction: Direction,
+    /// Last minus second-to-last defined value (2 decimals).
     pub delta_latest: Option<f64>,
+    /// First defined yearly value (2 decimals).
     pub first: Option<f64>,
+    /// Last defined yearly value (2 decimals).
     pub latest: Option<f64>,
+    /// Year of `first`.
     pub first_year: Option<u16>,
+    /// Year of `latest`.
     pub latest_year: Option<u16>,
+    /// Number of years with a defined value (n).
     pub years_count: usize,
+    /// Kendall tau-b (§6.3); `None` when n < 2 or all values are equal.
     pub kendall_tau: Option<f64>,
+    /// Two-sided Mann-Kendall p, as scipy's `kendalltau` (exact for small untied n); `None` with tau.
     pub mk_p_value: Option<f64>,
     /// Tests of the latest year when it is the dataset's last year.
     pub tested_latest: Option<f64>,
@@ -817,43 +938,66 @@ pub struct Trend {
 pub struct LgaTrend {
     /// Index into [`FacilityExport::lgas`].
     pub lga: usize,
+    /// The §6.2/§6.3 trend of the LGA's yearly rates.
     pub trend: Trend,
 }
 
 /// Emerging or resolving hotspot (tpr.md §6.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Hotspot {
+    /// Index into the ward results.
     pub ward: usize,
+    /// True: below the threshold in the first year, at or above it in the last; false: the reverse (resolving).
     pub emerging: bool,
+    /// First year of the whole series (not of the ward).
     pub first_year: u16,
+    /// Last year of the whole series.
     pub latest_year: u16,
+    /// The ward's value in `first_year` (TPR % or burden).
     pub first: f64,
+    /// The ward's value in `latest_year`.
     pub latest: f64,
 }
 
 /// An LGA row of `tpr_lga_summary.csv`: `year` `None` = all years (tpr.md §6.5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LgaRate {
+    /// Index into [`FacilityExport::lgas`].
     pub lga: usize,
+    /// The year; `None` for the row over all years.
     pub year: Option<u16>,
+    /// Tests, positives and TPR of every row of the LGA (rows without a ward included).
     pub counts: MethodCounts,
+    /// Wards of the LGA with rows in the selection.
     pub wards: usize,
+    /// Distinct facilities of the LGA with rows in the selection.
     pub facilities: usize,
+    /// Rows of the LGA in the selection.
     pub facility_months: usize,
 }
 
 /// A row of `tpr_reprioritise.csv` (tpr.md §6.6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReprioritisedWard {
+    /// 1-based position in the list (1 = reprioritise first).
     pub priority: usize,
+    /// Index into the ward results.
     pub ward: usize,
+    /// Value in the dataset's last year (TPR % or burden, 2 decimals).
     pub latest: f64,
+    /// Trend slope per year (3 decimals).
     pub slope: f64,
+    /// The trend's direction.
     pub direction: Direction,
+    /// 1 + eligible wards with a strictly higher latest value.
     pub rank_latest: usize,
+    /// 1 + eligible wards with a strictly higher slope.
     pub rank_slope: usize,
+    /// `rank_latest + rank_slope`; lower comes first.
     pub score: usize,
+    /// Tests in the last year (at least `min_tested`, default 100).
     pub tested_latest: f64,
+    /// Years with a defined value.
     pub years_count: usize,
 }
 
@@ -862,12 +1006,19 @@ pub struct ReprioritisedWard {
 pub struct MissingnessRow {
     /// `column`, `year`, `lga`, `ward`, `reporting_year` or `reporting_lga`.
     pub scope: String,
+    /// The field name, year, LGA key or `lga_key|ward_key`, depending on `scope`.
     pub key: String,
+    /// Cells expected (rows, or rows x 12; facility-months for `reporting_*`).
     pub cells: usize,
+    /// Blank cells (an explicit 0 is not missing); missing facility-months for `reporting_*`.
     pub missing: usize,
+    /// `missing / cells`, percent (2 decimals); `None` when `cells` is 0.
     pub pct_missing: Option<f64>,
+    /// Cells of facilities that report the field at least once; `None` for `reporting_*`.
     pub cells_active: Option<usize>,
+    /// Blank cells among `cells_active`.
     pub missing_active: Option<usize>,
+    /// `missing_active / cells_active`, percent (2 decimals); `None` when undefined.
     pub pct_missing_active: Option<f64>,
 }
 

@@ -30,10 +30,12 @@ impl<'a> Strided<'a> {
         Strided::new(values, 0, 1, values.len())
     }
 
+    /// Number of values (rows).
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether there are no values.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -49,6 +51,7 @@ impl<'a> Strided<'a> {
             .unwrap_or(f64::NAN)
     }
 
+    /// The values in row order (NaN for missing).
     pub fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         (0..self.len).map(|r| self.get(r))
     }
@@ -57,12 +60,14 @@ impl<'a> Strided<'a> {
 /// One column's values, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub enum ColumnView<'a> {
+    /// A table's own column.
     Data(&'a ColumnData),
     /// A float column where NaN is a missing cell (as [`ColumnData::floats`] stores it).
     Floats(Strided<'a>),
 }
 
 impl ColumnView<'_> {
+    /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
             ColumnView::Data(d) => d.len(),
@@ -70,10 +75,12 @@ impl ColumnView<'_> {
         }
     }
 
+    /// Whether there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether `row` is missing (NaN for `Floats`).
     pub fn is_missing(&self, row: usize) -> bool {
         match self {
             ColumnView::Data(d) => d.is_missing(row),
@@ -123,18 +130,22 @@ impl<'a> TableView<'a> {
         Ok(())
     }
 
+    /// Number of rows (fixed at creation).
     pub fn n_rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of columns.
     pub fn n_columns(&self) -> usize {
         self.columns.len()
     }
 
+    /// The `(name, values)` pairs in order.
     pub fn columns(&self) -> &[(&'a str, ColumnView<'a>)] {
         &self.columns
     }
 
+    /// Position of the column with exactly this name.
     pub fn column_index(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|(n, _)| *n == name)
     }

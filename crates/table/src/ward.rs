@@ -156,6 +156,7 @@ fn find_index_columns(table: &Table, ward_column: usize) -> Vec<usize> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "WardTableParts")]
 pub struct WardTable {
+    /// The table itself; the ward-name column is text.
     pub table: Table,
     /// Index of the ward-name column (always `ColumnData::Text`).
     pub ward_column: usize,
@@ -224,6 +225,7 @@ impl WardTable {
         })
     }
 
+    /// The ward-name column's header as the file spells it (`WardName`, `Ward Name`, `adm3_en`...).
     pub fn ward_column_name(&self) -> &str {
         &self.table.columns()[self.ward_column].name
     }

@@ -24,7 +24,9 @@ use crate::Error;
 /// What to compute besides the selection.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TprOptions {
+    /// Which state, levels, ages, method and years.
     pub selection: Selection,
+    /// Direction and hotspot thresholds (tpr.md §0.8).
     pub thresholds: Thresholds,
     /// The metric of the ward trends, hotspots and reprioritisation. TPR and (with a
     /// population) burden are always both computed per ward and year; LGA trends stay on TPR
@@ -49,9 +51,11 @@ pub struct TprResult {
     pub series: Vec<WardYear>,
     /// One per entry of `wards`.
     pub trends: Vec<Trend>,
+    /// Emerging and resolving hotspots (§6.4).
     pub hotspots: Vec<Hotspot>,
     /// LGA rates: all years first (sorted by LGA key), then per year.
     pub lga_rates: Vec<LgaRate>,
+    /// One per LGA with rows, on TPR (§6.5).
     pub lga_trends: Vec<LgaTrend>,
     /// The whole selection (state level) under the same rule.
     pub state: MethodCounts,
@@ -631,7 +635,9 @@ pub fn reprioritisation_rule(n: usize, min_tested: f64, last_year: Option<u16>) 
 /// The §6.6 ranking.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reprioritisation {
+    /// The rule, stated in words for every answer (§6.6).
     pub rule: String,
+    /// The ranked wards, at most N.
     pub wards: Vec<ReprioritisedWard>,
     /// Wards (indices into the result's wards) left out for fewer than `min_tested` tests.
     pub excluded_low_tests: Vec<usize>,

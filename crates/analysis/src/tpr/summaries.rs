@@ -48,57 +48,85 @@ impl MethodTotals {
     }
 }
 
+/// Totals of one state (tpr.md §3.2).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StateSummary {
+    /// The state's display name.
     pub state: String,
+    /// Distinct facilities with rows.
     pub facilities: usize,
+    /// Rows (facility-periods).
     pub facility_months: usize,
+    /// Tests, positives and TPR of both methods, all ages.
     #[serde(flatten)]
     pub totals: MethodTotals,
 }
 
+/// Totals of one facility level (tpr.md §3.2), shown when the officer picks a level.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LevelSummary {
+    /// The level's name (`primary`, ..., `all`).
     pub level: String,
+    /// Distinct facilities of that level.
     pub facilities: usize,
+    /// Rows of that level.
     pub facility_months: usize,
+    /// Tests, positives and TPR of both methods, all ages.
     #[serde(flatten)]
     pub totals: MethodTotals,
 }
 
+/// Totals of one age group at one level, shown when the officer picks the ages.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AgeSummary {
+    /// The level the figures are for.
     pub level: String,
+    /// The age group's name (`u5`, ..., `all_ages`).
     pub age_group: String,
     /// Distinct facilities with at least one non-blank tested cell of that age.
     pub facilities_reporting: usize,
+    /// Tests, positives and TPR of both methods for those ages.
     #[serde(flatten)]
     pub totals: MethodTotals,
 }
 
+/// What one method choice would give, shown when the officer picks the method.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MethodSummary {
+    /// The level the figures are for.
     pub level: String,
+    /// The age group the figures are for.
     pub age_group: String,
+    /// The method choice (`rdt`, `microscopy`, `both`).
     pub method: String,
+    /// Wards with a defined TPR under this choice.
     pub wards_with_tpr: usize,
+    /// Wards with rows but no tests under this choice.
     pub wards_without_tests: usize,
     /// Wards where microscopy's TPR is the one shown.
     pub wards_microscopy_used: usize,
+    /// The state's tests under this choice.
     #[serde(serialize_with = "count")]
     pub state_tested: f64,
+    /// The state's positives under this choice.
     #[serde(serialize_with = "count")]
     pub state_positive: f64,
+    /// The state's TPR, percent (2 decimals); `None` without tests.
     pub state_tpr: Option<f64>,
+    /// The method the state figure comes from (`rdt`/`microscopy`); `None` without tests.
     pub state_method_used: Option<String>,
 }
 
 /// Every summary of §3.2 for one state (all states when `None`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Summaries {
+    /// One per state.
     pub states: Vec<StateSummary>,
+    /// One per level present, then `all`.
     pub facility_levels: Vec<LevelSummary>,
+    /// One per (level, age group).
     pub age_groups: Vec<AgeSummary>,
+    /// One per (level, age group, method).
     pub methods: Vec<MethodSummary>,
 }
 

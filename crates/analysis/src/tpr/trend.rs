@@ -6,9 +6,13 @@ use mrpt_table::tpr::{Direction, TestMethod, Trend, round_half_even};
 /// One defined point of a series: (year, rounded value, method used, tests that year).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
+    /// Calendar year (the x of the slope).
     pub year: u16,
+    /// The value that year, rounded as written (TPR % or burden).
     pub value: f64,
+    /// The method the value comes from.
     pub method: Option<TestMethod>,
+    /// Tests that year.
     pub tested: f64,
 }
 

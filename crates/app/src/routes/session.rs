@@ -33,6 +33,7 @@ impl Default for SessionLimits {
 }
 
 impl SessionLimits {
+    /// The sweep policy these limits give (idle and empty-session ages).
     pub fn policy(&self) -> SweepPolicy {
         SweepPolicy {
             idle: self.idle_ttl,

@@ -72,7 +72,9 @@ pub fn population_for_age(
 /// A shapefile ward as the matcher sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeWard {
+    /// The ward name as the shapefile spells it.
     pub name: String,
+    /// Its ward code, when the shapefile has a code column.
     pub code: Option<String>,
     /// The LGA name when the shapefile has an LGA name column.
     pub lga: Option<String>,

@@ -1,7 +1,7 @@
 //! Health-facility exports (NMEP/DHIS2) for ward test positivity rates (tpr.md): reading them
 //! ([`read_facility_export`], [`read_csv_export`]), matching their wards to a shapefile
 //! ([`match_tpr_wards`], [`attach_population`]) and writing the result files of tpr.md §8.1
-//! ([`write`]).
+//! ([`write`](mod@write)).
 
 mod mapping;
 mod matching;

@@ -9,13 +9,17 @@ use crate::synth::Rng;
 /// The export's dimensions.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExportShape {
+    /// Number of states (at most 37).
     pub states: usize,
+    /// Number of wards, spread over the states.
     pub wards: usize,
+    /// Number of facilities, spread over the wards.
     pub facilities: usize,
     /// Months from January 2021.
     pub months: usize,
     /// Share of facility-months that report (DHIS2 omits the others).
     pub report_rate: f64,
+    /// Seed of the deterministic noise: same shape and seed, same bytes.
     pub seed: u64,
 }
 
@@ -36,7 +40,9 @@ impl ExportShape {
 /// What was written.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ExportStats {
+    /// Data rows written (facility-months that reported).
     pub rows: usize,
+    /// Bytes written.
     pub bytes: usize,
 }
 
