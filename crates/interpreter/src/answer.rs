@@ -257,6 +257,10 @@ fn tool_purpose(call: &ToolCall) -> &'static str {
         ToolCall::Missingness { .. } => "missing-value summary",
         ToolCall::CompositeMaps { .. } => "composite score maps",
         ToolCall::RankingChart { .. } => "ranking chart",
+        ToolCall::TprCalculate { .. } => "ward TPR calculation",
+        ToolCall::TprTrend => "TPR trend summary",
+        ToolCall::TprReprioritise { .. } => "reprioritisation list",
+        ToolCall::TprMissingness => "facility-export missing-data summary",
     }
 }
 
