@@ -402,9 +402,23 @@ try {
     result.screenshots.push(shot);
   });
 
-  // An officer with only the facility export and the ward shapefile, in a new tab (a new
-  // session): the ward TPR becomes the ward data, drawn on every shapefile ward.
+  await step("phone-sized page", async () => {
+    const phone = await context.newPage();
+    await phone.setViewportSize({ width: 390, height: 844 });
+    await phone.goto(`${base}/`);
+    await phone.locator("#status-list li.on").first().waitFor();
+    const shot = join(artifacts, "e2e-page-phone.png");
+    await phone.screenshot({ path: shot, fullPage: true });
+    result.screenshots.push(shot);
+    await phone.close();
+  });
+
+  // An officer with only the facility export and the ward shapefile, in a new tab of a browser
+  // that holds no session (cookies cleared, so the page starts a new one): the ward TPR becomes
+  // the ward data, drawn on every shapefile ward. Last, because it drops the first session's
+  // cookie.
   await step("facility export with a ward shapefile and no ward data", async () => {
+    await context.clearCookies();
     const tab = await context.newPage();
     await tab.goto(`${base}/`);
     await tab.setInputFiles("#tpr-file", join(fixtures, "tpr", "kano_nmep_2021_2024.csv"));
@@ -427,17 +441,6 @@ try {
     await tab.screenshot({ path: shot, fullPage: true });
     result.screenshots.push(shot);
     await tab.close();
-  });
-
-  await step("phone-sized page", async () => {
-    const phone = await context.newPage();
-    await phone.setViewportSize({ width: 390, height: 844 });
-    await phone.goto(`${base}/`);
-    await phone.locator("#status-list li.on").first().waitFor();
-    const shot = join(artifacts, "e2e-page-phone.png");
-    await phone.screenshot({ path: shot, fullPage: true });
-    result.screenshots.push(shot);
-    await phone.close();
   });
 
   currentStep = "checks";

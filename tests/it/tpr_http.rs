@@ -587,7 +587,7 @@ fn a_shapefile_and_no_ward_table_make_the_ward_tpr_the_ward_table() {
     let shapefile_wards = raw.lines().count() - 1;
     assert_eq!(ours.len(), shapefile_wards);
     for (ward, tpr) in &ours {
-        let expected = want.get(ward).map_or(None, |v| float_or_blank(v));
+        let expected = want.get(ward).and_then(|v| float_or_blank(v));
         assert_eq!(float_or_blank(tpr), expected, "{ward}");
     }
     assert!(ours.values().any(|v| v.is_empty()), "Kabuga has no tests");
