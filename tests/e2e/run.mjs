@@ -413,6 +413,36 @@ try {
     await phone.close();
   });
 
+  // An officer with only the facility export and the ward shapefile, in a new tab of a browser
+  // that holds no session (cookies cleared, so the page starts a new one): the ward TPR becomes
+  // the ward data, drawn on every shapefile ward. Last, because it drops the first session's
+  // cookie.
+  await step("facility export with a ward shapefile and no ward data", async () => {
+    await context.clearCookies();
+    const tab = await context.newPage();
+    await tab.goto(`${base}/`);
+    await tab.setInputFiles("#tpr-file", join(fixtures, "tpr", "kano_nmep_2021_2024.csv"));
+    await tab.setInputFiles("#tpr-shapefile", join(fixtures, "kano", "kano_wards_shapefile.zip"));
+    await tab.click("#tpr-upload-button");
+    await tab.waitForFunction(() => /Ward shapefile: \d+ of 67 wards of the export matched/.test(document.getElementById("tpr-result").textContent));
+    result.tpr_shapefile_upload_text = await tab.locator("#tpr-result").innerText();
+    await tab.locator("#tpr-form:not([hidden])").waitFor();
+    await tab.locator("#tpr-calculate-button:enabled").click();
+    await tab.waitForFunction(() => /The ward TPR is now your ward data/.test(document.getElementById("tpr-result").textContent));
+    result.tpr_ward_table_text = await tab.locator("#tpr-result").innerText();
+    await tab.locator('#status-list li[data-key="data_loaded"].on').waitFor();
+    await tab.locator('#status-list li[data-key="shapefile_loaded"].on').waitFor();
+    const shapes = tab.frameLocator("#map-frame").locator("svg.map [data-i]");
+    await shapes.first().waitFor();
+    const wards = await shapes.evaluateAll((els) => new Set(els.map((e) => e.getAttribute("data-i"))).size);
+    result.ward_shapes.tpr_shapefile_only = wards;
+    if (wards !== EXPECTED_WARDS) result.problems.push(`the TPR map of the shapefile-only session draws ${wards} wards, expected ${EXPECTED_WARDS}`);
+    const shot = join(artifacts, "e2e-tpr-shapefile-only.png");
+    await tab.screenshot({ path: shot, fullPage: true });
+    result.screenshots.push(shot);
+    await tab.close();
+  });
+
   currentStep = "checks";
   if (result.problems.length) throw new Error(result.problems.join("; "));
   if (result.csp_violations.length) throw new Error(`${result.csp_violations.length} CSP violation(s)`);

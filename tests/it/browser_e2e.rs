@@ -4,7 +4,9 @@
 //! Chromium's network emulation, one chunk's connection reset and the link offline for 3 s: the
 //! page retries with backoff and resumes), run the analysis, load populations, plan ITN for 120000 nets,
 //! see the map with every ward, download the analysis package, then the facility-export entry (upload, primary / under 5 / RDT,
-//! calculate, the TPR map with every ward); screenshots go to tests/artifacts/.
+//! calculate, the TPR map with every ward), and in a new tab a facility export with the ward
+//! shapefile and no ward data (the ward TPR becomes the ward data); screenshots go to
+//! tests/artifacts/.
 //!
 //! The browser tooling is installed by scripts/e2e-setup.sh when missing (apt for chromium, npm
 //! for playwright-core). If that fails the test fails: it is never skipped in CI. Locally,
@@ -143,7 +145,7 @@ fn kano_upload_analysis_itn_map_and_package_in_a_browser() {
         report()
     );
 
-    for label in ["itn", "composite", "tpr"] {
+    for label in ["itn", "composite", "tpr", "tpr_shapefile_only"] {
         assert_eq!(
             result["ward_shapes"][label].as_u64(),
             Some(EXPECTED_WARDS as u64),

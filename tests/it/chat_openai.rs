@@ -101,7 +101,20 @@ fn text(content: &str) -> Value {
 /// What the stub model answers to a user message.
 fn decide(message: &str) -> Value {
     let m = message.to_lowercase();
-    if m.contains("what's in it") {
+    // Facility-export questions worded so that the TPR conversation's own phrases do not claim
+    // them: the model chooses the TPR tools.
+    if m.contains("how often were tests positive") {
+        tool(
+            "tpr_calculate",
+            json!({"facility_level": "primary", "age_group": "u5", "test_method": "rdt"}),
+        )
+    } else if m.contains("change across the years") {
+        tool("tpr_trend", json!({}))
+    } else if m.contains("places should come first") {
+        tool("tpr_reprioritise", json!({"n": 14}))
+    } else if m.contains("how complete is the reporting") {
+        tool("tpr_missingness", json!({}))
+    } else if m.contains("what's in it") {
         tool("data_summary", json!({}))
     } else if m.contains("run the malaria risk analysis") {
         tool("run_analysis", json!({}))
@@ -243,7 +256,8 @@ fn scripted_conversation_with_an_openai_compatible_model() {
     );
     assert_eq!(r.body["model"], "stub-model");
     // The whole catalogue, the LGA and exploration tools included (issue 14).
-    assert_eq!(r.body["tools"].as_array().unwrap().len(), 25);
+    // The whole catalogue, the LGA, exploration and TPR tools included (issues 13, 14).
+    assert_eq!(r.body["tools"].as_array().unwrap().len(), 29);
     assert!(
         r.system().contains("Analysis Complete: False"),
         "{}",
@@ -386,4 +400,91 @@ fn scripted_conversation_with_an_openai_compatible_model() {
 
     let st = status(addr, &sid);
     assert_eq!(st["analyses_started"], 1, "{st:#}");
+}
+
+/// The TPR tools in the model's catalogue (issue 13): with only a facility export in the session
+/// (no ward table), the model's tpr_* calls are executed by the server and the answers carry
+/// the server's figures; before an export they are refused in words of the page.
+#[test]
+fn a_model_chooses_the_tpr_tools() {
+    let stub = Stub::start();
+    let work = tempfile::tempdir().unwrap();
+    let config = work.path().join("llm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[app.llm]\nbackend = \"openai\"\nbase_url = \"http://{}/v1\"\nmodel = \"stub-model\"\napi_key_env = \"{KEY_ENV}\"\ntimeout_ms = 5000\n",
+            stub.addr
+        ),
+    )
+    .unwrap();
+    let server = ServerBuilder::new()
+        .args(&["-w", "2", "-c", config.to_str().unwrap()])
+        .env(KEY_ENV, KEY)
+        .start();
+    let addr = server.addr();
+    let sid = create_session(addr);
+    let ask = "how often were tests positive for under-fives at primary facilities by RDT?";
+    let a = send(addr, &sid, ask).json_body();
+    assert_eq!(tools_of(&a), Vec::<String>::new(), "{a:#}");
+    assert!(
+        a["response"]
+            .as_str()
+            .unwrap()
+            .contains("Facility export (TPR)"),
+        "{a:#}"
+    );
+    let export = std::fs::read(fixture("tpr/kano_nmep_2021_2024.csv")).unwrap();
+    let (content_type, body) = multipart(&[("file", "kano.csv", &export)]);
+    let r = request(
+        addr,
+        "POST",
+        "/api/tpr/upload",
+        Some(&sid),
+        Some(&content_type),
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let a = send(addr, &sid, ask).json_body();
+    assert_eq!(tools_of(&a), ["tpr_calculate"], "{a:#}");
+    assert_eq!(a["interpreter"]["source"], "model", "{a:#}");
+    assert!(
+        stub.request_for("how often were tests positive")
+            .system()
+            .contains("Facility Export Loaded: True")
+    );
+    let summaries: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("tpr/expected/summaries.json"))
+            .unwrap()
+            .replace("NaN", "null"),
+    )
+    .unwrap();
+    let want = summaries["methods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["level"] == "primary" && m["age_group"] == "u5" && m["method"] == "rdt")
+        .unwrap()["state_tpr"]
+        .clone();
+    let text = a["response"].as_str().unwrap();
+    assert!(text.contains(&format!("{want}% of")), "{want}: {text}");
+    assert!(!text.contains("/api/"), "{text}");
+
+    let a = send(addr, &sid, "how did the results change across the years?").json_body();
+    assert_eq!(tools_of(&a), ["tpr_trend"], "{a:#}");
+    assert!(
+        a["response"].as_str().unwrap().contains("wards worsening"),
+        "{a:#}"
+    );
+    let a = send(addr, &sid, "which 14 places should come first?").json_body();
+    assert_eq!(tools_of(&a), ["tpr_reprioritise"], "{a:#}");
+    let text = a["response"].as_str().unwrap();
+    assert!(
+        text.contains("Rank_Latest") && text.contains("\n14. "),
+        "{text}"
+    );
+    let a = send(addr, &sid, "how complete is the reporting?").json_body();
+    assert_eq!(tools_of(&a), ["tpr_missingness"], "{a:#}");
+    assert!(a["response"].as_str().unwrap().contains("2021:"), "{a:#}");
 }

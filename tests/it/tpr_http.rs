@@ -476,3 +476,335 @@ fn chat_guides_the_tpr_choices_and_answers_with_the_servers_figures() {
             .any(|t| t.as_str().unwrap().starts_with("tpr"))
     );
 }
+
+fn upload_export_and_shapefile(s: &Session, export: Option<&[u8]>, shapefile: &[u8]) -> Reply {
+    let mut parts = Vec::new();
+    if let Some(bytes) = export {
+        parts.push(Part::file("file", "kano_nmep_2021_2024.csv", bytes));
+    }
+    parts.push(Part::file(
+        "shapefile",
+        "kano_wards_shapefile.zip",
+        shapefile,
+    ));
+    s.post_form("/api/tpr/upload", &parts)
+}
+
+/// The same request until a worker other than `avoid` answers it (the session is re-read from
+/// disk by whichever worker serves it).
+fn on_another_worker(avoid: &[i32], mut send: impl FnMut() -> Reply) -> Reply {
+    for _ in 0..80 {
+        let r = send();
+        if !avoid.contains(&r.worker()) {
+            return r;
+        }
+    }
+    panic!("no worker outside {avoid:?} answered");
+}
+
+/// An officer with only the facility export and the ward shapefile: the shapefile rides with
+/// the export, the ward TPR becomes the session's ward table (a new generation) through the
+/// §4.4 match (unmatched wards listed), and the risk analysis, ITN planning, the TPR maps and
+/// burden work without any ward-table upload. Six workers; upload, calculations, analysis and
+/// plan each re-read the session from disk on whichever worker answers.
+#[test]
+fn a_shapefile_and_no_ward_table_make_the_ward_tpr_the_ward_table() {
+    let server = start(6);
+    let s = Session::create(server.addr());
+    let shapefile = fixture("kano/kano_wards_shapefile.zip");
+    let export = fixture("tpr/kano_nmep_2021_2024.csv");
+    let up = upload_export_and_shapefile(&s, Some(&export), &shapefile).expect(200, "upload");
+    let upload_worker = up.worker();
+    let u = up.json_body();
+    let matching = String::from_utf8(fixture("tpr/expected/ward_matching.csv")).unwrap();
+    let expected_unmatched: BTreeSet<String> = column_by(&matching, "DataWardName", "WardCode")
+        .into_iter()
+        .filter(|(_, code)| code.is_empty())
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(u["shapefile"]["data_wards"], 67, "{u}");
+    assert_eq!(
+        u["shapefile"]["matched"],
+        67 - expected_unmatched.len(),
+        "{u}"
+    );
+    let listed: BTreeSet<String> = u["shapefile"]["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["ward"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(listed, expected_unmatched);
+    // Stored with the export: no ward table yet, and nothing to analyse.
+    let (_, status) = s.status();
+    assert_eq!(status["data_loaded"], false, "{status}");
+
+    // The calculation on another worker makes the ward table.
+    let calc = on_another_worker(&[upload_worker], || {
+        s.post_json("/api/tpr/calculate", &json!({}))
+            .expect(200, "calculate")
+    });
+    let calc_worker = calc.worker();
+    let c = calc.json_body();
+    assert_eq!(c["joined"], true, "{c}");
+    assert_eq!(c["ward_table_from_tpr"], true, "{c}");
+    assert_eq!(c["join"]["columns"], json!(["TPR"]), "{c}");
+    assert!(
+        c["analysis_note"]
+            .as_str()
+            .unwrap()
+            .contains("two or more variables"),
+        "{c}"
+    );
+    let unmatched: BTreeSet<String> = c["unmatched_wards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["ward"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(unmatched, expected_unmatched);
+    let got = s.download("ward_matching.csv").expect(200, "matching");
+    assert!(got.body == fixture("tpr/expected/ward_matching.csv"));
+    // The TPR map is drawn on the shapefile with no ward table.
+    let map = s
+        .get(c["map_path"].as_str().unwrap())
+        .expect(200, "tpr map");
+    assert!(map.text().contains("TPR (%)"));
+    // raw_data.csv: one row per shapefile ward, the TPR of the data ward matched to it, blank
+    // (never 0) where none matched or there were no tests.
+    let raw = s
+        .download("raw_data.csv")
+        .expect(200, "raw_data.csv")
+        .text();
+    let ours = column_by(&raw, "WardName", "TPR");
+    let results =
+        String::from_utf8(fixture("tpr/expected/tpr_results__all_all_ages_both.csv")).unwrap();
+    let codes = column_by(&results, "WardName", "WardCode");
+    let want: BTreeMap<String, String> = column_by(&results, "WardName", "TPR")
+        .into_iter()
+        .filter(|(name, _)| !codes[name].is_empty())
+        .collect();
+    let shapefile_wards = raw.lines().count() - 1;
+    assert_eq!(ours.len(), shapefile_wards);
+    for (ward, tpr) in &ours {
+        let expected = want.get(ward).and_then(|v| float_or_blank(v));
+        assert_eq!(float_or_blank(tpr), expected, "{ward}");
+    }
+    assert!(ours.values().any(|v| v.is_empty()), "Kabuga has no tests");
+    let (_, status) = s.status();
+    assert_eq!(status["data_loaded"], true, "{status}");
+    assert_eq!(status["shapefile_loaded"], true, "{status}");
+
+    // TPR alone: the analysis says it needs a second variable (analysis.md §3.1).
+    let r = s.run_analysis(&json!({"selected_variables": ["TPR"]}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("at least 2"), "{}", r.text());
+    // The chat says what to do next in words of the page.
+    let a = crate::support::chat::send(
+        server.addr(),
+        &s.id,
+        "calculate TPR for all ages, all facility levels, both methods",
+    )
+    .json_body();
+    let text = a["response"].as_str().unwrap();
+    assert!(text.contains("Upload populations"), "{text}");
+    assert!(
+        !text.contains("/api/") && !text.contains("/run_analysis"),
+        "{text}"
+    );
+
+    // Population (for the ward table just made), then the calculation again: Burden joins.
+    s.upload_population(
+        "kano_population_synthetic.csv",
+        &fixture("tpr/kano_population_synthetic.csv"),
+    )
+    .expect(200, "population");
+    let c = on_another_worker(&[calc_worker], || {
+        s.post_json("/api/tpr/calculate", &json!({}))
+            .expect(200, "calculate with population")
+    })
+    .json_body();
+    assert_eq!(c["join"]["columns"], json!(["TPR", "Burden"]), "{c}");
+    assert_eq!(c["burden"], true, "{c}");
+    let raw = s.download("raw_data.csv").expect(200, "raw").text();
+    let burden = column_by(&raw, "WardName", "Burden");
+    let want_burden = column_by(&results, "WardName", "Burden");
+    assert_eq!(
+        burden.get("Adakawa").and_then(|v| float_or_blank(v)),
+        float_or_blank(&want_burden["Adakawa"])
+    );
+    let (_, status) = s.status();
+    assert_eq!(
+        status["population_loaded"], true,
+        "population kept: {status}"
+    );
+
+    // The risk analysis with TPR and Burden, on a third worker; then ITN planning.
+    let analysed = on_another_worker(&[upload_worker, calc_worker], || {
+        s.run_analysis(&json!({"selected_variables": ["TPR", "Burden"]}))
+            .expect(200, "run_analysis")
+    });
+    let a = analysed.json_body();
+    assert_eq!(a["variables_used"], json!(["TPR", "Burden"]), "{a}");
+    let plan = s
+        .plan_itn(&json!({"total_nets": 200000}))
+        .expect(200, "itn plan")
+        .json_body();
+    assert!(plan["stats"].is_object(), "{plan}");
+}
+
+#[test]
+fn a_shapefile_joins_the_current_export_and_is_refused_beside_uploaded_ward_data() {
+    let server = start(2);
+    let s = Session::create(server.addr());
+    let shapefile = fixture("kano/kano_wards_shapefile.zip");
+    // Alone, before any export: 409 that says what to upload.
+    let r = upload_export_and_shapefile(&s, None, &shapefile);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("export"), "{}", r.text());
+    // Not a zip: 415.
+    let r = s.post_form(
+        "/api/tpr/upload",
+        &[Part::file("shapefile", "wards.shp", b"not a zip")],
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
+    upload_export(
+        &s,
+        "kano.csv",
+        &fixture("tpr/kano_nmep_2021_2024.csv"),
+        None,
+    )
+    .expect(200, "export");
+    // A broken zip is refused and leaves the export in place.
+    let r = upload_export_and_shapefile(&s, None, b"PK\x03\x04 broken");
+    assert_eq!(r.status / 100, 4, "{}", r.text());
+    // The shapefile alone joins the session's export.
+    let u = upload_export_and_shapefile(&s, None, &shapefile)
+        .expect(200, "shapefile after the export")
+        .json_body();
+    assert_eq!(u["rows"], 8171);
+    assert_eq!(u["shapefile"]["data_wards"], 67);
+    // A corrected export without a shapefile keeps it.
+    let u = upload_export(
+        &s,
+        "kano.csv",
+        &fixture("tpr/kano_nmep_2021_2024.csv"),
+        None,
+    )
+    .expect(200, "export again")
+    .json_body();
+    assert_eq!(u["shapefile"]["data_wards"], 67, "{u}");
+    let c = s
+        .post_json("/api/tpr/calculate", &json!({"join": false}))
+        .expect(200, "calculate without the table")
+        .json_body();
+    assert_eq!(c["joined"], false);
+    assert!(c["map_path"].is_string(), "{c}");
+    assert_eq!(s.status().1["data_loaded"], false);
+    // Uploaded ward data has its own shapefile: a second one is refused.
+    s.upload_kano().expect(200, "ward data");
+    let r = upload_export_and_shapefile(&s, None, &shapefile);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(r.text().contains("ward data"), "{}", r.text());
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// tpr.md §0.2: an explicit mapping in the options request overrides the rules for that
+/// answer; bad mappings are a 422 naming the problem.
+#[test]
+fn options_answer_under_an_explicit_mapping() {
+    let server = start(2);
+    let s = Session::create(server.addr());
+    // Two RDT column pairs; the rules take the under-five pair as u5 and the other as o5.
+    let csv = "ward,lga,Period,\
+        Persons presenting with fever & tested by RDT <5yrs,\
+        Persons tested positive for malaria by RDT <5yrs,\
+        Other RDT tested,Other RDT positive\n\
+        Adakawa,Dala,2021,100,40,10,9\n\
+        Gwale,Gwale,2021,50,10,20,2\n";
+    upload_export(&s, "odd.csv", csv.as_bytes(), None).expect(200, "upload");
+    let plain = s
+        .get("/api/tpr/options?facility_level=all&age_group=u5")
+        .expect(200, "options")
+        .json_body();
+    let rdt = |o: &Value| {
+        o["options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["method"] == "rdt")
+            .unwrap()["state_tpr"]
+            .clone()
+    };
+    assert_eq!(rdt(&plain), 33.33, "{plain}");
+    // The mapping moves u5 onto the other pair, for this answer only.
+    let mapping =
+        r#"{"u5_rdt_tested": "Other RDT tested", "u5_rdt_positive": "Other RDT positive"}"#;
+    let mapped = s
+        .get(&format!(
+            "/api/tpr/options?facility_level=all&age_group=u5&mapping={}",
+            percent_encode(mapping)
+        ))
+        .expect(200, "options with a mapping")
+        .json_body();
+    assert_eq!(rdt(&mapped), 36.67, "{mapped}");
+    assert_eq!(mapped["mapping"]["u5_rdt_tested"][0], "Other RDT tested");
+    // The same through POST.
+    let posted = s
+        .post_json(
+            "/api/tpr/options",
+            &json!({"facility_level": "all", "age_group": "u5",
+                    "mapping": serde_json::from_str::<Value>(mapping).unwrap()}),
+        )
+        .expect(200, "POST options")
+        .json_body();
+    assert_eq!(posted["options"], mapped["options"]);
+    // The stored mapping is unchanged.
+    let again = s
+        .get("/api/tpr/options?facility_level=all&age_group=u5")
+        .expect(200, "options")
+        .json_body();
+    assert_eq!(rdt(&again), 33.33);
+    // Bad mappings name what is wrong.
+    for (mapping, needles) in [
+        (
+            json!({"u5_rdt_tested": "No such column"}),
+            vec!["No such column"],
+        ),
+        (
+            json!({"u5_rdt_tests": "Other RDT tested"}),
+            vec!["u5_rdt_tests"],
+        ),
+        (
+            json!({"u5_rdt_tested": "Other RDT tested", "u5_rdt_positive": "Other RDT tested"}),
+            vec!["Other RDT tested", "u5_rdt_tested", "u5_rdt_positive"],
+        ),
+        (
+            json!({"ward": "Period", "lga": "Period"}),
+            vec!["Period", "ward", "lga"],
+        ),
+    ] {
+        let r = s.post_json("/api/tpr/options", &json!({"mapping": mapping}));
+        assert_eq!(r.status, 422, "{mapping}: {}", r.text());
+        for n in needles {
+            assert!(r.text().contains(n), "{mapping}: {n}: {}", r.text());
+        }
+        let r = s.get(&format!(
+            "/api/tpr/options?mapping={}",
+            percent_encode(&mapping.to_string())
+        ));
+        assert_eq!(r.status, 422, "GET {mapping}: {}", r.text());
+    }
+    let r = s.get("/api/tpr/options?mapping=%7Bnot%20json");
+    assert_eq!(r.status, 422, "{}", r.text());
+}

@@ -472,6 +472,8 @@ async function tprUpload(event) {
   const out = $("tpr-result");
   const form = new FormData();
   form.append("file", file);
+  const shapefile = $("tpr-shapefile").files[0];
+  if (shapefile) form.append("shapefile", shapefile);
   $("tpr-upload-button").disabled = true;
   show(out, "Reading the facility export...", false);
   try {
@@ -493,7 +495,8 @@ async function tprUpload(event) {
     const levels = (data.facility_levels || []).map((l) =>
       l.level + ": " + l.facilities + " facilities, RDT " + tprPct(l.rdt_tpr) + ", microscopy " + tprPct(l.microscopy_tpr));
     show(out, "Read " + data.rows + " facility-months of " + data.facilities + " facilities, years " +
-      (data.years || []).join(", ") + " (header on row " + data.header_row + ").\n" + levels.join("\n"), false);
+      (data.years || []).join(", ") + " (header on row " + data.header_row + ").\n" + levels.join("\n") +
+      tprShapefileText(data.shapefile), false);
     $("tpr-form").hidden = false;
     tprOptions();
   } catch (err) {
@@ -501,6 +504,15 @@ async function tprUpload(event) {
   }
   $("tpr-upload-button").disabled = false;
   refreshStatus();
+}
+
+function tprShapefileText(sh) {
+  if (!sh) return "";
+  let text = "\nWard shapefile: " + sh.matched + " of " + sh.data_wards + " wards of the export matched its " +
+    sh.wards + " wards.";
+  const un = (sh.unmatched || []).map((u) => u.ward + " (" + u.lga + ")");
+  if (un.length) text += " Not matched: " + un.join(", ") + ".";
+  return text;
 }
 
 async function tprCalculate(event) {
@@ -517,7 +529,8 @@ async function tprCalculate(event) {
     let text = r.metric_label + "\n" + r.wards + " wards; overall " + s.state_tpr + "% of " + s.state_tested +
       " tests; median ward " + s.median_tpr + "%.";
     if (r.trend) text += "\nTrend: " + r.trend.worsening + " worsening, " + r.trend.improving + " improving, " + r.trend.stable + " stable.";
-    if (r.joined) text += "\nAdded to the ward data as TPR: run the risk analysis to use it.";
+    if (r.ward_table_from_tpr) text += "\nThe ward TPR is now your ward data (one row per shapefile ward). " + (r.analysis_note || "");
+    else if (r.joined) text += "\nAdded to the ward data as TPR: run the risk analysis to use it.";
     show(out, text, false);
     let main = null;
     for (const m of r.maps || []) {

@@ -503,6 +503,107 @@ pub fn join_into_ward_table(
     ))
 }
 
+/// What the ward table made from the ward TPR holds (tpr.md §8.2 with a shapefile and no ward
+/// table; issue 13 "becomes one").
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct WardTableFromTpr {
+    /// Shapefile wards, one row each.
+    pub wards: usize,
+    /// The value columns written (`TPR`, and `Burden` when population gave one).
+    pub columns: Vec<String>,
+    /// Shapefile wards whose first column is filled.
+    pub filled: usize,
+    /// Shapefile wards left blank: no data ward matched them, or their ward had no tests.
+    pub blank: Vec<String>,
+}
+
+/// The ward table of a session that has a ward shapefile and no ward table: one row per
+/// shapefile ward (`WardName` as the shapefile spells it, `WardCode` when the shapefile has
+/// codes, `LGA` of the data ward matched to it, else the shapefile's LGA name when it has one)
+/// and one value column per `columns` entry (`Burden` takes the burden per 1,000, any other
+/// name the TPR). The data wards reach the shapefile wards through `links` (the §4.4 match,
+/// the same links as the TPR map and `ward_matching.csv`); a shapefile ward without a matched
+/// data ward, or whose ward had no tests, is blank, never 0. No covariates are invented.
+pub fn ward_table_from_tpr(
+    shapefile: &[u8],
+    result: &TprResult,
+    links: &[WardLink],
+    columns: &[String],
+) -> Result<(Vec<u8>, WardTableFromTpr), PipelineError> {
+    let shapes = mrpt_formats::read_shapefile_zip(shapefile)?;
+    let names = shapes.ward_names();
+    let codes = shapes.ward_codes();
+    let lga_column = ["LGAName", "LGA", "lga_name"]
+        .iter()
+        .find_map(|c| shapes.attributes.column(c));
+    let mut by_shape: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, &w) in result.export_ward.iter().enumerate() {
+        if let Some(n) = links.get(w).and_then(|l| l.shape_name.as_deref()) {
+            by_shape.insert(n, i);
+        }
+    }
+    let ward_of: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| n.as_deref().and_then(|n| by_shape.get(n).copied()))
+        .collect();
+    let lgas: Vec<Option<String>> = ward_of
+        .iter()
+        .enumerate()
+        .map(|(row, w)| match w {
+            Some(i) => Some(result.wards[*i].lga.clone()),
+            None => lga_column.and_then(|c| c.data.cell_text(row)),
+        })
+        .collect();
+    let mut table = mrpt_table::Table::with_rows(names.len());
+    let push = |t: &mut mrpt_table::Table, name: &str, data: mrpt_table::ColumnData| {
+        t.push(name, data)
+            .map_err(|e| PipelineError::Internal(format!("ward table from TPR: {e}")))
+    };
+    push(
+        &mut table,
+        "WardName",
+        mrpt_table::ColumnData::Text(names.clone()),
+    )?;
+    if let Some(codes) = codes {
+        push(&mut table, "WardCode", mrpt_table::ColumnData::Text(codes))?;
+    }
+    push(&mut table, "LGA", mrpt_table::ColumnData::Text(lgas))?;
+    for column in columns {
+        let values: Vec<Option<f64>> = ward_of
+            .iter()
+            .map(|w| {
+                w.and_then(|i| {
+                    let ward = &result.wards[i];
+                    if column == "Burden" {
+                        ward.burden
+                    } else {
+                        ward.counts.tpr
+                    }
+                })
+            })
+            .collect();
+        push(&mut table, column, mrpt_table::ColumnData::Float(values))?;
+    }
+    let first = columns.first().map(String::as_str).unwrap_or("TPR");
+    let first_values = table
+        .column(first)
+        .and_then(|c| c.data.to_f64())
+        .unwrap_or_default();
+    let blank: Vec<String> = names
+        .iter()
+        .zip(&first_values)
+        .filter(|(_, v)| v.is_none())
+        .map(|(n, _)| n.clone().unwrap_or_default())
+        .collect();
+    let report = WardTableFromTpr {
+        wards: names.len(),
+        columns: columns.to_vec(),
+        filled: first_values.iter().flatten().count(),
+        blank,
+    };
+    Ok((mrpt_formats::write_csv_verbatim(&table), report))
+}
+
 /// How many worsening and how many improving wards the trend chart draws.
 pub const TREND_CHART_WARDS: usize = 5;
 

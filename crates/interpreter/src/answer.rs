@@ -297,6 +297,10 @@ fn tool_purpose(call: &ToolCall) -> &'static str {
         ToolCall::Missingness { .. } => "missing-value summary",
         ToolCall::CompositeMaps { .. } => "composite score maps",
         ToolCall::RankingChart { .. } => "ranking chart",
+        ToolCall::TprCalculate { .. } => "ward TPR calculation",
+        ToolCall::TprTrend => "TPR trend summary",
+        ToolCall::TprReprioritise { .. } => "reprioritisation list",
+        ToolCall::TprMissingness => "facility-export missing-data summary",
     }
 }
 
@@ -710,7 +714,8 @@ pub fn explain(topic: ExplainTopic, ctx: &SessionContext) -> String {
 /// What the assistant can do, adapted to where the session is.
 pub fn capabilities(ctx: &SessionContext) -> String {
     match ctx.stage() {
-        Stage::NoData => "I can help you prioritise wards for malaria interventions. To start, upload your ward data (CSV or Excel) and the ward boundaries (shapefile zip). Then I can:\n- summarise the data and its variables\n- run the malaria risk analysis (composite score and PCA)\n- show vulnerability maps and maps of any variable\n- plan ITN (bed net) distribution for the nets you have\n- explain how the method works".to_string(),
+        Stage::NoData if ctx.tpr_loaded => "Your health-facility export is loaded. Ask me to \"calculate TPR\" (I ask for the facility level, age group and test method), for \"the trend\" (worsening and improving wards), to \"reprioritise 10 wards\" or for \"missing data by year\". With the ward shapefile added in the \"Facility export (TPR)\" entry, the ward TPR becomes your ward data and is mapped; for the risk analysis upload ward data (CSV or Excel) with the shapefile, or the ward population.".to_string(),
+        Stage::NoData => "I can help you prioritise wards for malaria interventions. To start, upload your ward data (CSV or Excel) and the ward boundaries (shapefile zip). Then I can:\n- summarise the data and its variables\n- run the malaria risk analysis (composite score and PCA)\n- show vulnerability maps and maps of any variable\n- plan ITN (bed net) distribution for the nets you have\n- explain how the method works\nIf you hold the monthly NMEP/DHIS2 health-facility testing export instead, upload it in the \"Facility export (TPR)\" entry (with the ward shapefile if you have no ward data): I then compute ward test positivity rates, their trends and the wards to reprioritise.".to_string(),
         Stage::PreAnalysis => "Your data is loaded. I can:\n- summarise it (\"what's in my data?\")\n- map a variable (\"map rainfall\")\n- explore it: \"describe rainfall by LGA\", \"correlate rainfall and tpr\", \"top 5 wards by rainfall\", \"wards with tpr above 0.5\", \"average of every variable per LGA\", \"missing values by LGA\", \"correlation heatmap\"\n- LGA views: \"rank the LGAs by tpr\", \"wards in Fagge LGA\"\n- run the malaria risk analysis (\"run the analysis\", optionally \"using rainfall and tpr\" or \"without elevation\")\n- explain the method (\"how is the composite score calculated?\")\nAfter the analysis you can see the vulnerability map, the highest-risk wards, why a ward ranks where it does, and plan ITN distribution.".to_string(),
         Stage::PostAnalysis => "The analysis is complete. You can ask me to:\n- show the vulnerability map (composite, PCA or both)\n- list the top or bottom wards (\"top 10 wards\", \"top decile\")\n- explain a ward (\"why is Zango ranked first?\") or compare two wards\n- plan ITN distribution (\"I have 120,000 nets\")\n- map a variable, show box plots, or download the results package\n- LGA views: \"rank the LGAs\", \"wards in Fagge LGA\", \"ITN totals per LGA\", \"urban extent map\"\n- explore the data: \"describe tpr by LGA\", \"correlate rainfall and tpr\", \"top 5 wards by rainfall in Dala\", \"wards with tpr above 0.5\", \"missing values by LGA\", \"correlation heatmap\", \"composite score maps\", \"ranking chart\"\n- explain the method".to_string(),
     }

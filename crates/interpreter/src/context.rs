@@ -191,6 +191,9 @@ pub struct SessionContext {
     pub recent_turns: Vec<Turn>,
     /// The question asked in the previous answer and not yet answered.
     pub pending: Option<Pending>,
+    /// A health-facility testing export (the TPR workflow) is stored in the session; it needs
+    /// no ward table.
+    pub tpr_loaded: bool,
 }
 
 /// Where the session is in the workflow; drives the stage block of the prompt and the help text.
@@ -254,6 +257,7 @@ impl SessionContext {
         };
         let _ = writeln!(out, "Data Status: {data_status}");
         let _ = writeln!(out, "Analysis Complete: {}", yes_no(self.analysis_complete));
+        let _ = writeln!(out, "Facility Export Loaded: {}", yes_no(self.tpr_loaded));
         if let Some(id) = &self.analysis_id {
             let _ = writeln!(out, "Analysis ID: {id}");
         }

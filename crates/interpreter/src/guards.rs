@@ -145,6 +145,22 @@ pub fn apply_guards(ctx: &SessionContext, message: &str, planned: Vec<ToolCall>)
 
     if !ctx.data_loaded {
         let before = calls.len();
+        // The facility export's tools need no ward table (they are checked below like any call).
+        let tpr: Vec<ToolCall> = calls
+            .iter()
+            .filter(|c| c.name().uses_facility_export())
+            .cloned()
+            .collect();
+        if !tpr.is_empty() {
+            for c in tpr {
+                match validate(c, ctx) {
+                    Ok(c) => plan.calls.push(c),
+                    Err(refusal) => replies.push(format!("I can't do that: {}.", refusal.reason)),
+                }
+            }
+            plan.reply_without_tools = join(replies);
+            return plan;
+        }
         calls.retain(|c| matches!(c, ToolCall::ExplainMethod { .. }));
         if calls.len() < before {
             replies.push("No data has been uploaded yet. Please upload your ward data (CSV or Excel) together with the ward boundaries (shapefile zip); then I can summarise it, run the malaria risk analysis and plan ITN distribution.".to_string());

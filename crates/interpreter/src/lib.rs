@@ -70,6 +70,7 @@ pub use matching::{
 pub use numbers::{ItnNumbers, NumberMention, find_numbers, itn_numbers};
 pub use openai::{OpenAiConfig, system_prompt};
 pub use plan::{Plan, PlanSource};
+pub use rules::explores_ward_table;
 pub use tools::{
     ExplainTopic, MAX_ANALYSIS_VARIABLES, MapMethod, Refusal, ToolCall, ToolName, openai_tools,
     parse_tool_call, resolve_lga, score_label, validate,

@@ -126,7 +126,7 @@ impl OpenAiConfig {
 pub fn system_prompt(ctx: &SessionContext) -> String {
     let stage = match ctx.stage() {
         Stage::NoData => {
-            "Stage: no data. Guide the user to upload their ward data (CSV or Excel) and the ward boundary shapefile (zip). Do not call tools other than explain_method."
+            "Stage: no data. Guide the user to upload their ward data (CSV or Excel) and the ward boundary shapefile (zip). Do not call tools other than explain_method (and, when Facility Export Loaded is True, the tpr_ tools)."
         }
         Stage::PreAnalysis => {
             "Stage: data loaded, analysis not run. Offer to run the malaria risk analysis; variable maps and data summaries are available now."
@@ -144,6 +144,7 @@ pub fn system_prompt(ctx: &SessionContext) -> String {
 - If Analysis Complete is False and the user asks for ITN planning, maps or rankings: do not run the analysis on your own; explain that it is needed and offer to run it. Only when the user asks for both (for example \"analyse and then plan ITN with 50,000 nets\") call run_analysis first and then the other tool.\n\
 - plan_itn needs total_nets exactly as the user stated it. If the user gave no number of nets, do not call plan_itn: ask how many nets they have. Never assume a default such as 10000.\n\
 - Use ward and variable names as they appear in the data.\n\
+- Questions about test positivity (TPR) from the health-facility export, its trends, worsening or improving wards, wards to reprioritise, or its missing data: call the tpr_ tools when Facility Export Loaded is True; their answers carry the figures.\n\
 - Call at most one tool per request unless the user clearly asked for several steps.\n\
 - When you answer in text, use plain language a programme officer understands, quote figures only from the session block, and never show code or SQL.",
         context = ctx.render_for_prompt()

@@ -394,6 +394,34 @@ pub fn interpret(message: &str, ctx: &SessionContext) -> RuleDraft {
     draft
 }
 
+/// Whether the rules read `message` as a question about the ward table that the exploration
+/// tools answer: LGA views, statistics, filters, top-N lists, correlations and charts. Other
+/// layers (the TPR conversation) ask this instead of keeping a phrase list of their own, so the
+/// two cannot drift apart. Only with a ward table loaded; missing-value summaries and variable
+/// maps are not counted (with a facility export, "missing data" and "map TPR" are its own).
+pub fn explores_ward_table(message: &str, ctx: &SessionContext) -> bool {
+    let trimmed = clip(message.trim(), MAX_RULE_INPUT);
+    split_clauses(trimmed).iter().any(|clause| {
+        matches!(
+            classify_explore(&Text::new(clause), ctx),
+            Some(ClauseIntent::Call(
+                ToolCall::LgaRanking { .. }
+                    | ToolCall::WardsInLga { .. }
+                    | ToolCall::LgaItn
+                    | ToolCall::UrbanExtentMap { .. }
+                    | ToolCall::Describe { .. }
+                    | ToolCall::Filter { .. }
+                    | ToolCall::GroupBy { .. }
+                    | ToolCall::TopN { .. }
+                    | ToolCall::Correlate { .. }
+                    | ToolCall::CorrelationMatrix { .. }
+                    | ToolCall::CompositeMaps { .. }
+                    | ToolCall::RankingChart { .. }
+            ))
+        )
+    })
+}
+
 fn ask_nets_text(d: &ItnDraft) -> String {
     let mut known = Vec::new();
     if let Some(h) = d.avg_household_size {
@@ -1793,6 +1821,52 @@ fn top_n(t: &Text) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ward_table_questions_are_told_from_the_tpr_workflow() {
+        let ctx = SessionContext {
+            data_loaded: true,
+            tpr_loaded: true,
+            wards: vec!["Dala".into(), "Gwale".into()],
+            lgas: vec!["Dala".into(), "Gwale".into()],
+            variables: ["TPR", "rainfall"]
+                .iter()
+                .map(|n| VariableInfo {
+                    name: n.to_string(),
+                    kind: crate::context::VariableKind::Numeric,
+                    completeness_pct: 100.0,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        for ward_table in [
+            "which LGA has the highest TPR?",
+            "top 5 wards by TPR",
+            "correlate TPR and rainfall",
+            "average TPR by LGA",
+            "wards with TPR above 50",
+        ] {
+            assert!(explores_ward_table(ward_table, &ctx), "{ward_table}");
+        }
+        for tpr in [
+            "which wards are worsening?",
+            "calculate TPR for all ages, all facility levels, both methods",
+            "missing data by year",
+            "reprioritise 14 wards",
+            "start the tpr workflow",
+            "map TPR",
+        ] {
+            assert!(!explores_ward_table(tpr, &ctx), "{tpr}");
+        }
+        let no_table = SessionContext {
+            data_loaded: false,
+            ..ctx
+        };
+        assert!(!explores_ward_table(
+            "which LGA has the highest TPR?",
+            &no_table
+        ));
+    }
 
     #[test]
     fn clauses_split_on_connectives_only() {

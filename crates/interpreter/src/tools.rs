@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use mrpt_table::explore::{Agg, CorrelationMethod, FilterOp, MissingBy};
+use mrpt_table::tpr::{AgeChoice, LevelChoice, MethodChoice};
 use mrpt_table::{ItnStrategy, RankingMethod};
 
 use crate::context::{SessionContext, VariableKind};
@@ -210,6 +211,22 @@ pub enum ToolCall {
         /// The ranking to chart.
         method: RankingMethod,
     },
+    /// Ward test positivity rate from the session's facility export (tpr.md §4); a choice not
+    /// given takes the API default (all facility levels, all ages, the higher of RDT and
+    /// microscopy).
+    TprCalculate {
+        facility_level: Option<LevelChoice>,
+        age_group: Option<AgeChoice>,
+        test_method: Option<MethodChoice>,
+    },
+    /// Ward TPR trends over the years (tpr.md §6): worsening, improving and stable wards.
+    TprTrend,
+    /// The N wards to reprioritise by the documented rank-sum rule (tpr.md §6.6).
+    TprReprioritise {
+        n: u32,
+    },
+    /// Missing testing figures in the facility export, by year and LGA (tpr.md §7).
+    TprMissingness,
 }
 
 /// Canonical tool names: the only strings that ever name a tool.
@@ -265,11 +282,15 @@ pub enum ToolName {
     CompositeMaps,
     /// `ranking_chart`.
     RankingChart,
+    TprCalculate,
+    TprTrend,
+    TprReprioritise,
+    TprMissingness,
 }
 
 impl ToolName {
     /// Every tool, in the order they are offered to a model.
-    pub const ALL: [ToolName; 25] = [
+    pub const ALL: [ToolName; 29] = [
         ToolName::RunAnalysis,
         ToolName::PlanItn,
         ToolName::VulnerabilityMap,
@@ -295,6 +316,10 @@ impl ToolName {
         ToolName::Missingness,
         ToolName::CompositeMaps,
         ToolName::RankingChart,
+        ToolName::TprCalculate,
+        ToolName::TprTrend,
+        ToolName::TprReprioritise,
+        ToolName::TprMissingness,
     ];
 
     /// The snake_case name models and the JSON use (`run_analysis`, `filter_wards`).
@@ -325,6 +350,10 @@ impl ToolName {
             ToolName::Missingness => "missingness",
             ToolName::CompositeMaps => "composite_maps",
             ToolName::RankingChart => "ranking_chart",
+            ToolName::TprCalculate => "tpr_calculate",
+            ToolName::TprTrend => "tpr_trend",
+            ToolName::TprReprioritise => "tpr_reprioritise",
+            ToolName::TprMissingness => "tpr_missingness",
         }
     }
 
@@ -350,6 +379,22 @@ impl ToolName {
                 | ToolName::Correlate
                 | ToolName::CorrelationMatrix
                 | ToolName::Missingness
+                | ToolName::TprCalculate
+                | ToolName::TprTrend
+                | ToolName::TprReprioritise
+                | ToolName::TprMissingness
+        )
+    }
+
+    /// Whether the tool works on the session's health-facility export (the TPR workflow), which
+    /// needs no ward table.
+    pub fn uses_facility_export(self) -> bool {
+        matches!(
+            self,
+            ToolName::TprCalculate
+                | ToolName::TprTrend
+                | ToolName::TprReprioritise
+                | ToolName::TprMissingness
         )
     }
 
@@ -415,6 +460,18 @@ impl ToolName {
             }
             ToolName::CompositeMaps => "Maps of each composite model's score, four per page.",
             ToolName::RankingChart => "Bar chart of the ward ranking (composite or PCA).",
+            ToolName::TprCalculate => {
+                "Compute the ward test positivity rate (TPR) from the uploaded health-facility testing export (NMEP/DHIS2), for a facility level, age group and test method; draws the TPR map when the ward shapefile is loaded. Only when Facility Export Loaded is True."
+            }
+            ToolName::TprTrend => {
+                "Ward TPR trends over the years of the facility export: which wards are worsening, improving or stable, with their slopes. Only when Facility Export Loaded is True."
+            }
+            ToolName::TprReprioritise => {
+                "The N wards to reprioritise from the facility export's trends (high TPR now and rising fastest, a documented rank-sum rule). Only when Facility Export Loaded is True."
+            }
+            ToolName::TprMissingness => {
+                "Missing testing figures in the facility export by year and by LGA, with a missingness map. Only when Facility Export Loaded is True."
+            }
         }
     }
 
@@ -583,6 +640,25 @@ impl ToolName {
                 "properties": {"method": {"type": "string", "enum": ["composite", "pca"]}},
                 "additionalProperties": false
             }),
+            ToolName::TprCalculate => json!({
+                "type": "object",
+                "properties": {
+                    "facility_level": {"type": "string",
+                        "enum": ["all", "primary", "secondary", "tertiary"]},
+                    "age_group": {"type": "string", "enum": ["all_ages", "u5", "o5", "pw"],
+                        "description": "u5 = under five years, o5 = five and over (excluding pregnant women), pw = pregnant women."},
+                    "test_method": {"type": "string", "enum": ["both", "rdt", "microscopy"],
+                        "description": "both = per ward the higher of the RDT and the microscopy rate."}
+                },
+                "additionalProperties": false
+            }),
+            ToolName::TprReprioritise => json!({
+                "type": "object",
+                "properties": {"n": {"type": "integer", "minimum": 1,
+                    "description": "How many wards the user asked for (default 10)."}},
+                "additionalProperties": false
+            }),
+            ToolName::TprTrend | ToolName::TprMissingness => empty,
         }
     }
 }
@@ -635,6 +711,10 @@ impl ToolCall {
             ToolCall::Missingness { .. } => ToolName::Missingness,
             ToolCall::CompositeMaps { .. } => ToolName::CompositeMaps,
             ToolCall::RankingChart { .. } => ToolName::RankingChart,
+            ToolCall::TprCalculate { .. } => ToolName::TprCalculate,
+            ToolCall::TprTrend => ToolName::TprTrend,
+            ToolCall::TprReprioritise { .. } => ToolName::TprReprioritise,
+            ToolCall::TprMissingness => ToolName::TprMissingness,
         }
     }
 
@@ -987,6 +1067,43 @@ pub fn parse_tool_call(
         ToolName::RankingChart => ToolCall::RankingChart {
             method: a.choice("method", RANK_METHODS)?.unwrap_or_default(),
         },
+        ToolName::TprCalculate => ToolCall::TprCalculate {
+            facility_level: a.choice(
+                "facility_level",
+                &[
+                    ("all", LevelChoice::All),
+                    ("primary", LevelChoice::Primary),
+                    ("secondary", LevelChoice::Secondary),
+                    ("tertiary", LevelChoice::Tertiary),
+                ],
+            )?,
+            age_group: a.choice(
+                "age_group",
+                &[
+                    ("all_ages", AgeChoice::AllAges),
+                    ("u5", AgeChoice::U5),
+                    ("o5", AgeChoice::O5),
+                    ("pw", AgeChoice::Pw),
+                ],
+            )?,
+            test_method: a.choice(
+                "test_method",
+                &[
+                    ("both", MethodChoice::Both),
+                    ("rdt", MethodChoice::Rdt),
+                    ("microscopy", MethodChoice::Microscopy),
+                ],
+            )?,
+        },
+        ToolName::TprTrend => ToolCall::TprTrend,
+        ToolName::TprReprioritise => {
+            let n = a.number("n")?.unwrap_or(10.0);
+            if n < 1.0 || n.fract() != 0.0 || n > 10_000.0 {
+                return Err(a.bad("n", "a whole number of wards from 1 to 10000"));
+            }
+            ToolCall::TprReprioritise { n: n as u32 }
+        }
+        ToolName::TprMissingness => ToolCall::TprMissingness,
     };
     validate(call, ctx)
 }
@@ -995,6 +1112,16 @@ pub fn parse_tool_call(
 /// from any interpreter.
 pub fn validate(call: ToolCall, ctx: &SessionContext) -> Result<ToolCall, Refusal> {
     let tool = call.name().as_str();
+    if call.name().uses_facility_export() {
+        return if ctx.tpr_loaded {
+            Ok(call)
+        } else {
+            Err(Refusal::new(
+                tool,
+                "there is no health-facility export in this session yet; upload the NMEP/DHIS2 testing export in the \"Facility export (TPR)\" entry first",
+            ))
+        };
+    }
     let ward = |name: &str| -> Result<String, Refusal> {
         if ctx.wards.is_empty() {
             return Err(Refusal::new(
@@ -1339,6 +1466,7 @@ mod tests {
     fn ctx() -> SessionContext {
         SessionContext {
             data_loaded: true,
+            tpr_loaded: true,
             wards: vec!["Zango".into(), "Dala".into(), "Fagge A".into()],
             lgas: vec!["Dala".into(), "Fagge".into()],
             variables: ["rainfall", "test_positivity_rate"]
@@ -1454,6 +1582,14 @@ mod tests {
             ToolCall::RankingChart {
                 method: RankingMethod::Pca,
             },
+            ToolCall::TprCalculate {
+                facility_level: Some(LevelChoice::Primary),
+                age_group: Some(AgeChoice::AllAges),
+                test_method: None,
+            },
+            ToolCall::TprTrend,
+            ToolCall::TprReprioritise { n: 14 },
+            ToolCall::TprMissingness,
         ];
         assert_eq!(calls.len(), ToolName::ALL.len());
         for call in calls {
@@ -1461,6 +1597,42 @@ mod tests {
             let back = parse_tool_call(call.name().as_str(), &args, &c).unwrap();
             assert_eq!(back, call, "{args}");
         }
+    }
+
+    #[test]
+    fn tpr_tools_need_a_facility_export_and_valid_choices() {
+        let mut c = ctx();
+        c.tpr_loaded = false;
+        let refusal = parse_tool_call("tpr_trend", "{}", &c).unwrap_err();
+        assert!(
+            refusal.reason.contains("Facility export (TPR)"),
+            "{refusal:?}"
+        );
+        c.tpr_loaded = true;
+        c.data_loaded = false;
+        assert_eq!(
+            parse_tool_call("tpr_calculate", r#"{"age_group": "u5"}"#, &c).unwrap(),
+            ToolCall::TprCalculate {
+                facility_level: None,
+                age_group: Some(AgeChoice::U5),
+                test_method: None,
+            }
+        );
+        let bad = parse_tool_call("tpr_calculate", r#"{"test_method": "pcr"}"#, &c).unwrap_err();
+        assert!(bad.reason.contains("rdt"), "{bad:?}");
+        let bad = parse_tool_call("tpr_reprioritise", r#"{"n": 0}"#, &c).unwrap_err();
+        assert!(bad.reason.contains("whole number"), "{bad:?}");
+        // A session with only the facility export: the guards keep the TPR call.
+        let plan = crate::guards::apply_guards(&c, "trend", vec![ToolCall::TprTrend]);
+        assert_eq!(plan.calls, vec![ToolCall::TprTrend]);
+        c.tpr_loaded = false;
+        let plan = crate::guards::apply_guards(&c, "trend", vec![ToolCall::TprTrend]);
+        assert!(plan.calls.is_empty());
+        assert!(
+            plan.reply_without_tools
+                .unwrap_or_default()
+                .contains("Facility export (TPR)")
+        );
     }
 
     #[test]

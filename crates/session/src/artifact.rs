@@ -54,6 +54,10 @@ pub enum Artifact {
     TprUploadXlsx,
     /// The facility export as uploaded, `tpr_upload.xls`.
     TprUploadXls,
+    /// A ward shapefile uploaded with the facility export (`tpr_shapefile.zip`), for a session
+    /// without a ward table of its own: the ward TPR is matched to its wards and becomes the
+    /// session's ward table.
+    TprShapefile,
     /// The outputs of one TPR computation (tpr.md §8.1), replaced together by the next.
     TprSelection,
     /// Ward TPR, `tpr_results.csv` (tpr.md §4).
@@ -122,7 +126,7 @@ pub struct UploadedTable {
 }
 
 /// Every artifact with a fixed name in the folder root, in a stable order.
-pub const FIXED: [Artifact; 32] = [
+pub const FIXED: [Artifact; 33] = [
     Artifact::RawCsv,
     Artifact::RawXlsx,
     Artifact::RawShapefile,
@@ -145,6 +149,7 @@ pub const FIXED: [Artifact; 32] = [
     Artifact::TprUploadCsv,
     Artifact::TprUploadXlsx,
     Artifact::TprUploadXls,
+    Artifact::TprShapefile,
     Artifact::TprSelection,
     Artifact::TprResults,
     Artifact::TprTimeSeries,
@@ -205,6 +210,7 @@ impl Artifact {
             Artifact::TprUploadCsv => "tpr_upload.csv",
             Artifact::TprUploadXlsx => "tpr_upload.xlsx",
             Artifact::TprUploadXls => "tpr_upload.xls",
+            Artifact::TprShapefile => "tpr_shapefile.zip",
             Artifact::TprSelection => "tpr_selection.json",
             Artifact::TprResults => "tpr_results.csv",
             Artifact::TprTimeSeries => "tpr_time_series.csv",
@@ -245,9 +251,10 @@ impl Artifact {
             Artifact::ItnResults => ArtifactKind::Itn,
             Artifact::Visualization(_) | Artifact::Export(_) => ArtifactKind::Loose,
             Artifact::Conversation => ArtifactKind::Document,
-            Artifact::TprUploadCsv | Artifact::TprUploadXlsx | Artifact::TprUploadXls => {
-                ArtifactKind::TprInput
-            }
+            Artifact::TprUploadCsv
+            | Artifact::TprUploadXlsx
+            | Artifact::TprUploadXls
+            | Artifact::TprShapefile => ArtifactKind::TprInput,
             Artifact::TprSelection
             | Artifact::TprResults
             | Artifact::TprTimeSeries

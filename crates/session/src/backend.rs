@@ -374,6 +374,33 @@ impl Store {
         }
     }
 
+    /// [`Store::commit_tpr_upload`] with further TPR inputs (the ward shapefile) beside the
+    /// export in the same commit.
+    pub fn commit_tpr_upload_with(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: &[u8],
+        extra: &[(Artifact, &[u8])],
+        info: Value,
+    ) -> Result<u64> {
+        match &self.inner {
+            Inner::Local(s) => s.commit_tpr_upload_with(id, artifact, bytes, extra, info),
+            Inner::Object(r) => r.block(
+                r.backend.commit_tpr_upload_with(
+                    id,
+                    artifact,
+                    Bytes::copy_from_slice(bytes),
+                    extra
+                        .iter()
+                        .map(|(a, b)| (a.clone(), Bytes::copy_from_slice(b)))
+                        .collect(),
+                    info,
+                ),
+            ),
+        }
+    }
+
     /// The current TPR upload and its latest outputs; `None` without one.
     pub fn tpr(&self, id: &SessionId) -> Result<Option<TprRecord>> {
         match &self.inner {

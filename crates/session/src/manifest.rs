@@ -181,6 +181,9 @@ pub struct TprRecord {
     pub dir: Option<String>,
     /// `tpr_upload.csv`, `.xlsx` or `.xls`.
     pub file: String,
+    /// Inputs stored with it in the same directory (`tpr_shapefile.zip`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra: Vec<String>,
     /// Unix ms of the commit.
     pub committed_at_ms: u64,
     /// Whatever the app recorded (original name, mapping override, summaries ...).
@@ -340,6 +343,7 @@ impl Manifest {
                 ArtifactKind::TprInput,
                 "the TPR upload",
             )?;
+            files(&t.extra, ArtifactKind::TprInput, "the TPR upload")?;
             if let Some(o) = &t.outputs {
                 token(&o.dir, 'r', "the TPR outputs'")?;
                 files(&o.files, ArtifactKind::TprOutput, "the TPR outputs")?;
@@ -400,7 +404,7 @@ impl Manifest {
             ArtifactKind::Itn => self.current_itn().map(|i| i.dir.as_deref()),
             ArtifactKind::TprInput => {
                 let t = self.tpr.as_ref()?;
-                (t.file == name).then_some(t.dir.as_deref())
+                (t.file == name || t.extra.iter().any(|f| f == name)).then_some(t.dir.as_deref())
             }
             ArtifactKind::TprOutput => {
                 let o = self.tpr.as_ref()?.outputs.as_ref()?;

@@ -688,16 +688,35 @@ impl ObjectBackend {
         bytes: Bytes,
         info: Value,
     ) -> Result<u64> {
-        if artifact.kind() != ArtifactKind::TprInput {
+        self.commit_tpr_upload_with(id, artifact, bytes, Vec::new(), info)
+            .await
+    }
+
+    /// [`ObjectBackend::commit_tpr_upload`] with further TPR inputs (the ward shapefile) stored
+    /// under the same token, current exactly while this upload is.
+    pub async fn commit_tpr_upload_with(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: Bytes,
+        extra: Vec<(Artifact, Bytes)>,
+        info: Value,
+    ) -> Result<u64> {
+        if let Some(wrong) = std::iter::once(artifact)
+            .chain(extra.iter().map(|(a, _)| a))
+            .find(|a| a.kind() != ArtifactKind::TprInput)
+        {
             return Err(Error::WrongArtifactKind {
-                artifact: artifact.file_name(),
+                artifact: wrong.file_name(),
                 context: "as a TPR upload",
             });
         }
         self.load(id).await?;
         let token = format!("t-{}", random_hex::<16>()?);
-        self.put_all(id, &token, &[(artifact.clone(), bytes)])
-            .await?;
+        let extra_names: Vec<String> = extra.iter().map(|(a, _)| a.file_name()).collect();
+        let mut files = vec![(artifact.clone(), bytes)];
+        files.extend(extra);
+        self.put_all(id, &token, &files).await?;
         let (m, seq) = self
             .update(id, |m| {
                 if let Some(t) = &m.tpr
@@ -710,6 +729,7 @@ impl ObjectBackend {
                     seq: m.tpr_uploads,
                     dir: Some(token.clone()),
                     file: artifact.file_name(),
+                    extra: extra_names.clone(),
                     committed_at_ms: now_ms(),
                     info: info.clone(),
                     outputs: None,

@@ -643,9 +643,26 @@ impl Store {
         bytes: &[u8],
         info: Value,
     ) -> Result<u64> {
-        if artifact.kind() != ArtifactKind::TprInput {
+        self.commit_tpr_upload_with(id, artifact, bytes, &[], info)
+    }
+
+    /// [`Store::commit_tpr_upload`] with further TPR inputs stored beside the export in the same
+    /// commit (the ward shapefile, [`Artifact::TprShapefile`]): they are current exactly while
+    /// this upload is.
+    pub fn commit_tpr_upload_with(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: &[u8],
+        extra: &[(Artifact, &[u8])],
+        info: Value,
+    ) -> Result<u64> {
+        if let Some(wrong) = std::iter::once(artifact)
+            .chain(extra.iter().map(|(a, _)| a))
+            .find(|a| a.kind() != ArtifactKind::TprInput)
+        {
             return Err(Error::WrongArtifactKind {
-                artifact: artifact.file_name(),
+                artifact: wrong.file_name(),
                 context: "as a TPR upload",
             });
         }
@@ -654,6 +671,9 @@ impl Store {
         let staging = make_staging(&dir, &token)?;
         let result = (|| {
             write_new(&staging.join(artifact.file_name()), bytes)?;
+            for (a, b) in extra {
+                write_new(&staging.join(a.file_name()), b)?;
+            }
             sync_tree(&staging)?;
             let _lock = LockGuard::acquire(&dir.join(LOCK))?;
             let mut m = Manifest::load(&dir)?;
@@ -669,6 +689,7 @@ impl Store {
                 seq: m.tpr_uploads,
                 dir: Some(token.clone()),
                 file: artifact.file_name(),
+                extra: extra.iter().map(|(a, _)| a.file_name()).collect(),
                 committed_at_ms: now_ms(),
                 info,
                 outputs: None,

@@ -122,6 +122,7 @@ pub(crate) static ROUTES: &[Route] = &[
     route!(POST "/api/tpr/upload" => tpr::upload),
     route!(POST "/api/data-analysis/upload" => tpr::upload, label "/api/tpr/upload"),
     route!(GET "/api/tpr/options" => tpr::options),
+    route!(POST "/api/tpr/options" => tpr::options_post, label "/api/tpr/options"),
     route!(POST "/api/tpr/calculate" => tpr::calculate),
     route!(POST "/api/tpr/reprioritise" => tpr::reprioritise),
 ];

@@ -19,6 +19,7 @@ use crate::routes::Routed;
 use crate::routes::upload::{upload_session, with_cookie};
 use crate::tpr::{
     TprParams, compute, join_into_ward_table, link_wards, read_export, render_visuals,
+    ward_table_from_tpr as build_ward_table,
 };
 use crate::{ApiError, App, ResponseBody, blocking, reply, request_body};
 
@@ -305,70 +306,213 @@ fn upload_answer(export: &FacilityExport, id: &SessionId) -> Result<Value, ApiEr
     }))
 }
 
+/// Whether the session's ward table was made from the ward TPR (and so is rebuilt by the next
+/// calculation) rather than uploaded by the user.
+pub(crate) fn ward_table_from_tpr(state: &mrpt_session::SessionState) -> bool {
+    state.data_loaded && state.upload_info["origin"] == "tpr"
+}
+
+/// Checks a ward shapefile sent with (or after) the facility export and previews how the
+/// export's wards match it (tpr.md §4.4), so the answer lists the unmatched wards at once.
+fn shapefile_preview(
+    export: &FacilityExport,
+    bytes: &[u8],
+    file_name: &str,
+    limits: &mrpt_formats::Limits,
+) -> Result<Value, ApiError> {
+    let shapes = mrpt_formats::shapefile::read_shapefile_zip_with(bytes, limits)
+        .map_err(PipelineError::from)?;
+    let wards = mrpt_formats::tpr::shape_wards(&shapes);
+    let links = mrpt_formats::tpr::match_tpr_wards(export, &wards);
+    let unmatched: Vec<Value> = links
+        .iter()
+        .zip(&export.wards)
+        .filter(|(l, _)| !l.is_matched())
+        .map(|(l, w)| {
+            json!({
+                "ward": w.name,
+                "lga": export.lgas[w.lga as usize].name,
+                "match": l.match_kind,
+            })
+        })
+        .collect();
+    Ok(json!({
+        "file_name": file_name,
+        "wards": wards.len(),
+        "data_wards": export.wards.len(),
+        "matched": links.iter().filter(|l| l.is_matched()).count(),
+        "unmatched": unmatched,
+    }))
+}
+
 /// `POST /api/tpr/upload` (and `/api/data-analysis/upload`): multipart `file` (.csv, .xlsx,
-/// .xls), optional `mapping` (JSON text). Same session (one is made when the request names
-/// none); the previous export and its outputs are replaced.
+/// .xls), optional `mapping` (JSON text), optional `shapefile` (.zip of the ward shapefile, for
+/// a session without a ward table: the ward TPR then becomes its ward table). A `shapefile`
+/// alone joins the session's current export. Same session (one is made when the request names
+/// none); the previous export and its outputs are replaced (its shapefile is kept when no new
+/// one is sent).
 pub async fn upload(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
     let body = app.upload_body(&req.headers, req.body).await?;
     let headers = &req.headers;
     let form = request_body::multipart(headers, body).await?;
-    let Some(mut file) = form.files.get("file").cloned() else {
+    let file = form.files.get("file").cloned();
+    let shapefile = form.files.get("shapefile").cloned();
+    if file.is_none() && shapefile.is_none() {
         return Err(ApiError::BadRequest(
-            "the upload needs a 'file' field holding the facility export (.csv, .xlsx or .xls)"
+            "the upload needs a 'file' field holding the facility export (.csv, .xlsx or .xls), \
+             and may add a 'shapefile' field holding the ward shapefile (.zip)"
                 .to_string(),
         ));
-    };
-    file.file_name = mrpt_session::stored_file_name(&file.file_name);
-    let artifact = match extension(&file.file_name).as_str() {
-        "csv" => Artifact::TprUploadCsv,
-        "xlsx" => Artifact::TprUploadXlsx,
-        "xls" => Artifact::TprUploadXls,
-        _ => {
-            return Err(ApiError::UnsupportedMediaType(format!(
-                "{:?} is not a facility export: upload the NMEP/DHIS2 export as .csv, .xlsx or .xls",
-                file.file_name
-            )));
+    }
+    let file = match file {
+        Some(mut f) => {
+            f.file_name = mrpt_session::stored_file_name(&f.file_name);
+            let artifact = match extension(&f.file_name).as_str() {
+                "csv" => Artifact::TprUploadCsv,
+                "xlsx" => Artifact::TprUploadXlsx,
+                "xls" => Artifact::TprUploadXls,
+                _ => {
+                    return Err(ApiError::UnsupportedMediaType(format!(
+                        "{:?} is not a facility export: upload the NMEP/DHIS2 export as .csv, \
+                         .xlsx or .xls",
+                        f.file_name
+                    )));
+                }
+            };
+            Some((artifact, f))
         }
+        None => None,
     };
-    let mapping: BTreeMap<String, Option<String>> = match form.fields.get("mapping") {
-        Some(text) if !text.trim().is_empty() => serde_json::from_str(text).map_err(|e| {
-            unprocessable(format!(
-                "mapping must be a JSON object of field -> exact header (or null): {e}"
-            ))
-        })?,
-        _ => BTreeMap::new(),
+    let shapefile = match shapefile {
+        Some(mut f) => {
+            f.file_name = mrpt_session::stored_file_name(&f.file_name);
+            if extension(&f.file_name) != "zip" {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "{:?} is not a .zip: upload the ward shapefile as one zip holding its .shp, \
+                     .shx and .dbf",
+                    f.file_name
+                )));
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    let mapping: Option<BTreeMap<String, Option<String>>> = match form.fields.get("mapping") {
+        Some(text) if !text.trim().is_empty() => Some(mapping_text(text)?),
+        _ => None,
     };
     let (id, minted) = upload_session(app, headers).await?;
     let store = app.store.clone();
     let response_id = id.clone();
-    let upload_bytes = file.bytes.len();
+    let limits = app.config.limits;
+    let upload_bytes = file.as_ref().map_or(0, |(_, f)| f.bytes.len())
+        + shapefile.as_ref().map_or(0, |f| f.bytes.len());
     let body = blocking(move || {
-        // Read (and so validated) before anything is stored: a bad export leaves the previous
-        // one in place.
+        let previous = store.tpr(&id)?;
+        if shapefile.is_some() {
+            let state = store.status(&id)?;
+            if state.data_loaded && !ward_table_from_tpr(&state) {
+                return Err(ApiError::Conflict(
+                    "this session already holds ward data, and the TPR is joined to it through \
+                     the shapefile uploaded with it. Upload the facility export without a \
+                     shapefile, or upload the ward data again with its shapefile"
+                        .to_string(),
+                ));
+            }
+        }
+        // The export: the new one, or (a shapefile alone) the session's current one with its
+        // stored mapping.
+        let (artifact, export_name, export_bytes, mapping) = match file {
+            Some((artifact, f)) => (
+                artifact,
+                f.file_name,
+                f.bytes.to_vec(),
+                mapping.unwrap_or_default(),
+            ),
+            None => {
+                let Some(record) = &previous else {
+                    return Err(ApiError::Conflict(
+                        "a ward shapefile joins a facility export: upload the NMEP/DHIS2 export \
+                         ('file') first, or both together"
+                            .to_string(),
+                    ));
+                };
+                let artifact = Artifact::from_file_name(&record.file).ok_or_else(|| {
+                    ApiError::internal(format!("unknown TPR upload {}", record.file))
+                })?;
+                let stored: BTreeMap<String, Option<String>> =
+                    serde_json::from_value(record.info["mapping_override"].clone())
+                        .unwrap_or_default();
+                let name = record.info["file_name"]
+                    .as_str()
+                    .unwrap_or(record.file.as_str())
+                    .to_string();
+                let bytes = store.read_artifact(&id, &artifact)?;
+                (artifact, name, bytes, mapping.unwrap_or(stored))
+            }
+        };
+        // Read (and so validated) before anything is stored: a bad export or shapefile leaves
+        // the previous one in place.
         let export = read_export(
             InputFile {
                 name: artifact.file_name().as_str(),
-                bytes: &file.bytes,
+                bytes: &export_bytes,
             },
             &mapping,
         )?;
         let mut answer = upload_answer(&export, &id)?;
+        // A new export without a shapefile keeps the one the officer already gave.
+        let (shape_name, shape_bytes): (Option<String>, Option<Vec<u8>>) = match shapefile {
+            Some(f) => (Some(f.file_name), Some(f.bytes.to_vec())),
+            None => match &previous {
+                Some(r)
+                    if r.extra
+                        .iter()
+                        .any(|e| *e == Artifact::TprShapefile.file_name()) =>
+                {
+                    (
+                        r.info["shapefile"]["file_name"]
+                            .as_str()
+                            .map(str::to_string),
+                        Some(store.read_artifact(&id, &Artifact::TprShapefile)?),
+                    )
+                }
+                _ => (None, None),
+            },
+        };
+        let preview = match &shape_bytes {
+            Some(b) => Some(shapefile_preview(
+                &export,
+                b,
+                shape_name.as_deref().unwrap_or("tpr_shapefile.zip"),
+                &limits,
+            )?),
+            None => None,
+        };
         pipeline::check_cancelled()?;
-        let seq = store.commit_tpr_upload(
+        let extra: Vec<(Artifact, &[u8])> = shape_bytes
+            .as_deref()
+            .map(|b| (Artifact::TprShapefile, b))
+            .into_iter()
+            .collect();
+        let seq = store.commit_tpr_upload_with(
             &id,
             &artifact,
-            &file.bytes,
+            &export_bytes,
+            &extra,
             json!({
-                "file_name": file.file_name,
+                "file_name": export_name,
                 "mapping_override": mapping,
                 "rows": export.rows.len(),
                 "facilities": export.facilities.len(),
                 "states": export.states.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+                "shapefile": preview,
             }),
         )?;
         if let Value::Object(m) = &mut answer {
             m.insert("upload".into(), json!(seq));
-            m.insert("file_name".into(), json!(file.file_name));
+            m.insert("file_name".into(), json!(export_name));
+            m.insert("shapefile".into(), preview.unwrap_or(Value::Null));
         }
         Ok(answer)
     })
@@ -468,22 +612,72 @@ pub(crate) fn options_answer(
     }))
 }
 
-/// `GET /api/tpr/options?state=&facility_level=&age_group=`.
+/// A `mapping` sent as text (the upload's form field, the options route's query parameter):
+/// a JSON object of field -> exact header (or null).
+fn mapping_text(text: &str) -> Result<BTreeMap<String, Option<String>>, ApiError> {
+    serde_json::from_str(text).map_err(|e| {
+        unprocessable(format!(
+            "mapping must be a JSON object of field -> exact header (or null): {e}"
+        ))
+    })
+}
+
+/// The options under `request.mapping` (tpr.md §0.2: an explicit mapping in the request
+/// overrides the rules and the stored mapping, for this answer only), with the effective
+/// mapping echoed.
+fn options_with_mapping(
+    store: &Store,
+    id: &SessionId,
+    request: &TprRequest,
+) -> Result<Value, ApiError> {
+    let loaded = load(store, id, request.mapping.as_ref())?;
+    let mut answer = options_answer(&loaded.export, request)?;
+    if let Value::Object(m) = &mut answer {
+        m.insert("mapping".into(), json!(loaded.export.mapping.fields));
+        m.insert(
+            "ambiguous_columns".into(),
+            json!(loaded.export.mapping.ambiguous),
+        );
+        m.insert(
+            "unmapped_columns".into(),
+            json!(loaded.export.mapping.unmapped),
+        );
+    }
+    Ok(answer)
+}
+
+/// `GET /api/tpr/options?state=&facility_level=&age_group=&mapping=<JSON>`.
 pub async fn options(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
     let q = query_pairs(&req.uri);
+    let mapping = match q.get("mapping").map(|m| m.trim()).filter(|m| !m.is_empty()) {
+        Some(text) => Some(mapping_text(text)?),
+        None => None,
+    };
     let request = TprRequest {
         state: q.get("state").cloned(),
         facility_level: q.get("facility_level").cloned(),
         age_group: q.get("age_group").cloned(),
+        mapping,
         ..Default::default()
     };
     let id = app.session_of(&req.headers).await?;
     let store = app.store.clone();
-    let body = blocking(move || {
-        let loaded = load(&store, &id, None)?;
-        options_answer(&loaded.export, &request)
-    })
-    .await?;
+    let body = blocking(move || options_with_mapping(&store, &id, &request)).await?;
+    Ok(reply::json(StatusCode::OK, &body))
+}
+
+/// `POST /api/tpr/options` with the §3.3 body (`state`, `facility_level`, `age_group`,
+/// `mapping`): the same answer as the GET, for a mapping too long or awkward for a URL.
+pub async fn options_post(app: &App, req: Routed) -> Result<Response<ResponseBody>, ApiError> {
+    let body = app.body(&req.headers, req.body).await?;
+    let request: TprRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TprRequest::default()
+    } else {
+        request_body::json(&body)?
+    };
+    let id = app.session_of(&req.headers).await?;
+    let store = app.store.clone();
+    let body = blocking(move || options_with_mapping(&store, &id, &request)).await?;
     Ok(reply::json(StatusCode::OK, &body))
 }
 
@@ -521,7 +715,19 @@ pub(crate) fn calculate_and_store(
     let loaded = load(store, id, request.mapping.as_ref())?;
     let export = &loaded.export;
     let params = request.params(export, loaded.mapping.clone())?;
-    let shapefile = optional(store, id, &Artifact::RawShapefile)?;
+    let state = store.status(id)?;
+    // The shapefile uploaded with the export is used when the session has no ward table of its
+    // own (or one made from an earlier TPR): the ward TPR then becomes the ward table.
+    let tpr_shapefile = if !state.data_loaded || ward_table_from_tpr(&state) {
+        optional(store, id, &Artifact::TprShapefile)?
+    } else {
+        None
+    };
+    let builds_ward_table = tpr_shapefile.is_some();
+    let shapefile = match tpr_shapefile {
+        Some(b) => Some(b),
+        None => optional(store, id, &Artifact::RawShapefile)?,
+    };
     let population = optional(store, id, &Artifact::Population)?;
     let linked = link_wards(
         export,
@@ -540,46 +746,63 @@ pub(crate) fn calculate_and_store(
     };
     // The join (a new upload generation) goes first: its commit removes the old generation's
     // maps, and the TPR maps are written after it.
-    let columns = join_columns(request)?;
+    let mut columns = join_columns(request)?;
+    if builds_ward_table && request.join.is_none() && output.result.has_burden {
+        // A ward table made from the TPR takes the burden too when population gave one.
+        columns.push("Burden".to_string());
+    }
     let mut join_report = Value::Null;
     let mut joined = false;
+    let mut ward_table_made: Option<crate::tpr::WardTableFromTpr> = None;
     let ward_table = store.read_uploaded_table(id)?;
-    if let (false, Some(table), Some(zip)) = (columns.is_empty(), &ward_table, shapefile.as_deref())
-    {
-        let mut name = table.artifact.file_name();
-        let mut bytes = table.bytes.clone();
-        let mut reports = Vec::new();
-        for column in &columns {
-            let existing =
-                mrpt_formats::read_ward_table(&bytes, &name).map_err(PipelineError::from)?;
-            if existing.table.column(column).is_some() && !request.replace.unwrap_or(false) {
-                return Err(ApiError::Conflict(format!(
-                    "the ward table already has a `{column}` column; send replace: true to \
-                     overwrite it, or name another column"
-                )));
-            }
-            let mut result = output.result.clone();
-            if column == "Burden" {
-                for w in &mut result.wards {
-                    w.counts.tpr = w.burden;
-                }
-            }
-            let without = drop_column(&bytes, &name, column)?;
-            let (next, report) = join_into_ward_table(
-                InputFile {
-                    name: &name,
-                    bytes: &without,
-                },
-                zip,
-                &result,
-                &output.links,
-                column,
-                true,
-            )?;
-            bytes = next;
-            name = "raw_data.csv".to_string();
-            reports.push(report);
+    let new_ward_table: Option<(Vec<u8>, Value)> = match (&ward_table, shapefile.as_deref()) {
+        _ if columns.is_empty() => None,
+        (_, Some(zip)) if builds_ward_table => {
+            let (bytes, report) = build_ward_table(zip, &output.result, &output.links, &columns)?;
+            let value = json!(report);
+            ward_table_made = Some(report);
+            Some((bytes, value))
         }
+        (Some(table), Some(zip)) => {
+            let mut name = table.artifact.file_name();
+            let mut bytes = table.bytes.clone();
+            let mut reports = Vec::new();
+            for column in &columns {
+                let existing =
+                    mrpt_formats::read_ward_table(&bytes, &name).map_err(PipelineError::from)?;
+                if existing.table.column(column).is_some() && !request.replace.unwrap_or(false) {
+                    return Err(ApiError::Conflict(format!(
+                        "the ward table already has a `{column}` column; send replace: true to \
+                         overwrite it, or name another column"
+                    )));
+                }
+                let mut result = output.result.clone();
+                if column == "Burden" {
+                    for w in &mut result.wards {
+                        w.counts.tpr = w.burden;
+                    }
+                }
+                let without = drop_column(&bytes, &name, column)?;
+                let (next, report) = join_into_ward_table(
+                    InputFile {
+                        name: &name,
+                        bytes: &without,
+                    },
+                    zip,
+                    &result,
+                    &output.links,
+                    column,
+                    true,
+                )?;
+                bytes = next;
+                name = "raw_data.csv".to_string();
+                reports.push(report);
+            }
+            Some((bytes, json!(reports)))
+        }
+        _ => None,
+    };
+    if let (Some((bytes, report)), Some(zip)) = (new_ward_table, shapefile.as_deref()) {
         pipeline::check_cancelled()?;
         let details = pipeline::inspect_upload(
             InputFile {
@@ -595,8 +818,12 @@ pub(crate) fn calculate_and_store(
         let mut upload = store.begin_upload(id)?;
         upload.write(&Artifact::RawCsv, &bytes)?;
         upload.write(&Artifact::RawShapefile, zip)?;
-        let info = serde_json::to_value(&details)
+        let mut info = serde_json::to_value(&details)
             .map_err(|e| ApiError::internal(format!("upload record: {e}")))?;
+        if builds_ward_table && let Value::Object(m) = &mut info {
+            m.insert("origin".into(), json!("tpr"));
+            m.insert("tpr_upload".into(), json!(loaded.record.seq));
+        }
         store.commit_upload(
             upload,
             mrpt_session::UploadInfo {
@@ -613,7 +840,7 @@ pub(crate) fn calculate_and_store(
             )?;
         }
         joined = true;
-        join_report = json!(reports);
+        join_report = report;
     }
     let files: Vec<(Artifact, &[u8])> = output
         .files
@@ -640,6 +867,13 @@ pub(crate) fn calculate_and_store(
     if let Value::Object(m) = &mut answer {
         m.insert("joined".into(), json!(joined));
         m.insert("join".into(), join_report);
+        m.insert(
+            "ward_table_from_tpr".into(),
+            json!(ward_table_made.is_some()),
+        );
+        if let Some(made) = &ward_table_made {
+            m.insert("analysis_note".into(), json!(analysis_note(made)));
+        }
         if let Some(note) = &linked.population_note {
             m.insert("population_note".into(), json!(note));
         }
@@ -680,6 +914,28 @@ pub(crate) fn calculate_and_store(
     }
     store.commit_tpr_outputs(id, loaded.record.seq, &files, &map_refs, stored)?;
     Ok(answer)
+}
+
+/// What the risk analysis can do with a ward table made from the ward TPR (analysis.md §0.1,
+/// §3.1: the composite score combines two or more variables; PCA needs three).
+fn analysis_note(made: &crate::tpr::WardTableFromTpr) -> String {
+    if made.columns.len() >= 2 {
+        format!(
+            "The ward table now holds {} for every shapefile ward. The risk analysis can \
+             combine them (the composite score needs two or more variables; PCA needs three, so \
+             it reports that it is not suitable).",
+            made.columns.join(" and ")
+        )
+    } else {
+        format!(
+            "The ward table now holds {} for every shapefile ward. The risk analysis combines \
+             two or more variables, so {} alone cannot be ranked: upload the ward population \
+             (it adds Burden per 1,000) or a ward table with other variables (rainfall, \
+             housing, ...).",
+            made.columns.join(", "),
+            made.columns.first().map_or("TPR", String::as_str)
+        )
+    }
 }
 
 /// The ward table without `column` (so a `replace` rewrites it instead of adding a second one).

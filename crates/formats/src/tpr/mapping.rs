@@ -161,6 +161,20 @@ pub fn apply_override(
         }
     }
     // One column may not be both a tested and a positive count (or two structural fields).
+    for (f, c) in &layout.structural {
+        if let Some((other, _)) = layout
+            .structural
+            .iter()
+            .find(|(o, v)| *v == c && o.as_str() != f.as_str())
+        {
+            return Err(bad(format!(
+                "column `{}` is mapped to both `{}` and `{}`",
+                headers[*c],
+                f.as_str(),
+                other.as_str()
+            )));
+        }
+    }
     for ind in Indicator::all() {
         for c in &layout.indicators[ind.slot()] {
             let clash = Indicator::all().into_iter().find(|other| {
@@ -299,6 +313,17 @@ mod tests {
         bad.insert("u5_rdt_positive".to_string(), Some("T".to_string()));
         let e = apply_override(&mut apply_rules(&h, &[false; 5]), &h, &bad).unwrap_err();
         assert!(e.to_string().contains("both"), "{e}");
+
+        // Two structural fields on one column are refused too, naming both.
+        let mut twice = BTreeMap::new();
+        twice.insert("ward".to_string(), Some("W".to_string()));
+        twice.insert("lga".to_string(), Some("W".to_string()));
+        let e = apply_override(&mut apply_rules(&h, &[false; 5]), &h, &twice).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("`W`") && text.contains("`ward`") && text.contains("`lga`"),
+            "{e}"
+        );
 
         let mut unknown = BTreeMap::new();
         unknown.insert("tpr".to_string(), Some("T".to_string()));

@@ -144,3 +144,44 @@ fn tpr_writes_refuse_other_artifact_kinds() {
         Err(Error::WrongArtifactKind { .. })
     ));
 }
+
+#[test]
+fn a_shapefile_stored_with_the_export_goes_with_it() {
+    let (_dir, store) = store();
+    let id = store.create_session().unwrap();
+    store
+        .commit_tpr_upload_with(
+            &id,
+            &Artifact::TprUploadCsv,
+            b"export",
+            &[(Artifact::TprShapefile, b"PK-zip")],
+            json!({}),
+        )
+        .unwrap();
+    assert_eq!(
+        read_string(&store, &id, &Artifact::TprShapefile).unwrap(),
+        "PK-zip"
+    );
+    // It is a TPR input, not the ward data: no generation, no data for the analysis.
+    let status = store.status(&id).unwrap();
+    assert!(!status.data_loaded && !status.shapefile_loaded);
+    // Only TPR inputs may ride along.
+    assert!(matches!(
+        store.commit_tpr_upload_with(
+            &id,
+            &Artifact::TprUploadCsv,
+            b"export",
+            &[(Artifact::RawShapefile, b"PK")],
+            json!({}),
+        ),
+        Err(Error::WrongArtifactKind { .. })
+    ));
+    // The next export without a shapefile replaces both.
+    store
+        .commit_tpr_upload(&id, &Artifact::TprUploadCsv, b"export 2", json!({}))
+        .unwrap();
+    assert!(matches!(
+        store.read_artifact(&id, &Artifact::TprShapefile),
+        Err(Error::ArtifactNotFound(_))
+    ));
+}

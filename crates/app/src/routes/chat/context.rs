@@ -37,6 +37,7 @@ pub(crate) fn session_context(
         itn_complete: state.itn_complete,
         variables_used: state.variables_used.clone(),
         files: state.files.clone(),
+        tpr_loaded: store.tpr(id)?.is_some(),
         ..SessionContext::default()
     };
     if state.data_loaded {

@@ -55,13 +55,13 @@ pub(super) async fn converse(
     // The TPR questions and intents answer first when the message is theirs (tpr.md §3, §8.3).
     let tpr_turn = {
         let store = app.store.clone();
-        let (id2, message2) = (id.clone(), message.clone());
+        let (id2, message2, ctx2) = (id.clone(), message.clone(), ctx.clone());
         let limits = app.config.limits;
         blocking(move || {
             let pending = store
                 .read_conversation(&id2)?
                 .and_then(|doc| serde_json::from_value(doc.get("tpr_pending")?.clone()).ok());
-            super::tpr::handle(&store, &id2, &message2, pending, &limits)
+            super::tpr::handle(&store, &id2, &message2, &ctx2, pending, &limits)
         })
         .await?
     };
@@ -127,7 +127,8 @@ pub(super) async fn converse(
         let (outcome, visuals) = if call.needs_execution() {
             let (store, slots) = (app.store.clone(), app.analysis_slots.clone());
             let (id2, call2, ctx2) = (id.clone(), call.clone(), ctx.clone());
-            let work = blocking(move || Ok(execute(&store, &slots, &id2, &call2, &ctx2)));
+            let limits = app.config.limits;
+            let work = blocking(move || Ok(execute(&store, &slots, &id2, &call2, &ctx2, &limits)));
             with_keepalive(work, sink.as_ref(), every).await?
         } else {
             (ToolOutcome::NoOutput, Vec::new())

@@ -22,8 +22,14 @@ pub(super) fn execute(
     id: &SessionId,
     call: &ToolCall,
     ctx: &SessionContext,
+    limits: &mrpt_formats::Limits,
 ) -> (ToolOutcome, Vec<Value>) {
-    match run_tool(store, slots, id, call, ctx) {
+    let done = if call.name().uses_facility_export() {
+        tpr_tool(store, id, call, limits)
+    } else {
+        run_tool(store, slots, id, call, ctx)
+    };
+    match done {
         Ok(done) => done,
         Err(err) => {
             if let ApiError::Internal { context } = &err {
@@ -75,6 +81,30 @@ fn from_map_link(map: &MapLink) -> (String, Visualization) {
             pages: None,
         },
     )
+}
+
+/// A TPR tool: the TPR conversation's own answer (the server's figures), its maps and files.
+fn tpr_tool(
+    store: &Store,
+    id: &SessionId,
+    call: &ToolCall,
+    limits: &mrpt_formats::Limits,
+) -> Result<(ToolOutcome, Vec<Value>), ApiError> {
+    let turn = super::tpr::run_tool(store, id, call, limits)?;
+    let mut visuals = turn.visualizations;
+    visuals.extend(turn.download_links);
+    Ok((
+        ToolOutcome::Table(mrpt_interpreter::TableAnswer {
+            headline: turn.response,
+            table: String::new(),
+            rows: 0,
+            shown: 0,
+            csv: None,
+            charts: Vec::new(),
+            note: None,
+        }),
+        visuals,
+    ))
 }
 
 fn run_tool(

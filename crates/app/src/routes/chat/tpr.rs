@@ -182,36 +182,6 @@ fn intent_of(w: &str) -> Option<Intent> {
     None
 }
 
-/// A question about the ward table that the exploration tools answer (issue 14), not the TPR
-/// workflow: LGA views, statistics, filters, rankings and charts.
-fn exploration_question(w: &str) -> bool {
-    has_any(
-        w,
-        &[
-            "lga",
-            "lgas",
-            "correlate",
-            "correlation",
-            "describe",
-            "histogram",
-            "scatter",
-            "heatmap",
-            "box plot",
-            "above",
-            "below",
-            "top",
-            "rank",
-            "average",
-            "mean",
-            "median",
-            "filter",
-            "column",
-            "columns",
-            "urban",
-        ],
-    )
-}
-
 /// The question of one step, with the server's per-option figures.
 fn question(store: &Store, id: &SessionId, draft: &TprDraft) -> Result<String, ApiError> {
     let loaded = load(store, id, None)?;
@@ -363,7 +333,33 @@ fn calculate(
             t["worsening"], t["improving"], t["stable"], t["direction_threshold"]
         ));
     }
-    if a["joined"] == true {
+    if a["ward_table_from_tpr"] == true {
+        let made = &a["join"];
+        let blank = made["blank"].as_array().map_or(0, Vec::len);
+        text.push_str(&format!(
+            "\nYour ward shapefile's {} wards are now the session's ward data, with the column(s) {}{}.",
+            made["wards"],
+            made["columns"]
+                .as_array()
+                .map(|c| c.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(" and "))
+                .unwrap_or_default(),
+            if blank > 0 {
+                format!(" ({blank} left blank: no facility data matched them or no tests)")
+            } else {
+                String::new()
+            }
+        ));
+        let ready = made["columns"].as_array().is_some_and(|c| c.len() >= 2);
+        let next = if ready {
+            "Next: press \"Run risk analysis\" (or say \"run the analysis with TPR and Burden\"), then plan nets with \"Plan ITN distribution\"; raw_data.csv is ready to download."
+        } else {
+            "Next: add the ward population with \"Upload populations\" and ask me to calculate TPR again (Burden per 1,000 then joins TPR), or upload ward data with other variables in \"Upload your data\"; raw_data.csv is ready to download."
+        };
+        text.push_str(&format!(
+            "\n{} {next}",
+            a["analysis_note"].as_str().unwrap_or("")
+        ));
+    } else if a["joined"] == true {
         text.push_str(
             "\nThe ward TPR is now the column TPR of your ward data, so the risk analysis can use it (run the analysis again to include it).",
         );
@@ -591,7 +587,7 @@ fn missing(
     }
     if visualizations.is_empty() {
         text.push_str(
-            "\nA missingness map needs the ward shapefile: upload it with your ward data.",
+            "\nA missingness map needs the ward shapefile: add it (a .zip) in the \"Facility export (TPR)\" entry, or upload it with your ward data.",
         );
     }
     Ok(TprTurn {
@@ -661,13 +657,15 @@ pub(super) fn handle(
     store: &Store,
     id: &SessionId,
     message: &str,
+    ctx: &mrpt_interpreter::SessionContext,
     pending: Option<TprDraft>,
     limits: &mrpt_formats::Limits,
 ) -> Result<Option<TprTurn>, ApiError> {
     let w = words(message);
     // Questions about the ward table (LGA views, statistics, filters, charts) belong to the
-    // interpreter's exploration tools even when they name the TPR column.
-    if exploration_question(&w) {
+    // interpreter's exploration tools even when they name the TPR column: the interpreter's own
+    // rule classifier says which they are (one phrase list).
+    if mrpt_interpreter::explores_ward_table(message, ctx) {
         return Ok(None);
     }
     let intent = intent_of(&w);
@@ -805,6 +803,44 @@ pub(super) fn handle(
     }
 }
 
+/// Executes one of the interpreter's TPR tools (chosen by a model): the same functions as the
+/// rule-driven turns, so the answer's figures are the server's. Choices a model left out take
+/// the API defaults (tpr.md §0.8), and the answer says which were used.
+pub(super) fn run_tool(
+    store: &Store,
+    id: &SessionId,
+    call: &mrpt_interpreter::ToolCall,
+    limits: &mrpt_formats::Limits,
+) -> Result<TprTurn, ApiError> {
+    use mrpt_interpreter::ToolCall;
+    match call {
+        ToolCall::TprCalculate {
+            facility_level,
+            age_group,
+            test_method,
+        } => {
+            let record = store.tpr(id)?;
+            let states: Vec<String> = record
+                .map(|r| serde_json::from_value(r.info["states"].clone()).unwrap_or_default())
+                .unwrap_or_default();
+            let draft = TprDraft {
+                step: String::new(),
+                state: (states.len() == 1).then(|| states[0].clone()),
+                facility_level: Some(facility_level.unwrap_or_default().as_str().to_string()),
+                age_group: Some(age_group.unwrap_or_default().as_str().to_string()),
+            };
+            calculate(store, id, &draft, test_method.unwrap_or_default(), limits)
+        }
+        ToolCall::TprTrend => trend(store, id, limits),
+        ToolCall::TprReprioritise { n } => reprioritise(store, id, *n as usize, limits),
+        ToolCall::TprMissingness => missing(store, id, limits),
+        other => Err(ApiError::internal(format!(
+            "{} is not a TPR tool",
+            other.name().as_str()
+        ))),
+    }
+}
+
 fn run_intent(
     store: &Store,
     id: &SessionId,
@@ -825,7 +861,7 @@ fn run_intent(
                 .map(|m| json!({"type": "map", "title": "TPR map", "url": m["url"], "path": m["url"]}))
                 .collect();
             let text = if maps.is_empty() {
-                "A TPR map needs the ward shapefile: upload it with your ward data, then ask again. The ward figures are in tpr_results.csv.".to_string()
+                "A TPR map needs the ward shapefile: add it (a .zip) in the \"Facility export (TPR)\" entry, or upload it with your ward data, then ask again. The ward figures are in tpr_results.csv.".to_string()
             } else {
                 format!(
                     "{}Here is the map of {}. Wards without tests are hatched (no data, never 0).",
