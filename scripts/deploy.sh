@@ -13,6 +13,11 @@
 #   /some/local/dir          a local directory, no systemd: the server is started in the background
 #                            with its pid file, logs and instance dir under that directory
 #                            (this is what the tests use)
+# A session store on S3 (several hosts behind a load balancer, README "Running more than one
+# host"): PREFORK_STORE=s3://BUCKET/PREFIX and the AWS_* settings live in the target's
+# EnvironmentFile /etc/prefork/env (mode 0600, never in the unit or the config); before the
+# switch the new binary checks, on the target and with that file, that the store is reachable
+# (--check-config), and the deploy stops if it is not. Local targets: export them before running.
 # Other environment:
 #   DEPLOY_HEALTH_URL   health URL (default http://127.0.0.1:8000/ping, or from DEPLOY_BIND)
 #   DEPLOY_BIND         local targets: address to listen on (PREFORK_BIND), e.g. 127.0.0.1:18000
@@ -105,6 +110,13 @@ on_target "mkdir -p '$RELEASE' '$DIR/run' '$DIR/log' '$DIR/instance' '$DIR/bin'"
 copy_to_target "$BINARY" "$RELEASE/prefork"
 copy_to_target "$CONFIG" "$RELEASE/prefork.toml"
 copy_to_target "$ROOT/scripts/upgrade.sh" "$DIR/bin/upgrade.sh"
+
+# 2b. The session store must be reachable from the target with the target's credentials (the
+# service's EnvironmentFile): a wrong bucket, endpoint or key stops the deploy here, before any
+# switch. Local targets inherit this environment: the check of step 1 covered them.
+if [ "$MODE" = ssh ]; then
+    on_target "sudo systemd-run --quiet --pipe --wait --collect -p User=prefork -p EnvironmentFile=-/etc/prefork/env '$RELEASE/prefork' --check-config -c '$RELEASE/prefork.toml'"
+fi
 
 # 3. Flip current -> the new release (atomically: rename over the old link), keep the previous.
 PREVIOUS=""

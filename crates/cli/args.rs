@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Runtime state directory (uploads, sessions) [config: instance_dir, "instance"]
     #[arg(long, env = "PREFORK_INSTANCE_DIR", value_name = "DIR")]
     pub instance_dir: Option<PathBuf>,
+    /// Session store shared by every host: s3://BUCKET/PREFIX (endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY; AWS_ALLOW_HTTP=true for a plain-HTTP endpoint); INSTANCE_DIR then holds only this host's state [config: store, local disk under INSTANCE_DIR]
+    #[arg(long, env = "PREFORK_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// This host's runtime state (metrics files); keep it on local disk, never on a directory shared between hosts [config: runtime_dir, INSTANCE_DIR/run/<host>-<port>]
     #[arg(long, env = "PREFORK_RUNTIME_DIR", value_name = "DIR")]
     pub runtime_dir: Option<PathBuf>,

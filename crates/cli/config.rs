@@ -10,6 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::args::ServeArgs;
 
+/// The object store's settings from the environment: every `AWS_*` variable (endpoint, region,
+/// credentials, `AWS_ALLOW_HTTP`); they never go in the configuration file.
+pub fn aws_vars() -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_"))
+        .collect()
+}
+
 /// The file used when no `-c` is given, relative to the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
 
@@ -31,6 +39,9 @@ pub struct Config {
     pub log_level: String,
     pub worker_tmp_dir: Option<PathBuf>,
     pub instance_dir: PathBuf,
+    /// The session store shared by every host: `s3://BUCKET/PREFIX`; `None` = local disk under
+    /// `instance_dir` (which then holds only this host's state).
+    pub store: Option<String>,
     /// This instance's runtime state (metrics files): never shared with another instance.
     /// Default: `<instance_dir>/run/<hostname>-<port of the first bind>` (see [`Config::runtime_dir`]).
     pub runtime_dir: Option<PathBuf>,
@@ -69,6 +80,7 @@ impl Default for Config {
             log_level: "info".to_owned(),
             worker_tmp_dir: None,
             instance_dir: PathBuf::from("instance"),
+            store: None,
             runtime_dir: None,
             header_timeout: 10,
             body_timeout: 30,
@@ -396,6 +408,13 @@ impl Config {
         if self.instance_dir.as_os_str().is_empty() {
             bail!("instance_dir must not be empty");
         }
+        if let Some(url) = &self.store
+            && let Err(e) = mrpt_session::object::parse_s3_url(url)
+        {
+            bail!(
+                "store = {url:?}: {e} (expected s3://BUCKET/PREFIX, or leave store unset for local disk)"
+            );
+        }
         if self.header_timeout == 0 {
             bail!("header_timeout must be at least 1");
         }
@@ -445,6 +464,9 @@ impl Config {
             self.worker_tmp_dir = args.worker_tmp_dir.clone();
         }
         set(&mut self.instance_dir, &args.instance_dir);
+        if args.store.is_some() {
+            self.store = args.store.clone();
+        }
         if args.runtime_dir.is_some() {
             self.runtime_dir = args.runtime_dir.clone();
         }
@@ -463,6 +485,17 @@ impl Config {
         set(&mut self.metrics, &args.metrics);
         if args.ui_dir.is_some() {
             self.app.ui_dir = args.ui_dir.clone();
+        }
+    }
+
+    /// The session store this configuration names, opened (for S3, in the calling process:
+    /// build it after a fork, never before). Contacts nothing.
+    pub fn open_store(&self) -> anyhow::Result<mrpt_session::Store> {
+        match &self.store {
+            None => mrpt_session::Store::open(&self.instance_dir)
+                .with_context(|| format!("session store in {}", self.instance_dir.display())),
+            Some(url) => mrpt_session::Store::open_s3(url, aws_vars(), &self.instance_dir)
+                .with_context(|| format!("store = {url:?}")),
         }
     }
 

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use http::Request;
 use prefork_server::{Handler, HandlerFactory, RequestBody};
 
+use anyhow::Context;
+
 use crate::args::ServeArgs;
 use crate::config::{self, Config};
 
@@ -31,6 +33,21 @@ pub fn run(args: ServeArgs) -> ExitCode {
         }
     }
     if args.check_config {
+        // An object store must be reachable with this host's credentials (deploy checks this).
+        if let Some(url) = &config.store {
+            // A check creates nothing on this host (no runtime, no folders kept).
+            let checked = mrpt_session::object::ObjectBackend::s3(url, config::aws_vars())
+                .and_then(|backend| mrpt_session::object::block_on(backend.check())?)
+                .map_err(|e| anyhow::anyhow!("{}", e.to_string().replace(['\r', '\n'], " ")))
+                .with_context(|| {
+                    format!(
+                        "store = {url:?}: the session store is not usable (check the bucket, AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP)"
+                    )
+                });
+            if let Err(e) = checked {
+                return fail(&e);
+            }
+        }
         eprintln!("Configuration OK");
         return ExitCode::SUCCESS;
     }
@@ -154,6 +171,12 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 fn handler_factory(config: &Config) -> HandlerFactory {
     let app_config = mrpt_app::AppConfig {
         instance_dir: config.instance_dir.clone(),
+        store: config.store.clone(),
+        store_vars: if config.store.is_some() {
+            config::aws_vars()
+        } else {
+            Vec::new()
+        },
         max_upload_bytes: config.app.max_upload_bytes,
         llm: config.app.llm.openai_config(),
         chat_keepalive: std::time::Duration::from_millis(config.app.chat_keepalive_ms),

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 
 use crate::args::ServeArgs;
 use crate::config;
@@ -34,6 +34,9 @@ struct GcArgs {
     /// Runtime state directory [config: instance_dir, "instance"]
     #[arg(long, env = "PREFORK_INSTANCE_DIR", value_name = "DIR")]
     instance_dir: Option<PathBuf>,
+    /// Session store: s3://BUCKET/PREFIX [config: store, local disk]
+    #[arg(long, env = "PREFORK_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Say what would be removed, remove nothing
     #[arg(long)]
     dry_run: bool,
@@ -55,24 +58,30 @@ fn run_gc(args: GcArgs) -> anyhow::Result<()> {
     let serve = ServeArgs {
         config: args.config.clone(),
         instance_dir: args.instance_dir.clone(),
+        store: args.store.clone(),
         ..ServeArgs::default()
     };
     let config = config::load(&serve)?;
     let policy = config.sessions.limits().policy();
-    let uploads = config.instance_dir.join("uploads");
-    if !uploads.is_dir() {
-        bail!(
-            "no session store at {} (instance_dir = {:?})",
-            uploads.display(),
-            config.instance_dir
-        );
-    }
-    let store = mrpt_session::Store::open(&config.instance_dir)
-        .with_context(|| format!("session store in {}", config.instance_dir.display()))?;
+    let uploads = match &config.store {
+        Some(url) => url.clone(),
+        None => {
+            let uploads = config.instance_dir.join("uploads");
+            if !uploads.is_dir() {
+                bail!(
+                    "no session store at {} (instance_dir = {:?})",
+                    uploads.display(),
+                    config.instance_dir
+                );
+            }
+            uploads.display().to_string()
+        }
+    };
+    let store = config.open_store()?;
     let Some(report) = store.sweep(&policy, args.dry_run, Duration::from_secs(args.wait))? else {
         bail!(
             "another process has been sweeping {} for more than {} s; try again later",
-            uploads.display(),
+            uploads,
             args.wait
         );
     };

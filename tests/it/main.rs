@@ -24,6 +24,7 @@ mod hostile_input;
 mod object_store_moto;
 mod ops_http;
 mod react_client;
+mod s3_workflow;
 mod server_lifecycle;
 mod session_lifecycle;
 mod shared_instance_dir;

@@ -21,6 +21,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// The configured session store cannot do this (the message says what to do instead).
+    #[error("{0}")]
+    NotImplemented(String),
     /// Temporarily unable (another worker holds the session's analysis); retry shortly.
     #[error("{0}")]
     Unavailable(String),
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -80,6 +84,7 @@ impl From<mrpt_session::Error> for ApiError {
                 ApiError::Conflict(message)
             }
             E::Busy(_) => ApiError::Unavailable(message),
+            E::Unsupported(_) => ApiError::NotImplemented(message),
             E::IncompleteAnalysis
             | E::WrongArtifactKind { .. }
             | E::Io { .. }

@@ -64,8 +64,15 @@ pub use routes::session::SessionLimits;
 /// What the app needs to know, from the binary's configuration.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// The `instance/` folder (sessions live in `uploads/` below it).
+    /// The `instance/` folder (sessions live in `uploads/` below it). With an object store
+    /// (`store`), only this host's state: spool files, analysis scratch, cache.
     pub instance_dir: PathBuf,
+    /// The session store: `None` = local disk under `instance_dir`; `Some("s3://BUCKET/PREFIX")`
+    /// = the object store, shared by every host.
+    pub store: Option<String>,
+    /// The object store's `AWS_*` settings (endpoint, region, credentials, `AWS_ALLOW_HTTP`);
+    /// the binary reads them from the environment (this crate reads none).
+    pub store_vars: Vec<(String, String)>,
     /// Largest request body accepted (uploads included); larger ones get 413 and store nothing.
     pub max_upload_bytes: u64,
     /// The chat model; `None` = the rule-based interpreter (no model, no network). The caller
@@ -100,6 +107,8 @@ impl Default for AppConfig {
     fn default() -> Self {
         AppConfig {
             instance_dir: PathBuf::from("instance"),
+            store: None,
+            store_vars: Vec::new(),
             max_upload_bytes: 32 * 1024 * 1024,
             llm: None,
             chat_keepalive: std::time::Duration::from_secs(5),
@@ -138,7 +147,14 @@ pub struct App {
 
 impl App {
     pub fn new(config: AppConfig) -> Result<Self, Error> {
-        let store = mrpt_session::Store::open(&config.instance_dir)?;
+        let store = match &config.store {
+            None => mrpt_session::Store::open(&config.instance_dir)?,
+            Some(url) => mrpt_session::Store::open_s3(
+                url,
+                config.store_vars.iter().cloned(),
+                &config.instance_dir,
+            )?,
+        };
         let interpreter = match &config.llm {
             Some(llm) => mrpt_interpreter::Interpreter::openai(llm.clone())?,
             None => mrpt_interpreter::Interpreter::rule_based(),
@@ -270,6 +286,26 @@ impl App {
             held: self.body_memory.clone(),
             max_held: self.config.max_body_memory,
         }
+    }
+
+    /// The status route's fields of a session: inline on local disk (a page-cache read is
+    /// cheaper than the hand-off to the blocking pool), on a blocking thread for the object
+    /// store (one GET of the manifest).
+    async fn status_head(
+        &self,
+        id: &mrpt_session::SessionId,
+    ) -> Result<mrpt_session::StatusHead, mrpt_session::Error> {
+        if self.store.is_local() {
+            return self.store.status_head(id);
+        }
+        let (store, id) = (self.store.clone(), id.clone());
+        tokio::task::spawn_blocking(move || store.status_head(&id))
+            .await
+            .map_err(|e| mrpt_session::Error::Io {
+                op: "read the session status",
+                path: PathBuf::new(),
+                source: std::io::Error::other(e.to_string()),
+            })?
     }
 
     /// The session named by the request, which must exist.

@@ -60,8 +60,8 @@ pub struct AnalysisInputs {
     pub upload_type: String,
     pub upload_info: Value,
     /// (input, path, path relative to the session folder)
-    files: Vec<(Artifact, PathBuf, String)>,
-    session: SessionDir,
+    pub(crate) files: Vec<(Artifact, PathBuf, String)>,
+    pub(crate) session: SessionDir,
 }
 
 impl AnalysisInputs {
@@ -104,9 +104,9 @@ fn read_all(session: &SessionDir, rel: &str, path: &Path) -> Result<Vec<u8>> {
 /// Where an analysis writes its outputs before the commit.
 #[derive(Debug)]
 pub struct AnalysisStaging {
-    dir: PathBuf,
-    analysis_id: String,
-    written: std::sync::Mutex<Vec<String>>,
+    pub(crate) dir: PathBuf,
+    pub(crate) analysis_id: String,
+    pub(crate) written: std::sync::Mutex<Vec<String>>,
 }
 
 impl AnalysisStaging {
@@ -228,9 +228,16 @@ pub struct AnalysisView {
     pub legacy: bool,
     /// File names of the outputs this analysis has.
     pub files: Vec<String>,
-    session: SessionDir,
-    /// Where the outputs are, relative to the session folder: `.data/a-<id>/` or `` (root).
-    prefix: String,
+    pub(crate) source: ViewSource,
+}
+
+/// Where an [`AnalysisView`]'s outputs are.
+#[derive(Clone, Debug)]
+pub(crate) enum ViewSource {
+    /// In the session folder, under `prefix`: `.data/a-<id>/` or `` (root).
+    Dir { session: SessionDir, prefix: String },
+    /// In the object store, under the analysis' token.
+    Object(crate::backend::RemoteData),
 }
 
 impl AnalysisView {
@@ -242,10 +249,15 @@ impl AnalysisView {
         if artifact.kind() != ArtifactKind::AnalysisOutput || !self.files.contains(&name) {
             return Err(Error::ArtifactNotFound(name));
         }
-        let rel = format!("{}{name}", self.prefix);
-        match read_all(&self.session, &rel, &self.session.join(&rel)) {
-            Err(Error::ArtifactNotFound(_)) => Err(Error::ArtifactNotFound(name)),
-            other => other,
+        match &self.source {
+            ViewSource::Dir { session, prefix } => {
+                let rel = format!("{prefix}{name}");
+                match read_all(session, &rel, &session.join(&rel)) {
+                    Err(Error::ArtifactNotFound(_)) => Err(Error::ArtifactNotFound(name)),
+                    other => other,
+                }
+            }
+            ViewSource::Object(data) => data.read(&name),
         }
     }
 
@@ -287,11 +299,13 @@ impl Store {
             summary: a.summary.clone(),
             legacy: a.legacy,
             files: a.files.clone(),
-            prefix: match &a.dir {
-                Some(token) => format!("{DATA}/{token}/"),
-                None => String::new(),
+            source: ViewSource::Dir {
+                prefix: match &a.dir {
+                    Some(token) => format!("{DATA}/{token}/"),
+                    None => String::new(),
+                },
+                session: dir.clone(),
             },
-            session: dir.clone(),
         }))
     }
 

@@ -65,7 +65,7 @@ pub(crate) fn bounded(mut doc: Value, max: usize) -> (Value, Vec<u8>) {
     }
 }
 
-fn turns(doc: &Value) -> Vec<ConversationMessage> {
+pub(crate) fn turns(doc: &Value) -> Vec<ConversationMessage> {
     doc.get("turns")
         .and_then(Value::as_array)
         .map(|all| {
@@ -113,31 +113,43 @@ impl Store {
     /// The history list's entry for one session; `None` when it has no turn yet.
     pub fn conversation_summary(&self, id: &SessionId) -> Result<Option<ConversationSummary>> {
         let messages = self.conversation_messages(id)?;
-        let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        if messages.is_empty() {
             return Ok(None);
-        };
-        let title = messages
-            .iter()
-            .find(|m| m.role == "user" && !m.text.starts_with("__"))
-            .map(|m| shorten(&m.text))
-            .unwrap_or_else(|| "Conversation".to_owned());
-        let preview = messages
-            .iter()
-            .rev()
-            .find(|m| m.role == "assistant")
-            .map(|m| shorten(&m.text))
-            .unwrap_or_default();
+        }
         let has_files = Manifest::load(&self.session_dir(id)?)
             .map(|m| m.upload.is_some())
             .unwrap_or(false);
-        Ok(Some(ConversationSummary {
-            session_id: id.to_string(),
-            title,
-            created_at_ms: first.at_ms,
-            last_activity_ms: last.at_ms,
-            has_files,
-            preview,
-            messages: messages.len(),
-        }))
+        Ok(summary_of(id, &messages, has_files))
     }
+}
+
+/// The history list's entry of a session with these turns.
+pub(crate) fn summary_of(
+    id: &SessionId,
+    messages: &[ConversationMessage],
+    has_files: bool,
+) -> Option<ConversationSummary> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return None;
+    };
+    let title = messages
+        .iter()
+        .find(|m| m.role == "user" && !m.text.starts_with("__"))
+        .map(|m| shorten(&m.text))
+        .unwrap_or_else(|| "Conversation".to_owned());
+    let preview = messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "assistant")
+        .map(|m| shorten(&m.text))
+        .unwrap_or_default();
+    Some(ConversationSummary {
+        session_id: id.to_string(),
+        title,
+        created_at_ms: first.at_ms,
+        last_activity_ms: last.at_ms,
+        has_files,
+        preview,
+        messages: messages.len(),
+    })
 }

@@ -103,6 +103,9 @@ pub enum Error {
     IncompleteUpload(String),
 
     /// The OS random source failed while minting an id (HTTP 500).
+    /// The configured session store cannot do this (the message says what to do instead).
+    #[error("{0}")]
+    Unsupported(String),
     #[error("the OS random number source failed: {0}")]
     Entropy(String),
 }

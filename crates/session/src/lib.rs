@@ -14,6 +14,7 @@
 
 mod analysis;
 mod artifact;
+mod backend;
 mod beneath;
 mod chunks;
 mod conversation;
@@ -38,6 +39,7 @@ pub use artifact::{
     ANALYSIS_EVIDENCE, Artifact, ArtifactKind, MAX_STORED_FILE_NAME, RelPath, TPR_OUTPUTS,
     UPLOADED_TABLE, UploadedTable, stored_file_name,
 };
+pub use backend::{Store, Upload};
 pub use chunks::{
     ABANDONED_UPLOAD, AssembledPart, Chunk, ChunkLimits, ChunkStatus, Finalizing, MAX_UPLOAD_ID,
     PartStatus, check_upload_id,
@@ -50,5 +52,8 @@ pub use manifest::{
     AnalysisRecord, ItnRecord, PopulationRecord, StatusHead, TprOutputsRecord, TprRecord,
     UploadRecord,
 };
-pub use store::{SessionState, Store, Upload, UploadInfo, create_runtime_dir, runtime_dir};
+pub use store::{
+    SessionState, Store as LocalStore, Upload as LocalUpload, UploadInfo, create_runtime_dir,
+    runtime_dir,
+};
 pub use sweep::{SweepPolicy, SweepReport};

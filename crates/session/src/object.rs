@@ -35,7 +35,11 @@ use crate::analysis::{answers, outcome};
 use crate::artifact::{ANALYSIS_EVIDENCE, Artifact, ArtifactKind};
 use crate::error::{Error, Result};
 use crate::id::{SessionId, random_hex};
-use crate::manifest::{AnalysisRecord, ItnRecord, UploadRecord, now_ms};
+use crate::manifest::{
+    AnalysisRecord, ItnRecord, Manifest, PopulationRecord, TprOutputsRecord, TprRecord,
+    UploadRecord, now_ms,
+};
+use crate::sweep::{SweepPolicy, SweepReport};
 use crate::{AnalysisOutcome, AnalysisRequest, AnalysisResult, RunError, UploadInfo};
 
 /// Compare-and-swap attempts before a write answers busy (HTTP 503).
@@ -43,6 +47,7 @@ const CAS_TRIES: u32 = 20;
 
 /// The manifest of a session in the object store.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct ObjectManifest {
     /// +1 per write: the same bytes never recur (no ABA).
     pub rev: u64,
@@ -57,6 +62,20 @@ pub struct ObjectManifest {
     pub analyses_committed: u64,
     /// The analysis running now: the lease epoch that may commit.
     pub running: Option<Running>,
+    /// `population.csv` of the current generation (as the local manifest's).
+    pub population: Option<PopulationRecord>,
+    /// The TPR workflow's upload and outputs (as the local manifest's).
+    pub tpr: Option<TprRecord>,
+    pub tpr_uploads: u64,
+}
+
+/// Where an artifact of the current state is stored.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Location {
+    /// `data/<token>/<name>`: immutable, cacheable.
+    Data(String, String),
+    /// `g<generation>/<name>`: a loose file of this generation, replaced in place.
+    Loose(String),
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -72,38 +91,73 @@ impl ObjectManifest {
         out.extend(self.upload.as_ref().and_then(|u| u.dir.clone()));
         out.extend(self.analysis.as_ref().and_then(|a| a.dir.clone()));
         out.extend(self.itn.as_ref().and_then(|i| i.dir.clone()));
+        out.extend(self.population.as_ref().and_then(|p| p.dir.clone()));
+        if let Some(t) = &self.tpr {
+            out.extend(t.dir.clone());
+            out.extend(t.outputs.as_ref().and_then(|o| o.dir.clone()));
+        }
         out
+    }
+
+    /// The same state as a local manifest (for the derivations both backends share: status,
+    /// where a fixed artifact is).
+    pub(crate) fn to_local(&self) -> Manifest {
+        Manifest {
+            format: crate::manifest::FORMAT,
+            generation: self.generation,
+            analyses_started: self.analyses_started,
+            analyses_committed: self.analyses_committed,
+            upload: self.upload.clone(),
+            population: self.population.clone(),
+            analysis: self.analysis.clone(),
+            itn: self.itn.clone(),
+            tpr: self.tpr.clone(),
+            tpr_uploads: self.tpr_uploads,
+            ..Manifest::default()
+        }
+    }
+
+    fn current_itn(&self) -> Option<&ItnRecord> {
+        self.itn.as_ref().filter(|i| {
+            i.generation == self.generation
+                && self.current_analysis().map(|a| a.analysis_id.as_str())
+                    == Some(i.analysis_id.as_str())
+        })
+    }
+
+    /// Where an artifact of the current state is: fixed artifacts under the token their record
+    /// names; loose files under the ITN plan's or TPR outputs' token when those wrote them,
+    /// else under the generation.
+    pub(crate) fn place(&self, artifact: &Artifact) -> Option<Location> {
+        let name = artifact.file_name();
+        match artifact.kind() {
+            ArtifactKind::Loose => {
+                if let Some(i) = self.current_itn()
+                    && i.loose.contains(&name)
+                    && let Some(dir) = &i.dir
+                {
+                    return Some(Location::Data(dir.clone(), name));
+                }
+                if let Some(o) = self.tpr.as_ref().and_then(|t| t.outputs.as_ref())
+                    && o.loose.contains(&name)
+                    && let Some(dir) = &o.dir
+                {
+                    return Some(Location::Data(dir.clone(), name));
+                }
+                Some(Location::Loose(format!("g{}/{name}", self.generation)))
+            }
+            ArtifactKind::Document => None,
+            _ => match self.to_local().locate(artifact) {
+                Some(Some(token)) => Some(Location::Data(token.to_owned(), name)),
+                _ => None,
+            },
+        }
     }
 
     fn current_analysis(&self) -> Option<&AnalysisRecord> {
         self.analysis
             .as_ref()
             .filter(|a| a.generation == self.generation)
-    }
-
-    /// `(token, file name)` of an artifact in the current state.
-    fn locate(&self, artifact: &Artifact) -> Option<(String, String)> {
-        let name = artifact.file_name();
-        let hit = |dir: &Option<String>, files: &[String]| {
-            dir.clone()
-                .filter(|_| files.contains(&name))
-                .map(|d| (d, name.clone()))
-        };
-        match artifact.kind() {
-            ArtifactKind::Input => self.upload.as_ref().and_then(|u| hit(&u.dir, &u.files)),
-            ArtifactKind::AnalysisOutput => {
-                self.current_analysis().and_then(|a| hit(&a.dir, &a.files))
-            }
-            _ => self
-                .itn
-                .as_ref()
-                .filter(|i| i.generation == self.generation)
-                .and_then(|i| {
-                    let mut files = i.loose.clone();
-                    files.push(Artifact::ItnResults.file_name());
-                    hit(&i.dir, &files)
-                }),
-        }
     }
 }
 
@@ -131,6 +185,8 @@ pub struct ObjectInputs {
     pub upload_type: String,
     pub upload_info: Value,
     pub files: Vec<(Artifact, Bytes)>,
+    /// The id the analysis gets if it commits.
+    pub analysis_id: String,
 }
 
 /// What an analysis computed: its result and its output files.
@@ -218,7 +274,16 @@ impl ObjectBackend {
         // reqwest is built without a TLS provider of its own (`rustls-no-provider`): ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (bucket, prefix) = parse_s3_url(url)?;
-        let mut builder = AmazonS3Builder::new().with_bucket_name(bucket);
+        // A request path gives up within seconds, not object_store's 3 minutes: a store that
+        // does not answer is a 500 the operator sees, not a hung worker.
+        let retry = object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(10),
+            ..object_store::RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_retry(retry);
         for (k, v) in vars {
             if k.starts_with("AWS_")
                 && let Ok(key) = k.to_ascii_lowercase().parse::<AmazonS3ConfigKey>()
@@ -425,10 +490,17 @@ impl ObjectBackend {
                 m.upload = Some(record.clone());
                 m.analysis = None;
                 m.itn = None;
+                m.population = None;
+                // The TPR data stays (it is not the ward table); its maps go with the
+                // generation, as on local disk.
+                if let Some(o) = m.tpr.as_mut().and_then(|t| t.outputs.as_mut()) {
+                    o.loose.clear();
+                }
                 Ok(Step::Write(()))
             })
             .await?;
         self.collect_garbage_best_effort(id, &m).await;
+        self.collect_loose_best_effort(id, &m).await;
         Ok(m.generation)
     }
 
@@ -442,6 +514,44 @@ impl ObjectBackend {
         maps: Vec<(Artifact, Bytes)>,
     ) -> Result<ItnRecord> {
         let (m, _) = self.load(id).await?;
+        self.commit_itn_at(id, analysis_id, &m, results, maps).await
+    }
+
+    /// [`ObjectBackend::commit_itn`] with the results as a document: `analysis_id` and
+    /// `analysis_generation` are added to it when it is an object (as on local disk).
+    pub async fn commit_itn_doc(
+        &self,
+        id: &SessionId,
+        analysis_id: &str,
+        results: &Value,
+        maps: Vec<(Artifact, Bytes)>,
+    ) -> Result<ItnRecord> {
+        let (m, _) = self.load(id).await?;
+        let mut doc = results.clone();
+        if let Value::Object(map) = &mut doc {
+            map.insert("analysis_id".into(), Value::from(analysis_id));
+            map.insert("analysis_generation".into(), Value::from(m.generation));
+        }
+        let key = self.key(id, "itn");
+        let bytes = serde_json::to_vec_pretty(&doc).map_err(json_error(&key))?;
+        self.commit_itn_at(id, analysis_id, &m, Bytes::from(bytes), maps)
+            .await
+    }
+
+    async fn commit_itn_at(
+        &self,
+        id: &SessionId,
+        analysis_id: &str,
+        m: &ObjectManifest,
+        results: Bytes,
+        maps: Vec<(Artifact, Bytes)>,
+    ) -> Result<ItnRecord> {
+        if let Some((artifact, _)) = maps.iter().find(|(a, _)| a.kind() != ArtifactKind::Loose) {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as an ITN map",
+            });
+        }
         let current = m.current_analysis().map(|a| a.analysis_id.clone());
         if current.as_deref() != Some(analysis_id) {
             return Err(Error::StaleAnalysis {
@@ -491,47 +601,268 @@ impl ObjectBackend {
                 m.upload = None;
                 m.analysis = None;
                 m.itn = None;
+                m.population = None;
+                m.tpr = None;
                 Ok(Step::Write(()))
             })
             .await?;
         self.collect_garbage_best_effort(id, &m).await;
+        self.collect_loose_best_effort(id, &m).await;
         Ok(m.generation)
+    }
+
+    /// Stores `population.csv` for the current generation; drops the ITN plan (computed with
+    /// the old populations).
+    pub async fn commit_population(&self, id: &SessionId, bytes: Bytes, info: Value) -> Result<()> {
+        let (m, _) = self.load(id).await?;
+        if m.upload.is_none() {
+            return Err(Error::NoData(id.to_string()));
+        }
+        let token = format!("p-{}", random_hex::<16>()?);
+        self.put_all(id, &token, &[(Artifact::Population, bytes)])
+            .await?;
+        let (m, ()) = self
+            .update(id, |m| {
+                if m.population.as_ref().and_then(|p| p.dir.as_deref()) == Some(token.as_str()) {
+                    return Ok(Step::Done(()));
+                }
+                if m.upload.is_none() {
+                    return Err(Error::NoData(id.to_string()));
+                }
+                m.population = Some(PopulationRecord {
+                    dir: Some(token.clone()),
+                    generation: m.generation,
+                    committed_at_ms: now_ms(),
+                    info: info.clone(),
+                });
+                m.itn = None;
+                Ok(Step::Write(()))
+            })
+            .await?;
+        self.collect_garbage_best_effort(id, &m).await;
+        Ok(())
+    }
+
+    /// Stores a facility export as the TPR upload (replacing the previous one and its
+    /// outputs). Returns its sequence number.
+    pub async fn commit_tpr_upload(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: Bytes,
+        info: Value,
+    ) -> Result<u64> {
+        if artifact.kind() != ArtifactKind::TprInput {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as a TPR upload",
+            });
+        }
+        self.load(id).await?;
+        let token = format!("t-{}", random_hex::<16>()?);
+        self.put_all(id, &token, &[(artifact.clone(), bytes)])
+            .await?;
+        let (m, seq) = self
+            .update(id, |m| {
+                if let Some(t) = &m.tpr
+                    && t.dir.as_deref() == Some(token.as_str())
+                {
+                    return Ok(Step::Done(t.seq));
+                }
+                m.tpr_uploads += 1;
+                m.tpr = Some(TprRecord {
+                    seq: m.tpr_uploads,
+                    dir: Some(token.clone()),
+                    file: artifact.file_name(),
+                    committed_at_ms: now_ms(),
+                    info: info.clone(),
+                    outputs: None,
+                });
+                Ok(Step::Write(m.tpr_uploads))
+            })
+            .await?;
+        self.collect_garbage_best_effort(id, &m).await;
+        Ok(seq)
+    }
+
+    /// Stores the outputs of a TPR computation of upload `seq` (else [`Error::Superseded`]);
+    /// its maps live under the outputs' token.
+    pub async fn commit_tpr_outputs(
+        &self,
+        id: &SessionId,
+        seq: u64,
+        files: Vec<(Artifact, Bytes)>,
+        maps: Vec<(Artifact, Bytes)>,
+        summary: Value,
+    ) -> Result<()> {
+        if let Some((artifact, _)) = files
+            .iter()
+            .find(|(a, _)| a.kind() != ArtifactKind::TprOutput)
+            .or_else(|| maps.iter().find(|(a, _)| a.kind() != ArtifactKind::Loose))
+        {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as a TPR output",
+            });
+        }
+        let token = format!("r-{}", random_hex::<16>()?);
+        let names: Vec<String> = files.iter().map(|(a, _)| a.file_name()).collect();
+        let loose: Vec<String> = maps.iter().map(|(a, _)| a.file_name()).collect();
+        let mut all = files;
+        all.extend(maps);
+        self.put_all(id, &token, &all).await?;
+        let (m, ()) = self
+            .update(id, |m| {
+                let current = m.tpr.as_ref().map_or(0, |t| t.seq);
+                if current != seq {
+                    return Err(Error::Superseded {
+                        started: seq,
+                        current,
+                    });
+                }
+                let Some(tpr) = m.tpr.as_mut() else {
+                    return Err(Error::NoData(id.to_string()));
+                };
+                if tpr.outputs.as_ref().and_then(|o| o.dir.as_deref()) == Some(token.as_str()) {
+                    return Ok(Step::Done(()));
+                }
+                tpr.outputs = Some(TprOutputsRecord {
+                    dir: Some(token.clone()),
+                    files: names.clone(),
+                    committed_at_ms: now_ms(),
+                    summary: summary.clone(),
+                    loose: loose.clone(),
+                });
+                Ok(Step::Write(()))
+            })
+            .await?;
+        self.collect_garbage_best_effort(id, &m).await;
+        Ok(())
     }
 
     // ---- reads -----------------------------------------------------------------------------
 
-    /// The current version of an artifact: the manifest (one GET), then the immutable object
-    /// (from this host's cache when present).
+    /// The current version of an artifact: the manifest (one GET), then the object (an
+    /// immutable one from this host's cache when present).
     pub async fn read_artifact(&self, id: &SessionId, artifact: &Artifact) -> Result<Bytes> {
         for _ in 0..4 {
             let (m, _) = self.load(id).await?;
-            let Some((token, name)) = m.locate(artifact) else {
-                return Err(Error::ArtifactNotFound(artifact.file_name()));
-            };
-            let cached = self
-                .cache
-                .as_ref()
-                .map(|c| c.join(id.as_str()).join(&token).join(&name));
-            if let Some(path) = &cached
-                && let Ok(bytes) = std::fs::read(path)
-            {
-                return Ok(Bytes::from(bytes));
-            }
-            let key = self.key(id, &format!("data/{token}/{name}"));
-            match self.store.get(&key).await {
-                Ok(got) => {
-                    let bytes = got.bytes().await.map_err(os_error("read", &key))?;
-                    if let Some(path) = &cached {
-                        cache_put(path, &bytes);
-                    }
-                    return Ok(bytes);
+            match m.place(artifact) {
+                None => return Err(Error::ArtifactNotFound(artifact.file_name())),
+                Some(Location::Loose(rel)) => {
+                    let key = self.key(id, &rel);
+                    return match self.store.get(&key).await {
+                        Ok(got) => got.bytes().await.map_err(os_error("read", &key)),
+                        Err(object_store::Error::NotFound { .. }) => {
+                            Err(Error::ArtifactNotFound(artifact.file_name()))
+                        }
+                        Err(e) => Err(os_error("read", &key)(e)),
+                    };
                 }
-                // Collected under us: the manifest moved on; read it again.
-                Err(object_store::Error::NotFound { .. }) => continue,
-                Err(e) => return Err(os_error("read", &key)(e)),
+                Some(Location::Data(token, name)) => {
+                    match self.read_data(id, &token, &name).await? {
+                        Some(bytes) => return Ok(bytes),
+                        // Collected under us: the manifest moved on; read it again.
+                        None => continue,
+                    }
+                }
             }
         }
         Err(Error::ArtifactNotFound(artifact.file_name()))
+    }
+
+    /// An immutable data object (`data/<token>/<name>`), through this host's cache; `None` when
+    /// it is gone (collected).
+    pub(crate) async fn read_data(
+        &self,
+        id: &SessionId,
+        token: &str,
+        name: &str,
+    ) -> Result<Option<Bytes>> {
+        let cached = self
+            .cache
+            .as_ref()
+            .map(|c| c.join(id.as_str()).join(token).join(name));
+        if let Some(path) = &cached
+            && let Ok(bytes) = std::fs::read(path)
+        {
+            return Ok(Some(Bytes::from(bytes)));
+        }
+        let key = self.key(id, &format!("data/{token}/{name}"));
+        match self.store.get(&key).await {
+            Ok(got) => {
+                let bytes = got.bytes().await.map_err(os_error("read", &key))?;
+                if let Some(path) = &cached {
+                    cache_put(path, &bytes);
+                }
+                Ok(Some(bytes))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(os_error("read", &key)(e)),
+        }
+    }
+
+    /// Writes a visualization or export of the current generation (replaced in place; the next
+    /// upload or clear hides it).
+    pub async fn write_loose(
+        &self,
+        id: &SessionId,
+        artifact: &Artifact,
+        bytes: Bytes,
+    ) -> Result<()> {
+        if artifact.kind() != ArtifactKind::Loose {
+            return Err(Error::WrongArtifactKind {
+                artifact: artifact.file_name(),
+                context: "as a loose file",
+            });
+        }
+        let (m, _) = self.load(id).await?;
+        let key = self.key(id, &format!("g{}/{}", m.generation, artifact.file_name()));
+        self.store
+            .put(&key, PutPayload::from(bytes))
+            .await
+            .map(drop)
+            .map_err(os_error("write", &key))
+    }
+
+    /// The current loose files under `folder` (`visualizations` or `exports`), relative to it.
+    pub async fn list_loose(&self, id: &SessionId, folder: &str) -> Result<Vec<String>> {
+        use futures_util::TryStreamExt;
+        let (m, _) = self.load(id).await?;
+        let base = self.key(id, &format!("g{}/{folder}", m.generation));
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(os_error("list", &base))?;
+        let mut out: Vec<String> = listed
+            .iter()
+            .filter_map(|meta| {
+                meta.location.prefix_match(&base).map(|parts| {
+                    parts
+                        .map(|p| p.as_ref().to_owned())
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+            })
+            .collect();
+        let lead = format!("{folder}/");
+        let mut named: Vec<&String> = Vec::new();
+        if let Some(i) = m.current_itn() {
+            named.extend(i.loose.iter());
+        }
+        if let Some(o) = m.tpr.as_ref().and_then(|t| t.outputs.as_ref()) {
+            named.extend(o.loose.iter());
+        }
+        out.extend(
+            named
+                .iter()
+                .filter_map(|n| n.strip_prefix(&lead).map(str::to_owned)),
+        );
+        out.sort();
+        out.dedup();
+        Ok(out)
     }
 
     // ---- the conversation ------------------------------------------------------------------
@@ -620,6 +951,152 @@ impl ObjectBackend {
         Err(Error::Busy(id.to_string()))
     }
 
+    // ---- operations ------------------------------------------------------------------------
+
+    /// Proves the bucket reachable with these credentials: one LIST of the sessions' prefix
+    /// (at most one key).
+    pub async fn check(&self) -> Result<()> {
+        use futures_util::StreamExt;
+        let base = self.root("uploads");
+        let mut listing = self.store.list(Some(&base));
+        match listing.next().await {
+            None | Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(os_error("list", &base)(e)),
+        }
+    }
+
+    fn root(&self, rel: &str) -> Key {
+        if self.prefix.is_empty() {
+            Key::from(rel)
+        } else {
+            Key::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    /// Removes idle sessions: a session is as old as its newest object (status reads write
+    /// nothing, as on local disk). A session with data or a conversation goes after
+    /// `policy.idle`, one with neither after `policy.empty`. The manifest goes first, so the
+    /// session is unknown to every host before its objects are deleted.
+    pub async fn sweep(&self, policy: &SweepPolicy, dry_run: bool) -> Result<SweepReport> {
+        use futures_util::TryStreamExt;
+        let began = std::time::Instant::now();
+        let base = self.root("uploads");
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&base))
+            .try_collect()
+            .await
+            .map_err(os_error("list", &base))?;
+        // session id -> (newest write ms, has data or a conversation, bytes, keys)
+        let mut sessions: std::collections::BTreeMap<String, (u64, bool, u64, Vec<Key>)> =
+            Default::default();
+        for meta in listed {
+            let (sid, rest) = match meta.location.prefix_match(&base) {
+                Some(mut parts) => (
+                    parts.next().map(|p| p.as_ref().to_owned()),
+                    parts
+                        .next()
+                        .map(|p| p.as_ref().to_owned())
+                        .unwrap_or_default(),
+                ),
+                None => (None, String::new()),
+            };
+            let Some(sid) = sid else {
+                continue;
+            };
+            let entry = sessions.entry(sid).or_default();
+            let modified = u64::try_from(meta.last_modified.timestamp_millis()).unwrap_or(0);
+            entry.0 = entry.0.max(modified);
+            entry.1 |= rest == "data" || rest == "conv";
+            entry.2 += meta.size;
+            entry.3.push(meta.location);
+        }
+        let now = now_ms();
+        let ms = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let (idle, empty) = (ms(policy.idle), ms(policy.empty));
+        let mut report = SweepReport {
+            sessions: sessions.len(),
+            dry_run,
+            ..SweepReport::default()
+        };
+        for (sid, (newest, has_data, bytes, mut keys)) in sessions {
+            let limit = if has_data { idle } else { empty };
+            let Some(limit) = limit else { continue };
+            if now.saturating_sub(newest) < limit {
+                continue;
+            }
+            if has_data {
+                report.removed_idle += 1;
+            } else {
+                report.removed_empty += 1;
+            }
+            report.bytes_freed += bytes;
+            if dry_run {
+                continue;
+            }
+            keys.sort_by_key(|k| !k.as_ref().ends_with("/manifest.json"));
+            for key in keys {
+                match self.store.delete(&key).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        eprintln!("[mrpt-session] sweep of session {sid}: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+        report.elapsed_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(report)
+    }
+
+    /// The automatic sweep: at most one per `every` across all hosts, claimed by a
+    /// compare-and-swap of `sweep.json` (when another host claimed it, `None` at once).
+    pub async fn sweep_if_due(
+        &self,
+        policy: &SweepPolicy,
+        every: Duration,
+    ) -> Result<Option<SweepReport>> {
+        let key = self.root("sweep.json");
+        let now = now_ms();
+        let every_ms = u64::try_from(every.as_millis()).unwrap_or(u64::MAX);
+        let mode = match self.store.get(&key).await {
+            Ok(got) => {
+                let version = UpdateVersion {
+                    e_tag: got.meta.e_tag.clone(),
+                    version: got.meta.version.clone(),
+                };
+                let bytes = got.bytes().await.map_err(os_error("read", &key))?;
+                let last = serde_json::from_slice::<Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["last_ms"].as_u64())
+                    .unwrap_or(0);
+                if last <= now && now - last < every_ms {
+                    return Ok(None);
+                }
+                PutMode::Update(version)
+            }
+            Err(object_store::Error::NotFound { .. }) => PutMode::Create,
+            Err(e) => return Err(os_error("read", &key)(e)),
+        };
+        let stamp = serde_json::json!({ "last_ms": now, "holder": self.holder });
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&key, PutPayload::from(stamp.to_string().into_bytes()), opts)
+            .await
+        {
+            Ok(_) => self.sweep(policy, false).await.map(Some),
+            Err(
+                object_store::Error::Precondition { .. }
+                | object_store::Error::AlreadyExists { .. },
+            ) => Ok(None),
+            Err(e) => Err(os_error("write", &key)(e)),
+        }
+    }
+
     // ---- garbage ---------------------------------------------------------------------------
 
     /// Deletes data tokens the manifest does not name and that are older than `gc_grace`, and
@@ -671,6 +1148,25 @@ impl ObjectBackend {
         }
     }
 
+    /// Deletes the loose files (`g<n>/...`) of the two generations before `m`'s: the commit that
+    /// started `m.generation` hid them. Best effort.
+    async fn collect_loose_best_effort(&self, id: &SessionId, m: &ObjectManifest) {
+        use futures_util::TryStreamExt;
+        for generation in m.generation.saturating_sub(2)..m.generation {
+            let base = self.key(id, &format!("g{generation}"));
+            let listed: Vec<_> = match self.store.list(Some(&base)).try_collect().await {
+                Ok(listed) => listed,
+                Err(e) => {
+                    eprintln!("[mrpt-session] listing old loose files of {id}: {e}");
+                    return;
+                }
+            };
+            for meta in listed {
+                let _ = self.store.delete(&meta.location).await;
+            }
+        }
+    }
+
     // ---- the analysis ----------------------------------------------------------------------
 
     /// Runs `compute` at most once per answerable request across every host sharing the
@@ -687,99 +1183,189 @@ impl ObjectBackend {
         E: Send + 'static,
         F: FnOnce(ObjectInputs) -> Result<ObjectOutputs, E> + Send + 'static,
     {
+        let started = match self.begin_analysis(id, request).await? {
+            Begun::Answered(answer) => return Ok(answer),
+            Begun::Started(started) => started,
+        };
+        let inputs = started.inputs.clone();
+        let computed = match tokio::task::spawn_blocking(move || compute(inputs)).await {
+            Ok(computed) => computed,
+            Err(e) => {
+                self.end_lease(id, &started.lease).await;
+                return Err(Error::Io {
+                    op: "run the analysis",
+                    path: PathBuf::new(),
+                    source: io::Error::other(e.to_string()),
+                }
+                .into());
+            }
+        };
+        self.finish_analysis(id, request, started, computed).await
+    }
+
+    /// The first half of [`ObjectBackend::run_analysis_once`]: the answer when one is committed,
+    /// else the lease (renewed in the background until [`ObjectBackend::finish_analysis`]) and
+    /// the inputs. For callers that compute on their own thread.
+    pub async fn begin_analysis(&self, id: &SessionId, request: &AnalysisRequest) -> Result<Begun> {
         let (arrived, _) = self.load(id).await?;
         if !request.force
             && let Some(record) = arrived.current_analysis().filter(|r| answers(r, request))
         {
-            return Ok(outcome(record, true));
+            return Ok(Begun::Answered(outcome(record, true)));
         }
         let fresh_after = arrived.analyses_committed;
-        let reuse = |m: &ObjectManifest| {
-            m.current_analysis()
-                .filter(|r| answers(r, request))
-                .filter(|r| !request.force || r.seq > fresh_after)
-                .map(|r| outcome(r, true))
-        };
+        let reuse = |m: &ObjectManifest| reuse_of(m, request, fresh_after);
         let lease = match self.acquire_lease(id, request.wait, &reuse).await? {
             Acquired::Held(lease) => lease,
-            Acquired::Answered(answer) => return Ok(answer),
+            Acquired::Answered(answer) => return Ok(Begun::Answered(answer)),
         };
-        let result = self.run_holding(id, request, compute, &lease, &reuse).await;
-        lease.stop.store(true, Ordering::SeqCst);
-        if let Some(task) = &lease.task {
-            task.abort();
+        match self.start_holding(id, &lease, &reuse).await {
+            Ok(Some(inputs)) => Ok(Begun::Started(Box::new(Started {
+                lease,
+                inputs,
+                fresh_after,
+                started_at_ms: now_ms(),
+            }))),
+            Ok(None) => {
+                self.end_lease(id, &lease).await;
+                let (m, _) = self.load(id).await?;
+                match reuse(&m) {
+                    Some(answer) => Ok(Begun::Answered(answer)),
+                    None => Err(Error::Busy(id.to_string())),
+                }
+            }
+            Err(e) => {
+                self.end_lease(id, &lease).await;
+                Err(e)
+            }
         }
-        self.release(id, &lease).await;
-        result
     }
 
-    async fn run_holding<E, F>(
+    /// Start (the reuse check and the claim in one CAS), then the inputs; `None` when an answer
+    /// was committed meanwhile.
+    async fn start_holding(
         &self,
         id: &SessionId,
-        request: &AnalysisRequest,
-        compute: F,
         lease: &HeldLease,
         reuse: &(dyn Fn(&ObjectManifest) -> Option<AnalysisOutcome> + Sync),
-    ) -> Result<AnalysisOutcome, RunError<E>>
-    where
-        E: Send + 'static,
-        F: FnOnce(ObjectInputs) -> Result<ObjectOutputs, E> + Send + 'static,
-    {
+    ) -> Result<Option<ObjectInputs>> {
         let epoch = lease.epoch;
         let holder = lease.holder.clone();
-        // Start: the reuse check and the claim in one CAS, so an answer committed between our
-        // check and our start is seen here.
-        let (m, answer) = self
+        let (m, answered) = self
             .update(id, |m| {
-                if let Some(answer) = reuse(m) {
-                    return Ok(Step::Done(Some(answer)));
+                if reuse(m).is_some() {
+                    return Ok(Step::Done(true));
                 }
                 if m.upload.is_none() {
                     return Err(Error::NoData(id.to_string()));
                 }
                 if m.running.as_ref().is_some_and(|r| r.epoch == epoch) {
-                    return Ok(Step::Done(None)); // our earlier try landed
+                    return Ok(Step::Done(false)); // our earlier try landed
                 }
                 m.analyses_started += 1;
                 m.running = Some(Running {
                     epoch,
                     holder: holder.clone(),
                 });
-                Ok(Step::Write(None))
+                Ok(Step::Write(false))
             })
             .await?;
-        if let Some(answer) = answer {
-            return Ok(answer);
+        if answered {
+            return Ok(None);
         }
         fault_point("object-analysis-started");
         let Some(upload) = m.upload.clone() else {
-            return Err(Error::NoData(id.to_string()).into());
+            return Err(Error::NoData(id.to_string()));
         };
-        let mut files = Vec::new();
-        for name in &upload.files {
-            if let Some(artifact) = Artifact::from_file_name(name) {
-                let bytes = self.read_artifact(id, &artifact).await?;
-                files.push((artifact, bytes));
-            }
+        let mut wanted: Vec<(Artifact, String, String)> = upload
+            .files
+            .iter()
+            .filter_map(|name| Artifact::from_file_name(name).map(|a| (a, name.clone())))
+            .filter_map(|(a, name)| upload.dir.clone().map(|d| (a, d, name)))
+            .collect();
+        if let Some(p) = m
+            .population
+            .as_ref()
+            .filter(|p| p.generation == m.generation)
+            && let Some(dir) = &p.dir
+        {
+            wanted.push((
+                Artifact::Population,
+                dir.clone(),
+                Artifact::Population.file_name(),
+            ));
         }
-        let inputs = ObjectInputs {
+        let reads = wanted
+            .into_iter()
+            .map(|(artifact, token, name)| async move {
+                match self.read_data(id, &token, &name).await? {
+                    Some(bytes) => Ok((artifact, bytes)),
+                    // Collected: a newer upload replaced it; the commit will be superseded.
+                    None => Err(Error::ArtifactNotFound(name)),
+                }
+            });
+        let files = futures_util::future::try_join_all(reads).await?;
+        Ok(Some(ObjectInputs {
             generation: m.generation,
             upload_type: upload.upload_type.clone(),
             upload_info: upload.info.clone(),
             files,
-        };
-        let generation = inputs.generation;
-        let started_at_ms = now_ms();
-        let computed = tokio::task::spawn_blocking(move || compute(inputs))
-            .await
-            .map_err(|e| Error::Io {
-                op: "run the analysis",
-                path: PathBuf::new(),
-                source: io::Error::other(e.to_string()),
-            })?;
+            analysis_id: random_hex::<16>()?,
+        }))
+    }
+
+    /// The second half of [`ObjectBackend::run_analysis_once`]: stores the outputs, commits
+    /// (fenced by the lease epoch) and releases the lease, whatever happens.
+    pub async fn finish_analysis<E>(
+        &self,
+        id: &SessionId,
+        request: &AnalysisRequest,
+        started: Box<Started>,
+        computed: std::result::Result<ObjectOutputs, E>,
+    ) -> Result<AnalysisOutcome, RunError<E>> {
+        let result = self.commit_holding(id, request, &started, computed).await;
+        self.end_lease(id, &started.lease).await;
+        result
+    }
+
+    /// Gives up an analysis begun with [`ObjectBackend::begin_analysis`] (this host failed
+    /// before computing): the lease is released, nothing commits.
+    pub async fn abandon_analysis(&self, id: &SessionId, started: Box<Started>) {
+        self.end_lease(id, &started.lease).await;
+    }
+
+    async fn end_lease(&self, id: &SessionId, lease: &HeldLease) {
+        lease.stop.store(true, Ordering::SeqCst);
+        if let Some(task) = &lease.task {
+            task.abort();
+        }
+        self.release(id, lease).await;
+    }
+
+    async fn commit_holding<E>(
+        &self,
+        id: &SessionId,
+        request: &AnalysisRequest,
+        started: &Started,
+        computed: std::result::Result<ObjectOutputs, E>,
+    ) -> Result<AnalysisOutcome, RunError<E>> {
+        let epoch = started.lease.epoch;
+        let generation = started.inputs.generation;
+        let reuse = |m: &ObjectManifest| reuse_of(m, request, started.fresh_after);
         let (result, outputs) = match computed {
             Ok(done) => done,
-            Err(e) => return Err(RunError::Compute(e)),
+            Err(e) => {
+                // Failing because the inputs vanished under a new upload is "superseded".
+                let (m, _) = self.load(id).await?;
+                if m.generation != generation {
+                    return Err(Error::Superseded {
+                        started: generation,
+                        current: m.generation,
+                    }
+                    .into());
+                }
+                return Err(RunError::Compute(e));
+            }
         };
         let names: Vec<String> = outputs.iter().map(|(a, _)| a.file_name()).collect();
         if !ANALYSIS_EVIDENCE
@@ -798,7 +1384,7 @@ impl ObjectBackend {
             }
             .into());
         }
-        let analysis_id = random_hex::<16>()?;
+        let analysis_id = started.inputs.analysis_id.clone();
         let token = format!("a-{analysis_id}");
         self.put_all(id, &token, &outputs).await?;
         fault_point("object-analysis-before-commit");
@@ -812,7 +1398,7 @@ impl ObjectBackend {
             variables_used: result.variables_used,
             options: request.options.clone(),
             summary: result.summary,
-            started_at_ms,
+            started_at_ms: started.started_at_ms,
             finished_at_ms: now_ms(),
             legacy: false,
         };
@@ -1053,6 +1639,42 @@ impl ObjectBackend {
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
+}
+
+/// What [`ObjectBackend::begin_analysis`] found.
+pub enum Begun {
+    /// A committed analysis answers the request.
+    Answered(AnalysisOutcome),
+    /// This caller holds the lease and computes.
+    Started(Box<Started>),
+}
+
+/// An analysis under way: its lease (renewed in the background) and inputs.
+pub struct Started {
+    lease: HeldLease,
+    pub inputs: ObjectInputs,
+    fresh_after: u64,
+    started_at_ms: u64,
+}
+
+impl std::fmt::Debug for Started {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Started")
+            .field("epoch", &self.lease.epoch)
+            .field("generation", &self.inputs.generation)
+            .finish()
+    }
+}
+
+fn reuse_of(
+    m: &ObjectManifest,
+    request: &AnalysisRequest,
+    fresh_after: u64,
+) -> Option<AnalysisOutcome> {
+    m.current_analysis()
+        .filter(|r| answers(r, request))
+        .filter(|r| !request.force || r.seq > fresh_after)
+        .map(|r| outcome(r, true))
 }
 
 enum Acquired {

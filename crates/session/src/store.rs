@@ -262,6 +262,43 @@ pub struct UploadInfo {
     pub info: Value,
 }
 
+/// The state a manifest describes (both backends derive status this way).
+pub(crate) fn state_of(id: &SessionId, m: &Manifest) -> SessionState {
+    // The flags come from the same derivation as the manifest's head line.
+    let head = StatusHead::of(m);
+    let analysis = m.current_analysis();
+    let files = FIXED
+        .iter()
+        .filter(|a| m.locate(a).is_some())
+        .map(Artifact::file_name)
+        .collect();
+    SessionState {
+        session_id: id.to_string(),
+        generation: head.generation,
+        data_loaded: head.data_loaded,
+        csv_loaded: head.data_loaded,
+        shapefile_loaded: head.shapefile_loaded,
+        population_loaded: head.population_loaded,
+        analysis_complete: head.analysis_id.is_some(),
+        itn_complete: head.itn_complete,
+        analysis_id: head.analysis_id,
+        variables_used: analysis
+            .map(|a| a.variables_used.clone())
+            .unwrap_or_default(),
+        upload_type: m.upload.as_ref().map(|u| u.upload_type.clone()),
+        upload_info: m
+            .upload
+            .as_ref()
+            .map(|u| u.info.clone())
+            .unwrap_or(Value::Null),
+        analysis_summary: analysis.map(|a| a.summary.clone()).unwrap_or(Value::Null),
+        files,
+        analyses_started: head.analyses_started,
+        analyses_committed: head.analyses_committed,
+        legacy: m.derived_from_legacy,
+    }
+}
+
 /// `<instance_dir>/run/<name>/`: where the server keeps its runtime files (e.g. `metrics`)
 /// inside the instance directory. [`create_runtime_dir`] makes it.
 pub fn runtime_dir(instance_dir: impl AsRef<Path>, name: &str) -> PathBuf {
@@ -352,39 +389,7 @@ impl Store {
     pub fn status(&self, id: &SessionId) -> Result<SessionState> {
         let dir = self.session_dir(id)?;
         let m = self.settle(&dir, Manifest::load(&dir)?)?;
-        // The flags come from the same derivation as the manifest's head line.
-        let head = StatusHead::of(&m);
-        let analysis = m.current_analysis();
-        let files = FIXED
-            .iter()
-            .filter(|a| m.locate(a).is_some())
-            .map(Artifact::file_name)
-            .collect();
-        Ok(SessionState {
-            session_id: id.to_string(),
-            generation: head.generation,
-            data_loaded: head.data_loaded,
-            csv_loaded: head.data_loaded,
-            shapefile_loaded: head.shapefile_loaded,
-            population_loaded: head.population_loaded,
-            analysis_complete: head.analysis_id.is_some(),
-            itn_complete: head.itn_complete,
-            analysis_id: head.analysis_id,
-            variables_used: analysis
-                .map(|a| a.variables_used.clone())
-                .unwrap_or_default(),
-            upload_type: m.upload.as_ref().map(|u| u.upload_type.clone()),
-            upload_info: m
-                .upload
-                .as_ref()
-                .map(|u| u.info.clone())
-                .unwrap_or(Value::Null),
-            analysis_summary: analysis.map(|a| a.summary.clone()).unwrap_or(Value::Null),
-            files,
-            analyses_started: head.analyses_started,
-            analyses_committed: head.analyses_committed,
-            legacy: m.derived_from_legacy,
-        })
+        Ok(state_of(id, &m))
     }
 
     /// The status route's fields, derived from disk now: the manifest's head line (one open

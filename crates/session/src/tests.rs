@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::*;
+// The local backend itself (the facade `crate::Store` is tested over HTTP and in backend.rs).
+#[allow(unused_imports)]
+use crate::store::{Store, Upload};
 
 mod chunks;
 mod lifecycle;

@@ -237,7 +237,7 @@ pub async fn finalize(app: &App, mut req: Routed) -> Result<Response<ResponseBod
                     store_tables(
                         &store,
                         &target,
-                        Some(upload),
+                        Some(upload.into()),
                         TableFile {
                             name: csv_name.clone(),
                             bytes: csv.into(),

@@ -105,7 +105,7 @@ pub async fn status(app: &App, req: Routed) -> Result<Response<ResponseBody>, Ap
         None => serde_json::to_vec(&StatusAnswer::new(None, &default, app.pid)),
         Some(text) => {
             let id = SessionId::parse(&text)?;
-            let head = match app.store.status_head(&id) {
+            let head = match app.status_head(&id).await {
                 Ok(head) => head,
                 Err(e @ mrpt_session::Error::SessionNotFound(_))
                     if identity::by_cookie_only(headers) =>

@@ -9,6 +9,9 @@ use serde_json::{Value, json};
 
 use super::{ChildSpec, outcome_of, spawn, store, wait_child};
 use crate::*;
+// The local backend itself (the facade `crate::Store` is tested over HTTP and in backend.rs).
+#[allow(unused_imports)]
+use crate::store::{Store, Upload};
 
 pub(super) const UPLOAD: &str = "upload_1764760000000_k3x9";
 pub(super) const TOTAL: u32 = 12;

@@ -14,6 +14,9 @@ use super::{
 };
 use crate::manifest::{MANIFEST, Manifest, StatusHead};
 use crate::*;
+// The local backend itself (the facade `crate::Store` is tested over HTTP and in backend.rs).
+#[allow(unused_imports)]
+use crate::store::{Store, Upload};
 
 pub(super) const POLICY: SweepPolicy = SweepPolicy {
     idle: Some(Duration::from_secs(30 * 86_400)),
