@@ -26,9 +26,14 @@ bench_die() {
     exit 1
 }
 
-# The prefork binary of a release build, honouring CARGO_TARGET_DIR like cargo does.
+# The prefork binary of a release build, honouring CARGO_TARGET_DIR like cargo does (or
+# BENCH_PREFORK_BIN, set by a script that runs another build of prefork, such as a baseline).
 bench_prefork_bin() {
-    printf '%s/release/prefork\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+    if [[ -n "${BENCH_PREFORK_BIN:-}" ]]; then
+        printf '%s\n' "$BENCH_PREFORK_BIN"
+    else
+        printf '%s/release/prefork\n' "${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
+    fi
 }
 
 bench_build_prefork() {

@@ -19,6 +19,9 @@
 #       --synthetic            skip the API: use a synthetic Python-system folder (no manifest.json)
 #       --ping                 also measure prefork's GET /ping (same server, same connections): the
 #                              floor every request pays (HTTP, TCP, metrics), for scale
+#       --baseline BIN         also run this other prefork binary (an older build: "before") on the
+#                              same session, right before the current one, and print the CPU per
+#                              request and p99 of both (with --ping, /ping too)
 #       --no-build             use the existing target/release/prefork
 #       --keep                 keep the scratch folder (instance dir, logs, raw results)
 #
@@ -42,6 +45,7 @@ KEEP=0
 SYNTHETIC=0
 PING=0
 MAX_TIMEWAIT=2000
+BASELINE=""
 STATUS_PATH=/api/session/status
 
 while (($# > 0)); do
@@ -57,6 +61,7 @@ while (($# > 0)); do
         --synthetic) SYNTHETIC=1; shift ;;
         --ping) PING=1; shift ;;
         --max-timewait) MAX_TIMEWAIT=$2; shift 2 ;;
+        --baseline) BASELINE=$2; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --keep) KEEP=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -67,6 +72,11 @@ for n in "$DURATION" "$WORKERS" "$THREADS" "$WRK_THREADS" "$WRK_TIMEOUT" "$WARMU
     [[ "$n" =~ ^[0-9]+$ ]] || bench_die "not a whole number: $n"
 done
 [[ "$MAX_TIMEWAIT" =~ ^-?[0-9]+$ ]] || bench_die "not a whole number: $MAX_TIMEWAIT"
+if [[ -n "$BASELINE" ]]; then
+    [[ -x "$BASELINE" ]] || bench_die "--baseline: no executable at $BASELINE"
+    BASELINE=$(cd "$(dirname "$BASELINE")" && pwd)/$(basename "$BASELINE")
+    [[ " $SERVERS " == *" prefork "* ]] && SERVERS="baseline $SERVERS"
+fi
 
 mkdir -p "$BENCH_DIR/.work"
 WORK=$(mktemp -d "$BENCH_DIR/.work/status-XXXXXX")
@@ -201,6 +211,11 @@ for server in $SERVERS; do
             bench_start_prefork "$INSTANCE" "$WORKERS" "$WORK/prefork.log" || bench_die "prefork did not start"
             label="prefork"
             ;;
+        baseline)
+            BENCH_PREFORK_BIN=$BASELINE bench_start_prefork "$INSTANCE" "$WORKERS" "$WORK/baseline.log" ||
+                bench_die "the baseline prefork did not start"
+            label="prefork-baseline"
+            ;;
         sync)
             bench_start_gunicorn "$INSTANCE" "$WORKERS" sync 1 "$WORK/gunicorn-sync.log" || bench_die "gunicorn sync did not start"
             label="gunicorn-sync"
@@ -214,7 +229,9 @@ for server in $SERVERS; do
     path=$STATUS_PATH
     code=$(curl -sS -m 10 -o "$WORK/$label.json" -w '%{http_code}' -H "X-Session-ID: $SID" "http://$BENCH_HOST:$BENCH_PORT$path" || true)
     if [[ "$code" != 200 ]]; then
-        if [[ "$server" == prefork ]]; then
+        if [[ "$server" == baseline ]]; then
+            bench_die "the baseline answers $path with HTTP $code: $(cat "$WORK/$label.json")"
+        elif [[ "$server" == prefork ]]; then
             bench_log "WARNING: prefork answers $path with HTTP $code: its column measures GET /ping instead (NOT comparable)"
             path=/ping
             PREFORK_PATH=/ping
@@ -226,8 +243,8 @@ for server in $SERVERS; do
         bench_log "$label answers: ${BODY[$label]}"
     fi
     measure "$label" "$BENCH_PORT" "$path" "$BENCH_PID"
-    if [[ "$server" == prefork ]] && ((PING == 1)); then
-        measure "prefork-ping" "$BENCH_PORT" /ping "$BENCH_PID"
+    if [[ "$server" == prefork || "$server" == baseline ]] && ((PING == 1)); then
+        measure "$label-ping" "$BENCH_PORT" /ping "$BENCH_PID"
     fi
     bench_stop_server "$BENCH_PID"
 done
@@ -272,6 +289,20 @@ for c in $CONNECTIONS; do
     printf '%-12s %-20s %-20s %-20s %-22s %-22s\n' "$c" "$(ratio "$s_cpu" "$p_cpu")" "$(ratio "$p_rps" "$s_rps")" \
         "$(ratio "$s_p99" "$p_p99")" "$(ratio "$p_rps" "$g_rps")" "$(ratio "$g_p99" "$p_p99")"
 done
+if [[ -n "$BASELINE" ]]; then
+    echo
+    echo "before ($BASELINE) -> after ($(bench_prefork_bin)): server CPU per request, p99"
+    for c in $CONNECTIONS; do
+        for pair in "prefork-baseline prefork $STATUS_PATH" "prefork-baseline-ping prefork-ping /ping"; do
+            read -r before after what <<<"$pair"
+            b_cpu=$(value "$before" "$c" cpu_us_req); a_cpu=$(value "$after" "$c" cpu_us_req)
+            [[ -n "$b_cpu" && -n "$a_cpu" ]] || continue
+            printf '%-5s conns %-22s CPU %s -> %s us/req (%s less), p99 %s -> %s ms\n' "$c" "$what" \
+                "$b_cpu" "$a_cpu" "$(ratio "$b_cpu" "$a_cpu")" \
+                "$(value "$before" "$c" p99_ms)" "$(value "$after" "$c" p99_ms)"
+        done
+    done
+fi
 if [[ " $CONNECTIONS " == *" 64 "* ]]; then
     p_cpu=$(value prefork 64 cpu_us_req); s_cpu=$(value gunicorn-sync 64 cpu_us_req)
     p_p99=$(value prefork 64 p99_ms); s_p99=$(value gunicorn-sync 64 p99_ms)

@@ -8,7 +8,7 @@
 //! File format: one `series value` per line, `series` being the full Prometheus series name with
 //! labels (`prefork_http_requests_total{route="/ping",status="200"}`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -76,9 +76,83 @@ pub(crate) struct WorkerMetrics {
 
 #[derive(Default)]
 struct Inner {
+    /// Per route: the request counters and the duration histogram, kept as numbers so that
+    /// counting a request formats no series name and allocates nothing (the names are made
+    /// when the file is written, a few times a second).
+    routes: HashMap<String, RouteCounters>,
+    /// The handlers' `app_*` observations (rare: uploads, analyses), by full series name.
     series: Series,
     in_flight: i64,
     dirty: bool,
+}
+
+/// One route's share of `prefork_http_requests_total` and
+/// `prefork_http_request_duration_seconds`.
+#[derive(Default)]
+struct RouteCounters {
+    /// Requests by status code.
+    statuses: Vec<(u16, u64)>,
+    /// Cumulative: `buckets[i]` counts requests that took at most `SECONDS_BUCKETS[i]`.
+    buckets: [u64; SECONDS_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl RouteCounters {
+    fn record(&mut self, status: u16, seconds: f64) {
+        match self.statuses.iter_mut().find(|(s, _)| *s == status) {
+            Some((_, n)) => *n += 1,
+            None => self.statuses.push((status, 1)),
+        }
+        for (n, b) in self.buckets.iter_mut().zip(SECONDS_BUCKETS) {
+            if seconds <= b {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += seconds;
+    }
+
+    /// Adds this route's series to `out`, named as [`observe`] names them; a bucket no request
+    /// fell into has no series yet, as there.
+    fn add_to(&self, route: &str, out: &mut Series) {
+        let route = escape_label(route);
+        for (status, n) in &self.statuses {
+            *out.entry(format!(
+                "prefork_http_requests_total{{route=\"{route}\",status=\"{status}\"}}"
+            ))
+            .or_default() += *n as f64;
+        }
+        let name = "prefork_http_request_duration_seconds";
+        for (n, b) in self.buckets.iter().zip(SECONDS_BUCKETS) {
+            if *n > 0 {
+                *out.entry(format!(
+                    "{name}_bucket{{route=\"{route}\",le=\"{}\"}}",
+                    fmt_le(b)
+                ))
+                .or_default() += *n as f64;
+            }
+        }
+        if self.count > 0 {
+            *out.entry(format!("{name}_bucket{{route=\"{route}\",le=\"+Inf\"}}"))
+                .or_default() += self.count as f64;
+            *out.entry(format!("{name}_sum{{route=\"{route}\"}}"))
+                .or_default() += self.sum;
+            *out.entry(format!("{name}_count{{route=\"{route}\"}}"))
+                .or_default() += self.count as f64;
+        }
+    }
+}
+
+impl Inner {
+    /// Every series of this worker, by full name.
+    fn series(&self) -> Series {
+        let mut out = self.series.clone();
+        for (route, counters) in &self.routes {
+            counters.add_to(route, &mut out);
+        }
+        out
+    }
 }
 
 impl WorkerMetrics {
@@ -113,19 +187,14 @@ impl WorkerMetrics {
         let mut g = self.lock();
         g.in_flight -= 1;
         g.dirty = true;
-        let route = escape_label(route);
-        *g.series
-            .entry(format!(
-                "prefork_http_requests_total{{route=\"{route}\",status=\"{status}\"}}"
-            ))
-            .or_default() += 1.0;
-        observe(
-            &mut g.series,
-            "prefork_http_request_duration_seconds",
-            &format!("route=\"{route}\""),
-            seconds,
-            &SECONDS_BUCKETS,
-        );
+        match g.routes.get_mut(route) {
+            Some(counters) => counters.record(status, seconds),
+            None => {
+                let mut counters = RouteCounters::default();
+                counters.record(status, seconds);
+                g.routes.insert(route.to_owned(), counters);
+            }
+        }
         for (name, value) in app_metrics {
             let (name, value) = (name.as_str(), *value);
             if !valid_name(name) || !value.is_finite() {
@@ -150,7 +219,7 @@ impl WorkerMetrics {
                 return Ok(());
             }
             g.dirty = false;
-            render_file(&g.series, g.in_flight)
+            render_file(&g.series(), g.in_flight)
         };
         write_atomic(&self.dir, &self.file, &text)
     }
@@ -160,7 +229,7 @@ impl WorkerMetrics {
     pub(crate) fn render_all(&self) -> String {
         let mut total = read_dir_series(&self.dir, Some(&self.file));
         let g = self.lock();
-        merge(&mut total, &g.series);
+        merge(&mut total, &g.series());
         *total
             .entry("prefork_http_requests_in_flight".to_owned())
             .or_default() += g.in_flight as f64;
@@ -348,6 +417,47 @@ impl MasterMetrics {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The per-route counters name and sum their series exactly as building each series name
+    /// per request did (the file format other workers and the master read).
+    #[test]
+    fn route_counters_make_the_series_of_one_series_per_observation() {
+        let requests: [(&str, u16, f64); 7] = [
+            ("/ping", 200, 0.000_031),
+            ("/ping", 200, 0.2),
+            ("/api/session/status", 404, 0.011),
+            ("/ping", 503, 301.0),
+            ("odd \"route\"\\", 200, 0.05),
+            ("/api/session/status", 200, 0.004_9),
+            ("/api/session/status", 200, 7.5),
+        ];
+        let m = WorkerMetrics::new(PathBuf::new(), PathBuf::new());
+        let mut expected = Series::new();
+        for (route, status, seconds) in requests {
+            m.started();
+            m.finished(route, status, seconds, &[]);
+            let route = escape_label(route);
+            *expected
+                .entry(format!(
+                    "prefork_http_requests_total{{route=\"{route}\",status=\"{status}\"}}"
+                ))
+                .or_default() += 1.0;
+            observe(
+                &mut expected,
+                "prefork_http_request_duration_seconds",
+                &format!("route=\"{route}\""),
+                seconds,
+                &SECONDS_BUCKETS,
+            );
+        }
+        let got = m.lock().series();
+        assert_eq!(got, expected);
+        assert_eq!(
+            render_file(&got, 0),
+            render_file(&expected, 0),
+            "the same bytes in the file"
+        );
+    }
 
     #[test]
     fn workers_and_master_sum_through_the_directory() {

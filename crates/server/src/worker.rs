@@ -9,6 +9,7 @@
 //! heartbeat task also compares getppid() with the master's pid in case the master died before
 //! the death signal was armed.
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +106,9 @@ struct Shared {
 /// is about to send its next request gets an answer (with Connection: close) instead of a
 /// connection closed under it.
 const DRAIN_IDLE_GRACE: Duration = Duration::from_secs(1);
+
+/// hyper's header count limit when none is set (`http1::Builder::max_headers`: "Default is 100").
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// How a connection is set up (hyper's builder options and our timers).
 #[derive(Clone, Copy)]
@@ -504,9 +508,13 @@ async fn serve_connection<S>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        // hyper answers 431 itself past this count, exactly gunicorn's rule (Host included).
-        .max_headers(options.limits.fields)
         .max_buf_size(options.limits.hyper_buf_size());
+    // hyper answers 431 itself past this count, exactly gunicorn's rule (Host included). At
+    // hyper's own default the parser keeps its header slots on the stack; naming any count
+    // (even the same) makes it fill a fresh array of that many slots for every request head.
+    if options.limits.fields != HYPER_DEFAULT_MAX_HEADERS {
+        builder.max_headers(options.limits.fields);
+    }
     // hyper starts this timer whenever it waits for a request head, so with keep-alive it is
     // the idle timeout; a head that has started but not finished is the Wire's business.
     if options.keep_alive.is_zero() {
@@ -625,10 +633,11 @@ impl Shared {
             .log
             .access_enabled()
             .then(|| RequestLine::of(&req, info.client));
-        let mut route = None;
+        // Borrowed for the handlers' static route templates: labelling a request allocates nothing.
+        let mut route: Option<Cow<'static, str>> = None;
         let mut resp = match early {
             Some(resp) => {
-                route = Some("invalid".to_owned());
+                route = Some(Cow::Borrowed("invalid"));
                 // Refused before the handler: the answer closes the connection, nothing to drain.
                 RequestBody::abandon(req.into_body());
                 resp
@@ -664,7 +673,7 @@ impl Shared {
             .remove::<crate::HandlerReport>()
             .unwrap_or_default();
         if let Some(r) = report.route {
-            route = Some(r.into_owned());
+            route = Some(r);
         }
         // The handler's own failures reach the error log, never the client.
         if let Some(e) = &report.error {
@@ -712,13 +721,13 @@ impl Shared {
     async fn dispatch(
         &self,
         req: Request<RequestBody>,
-        route: &mut Option<String>,
+        route: &mut Option<Cow<'static, str>>,
     ) -> Response<ResponseBody> {
         if let Some(m) = &self.metrics
             && req.uri().path() == "/metrics"
             && (req.method() == http::Method::GET || req.method() == http::Method::HEAD)
         {
-            *route = Some("/metrics".to_owned());
+            *route = Some(Cow::Borrowed("/metrics"));
             let mut resp = Response::new(full_body(m.render_all()));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -728,7 +737,7 @@ impl Shared {
         }
         #[cfg(feature = "test-hooks")]
         if req.uri().path().starts_with("/_test/") {
-            *route = Some(req.uri().path().to_owned());
+            *route = Some(Cow::Owned(req.uri().path().to_owned()));
             return crate::test_hooks::respond(req, &self.log).await;
         }
         self.handler.call(req).await

@@ -181,11 +181,13 @@ pub(crate) fn find(method: &Method, path: &str) -> Found {
     }
 }
 
-/// The parameters of `segments` under `pattern`, if it matches.
+/// The parameters of `segments` under `pattern`, if it matches. Walks the pattern in place: a
+/// route that does not match costs no allocation (every request is tried against the table).
 fn match_pattern(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
-    let parts: Vec<&str> = pattern.trim_start_matches('/').split('/').collect();
     let mut params = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
+    let mut parts = 0;
+    for (i, part) in pattern.trim_start_matches('/').split('/').enumerate() {
+        parts = i + 1;
         if part.starts_with("{*") && part.ends_with('}') {
             let rest = segments.get(i..).filter(|rest| !rest.is_empty())?;
             params.push(rest.join("/"));
@@ -194,11 +196,11 @@ fn match_pattern(pattern: &str, segments: &[&str]) -> Option<Vec<String>> {
         let segment = segments.get(i)?;
         if part.starts_with('{') && part.ends_with('}') {
             params.push((*segment).to_string());
-        } else if part != segment {
+        } else if part != *segment {
             return None;
         }
     }
-    (parts.len() == segments.len()).then_some(params)
+    (parts == segments.len()).then_some(params)
 }
 
 /// `as_str` for the methods of the table (the `http` crate's is tied to the value's lifetime).
