@@ -215,14 +215,18 @@ pub enum ToolCall {
     /// given takes the API default (all facility levels, all ages, the higher of RDT and
     /// microscopy).
     TprCalculate {
+        /// Facilities counted (primary, secondary, tertiary or all); `None`: all.
         facility_level: Option<LevelChoice>,
+        /// Patients counted (under 5, over 5, pregnant women or all); `None`: all.
         age_group: Option<AgeChoice>,
+        /// RDT, microscopy or both (the higher of the two per ward); `None`: both.
         test_method: Option<MethodChoice>,
     },
     /// Ward TPR trends over the years (tpr.md §6): worsening, improving and stable wards.
     TprTrend,
     /// The N wards to reprioritise by the documented rank-sum rule (tpr.md §6.6).
     TprReprioritise {
+        /// How many wards to name (at least 1; capped at the wards with a trend).
         n: u32,
     },
     /// Missing testing figures in the facility export, by year and LGA (tpr.md §7).
@@ -282,9 +286,13 @@ pub enum ToolName {
     CompositeMaps,
     /// `ranking_chart`.
     RankingChart,
+    /// `tpr_calculate`.
     TprCalculate,
+    /// `tpr_trend`.
     TprTrend,
+    /// `tpr_reprioritise`.
     TprReprioritise,
+    /// `tpr_missingness`.
     TprMissingness,
 }
 

@@ -372,8 +372,11 @@ pub fn check_history(records: &[Record]) -> CheckReport {
 /// and the store's prefix (`s3://BUCKET/PREFIX`).
 #[derive(Debug, Clone)]
 pub struct Bucket {
+    /// The S3 endpoint's address (loopback only).
     pub endpoint: std::net::SocketAddr,
+    /// The bucket name.
     pub bucket: String,
+    /// The store's key prefix inside the bucket (empty for none; no leading or trailing `/`).
     pub prefix: String,
 }
 

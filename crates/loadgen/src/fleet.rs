@@ -29,10 +29,13 @@ use crate::http::{self, Request, Timeouts};
 /// How to start one instance.
 #[derive(Debug, Clone)]
 pub struct LaunchSpec {
+    /// The executable started for each incarnation (`--launch` gives `/bin/sh` with `-c "exec CMD"`).
     pub program: PathBuf,
     /// `{port}` and `{n}` are replaced in every argument.
     pub args: Vec<String>,
+    /// Working directory of the instance; `None` = the tool's own.
     pub cwd: Option<PathBuf>,
+    /// Variables added to the instance's environment (`{port}` and `{n}` are not replaced here).
     pub envs: Vec<(String, String)>,
     /// Variables removed from the inherited environment (e.g. the caller's own `PREFORK_*`).
     pub env_remove: Vec<String>,
@@ -135,10 +138,12 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// How many instances the fleet runs (alive or down for chaos).
     pub fn len(&self) -> usize {
         self.instances.len()
     }
 
+    /// True when the fleet has no instance.
     pub fn is_empty(&self) -> bool {
         self.instances.is_empty()
     }

@@ -142,9 +142,9 @@ pub struct RunReport {
     pub retries: u64,
     /// Requests refused by a dead instance and sent to another one (an availability figure).
     pub failovers: u64,
-    /// Final reads: sessions read back from every instance after the run, and how many of those
-    /// reads answered.
+    /// Final reads: sessions read back from every instance after the run.
     pub final_reads: u64,
+    /// How many of the final reads answered (all of them, when every instance is back up).
     pub final_answered: u64,
     /// Sum over the users' sessions of the last status's `analyses_started`.
     pub analysis_runs: u64,
