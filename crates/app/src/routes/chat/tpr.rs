@@ -662,13 +662,18 @@ pub(super) fn handle(
     limits: &mrpt_formats::Limits,
 ) -> Result<Option<TprTurn>, ApiError> {
     let w = words(message);
+    let intent = intent_of(&w);
+    // Neither a TPR phrase nor a pending TPR question: not ours (every path below answers
+    // `None` then), and the interpreter's classifier below is not cheap.
+    if intent.is_none() && pending.is_none() {
+        return Ok(None);
+    }
     // Questions about the ward table (LGA views, statistics, filters, charts) belong to the
     // interpreter's exploration tools even when they name the TPR column: the interpreter's own
     // rule classifier says which they are (one phrase list).
     if mrpt_interpreter::explores_ward_table(message, ctx) {
         return Ok(None);
     }
-    let intent = intent_of(&w);
     let Some(record) = store.tpr(id)? else {
         // Without an export, only a request for the facility-export workflow itself is answered
         // here (with how to start it); "map tpr" or "missing values" may be about the ward table.
