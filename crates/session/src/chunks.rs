@@ -185,26 +185,8 @@ impl Store {
         chunk: Chunk<'_>,
         limits: &ChunkLimits,
     ) -> Result<ChunkStatus> {
-        check_part(chunk.part)?;
-        if chunk.total == 0 || chunk.total > limits.max_chunks {
-            return Err(Error::BadChunk(format!(
-                "total_chunks must be between 1 and {}",
-                limits.max_chunks
-            )));
-        }
-        if chunk.index >= chunk.total {
-            return Err(Error::BadChunk(format!(
-                "chunk_index {} is outside 0..{}",
-                chunk.index, chunk.total
-            )));
-        }
+        check_chunk(&chunk, limits)?;
         let size = chunk.bytes.len() as u64;
-        if size > limits.max_chunk_bytes {
-            return Err(Error::TooLarge(format!(
-                "a chunk of {size} bytes is over the limit of {} bytes per chunk",
-                limits.max_chunk_bytes
-            )));
-        }
         let dir = self.chunk_dir(id, chunk.upload_id)?;
         let root = parent_of(&dir)?;
         create_one(root)?;
@@ -551,4 +533,30 @@ fn read_result(dir: &Path) -> Result<Option<Value>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("read", path)(e)),
     }
+}
+
+/// The rules every store applies to one chunk before storing it: a known part, `total` within
+/// `1..=max_chunks`, `index < total`, at most `max_chunk_bytes`.
+pub(crate) fn check_chunk(chunk: &Chunk<'_>, limits: &ChunkLimits) -> Result<()> {
+    check_part(chunk.part)?;
+    if chunk.total == 0 || chunk.total > limits.max_chunks {
+        return Err(Error::BadChunk(format!(
+            "total_chunks must be between 1 and {}",
+            limits.max_chunks
+        )));
+    }
+    if chunk.index >= chunk.total {
+        return Err(Error::BadChunk(format!(
+            "chunk_index {} is outside 0..{}",
+            chunk.index, chunk.total
+        )));
+    }
+    let size = chunk.bytes.len() as u64;
+    if size > limits.max_chunk_bytes {
+        return Err(Error::TooLarge(format!(
+            "a chunk of {size} bytes is over the limit of {} bytes per chunk",
+            limits.max_chunk_bytes
+        )));
+    }
+    Ok(())
 }

@@ -117,26 +117,8 @@ impl ObjectBackend {
         limits: &ChunkLimits,
     ) -> Result<ChunkStatus> {
         crate::chunks::check_upload_id(chunk.upload_id)?;
-        check_part(chunk.part)?;
-        if chunk.total == 0 || chunk.total > limits.max_chunks {
-            return Err(Error::BadChunk(format!(
-                "total_chunks must be between 1 and {}",
-                limits.max_chunks
-            )));
-        }
-        if chunk.index >= chunk.total {
-            return Err(Error::BadChunk(format!(
-                "chunk_index {} is outside 0..{}",
-                chunk.index, chunk.total
-            )));
-        }
+        crate::chunks::check_chunk(&chunk, limits)?;
         let size = chunk.bytes.len() as u64;
-        if size > limits.max_chunk_bytes {
-            return Err(Error::TooLarge(format!(
-                "a chunk of {size} bytes is over the limit of {} bytes per chunk",
-                limits.max_chunk_bytes
-            )));
-        }
         self.load(id).await?; // a minted session only
         // The part's total: fixed by its first chunk, compare-and-swap on parts.json.
         let key = self.chunk_key(id, chunk.upload_id, "parts.json");
