@@ -56,34 +56,10 @@ fn users_across_two_instances_on_one_directory_with_worker_and_instance_kills() 
             .unwrap_or_else(|e| panic!("{e}")),
     );
     let records = tempfile::tempdir().unwrap();
-    let fixtures =
-        Fixtures::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")).unwrap();
-    let targets = fleet.addrs();
-    let mut load = LoadConfig::new(targets[0], USERS, fixtures);
-    load.targets = targets;
-    load.think = Duration::from_millis(50);
-    load.ramp_up = Duration::from_secs(2);
-    // Users keep starting workflows (new sessions) while the monkey runs, so the kills land
-    // whatever the machine's speed.
-    load.repeat_for = Duration::from_secs(12);
-    // A person clicks again after each failure; whole-instance kills cut more requests short.
-    load.reclicks = 12;
-    // A bound, not a timing.
-    load.duration_limit = Duration::from_secs(240);
-    load.record = Some(records.path().join("two.jsonl"));
+    let (load, chaos) = load_and_chaos(&fleet, USERS, records.path().join("two.jsonl"), 13, 17);
     let config = RunConfig {
         load,
-        chaos: Some(ChaosConfig {
-            fleet: Some(Arc::clone(&fleet)),
-            instance_every: Some(Duration::from_secs(4)),
-            instance_down: Duration::from_millis(800),
-            ..ChaosConfig::workers(
-                &[],
-                Duration::from_millis(1000),
-                Duration::from_secs(13),
-                17,
-            )
-        }),
+        chaos: Some(chaos),
         instance: Some(instance),
         bucket: None,
         p99_limit: None,
@@ -113,4 +89,42 @@ fn users_across_two_instances_on_one_directory_with_worker_and_instance_kills() 
     assert!(fleet.starts(0) + fleet.starts(1) >= 4, "{table}");
     fleet.stop_all(Duration::from_secs(15));
     assert_eq!(fleet.master(0), None);
+}
+
+/// The load and chaos of a two-instance run (shared by the S3 variant): `users` users keep
+/// starting workflows for 12 s across the fleet's instances (so the kills land whatever the
+/// machine's speed), a person clicks again after each failure (whole-instance kills cut more
+/// requests short), a worker is killed every second for `chaos_s` seconds and a whole instance
+/// every 4 s (down 0.8 s).
+pub(crate) fn load_and_chaos(
+    fleet: &Arc<Fleet>,
+    users: u32,
+    record: std::path::PathBuf,
+    chaos_s: u64,
+    seed: u64,
+) -> (LoadConfig, ChaosConfig) {
+    let fixtures =
+        Fixtures::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")).unwrap();
+    let targets = fleet.addrs();
+    let mut load = LoadConfig::new(targets[0], users, fixtures);
+    load.targets = targets;
+    load.think = Duration::from_millis(50);
+    load.ramp_up = Duration::from_secs(2);
+    load.repeat_for = Duration::from_secs(12);
+    load.reclicks = 12;
+    // A bound, not a timing.
+    load.duration_limit = Duration::from_secs(240);
+    load.record = Some(record);
+    let chaos = ChaosConfig {
+        fleet: Some(Arc::clone(fleet)),
+        instance_every: Some(Duration::from_secs(4)),
+        instance_down: Duration::from_millis(800),
+        ..ChaosConfig::workers(
+            &[],
+            Duration::from_millis(1000),
+            Duration::from_secs(chaos_s),
+            seed,
+        )
+    };
+    (load, chaos)
 }

@@ -5,16 +5,13 @@
 //! instances, and the bucket walk finds every manifest-named object whole.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::BIN;
 use crate::support::moto::Moto;
 use prefork_loadgen::check::Bucket;
-use prefork_loadgen::{
-    ChaosConfig, Fixtures, Fleet, LaunchSpec, LoadConfig, RunConfig, render, run,
-};
+use prefork_loadgen::{Fleet, LaunchSpec, RunConfig, render, run};
 
 const USERS: u32 = 6;
 
@@ -51,30 +48,16 @@ fn users_across_two_instances_on_one_bucket_with_worker_and_instance_kills() {
         Fleet::launch(vec![spec(0), spec(1)], "/ping", Duration::from_secs(60))
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let fixtures =
-        Fixtures::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")).unwrap();
-    let targets = fleet.addrs();
-    let mut load = LoadConfig::new(targets[0], USERS, fixtures);
-    load.targets = targets;
-    load.think = Duration::from_millis(50);
-    load.ramp_up = Duration::from_secs(2);
-    load.repeat_for = Duration::from_secs(12);
-    load.reclicks = 12;
-    load.duration_limit = Duration::from_secs(240);
-    load.record = Some(dir.path().join("history.jsonl"));
+    let (load, chaos) = super::load_two_instances::load_and_chaos(
+        &fleet,
+        USERS,
+        dir.path().join("history.jsonl"),
+        14,
+        23,
+    );
     let config = RunConfig {
         load,
-        chaos: Some(ChaosConfig {
-            fleet: Some(Arc::clone(&fleet)),
-            instance_every: Some(Duration::from_secs(4)),
-            instance_down: Duration::from_millis(800),
-            ..ChaosConfig::workers(
-                &[],
-                Duration::from_millis(1000),
-                Duration::from_secs(14),
-                23,
-            )
-        }),
+        chaos: Some(chaos),
         instance: None,
         bucket: Bucket::parse(moto.addr, "/prefork-load/two"),
         p99_limit: None,
